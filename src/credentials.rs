@@ -1,0 +1,139 @@
+//! Passwords: where they come from, and how they are kept out of every output.
+
+use anyhow::{bail, Context, Result};
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// A password; its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a password.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The password itself, for the one call that sends it to the server.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Where the password in use came from (shown in facts, never the password).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// No password.
+    None,
+    /// `--password-file` (or `--replica-password-file`).
+    File,
+    /// The positional PASSWORD argument: visible in `ps` to other local users.
+    CommandLine,
+    /// An environment variable such as `REDISCLI_AUTH` or `MYSQL_PWD`.
+    Environment(&'static str),
+    /// A my.cnf `[client]` group.
+    DefaultsFile,
+}
+
+impl PasswordSource {
+    /// How the source is named in facts.
+    pub fn describe(self) -> String {
+        match self {
+            PasswordSource::None => "none".into(),
+            PasswordSource::File => "password file".into(),
+            PasswordSource::CommandLine => "command line".into(),
+            PasswordSource::Environment(var) => format!("environment ({var})"),
+            PasswordSource::DefaultsFile => "defaults file".into(),
+        }
+    }
+}
+
+/// The note shown when a password was given on the command line.
+pub const COMMAND_LINE_PASSWORD_NOTE: &str =
+    "the password was given on the command line, where other local users can read it (ps); use --password-file instead";
+
+/// Refuses a secrets file that users other than its owner and group can read or write.
+pub fn check_private(path: &Path, what: &str) -> Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{what} {} is not a regular file", path.display());
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o006 != 0 {
+        bail!(
+            "{what} {} is readable or writable by every user (mode {:o}); run: chmod o-rwx {}",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Reads a password file: the first line, without its line ending; refused when other users can read it.
+pub fn read_password_file(path: &Path) -> Result<Secret> {
+    check_private(path, "password file")?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read password file {}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("password file {} is not UTF-8 text", path.display()))?;
+    let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if first.is_empty() {
+        bail!("password file {} is empty", path.display());
+    }
+    Ok(Secret::new(first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn temp_file(name: &str, content: &str, mode: u32) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("cdc-cred-{}-{name}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        fs::write(&p, content).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s:?} {s}").contains("hunter2"));
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn password_file_first_line_only() {
+        let p = temp_file("ok", "s3cret\r\nsecond line\n", 0o600);
+        assert_eq!(read_password_file(&p).unwrap().expose(), "s3cret");
+        let g = temp_file("group", "s3cret\n", 0o640);
+        assert!(read_password_file(&g).is_ok(), "group-readable (e.g. root:consul 0640) is allowed");
+    }
+
+    #[test]
+    fn world_readable_or_empty_refused_without_leaking() {
+        let p = temp_file("world", "s3cret\n", 0o644);
+        let err = format!("{:#}", read_password_file(&p).unwrap_err());
+        assert!(err.contains("readable") && err.contains("chmod"), "{err}");
+        assert!(!err.contains("s3cret"));
+        let e = temp_file("empty", "\n", 0o600);
+        assert!(format!("{:#}", read_password_file(&e).unwrap_err()).contains("empty"));
+        let missing = std::env::temp_dir().join("cdc-no-such-file");
+        assert!(format!("{:#}", read_password_file(&missing).unwrap_err()).contains("cannot read password file"));
+    }
+}

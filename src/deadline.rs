@@ -1,0 +1,96 @@
+//! The one deadline that bounds a whole check run, and the record of which steps are under way
+//! so that the watchdog can say what timed out.
+
+use anyhow::{bail, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The run's time budget: every connect, query and probe takes its socket timeouts from here.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    start: Instant,
+    limit: Duration,
+}
+
+/// Below this, a step is not started: it could not finish anyway.
+const MIN_STEP: Duration = Duration::from_millis(1);
+
+impl Deadline {
+    /// A deadline `limit` from now.
+    pub fn new(limit: Duration) -> Self {
+        Deadline { start: Instant::now(), limit }
+    }
+
+    /// The whole budget (what `--timeout` said).
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Time left for `step`, or an error naming the step when none is left.
+    pub fn remaining(&self, step: &str) -> Result<Duration> {
+        let left = self.limit.saturating_sub(self.start.elapsed());
+        if left < MIN_STEP {
+            bail!("{step}: no time left of the {} deadline", crate::duration::format_duration(self.limit));
+        }
+        Ok(left)
+    }
+
+    /// Time left, zero when passed.
+    pub fn left(&self) -> Duration {
+        self.limit.saturating_sub(self.start.elapsed())
+    }
+}
+
+static STEPS: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+static NEXT_STEP: AtomicU64 = AtomicU64::new(0);
+
+/// A step under way (e.g. `INFO on 10.0.0.2:6029`); it is forgotten when dropped.
+#[must_use = "the step ends when this guard is dropped"]
+pub struct Step(u64);
+
+impl Step {
+    /// Records that `what` has started.
+    pub fn begin(what: impl Into<String>) -> Step {
+        let id = NEXT_STEP.fetch_add(1, Ordering::Relaxed);
+        STEPS.lock().unwrap_or_else(|e| e.into_inner()).push((id, what.into()));
+        Step(id)
+    }
+}
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        STEPS.lock().unwrap_or_else(|e| e.into_inner()).retain(|(id, _)| *id != self.0);
+    }
+}
+
+/// The steps under way right now, oldest first.
+pub fn steps_under_way() -> Vec<String> {
+    STEPS.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(_, s)| s.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_are_listed_while_under_way() {
+        let a = Step::begin("connect to a:1");
+        {
+            let _b = Step::begin("INFO on b:2");
+            let now = steps_under_way();
+            assert!(now.contains(&"connect to a:1".to_string()) && now.contains(&"INFO on b:2".to_string()));
+        }
+        assert!(!steps_under_way().contains(&"INFO on b:2".to_string()));
+        drop(a);
+        assert!(!steps_under_way().contains(&"connect to a:1".to_string()));
+    }
+
+    #[test]
+    fn remaining_names_the_step_when_spent() {
+        let d = Deadline::new(Duration::ZERO);
+        let err = d.remaining("INFO on x:1").unwrap_err().to_string();
+        assert!(err.contains("INFO on x:1") && err.contains("deadline"), "{err}");
+        assert!(Deadline::new(Duration::from_secs(5)).remaining("x").unwrap() > Duration::from_secs(4));
+    }
+}

@@ -1,0 +1,133 @@
+//! Talking to one Redis server or Sentinel: one connection, socket timeouts from the deadline, and
+//! errors that name the step and the server.
+
+use crate::cli::{Address, TlsArgs};
+use crate::credentials::Secret;
+use crate::deadline::{Deadline, Step};
+use crate::duration::format_duration;
+use anyhow::{anyhow, Context, Result};
+use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError};
+
+/// How to log in: optional ACL user and password.
+#[derive(Clone, Debug, Default)]
+pub struct Login {
+    /// ACL user (`AUTH user pass`); `None` means the default user.
+    pub user: Option<String>,
+    /// The password, if any.
+    pub password: Option<Secret>,
+}
+
+/// An open connection to one server, with the address and deadline every step is reported against.
+pub struct Session<'a> {
+    conn: redis::Connection,
+    address: &'a Address,
+    deadline: &'a Deadline,
+}
+
+/// The system CA bundle, used with `--tls` when no `--tls-ca` is given.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn certificates(tls: &TlsArgs) -> Result<redis::TlsCertificates> {
+    let read = |p: &std::path::Path, what: &str| {
+        std::fs::read(p).with_context(|| format!("cannot read {what} {}", p.display()))
+    };
+    let root_cert = match &tls.tls_ca {
+        Some(ca) => Some(read(ca, "CA certificate")?),
+        None => std::fs::read(SYSTEM_CA_BUNDLE).ok(),
+    };
+    let client_tls = match (&tls.tls_cert, &tls.tls_key) {
+        (Some(cert), Some(key)) => {
+            crate::credentials::check_private(key, "TLS key")?;
+            Some(redis::ClientTlsConfig { client_cert: read(cert, "client certificate")?, client_key: read(key, "TLS key")? })
+        }
+        _ => None,
+    };
+    Ok(redis::TlsCertificates { client_tls, root_cert })
+}
+
+/// Says what went wrong in words an operator expects (`connection refused`, `no answer within 3s`).
+pub fn explain(err: &RedisError, deadline: &Deadline) -> String {
+    if err.is_timeout() {
+        format!("no answer within the {} deadline", format_duration(deadline.limit()))
+    } else if err.is_connection_refusal() {
+        "connection refused".into()
+    } else if err.kind() == redis::ErrorKind::Parse {
+        "the reply is not the Redis protocol (is another kind of server on this port?)".into()
+    } else if err.is_connection_dropped() {
+        "the server closed the connection".into()
+    } else {
+        err.to_string()
+    }
+}
+
+impl<'a> Session<'a> {
+    /// Connects (TCP, TLS or Unix socket) within the deadline and logs in when a password is given.
+    pub fn open(address: &'a Address, tls: &TlsArgs, login: &Login, deadline: &'a Deadline) -> Result<Self> {
+        let step = format!("connect to {address}");
+        let _step = Step::begin(&step);
+        let left = deadline.remaining(&step)?;
+        let use_tls = tls.enabled() && matches!(address, Address::Tcp { .. });
+        let addr = match address {
+            Address::Tcp { host, port } if use_tls => {
+                ConnectionAddr::TcpTls { host: host.clone(), port: *port, insecure: false, tls_params: None }
+            }
+            Address::Tcp { host, port } => ConnectionAddr::Tcp(host.clone(), *port),
+            Address::Socket(path) => ConnectionAddr::Unix(path.clone()),
+        };
+        let info = addr
+            .into_connection_info()
+            .map_err(|e| anyhow!("cannot set up a connection to {address}: {e}"))?
+            .set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name());
+        let client = if use_tls { Client::build_with_tls(info, certificates(tls)?) } else { Client::open(info) }
+            .map_err(|e| anyhow!("cannot set up a connection to {address}: {e}"))?;
+        let conn = client
+            .get_connection_with_timeout(left)
+            .map_err(|e| anyhow!("cannot connect to {address}: {}", explain(&e, deadline)))?;
+        drop(_step);
+        let mut session = Session { conn, address, deadline };
+        if let Some(password) = &login.password {
+            let mut auth = redis::cmd("AUTH");
+            if let Some(user) = &login.user {
+                auth.arg(user);
+            }
+            auth.arg(password.expose());
+            let who = login.user.as_deref().map(|u| format!(" as {u}")).unwrap_or_default();
+            session
+                .request::<redis::Value>(&auth, &format!("log in to {address}{who}"))
+                .map_err(|e| anyhow!("{e:#} (check --user and the password file or REDISCLI_AUTH)"))?;
+        }
+        Ok(session)
+    }
+
+    /// Sends one command and reads its reply, within the deadline; `step` names it in errors.
+    pub fn request<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd, step: &str) -> Result<T> {
+        self.exchange(step, |conn| cmd.query(conn))
+    }
+
+    /// Sends a pipeline in one round trip, within the deadline; `step` names it in errors.
+    pub fn request_pipeline<T: redis::FromRedisValue>(&mut self, pipe: &redis::Pipeline, step: &str) -> Result<T> {
+        self.exchange(step, |conn| pipe.query(conn))
+    }
+
+    fn exchange<T>(&mut self, step: &str, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T> {
+        let _step = Step::begin(step);
+        let left = self.deadline.remaining(step)?;
+        self.conn
+            .set_read_timeout(Some(left))
+            .and_then(|_| self.conn.set_write_timeout(Some(left)))
+            .map_err(|e| anyhow!("{step}: {}", explain(&e, self.deadline)))?;
+        f(&mut self.conn).map_err(|e| anyhow!("{step}: {}", explain(&e, self.deadline)))
+    }
+
+    /// `INFO server`, `INFO replication` and `INFO persistence` in one round trip, as one text.
+    pub fn replication_info(&mut self) -> Result<String> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("INFO").arg("server").cmd("INFO").arg("replication").cmd("INFO").arg("persistence");
+        let step = format!("INFO replication on {}", self.address);
+        let parts: Vec<String> = self.request_pipeline(&pipe, &step).map_err(|e| match format!("{e:#}") {
+            m if m.contains("NOAUTH") => anyhow!("{m} (the server needs a password: give --password-file or REDISCLI_AUTH)"),
+            _ => e,
+        })?;
+        Ok(parts.join("\r\n"))
+    }
+}

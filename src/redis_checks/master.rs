@@ -1,0 +1,165 @@
+//! `check-redis-master`: is this Redis the writable master?
+
+use super::info::{ReplicationInfo, Role};
+use super::sentinel::{self, GuardFinding};
+use crate::cli::{parse_host_port, Address, ServerArgs};
+use crate::credentials::read_password_file;
+use crate::report::{Outcome, Perfdata, Status, Verdict};
+use crate::runner::{Check, Run};
+use anyhow::{bail, Result};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Command line of `check-redis-master`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "check-redis-master",
+    version,
+    about = "Passing (0) iff this Redis is the writable master; critical (2) otherwise.",
+    after_help = "Exit codes: 0 passing, 1 warning, 2 critical. Drop-in call: check-redis-master 6029 [PASSWORD]"
+)]
+pub struct Args {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub server: ServerArgs,
+    /// A Sentinel to ask which node is master (repeat for each): the split-brain guard.
+    #[arg(long = "sentinel", value_name = "HOST:PORT", value_parser = parse_host_port, requires = "master_name")]
+    pub sentinels: Vec<Address>,
+    /// The master name the Sentinels monitor.
+    #[arg(long, value_name = "NAME", requires = "sentinels")]
+    pub master_name: Option<String>,
+    /// How the Sentinels name this node [default: --host:--port].
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub announce: Option<Address>,
+    /// File with the Sentinels' password (their `requirepass`), if they need one.
+    #[arg(long, value_name = "PATH")]
+    pub sentinel_password_file: Option<PathBuf>,
+    /// Warning while fewer than N replicas are online.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub min_replicas: u32,
+}
+
+/// Decides from the facts: master, not loading, not contradicted by Sentinel, enough replicas.
+pub fn decide(target: &str, info: &ReplicationInfo, guard: Option<&GuardFinding>, min_replicas: u32) -> Verdict {
+    if let Some(link) = &info.link {
+        let state = if link.link_up { "up" } else { "down" };
+        return Verdict::critical(format!("{target} is a replica of {}, not the master", link.master))
+            .because(format!("role is slave (link to {} {state})", link.master));
+    }
+    debug_assert_eq!(info.role, Role::Master);
+    if info.loading {
+        return Verdict::critical(format!("{target} is master but still loading its dataset"))
+            .because("loading:1: commands are refused until the dataset is loaded");
+    }
+    if let Some(g) = guard.filter(|g| g.status == Status::Critical) {
+        return Verdict::critical(format!("{target} says master, but Sentinel names another node")).because(g.reason.clone());
+    }
+    let online = info.online_replicas().count();
+    let mut verdict = Verdict::passing(format!("{target} is master, {online} replica(s) online")).because("role is master");
+    if let Some(g) = guard {
+        verdict = verdict.at_least(g.status, g.reason.clone());
+    }
+    if (online as u64) < u64::from(min_replicas) {
+        verdict = verdict.at_least(Status::Warning, format!("{online} replica(s) online, fewer than --min-replicas {min_replicas}"));
+    }
+    verdict
+}
+
+/// The `check-redis-master` check.
+pub struct RedisMaster;
+
+impl Check for RedisMaster {
+    const NAME: &'static str = "redis-master";
+    const DEFAULT_PORT: u16 = super::DEFAULT_PORT;
+    type Args = Args;
+
+    fn server(args: &Args) -> &ServerArgs {
+        &args.server
+    }
+
+    fn evaluate(args: &Args, run: &Run) -> Result<Outcome> {
+        let (address, info) = super::observe(&args.server, run)?;
+        let me = match (&args.announce, &address) {
+            (Some(a), _) => a.to_string(),
+            (None, Address::Tcp { .. }) => address.to_string(),
+            (None, Address::Socket(_)) if !args.sentinels.is_empty() => {
+                bail!("--sentinel with --socket needs --announce HOST:PORT (how the Sentinels name this node)")
+            }
+            (None, Address::Socket(_)) => String::new(),
+        };
+        let replies = if args.sentinels.is_empty() || info.role != Role::Master {
+            None
+        } else {
+            let login = super::client::Login {
+                user: None,
+                password: args.sentinel_password_file.as_deref().map(read_password_file).transpose()?,
+            };
+            let name = args.master_name.as_deref().unwrap_or_default();
+            Some(sentinel::ask(&args.sentinels, name, &args.server.tls, &login, &run.deadline))
+        };
+        let guard = replies.as_deref().map(|r| sentinel::judge(&me, r));
+        let verdict = decide(&address.to_string(), &info, guard.as_ref(), args.min_replicas);
+        let mut facts = info.facts();
+        if let Some(r) = &replies {
+            facts.set("sentinels", sentinel::facts(r)).set("announce", me.as_str());
+        }
+        let online = info.online_replicas().count() as i64;
+        let mut perf = Perfdata::new("replicas_online", online, "");
+        if args.min_replicas > 0 {
+            perf.warn = Some(format!("{}:", args.min_replicas));
+        }
+        Ok(Outcome { verdict, facts, perfdata: vec![perf] })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::info::samples::*;
+    use super::*;
+
+    fn info(text: &str) -> ReplicationInfo {
+        ReplicationInfo::parse(text).unwrap()
+    }
+    fn guard(status: Status) -> GuardFinding {
+        GuardFinding { status, reason: format!("sentinels say {status:?}") }
+    }
+
+    /// The whole table: role x loading x guard x min-replicas.
+    #[test]
+    fn decision_table() {
+        let guards = [None, Some(Status::Passing), Some(Status::Warning), Some(Status::Critical)];
+        for text in [MASTER_TWO_REPLICAS, MASTER_ALONE, REPLICA_UP, REPLICA_LINK_DOWN, REPLICA_SYNCING] {
+            for loading in [false, true] {
+                for g in guards {
+                    for min in [0, 1, 2, 3] {
+                        let mut i = info(text);
+                        i.loading = loading;
+                        let gf = g.map(guard);
+                        let v = decide("t:1", &i, gf.as_ref(), min);
+                        let online = i.online_replicas().count() as u32;
+                        let expected = if i.role != Role::Master || loading || g == Some(Status::Critical) {
+                            Status::Critical
+                        } else if g == Some(Status::Warning) || online < min {
+                            Status::Warning
+                        } else {
+                            Status::Passing
+                        };
+                        assert_eq!(v.status, expected, "{text:?} loading={loading} guard={g:?} min={min}: {v:?}");
+                        assert!(!v.reasons.is_empty());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn summaries_say_why() {
+        let v = decide("10.0.0.3:6029", &info(REPLICA_UP), None, 0);
+        assert_eq!(v.summary, "10.0.0.3:6029 is a replica of 127.0.0.1:41000, not the master");
+        let v = decide("10.0.0.2:6029", &info(MASTER_TWO_REPLICAS), None, 3);
+        assert_eq!(v.status, Status::Warning);
+        assert!(v.reasons.iter().any(|r| r.contains("fewer than --min-replicas 3")), "{v:?}");
+        let v = decide("10.0.0.2:6029", &info(MASTER_ALONE), Some(&guard(Status::Critical)), 0);
+        assert!(v.summary.contains("Sentinel names another node"));
+    }
+}

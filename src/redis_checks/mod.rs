@@ -1,0 +1,44 @@
+//! The Redis role checks: `check-redis-master` and `check-redis-slave`.
+
+pub mod client;
+pub mod info;
+pub mod master;
+pub mod sentinel;
+pub mod slave;
+
+use crate::cli::{Address, ServerArgs};
+use crate::runner::Run;
+use anyhow::{Context, Result};
+use client::{Login, Session};
+use info::ReplicationInfo;
+
+/// Redis' default port, used when none is given.
+pub const DEFAULT_PORT: u16 = 6379;
+
+/// Environment variable redis-cli reads the password from; we read it too.
+pub const PASSWORD_ENV: &str = "REDISCLI_AUTH";
+
+/// The login the server options describe (`--user`, password file, PASSWORD, `REDISCLI_AUTH`).
+pub fn login(server: &ServerArgs) -> Result<Login> {
+    let (password, _source) = server.password(PASSWORD_ENV)?;
+    Ok(Login { user: server.user.clone(), password })
+}
+
+/// Connects to the server once and reads its replication facts.
+pub fn observe(server: &ServerArgs, run: &Run) -> Result<(Address, ReplicationInfo)> {
+    let address = server.address(DEFAULT_PORT)?;
+    let login = login(server)?;
+    let mut session = Session::open(&address, &server.tls, &login, &run.deadline)?;
+    let text = session.replication_info()?;
+    let info = ReplicationInfo::parse(&text).with_context(|| format!("cannot read INFO replication from {address}"))?;
+    Ok((address, info))
+}
+
+/// Whether a lag in whole seconds is within an optional limit (`None`: no limit).
+pub fn lag_within(lag_seconds: Option<i64>, max_lag: Option<std::time::Duration>) -> bool {
+    match (max_lag, lag_seconds) {
+        (None, _) => true,
+        (Some(max), Some(lag)) => lag as f64 <= max.as_secs_f64(),
+        (Some(_), None) => false,
+    }
+}

@@ -1,0 +1,352 @@
+//! The one place that owns check status, exit codes and output formats.
+//!
+//! Checks produce an [`Outcome`] (a [`Verdict`] plus the facts behind it); this module turns it into
+//! the monitoring-plugins text line or the JSON object, and into Consul's exit code.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::fmt::Write as _;
+
+/// Consul/keepalived health of a check run, ordered from best to worst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Exit 0: the node belongs in the service's pool.
+    Passing,
+    /// Exit 1 (or `--warning-exit-code`): still in the pool for Consul DNS, but something needs a look.
+    Warning,
+    /// Exit 2: the node is out of the pool.
+    Critical,
+}
+
+impl Status {
+    /// The word the monitoring-plugins put after the check name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Passing => "OK",
+            Status::Warning => "WARNING",
+            Status::Critical => "CRITICAL",
+        }
+    }
+
+    /// Consul's exit code for this status; warning maps to `warning_exit_code`.
+    pub fn exit_code(self, warning_exit_code: u8) -> i32 {
+        match self {
+            Status::Passing => 0,
+            Status::Warning => i32::from(warning_exit_code),
+            Status::Critical => 2,
+        }
+    }
+}
+
+/// What a decision function concludes: a status, a one-line summary and the rules that decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// Passing, warning or critical.
+    pub status: Status,
+    /// One line for the operator, without the check name or status word.
+    pub summary: String,
+    /// Each rule that decided, worst first, in words.
+    pub reasons: Vec<String>,
+}
+
+impl Verdict {
+    /// A verdict with the given status and summary and no reasons yet.
+    pub fn new(status: Status, summary: impl Into<String>) -> Self {
+        Verdict { status, summary: summary.into(), reasons: Vec::new() }
+    }
+
+    /// A passing verdict.
+    pub fn passing(summary: impl Into<String>) -> Self {
+        Self::new(Status::Passing, summary)
+    }
+
+    /// A critical verdict.
+    pub fn critical(summary: impl Into<String>) -> Self {
+        Self::new(Status::Critical, summary)
+    }
+
+    /// Adds a reason (a rule that decided).
+    pub fn because(mut self, reason: impl Into<String>) -> Self {
+        self.reasons.push(reason.into());
+        self
+    }
+
+    /// Lowers the verdict to at least `status` (never raises it), adding the reason.
+    pub fn at_least(mut self, status: Status, reason: impl Into<String>) -> Self {
+        self.status = self.status.max(status);
+        self.reasons.push(reason.into());
+        self
+    }
+}
+
+/// One performance-data item, `label=value[unit];warn;crit`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Perfdata {
+    /// The metric name.
+    pub label: &'static str,
+    /// The measured value.
+    pub value: i64,
+    /// Unit of measure (`s` or empty).
+    pub unit: &'static str,
+    /// Warning range in monitoring-plugins syntax, if any.
+    pub warn: Option<String>,
+    /// Critical range in monitoring-plugins syntax, if any.
+    pub crit: Option<String>,
+}
+
+impl Perfdata {
+    /// A perfdata item with no thresholds.
+    pub fn new(label: &'static str, value: i64, unit: &'static str) -> Self {
+        Perfdata { label, value, unit, warn: None, crit: None }
+    }
+
+    fn render(&self) -> String {
+        let mut s = format!("{}={}{}", self.label, self.value, self.unit);
+        if self.warn.is_some() || self.crit.is_some() {
+            let _ = write!(s, ";{};{}", self.warn.as_deref().unwrap_or(""), self.crit.as_deref().unwrap_or(""));
+        }
+        s
+    }
+}
+
+/// Observed values that led to a verdict, kept in the order they are shown.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Facts(Vec<(String, Value)>);
+
+impl Facts {
+    /// No facts yet.
+    pub fn new() -> Self {
+        Facts(Vec::new())
+    }
+
+    /// Adds or replaces a fact.
+    pub fn set(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
+        let value = value.into();
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key.to_string(), value)),
+        }
+        self
+    }
+
+    /// The value of a fact, if set.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn to_json(&self) -> Value {
+        Value::Object(self.0.iter().cloned().collect::<Map<String, Value>>())
+    }
+}
+
+/// What a check hands back: the verdict and what it saw.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// The decision.
+    pub verdict: Verdict,
+    /// The observed values behind it.
+    pub facts: Facts,
+    /// Numbers for graphs.
+    pub perfdata: Vec<Perfdata>,
+}
+
+impl Outcome {
+    /// An outcome with no facts (errors, usage problems).
+    pub fn bare(verdict: Verdict) -> Self {
+        Outcome { verdict, facts: Facts::new(), perfdata: Vec::new() }
+    }
+}
+
+/// Output format chosen with `--format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// monitoring-plugins style text.
+    #[default]
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// A finished check run, ready to print.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Check name, e.g. `redis-slave`.
+    pub check: &'static str,
+    /// `host:port` or socket path of the server checked.
+    pub target: String,
+    /// The verdict, facts and perfdata.
+    pub outcome: Outcome,
+    /// Advice that does not change the status (e.g. a password on the command line).
+    pub notes: Vec<String>,
+    /// Exit code used for a warning.
+    pub warning_exit_code: u8,
+}
+
+/// Consul keeps 4 KiB of check output; we stay under it.
+pub const MAX_OUTPUT_BYTES: usize = 4000;
+
+impl Report {
+    /// The process exit code for this report.
+    pub fn exit_code(&self) -> i32 {
+        self.outcome.verdict.status.exit_code(self.warning_exit_code)
+    }
+
+    /// Renders the report in the chosen format, newline-terminated.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Text => self.render_text(),
+            Format::Json => self.render_json(),
+        }
+    }
+
+    /// monitoring-plugins text: status line with perfdata, then reasons, facts and notes.
+    pub fn render_text(&self) -> String {
+        let v = &self.outcome.verdict;
+        let mut first = format!("{} {}: {}", self.check.to_uppercase(), v.status.label(), one_line(&v.summary));
+        if !self.outcome.perfdata.is_empty() {
+            let perf: Vec<String> = self.outcome.perfdata.iter().map(Perfdata::render).collect();
+            let _ = write!(first, " | {}", perf.join(" "));
+        }
+        let mut lines = vec![first];
+        lines.extend(v.reasons.iter().map(|r| format!("- {}", one_line(r))));
+        lines.extend(self.outcome.facts.0.iter().map(|(k, val)| format!("{k}: {}", one_line(&text_value(val)))));
+        lines.extend(self.notes.iter().map(|n| format!("note: {}", one_line(n))));
+        fit_lines(lines, MAX_OUTPUT_BYTES)
+    }
+
+    /// The JSON object of the spec: check, status, exit_code, summary, target, reasons, facts, notes.
+    pub fn render_json(&self) -> String {
+        let v = &self.outcome.verdict;
+        let perfdata: Map<String, Value> =
+            self.outcome.perfdata.iter().map(|p| (p.label.to_string(), Value::from(p.value))).collect();
+        let obj = serde_json::json!({
+            "check": self.check,
+            "status": v.status,
+            "exit_code": self.exit_code(),
+            "summary": v.summary,
+            "target": self.target,
+            "reasons": v.reasons,
+            "facts": self.outcome.facts.to_json(),
+            "perfdata": perfdata,
+            "notes": self.notes,
+        });
+        format!("{obj}\n")
+    }
+}
+
+/// Keeps a value on one output line (servers may send anything).
+fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// Human rendering of a fact value: strings bare, lists joined, objects as `k=v`.
+fn text_value(v: &Value) -> String {
+    match v {
+        Value::Null => "none".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.is_empty() => "none".to_string(),
+        Value::Array(items) => items.iter().map(text_value).collect::<Vec<_>>().join("; "),
+        Value::Object(map) => map.iter().map(|(k, v)| format!("{k}={}", text_value(v))).collect::<Vec<_>>().join(" "),
+        other => other.to_string(),
+    }
+}
+
+/// Joins lines, dropping trailing ones (with a marker) to stay under `limit` bytes.
+fn fit_lines(lines: Vec<String>, limit: usize) -> String {
+    let mut out = String::new();
+    let total = lines.len();
+    for (i, line) in lines.into_iter().enumerate() {
+        let marker = format!("... ({} more lines cut)\n", total - i);
+        if out.len() + line.len() + 1 + marker.len() > limit {
+            if i == 0 {
+                let mut cut = limit.saturating_sub(marker.len() + 1);
+                while !line.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                out.push_str(&line[..cut]);
+                out.push('\n');
+            }
+            out.push_str(&marker);
+            return out;
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(status: Status) -> Report {
+        let mut facts = Facts::new();
+        facts.set("role", "slave").set("lag_seconds", 3).set("replicas", Value::Array(vec![]));
+        Report {
+            check: "redis-slave",
+            target: "127.0.0.1:6029".into(),
+            outcome: Outcome {
+                verdict: Verdict::new(status, "replica of 10.0.0.2:6029, link up").because("link is up"),
+                facts,
+                perfdata: vec![Perfdata { label: "lag", value: 3, unit: "s", warn: None, crit: Some("120".into()) }],
+            },
+            notes: vec![],
+            warning_exit_code: 1,
+        }
+    }
+
+    #[test]
+    fn exit_codes_follow_consul() {
+        assert_eq!(Status::Passing.exit_code(1), 0);
+        assert_eq!(Status::Warning.exit_code(1), 1);
+        assert_eq!(Status::Warning.exit_code(0), 0);
+        assert_eq!(Status::Critical.exit_code(0), 2);
+    }
+
+    #[test]
+    fn text_has_plugin_status_line_and_facts() {
+        let text = report(Status::Passing).render_text();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("REDIS-SLAVE OK: replica of 10.0.0.2:6029, link up | lag=3s;;120"));
+        assert_eq!(lines.next(), Some("- link is up"));
+        assert_eq!(lines.next(), Some("role: slave"));
+        assert_eq!(lines.next(), Some("lag_seconds: 3"));
+        assert_eq!(lines.next(), Some("replicas: none"));
+        assert_eq!(lines.next(), None);
+    }
+
+    #[test]
+    fn json_has_the_spec_fields() {
+        let v: Value = serde_json::from_str(&report(Status::Warning).render_json()).unwrap();
+        assert_eq!(v["check"], "redis-slave");
+        assert_eq!(v["status"], "warning");
+        assert_eq!(v["exit_code"], 1);
+        assert_eq!(v["target"], "127.0.0.1:6029");
+        assert_eq!(v["reasons"][0], "link is up");
+        assert_eq!(v["facts"]["lag_seconds"], 3);
+        assert_eq!(v["perfdata"]["lag"], 3);
+    }
+
+    #[test]
+    fn text_stays_under_consul_limit_and_on_its_lines() {
+        let mut r = report(Status::Critical);
+        for i in 0..500 {
+            r.outcome.facts.set(&format!("fact{i}"), "x".repeat(40) + "\r\nINJECTED");
+        }
+        let text = r.render_text();
+        assert!(text.len() <= MAX_OUTPUT_BYTES, "{} bytes", text.len());
+        assert!(text.starts_with("REDIS-SLAVE CRITICAL: "));
+        assert!(text.trim_end().ends_with("more lines cut)"));
+        assert!(!text.lines().any(|l| l.starts_with("INJECTED")));
+        let huge = Report { outcome: Outcome::bare(Verdict::critical("y".repeat(9000))), ..report(Status::Critical) };
+        assert!(huge.render_text().len() <= MAX_OUTPUT_BYTES);
+    }
+
+    #[test]
+    fn at_least_never_improves_a_verdict() {
+        let v = Verdict::critical("x").at_least(Status::Warning, "w");
+        assert_eq!(v.status, Status::Critical);
+        assert_eq!(v.reasons, vec!["w".to_string()]);
+    }
+}
