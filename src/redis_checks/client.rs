@@ -55,6 +55,12 @@ pub fn explain(err: &RedisError, deadline: &Deadline) -> String {
         "the reply is not the Redis protocol (is another kind of server on this port?)".into()
     } else if err.is_connection_dropped() {
         "the server closed the connection".into()
+    } else if let Some(first) = err.clone().into_server_errors().and_then(|errs| errs.first().cloned()) {
+        // A pipeline's errors: the first one says it (the others repeat it).
+        let e = first.1;
+        format!("{} {}", e.code(), e.details().unwrap_or_default()).trim_end().to_string()
+    } else if let Some(code) = err.code() {
+        format!("{code} {}", err.detail().unwrap_or_default()).trim_end().to_string()
     } else {
         err.to_string()
     }

@@ -1,0 +1,297 @@
+//! Test harness: throwaway servers on free loopback ports, hostile fake servers, and a way to run
+//! the check executables and read their verdicts the way Consul would.
+#![allow(dead_code)]
+
+pub mod pools;
+pub mod redis_lab;
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A new empty directory under the system temp dir.
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "cdc-test-{}-{}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    /// A path inside it.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // CDC_KEEP_TEMP=1 keeps server logs for a post-mortem.
+        if std::env::var_os("CDC_KEEP_TEMP").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A loopback port nobody listens on right now (and not 6379/3306).
+pub fn free_port() -> u16 {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if port != 6379 && port != 3306 && port < 60000 {
+            return port;
+        }
+    }
+}
+
+/// Starts `cmd` so that it dies with the test process, even if the test process is killed.
+pub fn spawn_tied(cmd: &mut Command) -> Child {
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {:?}: {e} (run `make deps`)", cmd.get_program()))
+}
+
+/// A server process, SIGKILLed and reaped when dropped.
+pub struct Proc {
+    /// The child.
+    pub child: Option<Child>,
+    /// What it is, for messages.
+    pub name: String,
+}
+
+impl Proc {
+    /// Its pid.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    /// Whether it runs.
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+    /// Sends a signal (SIGSTOP, SIGCONT, ...).
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            // A stopped process must be continued to die promptly on some kernels.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGCONT);
+            }
+        }
+        self.kill();
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `limit` with `what`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One run of a check executable.
+#[derive(Debug, Clone)]
+pub struct CheckRun {
+    /// Exit code (None: killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl CheckRun {
+    /// The JSON object printed with `--format json`.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+    /// Whether Consul would keep the node in the pool: passing or warning.
+    pub fn in_pool(&self) -> bool {
+        matches!(self.code, Some(0) | Some(1))
+    }
+    /// Exit code, asserting it is one of 0, 1, 2.
+    pub fn exit(&self) -> i32 {
+        match self.code {
+            Some(c @ 0..=2) => c,
+            other => panic!("exit code {other:?} is not 0/1/2: {self:?}"),
+        }
+    }
+    /// All output.
+    pub fn output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Path of one of the project's executables.
+pub fn bin(name: &str) -> PathBuf {
+    let p = match name {
+        "check-redis-master" => env!("CARGO_BIN_EXE_check-redis-master"),
+        "check-redis-slave" => env!("CARGO_BIN_EXE_check-redis-slave"),
+        other => panic!("unknown executable {other}"),
+    };
+    PathBuf::from(p)
+}
+
+/// Runs an executable with `args` (and extra environment), killing it after 20 s.
+pub fn run_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> CheckRun {
+    let mut cmd = Command::new(bin(name));
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("REDISCLI_AUTH").env_remove("MYSQL_PWD");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let mut child = spawn_tied(&mut cmd);
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let elapsed = start.elapsed();
+    CheckRun { code: status.code(), stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap(), elapsed }
+}
+
+/// Runs an executable with `args`.
+pub fn run(name: &str, args: &[&str]) -> CheckRun {
+    run_env(name, args, &[])
+}
+
+/// Runs a check with `--format json` appended, asserting the output is the spec's JSON object.
+pub fn run_json(name: &str, args: &[&str]) -> (CheckRun, Value) {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--format", "json"]);
+    let r = run(name, &all);
+    let v = r.json();
+    assert_json_shape(&r, &v);
+    (r, v)
+}
+
+/// Asserts the JSON output has the SPEC fields and agrees with the exit code.
+pub fn assert_json_shape(r: &CheckRun, v: &Value) {
+    for key in ["check", "status", "exit_code", "summary", "target", "reasons", "facts"] {
+        assert!(v.get(key).is_some(), "JSON without {key}: {}", r.stdout);
+    }
+    assert_eq!(v["exit_code"].as_i64(), r.code.map(i64::from), "{}", r.stdout);
+    // Warning may be mapped to 0 by --warning-exit-code; critical is always 2.
+    let ok = match (v["status"].as_str(), r.exit()) {
+        (Some("passing"), 0) | (Some("warning"), 0 | 1) | (Some("critical"), 2) => true,
+        _ => false,
+    };
+    assert!(ok, "status and exit code disagree: {}", r.stdout);
+    assert!(v["reasons"].is_array() && v["facts"].is_object());
+}
+
+/// A fake server that accepts connections and then does `behaviour` with each one.
+pub struct FakeServer {
+    /// Its port.
+    pub port: u16,
+}
+
+/// What a fake server does with a connection.
+#[derive(Clone, Copy)]
+pub enum Fake {
+    /// Accepts and never answers (holds the socket open).
+    Silent,
+    /// Sends these bytes at once, then closes.
+    Sends(&'static [u8]),
+    /// Reads the request, answers with these bytes, then closes.
+    Answers(&'static [u8]),
+}
+
+impl FakeServer {
+    /// Starts a fake server on a free port; it lives until the test process ends.
+    pub fn start(behaviour: Fake) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held: Vec<TcpStream> = Vec::new();
+            for mut conn in listener.incoming().flatten() {
+                match behaviour {
+                    Fake::Silent => held.push(conn),
+                    Fake::Sends(bytes) => {
+                        let _ = conn.write_all(bytes);
+                    }
+                    Fake::Answers(bytes) => {
+                        let mut buf = [0u8; 1024];
+                        let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+                        let _ = conn.read(&mut buf);
+                        let _ = conn.write_all(bytes);
+                    }
+                }
+            }
+        });
+        FakeServer { port }
+    }
+}
+
+/// Writes `content` to `path` with `mode`.
+pub fn write_file(path: &Path, content: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Asserts that no output of `runs` contains `secret`.
+pub fn assert_no_secret(runs: &[&CheckRun], secret: &str) {
+    for r in runs {
+        assert!(!r.output().contains(secret), "secret leaked: {r:?}");
+    }
+}

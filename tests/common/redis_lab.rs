@@ -1,0 +1,234 @@
+//! A real Redis topology for tests: a master, replicas and Sentinels on free loopback ports.
+#![allow(dead_code)]
+
+use super::{free_port, spawn_tied, wait_for, Proc, TempDir};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// Sends one command to a Redis server or Sentinel on loopback.
+pub fn redis_cmd(port: u16, args: &[&str]) -> redis::RedisResult<redis::Value> {
+    let client = redis::Client::open(("127.0.0.1", port))?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(&mut conn)
+}
+
+/// Whether a server answers at all (an error reply such as NOAUTH counts as an answer).
+pub fn answers(port: u16) -> bool {
+    match redis_cmd(port, &["PING"]) {
+        Ok(_) => true,
+        Err(e) => e.code().is_some(),
+    }
+}
+
+/// `INFO replication` of a server, or None if it does not answer.
+pub fn info(port: u16) -> Option<String> {
+    match redis_cmd(port, &["INFO", "replication"]).ok()? {
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        redis::Value::VerbatimString { text, .. } => Some(text),
+        _ => None,
+    }
+}
+
+/// One `redis-server` process.
+pub struct RedisNode {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// The process.
+    pub proc: Proc,
+    dir: PathBuf,
+    args: Vec<String>,
+}
+
+impl RedisNode {
+    /// Starts `redis-server` on `port` with the lab's settings plus `extra`, waiting until it answers.
+    pub fn start(dir: &TempDir, name: &str, port: u16, extra: &[String]) -> RedisNode {
+        let mut args: Vec<String> = [
+            "--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", dir.0.to_str().unwrap(), "--dbfilename", &format!("{name}.rdb"),
+            "--logfile", dir.join(&format!("{name}.log")).to_str().unwrap(),
+            "--repl-ping-replica-period", "1", "--repl-diskless-sync-delay", "0", "--protected-mode", "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().cloned());
+        let mut node = RedisNode { port, proc: Proc { child: None, name: name.into() }, dir: dir.0.clone(), args };
+        node.restart();
+        node
+    }
+
+    /// (Re)starts the process with the arguments it was started with.
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        self.proc.child = Some(spawn_tied(Command::new("redis-server").args(&self.args)));
+        let port = self.port;
+        wait_for(&format!("redis-server on {port}"), Duration::from_secs(10), || answers(port).then_some(()));
+    }
+
+    /// Restarts it as a master with no `replicaof` (an old master coming back).
+    pub fn restart_as_master(&mut self) {
+        if let Some(i) = self.args.iter().position(|a| a == "--replicaof") {
+            self.args.drain(i..i + 3);
+        }
+        self.restart();
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `port` as an argument.
+    pub fn port_arg(&self) -> String {
+        self.port.to_string()
+    }
+
+    /// The role line of INFO (master/slave), if it answers.
+    pub fn role(&self) -> Option<String> {
+        info(self.port).and_then(|i| i.lines().find_map(|l| l.strip_prefix("role:").map(|r| r.trim().to_string())))
+    }
+}
+
+/// Extra arguments making a node a replica of `master_port`.
+pub fn replica_of(master_port: u16) -> Vec<String> {
+    vec!["--replicaof".into(), "127.0.0.1".into(), master_port.to_string()]
+}
+
+/// A master, its replicas and (optionally) Sentinels watching them.
+pub struct RedisLab {
+    /// Where everything lives.
+    pub dir: TempDir,
+    /// The node started as master.
+    pub master: RedisNode,
+    /// The nodes started as replicas.
+    pub replicas: Vec<RedisNode>,
+    /// Sentinel ports.
+    pub sentinel_ports: Vec<u16>,
+    /// Sentinel processes.
+    pub sentinels: Vec<Proc>,
+}
+
+/// The master name the lab's Sentinels monitor.
+pub const MASTER_NAME: &str = "labmaster";
+
+impl RedisLab {
+    /// Starts a master with `replicas` replicas (all linked up) and `sentinels` Sentinels (quorum 2).
+    pub fn start(replicas: usize, sentinels: usize) -> RedisLab {
+        Self::start_with(replicas, sentinels, &[])
+    }
+
+    /// Like `start`, with extra `redis-server` arguments for every node.
+    pub fn start_with(replicas: usize, sentinels: usize, extra: &[&str]) -> RedisLab {
+        let dir = TempDir::new("redis");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let master = RedisNode::start(&dir, "master", free_port(), &extra);
+        let replicas: Vec<RedisNode> = (0..replicas)
+            .map(|i| {
+                let mut args = replica_of(master.port);
+                args.extend(extra.iter().cloned());
+                if let Some(pw) = extra.iter().position(|a| a == "--requirepass") {
+                    args.extend(["--masterauth".to_string(), extra[pw + 1].clone()]);
+                }
+                RedisNode::start(&dir, &format!("replica{i}"), free_port(), &args)
+            })
+            .collect();
+        let mut lab = RedisLab { dir, master, replicas, sentinel_ports: vec![], sentinels: vec![] };
+        if extra.iter().all(|a| a != "--requirepass") {
+            lab.wait_replicas_online(lab.master.port, lab.replicas.len());
+        }
+        for i in 0..sentinels {
+            lab.start_sentinel(i);
+        }
+        lab.wait_sentinels_settled();
+        lab
+    }
+
+    /// Waits until every Sentinel knows the other Sentinels and every replica (hello messages take
+    /// a few seconds); a failover before that is a different experiment.
+    pub fn wait_sentinels_settled(&self) {
+        let n = self.sentinel_ports.len();
+        let count = |port: u16, what: &str| match redis_cmd(port, &["SENTINEL", what, MASTER_NAME]) {
+            Ok(redis::Value::Array(items)) => items.len(),
+            _ => usize::MAX,
+        };
+        for &port in &self.sentinel_ports {
+            wait_for("Sentinels to discover each other and the replicas", Duration::from_secs(30), || {
+                (count(port, "sentinels") == n - 1 && count(port, "replicas") == self.replicas.len()).then_some(())
+            });
+        }
+    }
+
+    fn start_sentinel(&mut self, i: usize) {
+        let port = free_port();
+        let conf = self.dir.join(&format!("sentinel{i}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel{i}.log\n\
+                 sentinel monitor {MASTER_NAME} 127.0.0.1 {mport} 2\n\
+                 sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                 sentinel failover-timeout {MASTER_NAME} 4000\n\
+                 sentinel parallel-syncs {MASTER_NAME} 2\n",
+                dir = self.dir.0.display(),
+                mport = self.master.port
+            ),
+        )
+        .unwrap();
+        let child = spawn_tied(Command::new("redis-sentinel").arg(&conf));
+        wait_for(&format!("redis-sentinel on {port}"), Duration::from_secs(10), || {
+            redis_cmd(port, &["PING"]).ok()
+        });
+        self.sentinel_ports.push(port);
+        self.sentinels.push(Proc { child: Some(child), name: format!("sentinel{i}") });
+    }
+
+    /// Waits until the master on `master_port` lists `n` online replicas.
+    pub fn wait_replicas_online(&self, master_port: u16, n: usize) {
+        wait_for(&format!("{n} online replicas of {master_port}"), Duration::from_secs(20), || {
+            let i = info(master_port)?;
+            (i.matches("state=online").count() == n).then_some(())
+        });
+    }
+
+    /// `--sentinel` arguments for every Sentinel, plus `--master-name`.
+    pub fn sentinel_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for p in &self.sentinel_ports {
+            v.push("--sentinel".to_string());
+            v.push(format!("127.0.0.1:{p}"));
+        }
+        v.extend(["--master-name".to_string(), MASTER_NAME.to_string()]);
+        v
+    }
+
+    /// What each Sentinel says the master is (`host:port`), or None for no answer.
+    pub fn sentinel_views(&self) -> Vec<Option<String>> {
+        self.sentinel_ports
+            .iter()
+            .map(|p| match redis_cmd(*p, &["SENTINEL", "get-master-addr-by-name", MASTER_NAME]).ok()? {
+                redis::Value::Array(items) => {
+                    let parts: Vec<String> = items
+                        .iter()
+                        .filter_map(|v| match v {
+                            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                            _ => None,
+                        })
+                        .collect();
+                    Some(parts.join(":"))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every node: the master first, then the replicas.
+    pub fn nodes(&self) -> Vec<&RedisNode> {
+        std::iter::once(&self.master).chain(self.replicas.iter()).collect()
+    }
+}

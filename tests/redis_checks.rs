@@ -1,0 +1,456 @@
+//! check-redis-master and check-redis-slave against real redis-server and redis-sentinel processes.
+
+mod common;
+
+use common::pools::{assert_invariants, read_pool, write_pool, NodeView};
+use common::redis_lab::{info, redis_cmd, replica_of, RedisLab, RedisNode};
+use common::*;
+use std::time::{Duration, Instant};
+
+const M: &str = "check-redis-master";
+const S: &str = "check-redis-slave";
+
+fn args(port: u16, extra: &[String]) -> Vec<String> {
+    let mut v = vec![port.to_string()];
+    v.extend(extra.iter().cloned());
+    v
+}
+
+/// Both checks on every node of the lab (down nodes included), with the given extra arguments.
+fn observe(lab: &RedisLab, master_extra: &[String], slave_extra: &[String]) -> Vec<NodeView> {
+    lab.nodes()
+        .into_iter()
+        .map(|n| NodeView::observe(M, S, &n.addr(), n.proc.running(), &args(n.port, master_extra), &args(n.port, slave_extra)))
+        .collect()
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn healthy_topology() {
+    let lab = RedisLab::start(2, 3);
+    let views = observe(&lab, &lab.sentinel_args(), &strs(&["--max-lag", "30"]));
+    assert_eq!(views[0].codes(), (0, 2), "{views:#?}");
+    assert_eq!(views[1].codes(), (2, 0), "{views:#?}");
+    assert_eq!(views[2].codes(), (2, 0), "{views:#?}");
+    assert_eq!(write_pool(&views), vec![lab.master.addr().as_str()]);
+    assert_eq!(read_pool(&views).len(), 2);
+    assert_invariants(&views);
+
+    let master_json = &views[0].master.1;
+    assert_eq!(master_json["check"], "redis-master");
+    assert_eq!(master_json["target"], lab.master.addr());
+    assert_eq!(master_json["facts"]["role"], "master");
+    assert_eq!(master_json["facts"]["connected_replicas"].as_array().unwrap().len(), 2);
+    assert_eq!(master_json["facts"]["sentinels"].as_array().unwrap().len(), 3);
+    assert!(master_json["reasons"][1].as_str().unwrap().starts_with("3 of 3 Sentinels name this node"), "{master_json}");
+    let replica_json = &views[1].slave.1;
+    assert_eq!(replica_json["check"], "redis-slave");
+    assert_eq!(replica_json["facts"]["master_link_status"], "up");
+    assert_eq!(replica_json["facts"]["master"], lab.master.addr());
+    assert!(views[0].slave.1["summary"].as_str().unwrap().contains("2 healthy replica(s) serve reads"));
+
+    // The drop-in call of the original scripts, text output in the monitoring-plugins style.
+    let r = run(S, &[&lab.replicas[0].port_arg()]);
+    assert_eq!(r.exit(), 0, "{r:?}");
+    let first = r.stdout.lines().next().unwrap();
+    let expected = format!("REDIS-SLAVE OK: {} replica of {}, link up, lag ", lab.replicas[0].addr(), lab.master.addr());
+    assert!(first.starts_with(&expected) && first.contains(" | lag="), "{first}");
+    assert!(r.stdout.contains("master_link_status: up"), "{}", r.stdout);
+    let r = run(M, &[&lab.replicas[0].port_arg()]);
+    assert_eq!(r.exit(), 2);
+    assert!(r.stdout.starts_with(&format!("REDIS-MASTER CRITICAL: {} is a replica of {}", lab.replicas[0].addr(), lab.master.addr())), "{}", r.stdout);
+
+    // --min-replicas: a warning, mapped to 0 for keepalived with --warning-exit-code.
+    let (r, v) = run_json(M, &[&lab.master.port_arg(), "--min-replicas", "3"]);
+    assert_eq!(r.exit(), 1);
+    assert_eq!(v["status"], "warning");
+    let (r, v) = run_json(M, &[&lab.master.port_arg(), "--min-replicas", "3", "--warning-exit-code", "0"]);
+    assert_eq!((r.exit(), v["status"].as_str().unwrap()), (0, "warning"));
+    let r = run(M, &[&lab.master.port_arg(), "--min-replicas", "2"]);
+    assert_eq!(r.exit(), 0, "{r:?}");
+}
+
+#[test]
+fn replica_stopped() {
+    let mut lab = RedisLab::start(2, 0);
+    lab.replicas[1].proc.kill();
+    lab.wait_replicas_online(lab.master.port, 1);
+    let views = observe(&lab, &[], &[]);
+    assert_eq!(views[0].codes(), (0, 2), "{views:#?}");
+    assert_eq!(views[1].codes(), (2, 0), "{views:#?}");
+    assert_eq!(views[2].codes(), (2, 2), "{views:#?}");
+    let msg = views[2].slave.1["summary"].as_str().unwrap();
+    assert_eq!(msg, format!("cannot connect to {}: connection refused", lab.replicas[1].addr()));
+    assert_invariants(&views);
+    let r = run(M, &[&lab.master.port_arg(), "--min-replicas", "2"]);
+    assert_eq!(r.exit(), 1, "{r:?}");
+    assert!(r.stdout.contains("fewer than --min-replicas 2"), "{}", r.stdout);
+}
+
+#[test]
+fn all_replicas_stopped_master_serves_reads() {
+    let mut lab = RedisLab::start(2, 0);
+    for r in &mut lab.replicas {
+        r.proc.kill();
+    }
+    lab.wait_replicas_online(lab.master.port, 0);
+    let views = observe(&lab, &[], &strs(&["--max-lag", "10"]));
+    assert_eq!(views[0].codes(), (0, 0), "{views:#?}");
+    assert_eq!(views[1].codes(), (2, 2));
+    assert_eq!(views[2].codes(), (2, 2));
+    assert_eq!(read_pool(&views), vec![lab.master.addr().as_str()]);
+    assert_invariants(&views);
+    assert!(views[0].slave.1["summary"].as_str().unwrap().contains("no replica is healthy: it serves reads"));
+
+    let r = run(S, &[&lab.master.port_arg(), "--no-master-fallback"]);
+    assert_eq!(r.exit(), 2);
+    assert!(r.stdout.contains("--no-master-fallback"), "{}", r.stdout);
+
+    // Passing output stays the same from run to run when nothing changed.
+    let a = run(S, &[&lab.master.port_arg()]);
+    let b = run(S, &[&lab.master.port_arg()]);
+    assert_eq!((a.exit(), &a.stdout), (0, &b.stdout));
+}
+
+#[test]
+fn master_stopped_replicas_lose_their_link() {
+    let mut lab = RedisLab::start(2, 0);
+    lab.master.proc.kill();
+    for r in &lab.replicas {
+        wait_for("link down", Duration::from_secs(10), || info(r.port)?.contains("master_link_status:down").then_some(()));
+    }
+    let views = observe(&lab, &[], &[]);
+    for v in &views {
+        assert_eq!(v.codes(), (2, 2), "{v:#?}");
+    }
+    let s = views[1].slave.1["summary"].as_str().unwrap();
+    assert!(s.contains("link down"), "{s}");
+    assert_eq!(views[1].slave.1["facts"]["master_link_status"], "down");
+    assert!(write_pool(&views).is_empty() && read_pool(&views).is_empty());
+    assert_invariants(&views);
+}
+
+#[test]
+fn replica_in_initial_sync_is_out_of_the_read_pool() {
+    let lab = RedisLab::start(0, 0);
+    // Make the full sync slow (a test-only delay per key saved), so the replica stays in it a while.
+    for i in 0..20 {
+        redis_cmd(lab.master.port, &["SET", &format!("key{i}"), "value"]).unwrap();
+    }
+    redis_cmd(lab.master.port, &["CONFIG", "SET", "rdb-key-save-delay", "200000"]).unwrap();
+    let replica = RedisNode::start(&lab.dir, "late", free_port(), &replica_of(lab.master.port));
+    wait_for("sync in progress", Duration::from_secs(10), || info(replica.port)?.contains("master_sync_in_progress:1").then_some(()));
+    let (r, v) = run_json(S, &[&replica.port_arg()]);
+    assert_eq!(r.exit(), 2, "{r:?}");
+    assert!(v["summary"].as_str().unwrap().contains("initial sync in progress"), "{v}");
+    assert_eq!(v["facts"]["master_sync_in_progress"], true);
+    // Meanwhile the master, whose only replica is not online, serves reads.
+    let (r, v) = run_json(S, &[&lab.master.port_arg()]);
+    assert_eq!(r.exit(), 0, "{v}");
+    assert_ne!(v["facts"]["connected_replicas"][0]["state"], "online", "{v}");
+    // Once synced, the roles swap in the read pool.
+    lab.wait_replicas_online(lab.master.port, 1);
+    assert_eq!(run(S, &[&replica.port_arg()]).exit(), 0);
+    assert_eq!(run(S, &[&lab.master.port_arg()]).exit(), 2);
+}
+
+#[test]
+fn replica_lag_over_max_lag() {
+    let lab = RedisLab::start(1, 0);
+    let replica = &lab.replicas[0];
+    lab.master.proc.signal(libc::SIGSTOP);
+    let lagging = || info(replica.port).and_then(|i| {
+        let lag: i64 = i.lines().find_map(|l| l.strip_prefix("master_last_io_seconds_ago:"))?.trim().parse().ok()?;
+        (lag >= 3).then_some(())
+    });
+    wait_for("replica lag >= 3s", Duration::from_secs(10), lagging);
+    let views = vec![
+        NodeView::observe(M, S, &lab.master.addr(), true, &strs(&[&lab.master.port_arg(), "--timeout", "500ms"]), &strs(&[&lab.master.port_arg(), "--timeout", "500ms"])),
+        NodeView::observe(M, S, &replica.addr(), true, &strs(&[&replica.port_arg()]), &strs(&[&replica.port_arg(), "--max-lag", "2"])),
+    ];
+    // A master that does not answer is in no pool, and says which step timed out.
+    assert_eq!(views[0].codes(), (2, 2), "{views:#?}");
+    assert!(views[0].master.0.elapsed < Duration::from_millis(750), "{:?}", views[0].master.0.elapsed);
+    let msg = views[0].master.1["summary"].as_str().unwrap();
+    assert!(msg.contains(&lab.master.addr()) && msg.contains("500ms"), "{msg}");
+    // The replica's link still says up (repl-timeout is 60s), but its lag is over the limit.
+    assert_eq!(views[1].codes(), (2, 2), "{views:#?}");
+    assert_eq!(views[1].slave.1["facts"]["master_link_status"], "up");
+    assert!(views[1].slave.1["summary"].as_str().unwrap().contains("over --max-lag 2s"), "{:?}", views[1].slave.1);
+    assert_invariants(&views);
+    // Without --max-lag the same replica would pass: that is why the option exists.
+    assert_eq!(run(S, &[&replica.port_arg()]).exit(), 0);
+    lab.master.proc.signal(libc::SIGCONT);
+    wait_for("replica back within --max-lag", Duration::from_secs(10), || {
+        (run(S, &[&replica.port_arg(), "--max-lag", "2"]).exit() == 0).then_some(())
+    });
+}
+
+/// Sentinel fails over after the master is killed; the old master comes back as a master with no
+/// `replicaof`; the guard keeps it out of the write pool until Sentinel demotes it.
+#[test]
+fn sentinel_failover_and_returning_old_master() {
+    let mut lab = RedisLab::start(2, 3);
+    let guard = lab.sentinel_args();
+    let old = lab.master.addr();
+    lab.master.proc.kill();
+    let new_master = wait_for("all Sentinels agree on a new master", Duration::from_secs(40), || {
+        let views = lab.sentinel_views();
+        let first = views[0].clone()?;
+        (first != old && views.iter().all(|v| v.as_deref() == Some(first.as_str()))).then_some(first)
+    });
+    let n = lab.replicas.iter().position(|r| r.addr() == new_master).expect("new master is one of the replicas");
+    let other = 1 - n;
+    wait_for("new master says role:master", Duration::from_secs(10), || (lab.replicas[n].role()? == "master").then_some(()));
+    wait_for("other replica follows the new master", Duration::from_secs(30), || {
+        let i = info(lab.replicas[other].port)?;
+        (i.contains(&format!("master_port:{}", lab.replicas[n].port)) && i.contains("master_link_status:up")).then_some(())
+    });
+    let views = observe(&lab, &guard, &[]);
+    assert_eq!(views[0].codes(), (2, 2), "old master is down: {views:#?}");
+    assert_eq!(views[1 + n].codes(), (0, 2), "{views:#?}");
+    assert_eq!(views[1 + other].codes(), (2, 0), "{views:#?}");
+    assert_eq!(write_pool(&views), vec![new_master.as_str()]);
+    assert_invariants(&views);
+
+    // The old master returns as a master. Without the guard it would pass: a second writer.
+    lab.master.restart_as_master();
+    let unguarded = run(M, &[&lab.master.port_arg()]);
+    if lab.master.role().as_deref() == Some("master") {
+        assert_eq!(unguarded.exit(), 0, "without Sentinel the check cannot know: {unguarded:?}");
+    }
+    // With the guard it never passes while it says role:master, and the write pool never holds two.
+    let start = Instant::now();
+    let mut guarded_runs = 0;
+    loop {
+        let role_before = lab.master.role();
+        let mut m_args = vec![lab.master.port_arg()];
+        m_args.extend(guard.iter().cloned());
+        let (r, v) = run_json(M, &m_args.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut n_args = vec![lab.replicas[n].port_arg()];
+        n_args.extend(guard.iter().cloned());
+        let (rn, _) = run_json(M, &n_args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!(r.in_pool() && rn.in_pool()), "two writers: old={v} new={rn:?}");
+        if role_before.as_deref() == Some("master") && v["facts"]["role"] == "master" {
+            assert_eq!(r.exit(), 2, "returning old master not kept out: {v}");
+            guarded_runs += 1;
+            let reason = v["reasons"][0].as_str().unwrap();
+            assert!(reason.contains(&new_master), "{reason}");
+        }
+        if v["facts"]["role"] == "slave" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "Sentinel never demoted the old master");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(guarded_runs > 0, "the old master was demoted before any check could see it as master");
+    // Demoted: a replica of the new master, it joins the read pool once linked, never the write pool.
+    wait_for("old master linked to the new one", Duration::from_secs(30), || {
+        (run(S, &[&lab.master.port_arg()]).exit() == 0).then_some(())
+    });
+    let views = observe(&lab, &guard, &[]);
+    assert_eq!(views[0].codes().0, 2, "{views:#?}");
+    // The one writer is the node the Sentinels name now (Sentinel may have failed over again).
+    let named = lab.sentinel_views();
+    assert_eq!(write_pool(&views), vec![named[0].clone().unwrap().as_str()], "{named:?} {views:#?}");
+    assert_invariants(&views);
+}
+
+#[test]
+fn unreachable_sentinels_only_warn() {
+    let mut lab = RedisLab::start(1, 3);
+    let guard = lab.sentinel_args();
+    let mut a = vec![lab.master.port_arg()];
+    a.extend(guard.iter().cloned());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    assert_eq!(run(M, &a).exit(), 0);
+    lab.sentinels[0].kill();
+    let (r, v) = run_json(M, &a);
+    assert_eq!(r.exit(), 1, "{v}");
+    assert!(v["reasons"].to_string().contains("unreachable"), "{v}");
+    for s in &mut lab.sentinels {
+        s.kill();
+    }
+    let (r, v) = run_json(M, &a);
+    assert_eq!(r.exit(), 1, "{v}");
+    assert!(v["reasons"].to_string().contains("cannot confirm"), "{v}");
+    // A Sentinel address that accepts and never answers is bounded by the deadline.
+    let silent = FakeServer::start(Fake::Silent);
+    let silent_addr = format!("127.0.0.1:{}", silent.port);
+    let (r, v) = run_json(M, &[&lab.master.port_arg(), "--sentinel", &silent_addr, "--master-name", "x", "--timeout", "1s"]);
+    assert!(r.in_pool(), "{v}");
+    assert!(r.elapsed < Duration::from_millis(1250), "{:?}", r.elapsed);
+    assert!(v["reasons"].to_string().contains(&format!("SENTINEL get-master-addr-by-name on {silent_addr}")), "{v}");
+}
+
+#[test]
+fn passwords_and_acl_users() {
+    let secret = "s3cret-pw-do-not-print";
+    let lab = RedisLab::start_with(0, 0, &["--requirepass", secret]);
+    let port = lab.master.port_arg();
+    let dir = TempDir::new("pw");
+    let good = dir.join("good");
+    write_file(&good, &format!("{secret}\n"), 0o600);
+    let bad = dir.join("bad");
+    write_file(&bad, "wrong-password\n", 0o600);
+    let world = dir.join("world");
+    write_file(&world, &format!("{secret}\n"), 0o644);
+
+    let none = run(M, &[&port]);
+    assert_eq!(none.exit(), 2);
+    assert!(none.stdout.contains("NOAUTH") && none.stdout.contains("--password-file"), "{}", none.stdout);
+    let wrong = run(M, &[&port, "--password-file", bad.to_str().unwrap()]);
+    assert_eq!(wrong.exit(), 2);
+    assert!(wrong.stdout.starts_with(&format!("REDIS-MASTER CRITICAL: log in to {}: ", lab.master.addr())), "{}", wrong.stdout);
+    let by_file = run(M, &[&port, "--password-file", good.to_str().unwrap()]);
+    assert_eq!(by_file.exit(), 0, "{by_file:?}");
+    let by_env = run_env(S, &[&port], &[("REDISCLI_AUTH", secret)]);
+    assert_eq!(by_env.exit(), 0, "{by_env:?}");
+    let by_arg = run(M, &[&port, secret]);
+    assert_eq!(by_arg.exit(), 0, "{by_arg:?}");
+    assert!(by_arg.stdout.contains("note: the password was given on the command line"), "{}", by_arg.stdout);
+    let world_readable = run(M, &[&port, "--password-file", world.to_str().unwrap()]);
+    assert_eq!(world_readable.exit(), 2);
+    assert!(world_readable.stdout.contains("chmod o-rwx"), "{}", world_readable.stdout);
+    let missing = run(M, &[&port, "--password-file", dir.join("missing").to_str().unwrap()]);
+    assert_eq!(missing.exit(), 2);
+    assert!(missing.stdout.contains("cannot read password file"), "{}", missing.stdout);
+
+    // An ACL user that may run INFO only; and one that may not.
+    let auth = |args: &[&str]| {
+        let client = redis::Client::open(("127.0.0.1", lab.master.port)).unwrap();
+        let mut c = client.get_connection().unwrap();
+        redis::cmd("AUTH").arg(secret).query::<()>(&mut c).unwrap();
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query::<()>(&mut c).unwrap();
+    };
+    auth(&["ACL", "SETUSER", "monitor", "on", ">monitor-pw", "-@all", "+info"]);
+    auth(&["ACL", "SETUSER", "nobody", "on", ">nobody-pw", "-@all", "+ping"]);
+    let mon = dir.join("mon");
+    write_file(&mon, "monitor-pw\n", 0o600);
+    let nob = dir.join("nob");
+    write_file(&nob, "nobody-pw\n", 0o600);
+    let acl = run(M, &[&port, "--user", "monitor", "--password-file", mon.to_str().unwrap()]);
+    assert_eq!(acl.exit(), 0, "{acl:?}");
+    let denied = run(S, &[&port, "--user", "nobody", "--password-file", nob.to_str().unwrap()]);
+    assert_eq!(denied.exit(), 2);
+    assert!(denied.stdout.contains("NOPERM") && denied.stdout.contains("INFO replication on"), "{}", denied.stdout);
+    let wrong_user = run(M, &[&port, "--user", "monitor", "--password-file", nob.to_str().unwrap()]);
+    assert_eq!(wrong_user.exit(), 2);
+    assert!(wrong_user.stdout.contains("as monitor"), "{}", wrong_user.stdout);
+
+    assert_no_secret(&[&none, &wrong, &by_file, &by_env, &by_arg, &world_readable, &acl, &denied, &wrong_user], secret);
+    assert_no_secret(&[&acl, &denied], "monitor-pw");
+}
+
+#[test]
+fn unix_socket() {
+    let dir = TempDir::new("sock");
+    let sock = dir.join("redis.sock");
+    let node = RedisNode::start(&dir, "sock", free_port(), &strs(&["--unixsocket", sock.to_str().unwrap(), "--unixsocketperm", "700"]));
+    let (r, v) = run_json(M, &["--socket", sock.to_str().unwrap()]);
+    assert_eq!(r.exit(), 0, "{v}");
+    assert_eq!(v["target"], sock.to_str().unwrap());
+    drop(node);
+    let r = run(M, &["--socket", sock.to_str().unwrap()]);
+    assert_eq!(r.exit(), 2);
+    assert!(r.stdout.contains(&format!("cannot connect to {}", sock.display())), "{}", r.stdout);
+}
+
+#[test]
+fn nothing_listening() {
+    let port = free_port().to_string();
+    for bin in [M, S] {
+        let (r, v) = run_json(bin, &[&port]);
+        assert_eq!(r.exit(), 2);
+        assert_eq!(v["summary"], format!("cannot connect to 127.0.0.1:{port}: connection refused"));
+        assert!(r.elapsed < Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn server_that_never_answers_is_cut_at_the_deadline() {
+    let silent = FakeServer::start(Fake::Silent);
+    let port = silent.port.to_string();
+    let dir = TempDir::new("silent");
+    let pw = dir.join("pw");
+    write_file(&pw, "pw\n", 0o600);
+    for (bin, timeout, limit_ms, extra, step) in [
+        (M, "1s", 1250, None, "INFO replication on"),
+        (S, "500ms", 750, None, "INFO replication on"),
+        (M, "1s", 1250, Some(pw.to_str().unwrap()), "log in to"),
+    ] {
+        let mut a = vec![port.as_str(), "--timeout", timeout];
+        if let Some(p) = extra {
+            a.extend(["--password-file", p]);
+        }
+        let (r, v) = run_json(bin, &a);
+        assert_eq!(r.exit(), 2, "{r:?}");
+        assert!(r.elapsed < Duration::from_millis(limit_ms), "{bin} took {:?}", r.elapsed);
+        let summary = v["summary"].as_str().unwrap();
+        assert!(summary.contains(&format!("{step} 127.0.0.1:{port}")) && summary.contains(timeout), "{summary}");
+    }
+}
+
+#[test]
+fn port_that_speaks_something_else() {
+    let http = FakeServer::start(Fake::Answers(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+    let garbage = FakeServer::start(Fake::Sends(b"\x00\xff\xfe\x13garbage\x07\r\n\x01"));
+    let closes = FakeServer::start(Fake::Sends(b""));
+    let error = FakeServer::start(Fake::Answers(b"-ERR unknown command\r\n-ERR unknown command\r\n-ERR unknown command\r\n"));
+    let wrong_type = FakeServer::start(Fake::Answers(b":42\r\n:42\r\n:42\r\n"));
+    for (srv, words) in [
+        (&http, "not the Redis protocol"),
+        (&garbage, "not the Redis protocol"),
+        (&closes, "closed the connection"),
+        (&error, "ERR unknown command"),
+        (&wrong_type, "has no role: field"),
+    ] {
+        for bin in [M, S] {
+            let (r, v) = run_json(bin, &[&srv.port.to_string(), "--timeout", "1s"]);
+            assert_eq!(r.exit(), 2, "{r:?}");
+            let summary = v["summary"].as_str().unwrap();
+            assert!(summary.contains(&format!("127.0.0.1:{}", srv.port)) && summary.contains(words), "{summary}");
+            assert!(r.elapsed < Duration::from_millis(1250));
+        }
+    }
+}
+
+#[test]
+fn bad_usage_exits_2_and_help_exits_0() {
+    for a in [
+        vec!["abc"],
+        vec!["6029", "pw", "extra"],
+        vec!["--port", "0"],
+        vec!["--timeout", "soon"],
+        vec!["--timeout", "0"],
+        vec!["--format", "xml"],
+        vec!["--warning-exit-code", "7"],
+        vec!["--no-such-option"],
+        vec!["--sentinel", "nohostport", "--master-name", "m"],
+        vec!["--sentinel", "127.0.0.1:26379"],
+        vec!["--max-lag", "-3"],
+    ] {
+        for bin in [M, S] {
+            let r = run(bin, &a);
+            // --max-lag is the slave check's, --sentinel the master's: both fail elsewhere too.
+            assert_eq!(r.exit(), 2, "{bin} {a:?}: {r:?}");
+            assert!(r.stdout.contains("CRITICAL: bad usage"), "{bin} {a:?}: {}", r.stdout);
+            assert!(!r.stdout.contains("pw"), "{}", r.stdout);
+        }
+    }
+    for bin in [M, S] {
+        let h = run(bin, &["--help"]);
+        assert_eq!(h.exit(), 0);
+        assert!(h.stdout.contains("--password-file") && h.stdout.contains("--timeout"));
+        assert_eq!(run(bin, &["--version"]).exit(), 0);
+    }
+    assert!(run(M, &["--help"]).stdout.contains("--sentinel"));
+    assert!(run(S, &["--help"]).stdout.contains("--max-lag"));
+}
