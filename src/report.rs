@@ -235,6 +235,15 @@ impl Report {
     }
 }
 
+/// Seconds as a JSON number: whole seconds as an integer (`30`), otherwise fractional (`2.5`).
+pub fn seconds_value(d: std::time::Duration) -> Value {
+    if d.subsec_nanos() == 0 {
+        Value::from(d.as_secs())
+    } else {
+        Value::from(d.as_secs_f64())
+    }
+}
+
 /// Keeps a value on one output line (servers may send anything).
 fn one_line(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()

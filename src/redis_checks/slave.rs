@@ -103,14 +103,14 @@ impl Check for RedisSlave {
         let verdict = decide(&address.to_string(), &info, args.max_lag, !args.no_master_fallback);
         let mut facts = info.facts();
         if let Some(d) = args.max_lag {
-            facts.set("max_lag_seconds", d.as_secs_f64());
+            facts.set("max_lag_seconds", crate::report::seconds_value(d));
         }
         let perfdata = match &info.link {
             Some(link) => link
                 .last_io_seconds_ago
                 .map(|lag| {
                     let mut p = Perfdata::new("lag", lag, "s");
-                    p.crit = args.max_lag.map(|d| format!("{}", d.as_secs_f64()));
+                    p.crit = args.max_lag.map(|d| crate::report::seconds_value(d).to_string());
                     p
                 })
                 .into_iter()

@@ -1,0 +1,30 @@
+# consul-db-checks. `make test` is the project's test command (CI runs it through .ci/run).
+PREFIX ?= /usr/local
+DESTDIR ?=
+CARGO ?= cargo
+BINS := check-redis-master check-redis-slave
+
+.PHONY: all release deps test bench install clean
+
+all: release
+
+release:
+	$(CARGO) build --release --locked
+
+# Installs redis-server, redis-sentinel, mariadb-server, mariadb-client, keepalived when missing.
+deps:
+	@bash scripts/deps.sh
+
+test: deps
+	$(CARGO) test --locked
+
+# Release-built checks, each run many times as a process (BENCH_RUNS=300 by default).
+bench: deps
+	$(CARGO) bench --locked --bench checks
+
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin
+	for b in $(BINS); do install -m 0755 target/release/$$b $(DESTDIR)$(PREFIX)/bin/$$b; done
+
+clean:
+	$(CARGO) clean

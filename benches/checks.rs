@@ -1,0 +1,106 @@
+//! `make bench`: the cost of one check run, next to the client it replaces and the original scripts.
+//!
+//! Starts a local master + replica, runs each check many times as a process (as Consul does), and
+//! reports median and p90 wall time, CPU time per run (user + system, from the child's rusage) and
+//! peak RSS. `redis-cli info replication` is the floor reference; the seed's shell scripts are the
+//! cost being replaced.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::redis_lab::RedisLab;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One measured process run.
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
+    max_rss_kib: i64,
+    code: i32,
+}
+
+/// Runs `argv` once with output discarded, measuring it with wait4's rusage.
+fn measure(argv: &[String]) -> Sample {
+    let start = Instant::now();
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert!(pid > 0, "wait4 failed");
+    let tv = |t: libc::timeval| Duration::from_micros(t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64);
+    Sample {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss,
+        code: libc::WEXITSTATUS(status),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+/// Runs `argv` `runs` times (after a warm-up) and prints one table row.
+fn bench(label: &str, argv: &[String], runs: usize, expect_code: i32) {
+    for _ in 0..5 {
+        measure(argv);
+    }
+    let samples: Vec<Sample> = (0..runs).map(|_| measure(argv)).collect();
+    let bad = samples.iter().filter(|s| s.code != expect_code).count();
+    assert_eq!(bad, 0, "{label}: {bad} runs did not exit {expect_code}");
+    let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
+    walls.sort();
+    let cpu: Duration = samples.iter().map(|s| s.cpu).sum::<Duration>() / runs as u32;
+    let rss = samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0);
+    println!(
+        "| {label:<44} | {:>8} | {:>8} | {:>8} | {:>6.1} |",
+        ms(percentile(&walls, 0.5)),
+        ms(percentile(&walls, 0.9)),
+        ms(cpu),
+        rss as f64 / 1024.0
+    );
+}
+
+fn header(title: &str) {
+    println!("\n{title}\n");
+    println!("| {:<44} | {:>8} | {:>8} | {:>8} | {:>6} |", "command (exit code)", "median", "p90", "CPU/run", "RSS");
+    println!("| {:<44} | {:>8} | {:>8} | {:>8} | {:>6} |", "", "ms", "ms", "ms", "MiB");
+    println!("|{}|{}|{}|{}|{}|", "-".repeat(46), "-".repeat(10), "-".repeat(10), "-".repeat(10), "-".repeat(8));
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+fn main() {
+    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let lab = RedisLab::start(1, 0);
+    let (m, r) = (lab.master.port_arg(), lab.replicas[0].port_arg());
+    let rm = common::bin("check-redis-master").display().to_string();
+    let rs = common::bin("check-redis-slave").display().to_string();
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/original");
+    let script = |name: &str| seeds.join(name).display().to_string();
+
+    header(&format!("Redis 7 on loopback, master + 1 replica, {runs} runs each"));
+    bench("check-redis-master MASTER (0)", &s(&[&rm, &m]), runs, 0);
+    bench("check-redis-slave REPLICA (0)", &s(&[&rs, &r]), runs, 0);
+    bench("check-redis-slave MASTER (2)", &s(&[&rs, &m]), runs, 2);
+    bench("check-redis-master REPLICA --format json (2)", &s(&[&rm, &r, "--format", "json"]), runs, 2);
+    bench("floor: redis-cli -p REPLICA info replication", &s(&["redis-cli", "-p", &r, "info", "replication"]), runs, 0);
+    bench("original: check_redis_master.sh MASTER", &s(&["bash", &script("check_redis_master.sh"), &m]), runs / 3, 0);
+    bench("original: check_redis_slave.sh REPLICA", &s(&["bash", &script("check_redis_slave.sh"), &r]), runs / 3, 0);
+    println!();
+}
