@@ -2,7 +2,7 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 CARGO ?= cargo
-BINS := check-redis-master check-redis-slave
+BINS := check-redis-master check-redis-slave check-mysql-master check-mysql-slave
 
 .PHONY: all release deps test bench install clean
 

@@ -1,0 +1,140 @@
+//! `check-mysql-master`: is this MySQL/MariaDB the writable master?
+
+use super::client::{MysqlTarget, Session};
+use super::{MysqlArgs, ServerFacts};
+use crate::cli::ServerArgs;
+use crate::report::{Outcome, Perfdata, Status, Verdict};
+use crate::runner::{Check, Run};
+use anyhow::Result;
+use clap::Parser;
+
+/// Command line of `check-mysql-master`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "check-mysql-master",
+    version,
+    about = "Passing (0) iff this MySQL/MariaDB is the writable master: no replication channel, read_only off.",
+    after_help = "Exit codes: 0 passing, 1 warning, 2 critical. Drop-in call: check-mysql-master 3306 (credentials from --defaults-file)"
+)]
+pub struct Args {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub mysql: MysqlArgs,
+    /// Pass even with read_only/super_read_only on (the original scripts' behaviour).
+    #[arg(long)]
+    pub allow_read_only: bool,
+    /// Warning while fewer than N replicas are connected (dump threads).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub min_replicas: u32,
+}
+
+/// Decides from the facts: no channel, writable (unless allowed), enough replicas.
+pub fn decide(target: &str, facts: &ServerFacts, allow_read_only: bool, replicas: usize, min_replicas: u32) -> Verdict {
+    if let Some(first) = facts.channels.first() {
+        let names: Vec<String> = facts.channels.iter().map(|c| format!("{} from {}", c.label(), c.source)).collect();
+        return Verdict::critical(format!("{target} is a replica of {}, not the master", first.source))
+            .because(format!("{} lists {}", facts.status_statement, names.join(", ")));
+    }
+    let mut verdict = Verdict::passing(format!("{target} is master, writable, {replicas} replica(s) connected"))
+        .because("no replication channel");
+    for (name, value) in [("read_only", Some(facts.read_only)), ("super_read_only", facts.super_read_only)] {
+        if value == Some(true) {
+            if allow_read_only {
+                verdict.reasons.push(format!("{name} is ON, allowed by --allow-read-only"));
+                verdict.summary = format!("{target} is master ({name}=ON allowed), {replicas} replica(s) connected");
+            } else {
+                return Verdict::critical(format!("{target} has no replication channel but {name}=ON: not writable"))
+                    .because(format!("{name} is ON (a returning old master, or a node not promoted yet)"));
+            }
+        }
+    }
+    if (replicas as u64) < u64::from(min_replicas) {
+        verdict = verdict.at_least(Status::Warning, format!("{replicas} replica(s) connected, fewer than --min-replicas {min_replicas}"));
+    }
+    verdict
+}
+
+/// The `check-mysql-master` check.
+pub struct MysqlMaster;
+
+impl Check for MysqlMaster {
+    const NAME: &'static str = "mysql-master";
+    const DEFAULT_PORT: u16 = super::client::DEFAULT_PORT;
+    type Args = Args;
+
+    fn server(args: &Args) -> &ServerArgs {
+        &args.server
+    }
+
+    fn evaluate(args: &Args, run: &Run) -> Result<Outcome> {
+        let target = MysqlTarget::resolve(&args.server, args.mysql.defaults_file.as_deref())?;
+        run.set_target(target.address.to_string());
+        let mut session = Session::open(&target, &run.deadline)?;
+        let facts = ServerFacts::read(&mut session)?;
+        let replicas = facts.replica_threads(&args.mysql.repl_users).count();
+        let verdict = decide(&target.address.to_string(), &facts, args.allow_read_only, replicas, args.min_replicas);
+        let mut perf = Perfdata::new("replicas", replicas as i64, "");
+        if args.min_replicas > 0 {
+            perf.warn = Some(format!("{}:", args.min_replicas));
+        }
+        Ok(Outcome { verdict, facts: facts.facts(&args.mysql.repl_users), perfdata: vec![perf] })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::replication::{channels, samples, DumpThread};
+    use super::*;
+
+    fn facts(rows: Vec<super::super::replication::RowMap>, read_only: bool, super_read_only: Option<bool>) -> ServerFacts {
+        ServerFacts {
+            version: "10.11.19-MariaDB".into(),
+            read_only,
+            super_read_only,
+            port: Some(3306),
+            status_statement: "SHOW ALL REPLICAS STATUS".into(),
+            channels: channels(&rows).unwrap(),
+            dump_threads: vec![DumpThread { user: "repl".into(), host: "10.0.0.3:4000".into() }],
+        }
+    }
+
+    /// The whole table: channels x read_only x super_read_only x --allow-read-only x --min-replicas.
+    #[test]
+    fn decision_table() {
+        let row_sets = [vec![], samples::healthy(), samples::io_stopped(), samples::sql_error(), samples::multi_source()];
+        for rows in row_sets {
+            for ro in [false, true] {
+                for sro in [None, Some(false), Some(true)] {
+                    for allow in [false, true] {
+                        for min in [0, 1, 2] {
+                            let f = facts(rows.clone(), ro, sro);
+                            let v = decide("m:3306", &f, allow, 1, min);
+                            let expected = if !f.channels.is_empty() || ((ro || sro == Some(true)) && !allow) {
+                                Status::Critical
+                            } else if min > 1 {
+                                Status::Warning
+                            } else {
+                                Status::Passing
+                            };
+                            assert_eq!(v.status, expected, "rows={} ro={ro} sro={sro:?} allow={allow} min={min}: {v:?}", rows.len());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn messages_name_the_cause() {
+        let v = decide("m:3306", &facts(samples::multi_source(), false, None), false, 0, 0);
+        assert!(v.summary.contains("is a replica of 127.0.0.1:"), "{}", v.summary);
+        assert!(v.reasons[0].contains("channel 'second' from 127.0.0.1:1"), "{:?}", v.reasons);
+        let v = decide("m:3306", &facts(vec![], true, None), false, 0, 0);
+        assert_eq!(v.summary, "m:3306 has no replication channel but read_only=ON: not writable");
+        let v = decide("m:3306", &facts(vec![], false, Some(true)), false, 0, 0);
+        assert!(v.summary.contains("super_read_only=ON"));
+    }
+}
