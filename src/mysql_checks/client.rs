@@ -135,6 +135,8 @@ fn explain(err: &mysql::Error, target: &Address, step: &str, deadline: &Deadline
     let limit = format_duration(deadline.limit());
     let io_kind = match err {
         E::IoError(e) => Some(e.kind()),
+        // A socket error inside the packet codec (its type is not exported; its source is the io::Error).
+        E::CodecError(c) => std::error::Error::source(c).and_then(|s| s.downcast_ref::<std::io::Error>()).map(|e| e.kind()),
         E::DriverError(D::CouldNotConnect(Some((_, _, kind)))) => Some(*kind),
         _ => None,
     };
@@ -152,6 +154,7 @@ fn explain(err: &mysql::Error, target: &Address, step: &str, deadline: &Deadline
         (_, Some(K::UnexpectedEof | K::ConnectionReset | K::BrokenPipe)) if step == "connect" => {
             format!("{target} closed the connection during the MySQL handshake (is this a MySQL server?)")
         }
+        (_, Some(K::UnexpectedEof | K::ConnectionReset | K::BrokenPipe)) => format!("{step} on {target}: the server closed the connection"),
         (E::CodecError(_) | E::DriverError(D::UnexpectedPacket | D::PacketOutOfSync | D::UnsupportedProtocol(_) | D::Protocol41NotSet | D::CouldNotParseVersion), _) => {
             format!("{target} does not speak the MySQL protocol ({err})")
         }

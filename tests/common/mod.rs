@@ -2,6 +2,7 @@
 //! the check executables and read their verdicts the way Consul would.
 #![allow(dead_code)]
 
+pub mod mysql_lab;
 pub mod pools;
 pub mod redis_lab;
 
@@ -169,6 +170,8 @@ pub fn bin(name: &str) -> PathBuf {
     let p = match name {
         "check-redis-master" => env!("CARGO_BIN_EXE_check-redis-master"),
         "check-redis-slave" => env!("CARGO_BIN_EXE_check-redis-slave"),
+        "check-mysql-master" => env!("CARGO_BIN_EXE_check-mysql-master"),
+        "check-mysql-slave" => env!("CARGO_BIN_EXE_check-mysql-slave"),
         other => panic!("unknown executable {other}"),
     };
     PathBuf::from(p)

@@ -57,9 +57,18 @@ pub fn assert_invariants(views: &[NodeView]) {
     }
     for v in views {
         let facts = &v.slave.1["facts"];
-        let link_down = facts["master_link_status"] == "down" || facts["link"] == "down";
-        let lagging = v.slave.1["reasons"].as_array().is_some_and(|r| r.iter().any(|x| x.as_str().unwrap_or("").contains("over --max-lag")));
-        if link_down || lagging {
+        let channel_broken = facts["channels"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["io_running"] != "Yes" || c["sql_running"] != "Yes"));
+        let link_down = facts["master_link_status"] == "down" || channel_broken;
+        let lagging = v.slave.1["reasons"].as_array().is_some_and(|r| {
+            r.iter().any(|x| {
+                let x = x.as_str().unwrap_or("");
+                x.contains("over --max-lag") || x.contains("not below --max-lag")
+            })
+        });
+        let is_replica = facts["role"] == "replica" || facts["role"] == "slave";
+        if is_replica && (link_down || lagging) {
             assert!(!readers.contains(&v.node.as_str()) && !writers.contains(&v.node.as_str()), "broken replica {} in a pool: {}", v.node, context());
         }
     }

@@ -1,0 +1,270 @@
+//! Real MariaDB servers for tests: `mariadb-install-db` into temporary directories, `mariadbd` on
+//! free loopback ports with binary logs, GTID replication configured with a replication user.
+#![allow(dead_code)]
+
+use super::{free_port, spawn_tied, wait_for, Proc, TempDir};
+use mysql::prelude::Queryable;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Password of the replication user `repl`.
+pub const REPL_PASSWORD: &str = "repl-pw";
+/// The check user with the privileges the README recommends, and its password.
+pub const CHECKER: (&str, &str) = ("checker", "checker-pw");
+/// A least-privilege monitor (SLAVE MONITOR, PROCESS: no REPLICATION MASTER ADMIN).
+pub const MONITOR: (&str, &str) = ("monitor", "monitor-pw");
+
+/// An initialised data directory copied for every server (one `mariadb-install-db` per test process).
+fn template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        // Remove templates left by test processes that no longer run.
+        if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("cdc-mariadb-template-").and_then(|p| p.parse::<i32>().ok()) {
+                    if unsafe { libc::kill(pid, 0) } != 0 {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("cdc-mariadb-template-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg(format!("--datadir={}", dir.display()))
+            .arg("--innodb-log-file-size=8M")
+            .output()
+            .expect("mariadb-install-db (run `make deps`)");
+        assert!(out.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
+}
+
+/// Copies a directory tree.
+fn copy_dir(from: &Path, to: &Path) {
+    let st = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    assert!(st.success());
+}
+
+/// One `mariadbd`.
+pub struct MariaNode {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its server id.
+    pub server_id: u32,
+    /// Its Unix socket.
+    pub socket: PathBuf,
+    /// The process.
+    pub proc: Proc,
+    args: Vec<String>,
+}
+
+impl MariaNode {
+    /// Starts a server (binary log on) and waits until root can log in; `{port}` in `extra` is its port.
+    pub fn start(dir: &TempDir, name: &str, server_id: u32, extra: &[&str]) -> MariaNode {
+        let datadir = dir.join(name);
+        copy_dir(template(), &datadir);
+        let port = free_port();
+        let socket = dir.join(&format!("{name}.sock"));
+        let mut args: Vec<String> = vec![
+            "--no-defaults".into(),
+            format!("--datadir={}", datadir.display()),
+            format!("--port={port}"),
+            "--bind-address=127.0.0.1".into(),
+            format!("--socket={}", socket.display()),
+            format!("--pid-file={}", dir.join(&format!("{name}.pid")).display()),
+            format!("--log-error={}", dir.join(&format!("{name}.err")).display()),
+            "--log-bin=mysql-bin".into(),
+            "--log-slave-updates".into(),
+            format!("--server-id={server_id}"),
+            "--user=root".into(),
+            "--skip-name-resolve".into(),
+            "--innodb-buffer-pool-size=16M".into(),
+            "--innodb-log-file-size=8M".into(),
+            "--performance-schema=OFF".into(),
+            "--max-connections=60".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.replace("{port}", &port.to_string())));
+        let mut node = MariaNode { port, server_id, socket, proc: Proc { child: None, name: name.into() }, args };
+        node.restart();
+        node
+    }
+
+    /// (Re)starts it with the arguments it was started with (plus `extra` from now on).
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.args.extend(extra.iter().map(|s| s.to_string()));
+        self.restart();
+    }
+
+    /// (Re)starts it.
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        // mariadbd writes a few start-up warnings to stderr before --log-error takes over.
+        self.proc.child = Some(spawn_tied(Command::new("mariadbd").args(&self.args).stderr(std::process::Stdio::null())));
+        let port = self.port;
+        wait_for(&format!("mariadbd on {port}"), Duration::from_secs(30), || self.conn_opt().map(|_| ()));
+    }
+
+    fn conn_opt(&self) -> Option<mysql::Conn> {
+        let opts = mysql::OptsBuilder::new()
+            .ip_or_hostname(Some("127.0.0.1"))
+            .tcp_port(self.port)
+            .user(Some("root"))
+            .prefer_socket(false)
+            .tcp_connect_timeout(Some(Duration::from_secs(2)))
+            .read_timeout(Some(Duration::from_secs(10)));
+        mysql::Conn::new(opts).ok()
+    }
+
+    /// A root connection.
+    pub fn conn(&self) -> mysql::Conn {
+        self.conn_opt().unwrap_or_else(|| panic!("cannot connect to {}", self.addr()))
+    }
+
+    /// Runs statements as root.
+    pub fn sql(&self, statements: &str) {
+        self.conn().query_drop(statements).unwrap_or_else(|e| panic!("{statements} on {}: {e}", self.addr()));
+    }
+
+    /// The first row of a query as root, column name to value.
+    pub fn row(&self, query: &str) -> Option<std::collections::HashMap<String, Option<String>>> {
+        let mut c = self.conn_opt()?;
+        let row: mysql::Row = c.query_first(query).ok()??;
+        let names: Vec<String> = row.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
+        Some(
+            names
+                .into_iter()
+                .zip(row.unwrap())
+                .map(|(n, v)| match v {
+                    mysql::Value::NULL => (n, None),
+                    mysql::Value::Bytes(b) => (n, Some(String::from_utf8_lossy(&b).into_owned())),
+                    other => (n, Some(other.as_sql(true))),
+                })
+                .collect(),
+        )
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The port as an argument.
+    pub fn port_arg(&self) -> String {
+        self.port.to_string()
+    }
+
+    /// Makes it replicate from `master` (channel `name`, "" for the default one) and waits until it runs.
+    pub fn replicate_from(&self, master: &MariaNode, name: &str) {
+        self.sql(&format!(
+            "CHANGE MASTER '{name}' TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl', \
+             MASTER_PASSWORD='{REPL_PASSWORD}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE '{name}'",
+            master.port
+        ));
+        self.wait_channel_running(name);
+    }
+
+    /// Waits until channel `name` has both threads running and no lag.
+    pub fn wait_channel_running(&self, name: &str) {
+        wait_for(&format!("channel '{name}' running on {}", self.addr()), Duration::from_secs(30), || {
+            let r = self.row(&format!("SHOW SLAVE '{name}' STATUS"))?;
+            let yes = |k: &str| r.get(k).cloned().flatten().as_deref() == Some("Yes");
+            let lag0 = r.get("Seconds_Behind_Master").cloned().flatten().as_deref() == Some("0");
+            (yes("Slave_IO_Running") && yes("Slave_SQL_Running") && lag0).then_some(())
+        });
+    }
+
+    /// Waits until a field of `SHOW SLAVE 'name' STATUS` satisfies `ok`.
+    pub fn wait_status(&self, name: &str, field: &str, ok: impl Fn(Option<&str>) -> bool) {
+        wait_for(&format!("{field} on {}", self.addr()), Duration::from_secs(30), || {
+            let r = self.row(&format!("SHOW SLAVE '{name}' STATUS"))?;
+            ok(r.get(field).cloned().flatten().as_deref()).then_some(())
+        });
+    }
+
+    /// Number of dump threads on this server (of `user`, or all).
+    pub fn dump_threads(&self, user: Option<&str>) -> usize {
+        let filter = user.map(|u| format!(" AND USER='{u}'")).unwrap_or_default();
+        self.row(&format!("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'{filter}"))
+            .and_then(|r| r.get("n").cloned().flatten())
+            .and_then(|n| n.trim_matches('\'').parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Creates the lab's users on a (future) master; they replicate to its replicas.
+pub fn create_users(master: &MariaNode) {
+    master.sql(&format!(
+        "CREATE USER repl@'%' IDENTIFIED BY '{REPL_PASSWORD}'; GRANT REPLICATION SLAVE ON *.* TO repl@'%';
+         CREATE USER {c}@'%' IDENTIFIED BY '{cp}'; GRANT SLAVE MONITOR, PROCESS, REPLICATION MASTER ADMIN ON *.* TO {c}@'%';
+         CREATE USER {m}@'%' IDENTIFIED BY '{mp}'; GRANT SLAVE MONITOR, PROCESS ON *.* TO {m}@'%';
+         CREATE USER weak@'%' IDENTIFIED BY 'weak-pw'; GRANT REPLICATION CLIENT ON *.* TO weak@'%';
+         CREATE DATABASE lab; CREATE TABLE lab.t (id INT PRIMARY KEY, v VARCHAR(20));",
+        c = CHECKER.0,
+        cp = CHECKER.1,
+        m = MONITOR.0,
+        mp = MONITOR.1
+    ));
+}
+
+/// A master and replicas on loopback, each replica reporting its host and port.
+pub struct MariaLab {
+    /// Where everything lives.
+    pub dir: TempDir,
+    /// The node started as master.
+    pub master: MariaNode,
+    /// The nodes started as replicas.
+    pub replicas: Vec<MariaNode>,
+    /// A defaults file logging in as `checker`.
+    pub checker_cnf: PathBuf,
+    /// A defaults file logging in as `monitor`.
+    pub monitor_cnf: PathBuf,
+}
+
+impl MariaLab {
+    /// A master with `replicas` replicas (read_only=ON, report_host/report_port set), all running.
+    pub fn start(replicas: usize) -> MariaLab {
+        Self::start_with(replicas, true)
+    }
+
+    /// Like `start`; `report` says whether replicas set report_host/report_port.
+    pub fn start_with(replicas: usize, report: bool) -> MariaLab {
+        let dir = TempDir::new("mariadb");
+        let master = MariaNode::start(&dir, "master", 1, &[]);
+        create_users(&master);
+        let replicas: Vec<MariaNode> = (0..replicas)
+            .map(|i| {
+                let mut extra = vec!["--read-only"];
+                if report {
+                    extra.extend(["--report-host=127.0.0.1", "--report-port={port}"]);
+                }
+                let node = MariaNode::start(&dir, &format!("replica{i}"), 2 + i as u32, &extra);
+                node.replicate_from(&master, "");
+                node
+            })
+            .collect();
+        let checker_cnf = dir.join("checker.cnf");
+        super::write_file(&checker_cnf, &format!("[client]\nuser={}\npassword=\"{}\"\n", CHECKER.0, CHECKER.1), 0o600);
+        let monitor_cnf = dir.join("monitor.cnf");
+        super::write_file(&monitor_cnf, &format!("[client]\nuser={}\npassword={}\n", MONITOR.0, MONITOR.1), 0o600);
+        let lab = MariaLab { dir, master, replicas, checker_cnf, monitor_cnf };
+        wait_for("dump threads on the master", Duration::from_secs(20), || {
+            (lab.master.dump_threads(Some("repl")) == lab.replicas.len()).then_some(())
+        });
+        lab
+    }
+
+    /// `--defaults-file` for the checker login.
+    pub fn checker_args(&self) -> Vec<String> {
+        vec!["--defaults-file".into(), self.checker_cnf.display().to_string()]
+    }
+
+    /// Every node: master first.
+    pub fn nodes(&self) -> Vec<&MariaNode> {
+        std::iter::once(&self.master).chain(self.replicas.iter()).collect()
+    }
+}

@@ -1,0 +1,416 @@
+//! check-mysql-master and check-mysql-slave against real MariaDB servers with real replication.
+
+mod common;
+
+use common::mysql_lab::{create_users, MariaLab, MariaNode, CHECKER, MONITOR};
+use common::pools::{assert_invariants, read_pool, write_pool, NodeView};
+use common::*;
+use std::time::Duration;
+
+const M: &str = "check-mysql-master";
+const S: &str = "check-mysql-slave";
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// Both checks on every node of the lab, logged in as `checker`, plus extra arguments.
+fn observe(lab: &MariaLab, master_extra: &[&str], slave_extra: &[&str]) -> Vec<NodeView> {
+    lab.nodes()
+        .into_iter()
+        .map(|n| {
+            let mut base = vec![n.port_arg()];
+            base.extend(lab.checker_args());
+            let mut m = base.clone();
+            m.extend(s(master_extra));
+            let mut sl = base;
+            sl.extend(s(slave_extra));
+            NodeView::observe(M, S, &n.addr(), n.proc.running(), &m, &sl)
+        })
+        .collect()
+}
+
+fn codes(views: &[NodeView]) -> Vec<(i32, i32)> {
+    views.iter().map(NodeView::codes).collect()
+}
+
+fn summary(v: &serde_json::Value) -> String {
+    v["summary"].as_str().unwrap().to_string()
+}
+
+fn reasons(v: &serde_json::Value) -> String {
+    v["reasons"].to_string()
+}
+
+#[test]
+fn healthy_threads_stopped_and_replication_error() {
+    let lab = MariaLab::start(2);
+    let (r0, r1) = (&lab.replicas[0], &lab.replicas[1]);
+
+    let views = observe(&lab, &[], &[]);
+    assert_eq!(codes(&views), vec![(0, 2), (2, 0), (2, 0)], "{views:#?}");
+    assert_invariants(&views);
+    let m = &views[0];
+    assert_eq!(m.master.1["facts"]["connected_replicas"].as_array().unwrap().len(), 2);
+    assert_eq!(m.slave.1["facts"]["replica_discovery"], "from SHOW REPLICA HOSTS");
+    assert!(summary(&m.slave.1).ends_with("2 healthy replica(s) serve reads"), "{}", m.slave.1);
+    let rep = &views[1].slave.1;
+    assert_eq!(rep["facts"]["channels"][0]["io_running"], "Yes");
+    assert_eq!(rep["facts"]["status_statement"], "SHOW ALL REPLICAS STATUS");
+    assert_eq!(summary(rep), format!("{} replica of {}, IO and SQL threads running, lag 0s", r0.addr(), lab.master.addr()));
+    assert!(summary(&views[1].master.1).contains("is a replica of"), "{}", views[1].master.1);
+
+    // IO thread stopped: that replica leaves the read pool, naming the thread.
+    r0.sql("STOP SLAVE IO_THREAD");
+    r0.wait_status("", "Slave_IO_Running", |v| v == Some("No"));
+    let views = observe(&lab, &[], &[]);
+    assert_eq!(codes(&views), vec![(0, 2), (2, 2), (2, 0)], "{views:#?}");
+    assert_eq!(summary(&views[1].slave.1), format!("{}: the default channel from {}: IO thread is No", r0.addr(), lab.master.addr()));
+    assert_invariants(&views);
+    r0.sql("START SLAVE IO_THREAD");
+    r0.wait_channel_running("");
+
+    // SQL thread stopped.
+    r1.sql("STOP SLAVE SQL_THREAD");
+    r1.wait_status("", "Slave_SQL_Running", |v| v == Some("No"));
+    let views = observe(&lab, &[], &[]);
+    assert_eq!(codes(&views), vec![(0, 2), (2, 0), (2, 2)], "{views:#?}");
+    assert!(summary(&views[2].slave.1).contains("SQL thread is No"), "{}", views[2].slave.1);
+    assert_invariants(&views);
+    r1.sql("START SLAVE SQL_THREAD");
+    r1.wait_channel_running("");
+
+    // A replication error: a conflicting row on the replica, then the same key on the master.
+    r0.sql("SET SESSION sql_log_bin=0; SET GLOBAL read_only=0; INSERT INTO lab.t VALUES (1, 'replica'); SET GLOBAL read_only=1");
+    lab.master.sql("INSERT INTO lab.t VALUES (1, 'master')");
+    r0.wait_status("", "Slave_SQL_Running", |v| v == Some("No"));
+    let views = observe(&lab, &[], &[]);
+    assert_eq!(codes(&views), vec![(0, 2), (2, 2), (2, 0)], "{views:#?}");
+    let broken = &views[1].slave.1;
+    assert!(summary(broken).contains("Duplicate entry '1'"), "{broken}");
+    assert_eq!(broken["facts"]["channels"][0]["sql_running"], "No");
+    assert!(reasons(&views[0].slave.1).contains(&format!("{}: the default channel", r0.addr())), "{}", views[0].slave.1);
+    assert_invariants(&views);
+
+    // The other replica's IO thread stops too: no healthy replica, the master joins the read pool.
+    r1.sql("STOP SLAVE IO_THREAD");
+    r1.wait_status("", "Slave_IO_Running", |v| v == Some("No"));
+    let views = observe(&lab, &[], &[]);
+    assert_eq!(codes(&views), vec![(0, 0), (2, 2), (2, 2)], "{views:#?}");
+    assert_eq!(read_pool(&views), vec![lab.master.addr().as_str()]);
+    assert!(summary(&views[0].slave.1).contains("none of its 2 replica(s) is healthy: it serves reads"), "{}", views[0].slave.1);
+    assert_invariants(&views);
+
+    // read_only on the master: out of the write pool, unless --allow-read-only (the original's behaviour).
+    lab.master.sql("SET GLOBAL read_only=1");
+    let args = [lab.master.port_arg(), "--defaults-file".into(), lab.checker_cnf.display().to_string()];
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (r, v) = run_json(M, &a);
+    assert_eq!(r.exit(), 2, "{v}");
+    assert!(summary(&v).contains("read_only=ON: not writable"), "{v}");
+    let mut allowed = a.clone();
+    allowed.push("--allow-read-only");
+    assert_eq!(run(M, &allowed).exit(), 0);
+}
+
+#[test]
+fn lag_over_max_lag() {
+    let lab = MariaLab::start(1);
+    let r0 = &lab.replicas[0];
+    r0.sql("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=60; START SLAVE");
+    lab.master.sql("INSERT INTO lab.t VALUES (10, 'delayed')");
+    r0.wait_status("", "Seconds_Behind_Master", |v| v.and_then(|l| l.parse::<u64>().ok()).is_some_and(|l| l >= 3));
+    let views = observe(&lab, &[], &["--max-lag", "2"]);
+    assert_eq!(codes(&views), vec![(0, 0), (2, 2)], "{views:#?}");
+    let lagging = &views[1].slave.1;
+    assert!(summary(lagging).contains("not below --max-lag 2s"), "{lagging}");
+    assert!(lagging["facts"]["channels"][0]["lag_seconds"].as_u64().unwrap() >= 3);
+    assert!(summary(&views[0].slave.1).contains("it serves reads"), "{}", views[0].slave.1);
+    assert_invariants(&views);
+    // Under the default --max-lag 120 the same replica serves reads, and the master leaves the pool.
+    let views = observe(&lab, &[], &[]);
+    assert_eq!(codes(&views), vec![(0, 2), (2, 0)], "{views:#?}");
+    assert_invariants(&views);
+}
+
+#[test]
+fn replica_down_then_all_replicas_down() {
+    let mut lab = MariaLab::start(2);
+    lab.replicas[1].proc.kill();
+    // The master may keep a dead replica's dump thread until it next writes to it: checks must
+    // be right either way (its probe fails), so nothing waits for it to go.
+    let views = observe(&lab, &[], &[]);
+    assert_eq!(codes(&views), vec![(0, 2), (2, 0), (2, 2)], "{views:#?}");
+    assert_eq!(summary(&views[2].slave.1), format!("cannot connect to {}: connection refused", lab.replicas[1].addr()));
+    assert_invariants(&views);
+
+    lab.replicas[0].proc.kill();
+    let views = observe(&lab, &[], &[]);
+    assert_eq!(codes(&views), vec![(0, 0), (2, 2), (2, 2)], "{views:#?}");
+    assert_eq!(write_pool(&views), read_pool(&views));
+    assert_invariants(&views);
+}
+
+#[test]
+fn master_down() {
+    let mut lab = MariaLab::start(2);
+    lab.master.proc.kill();
+    for r in &lab.replicas {
+        r.wait_status("", "Slave_IO_Running", |v| v != Some("Yes"));
+    }
+    let views = observe(&lab, &[], &[]);
+    assert_eq!(codes(&views), vec![(2, 2), (2, 2), (2, 2)], "{views:#?}");
+    let s1 = summary(&views[1].slave.1);
+    assert!(s1.contains("IO thread is Connecting") || s1.contains("IO thread is No"), "{s1}");
+    assert!(write_pool(&views).is_empty() && read_pool(&views).is_empty());
+    assert_invariants(&views);
+}
+
+/// A replica is promoted by hand, the other repointed, and the old master returns read_only.
+#[test]
+fn promotion_and_old_master_back_read_only() {
+    let mut lab = MariaLab::start(2);
+    lab.master.proc.kill();
+    let (new, other) = (&lab.replicas[0], &lab.replicas[1]);
+    new.sql("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0");
+    other.sql(&format!("STOP SLAVE; CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}; START SLAVE", new.port));
+    other.wait_channel_running("");
+    wait_for("dump thread on the new master", Duration::from_secs(20), || (new.dump_threads(Some("repl")) == 1).then_some(()));
+    new.sql("INSERT INTO lab.t VALUES (20, 'after promotion')");
+    let views = observe(&lab, &[], &[]);
+    assert_eq!(codes(&views), vec![(2, 2), (0, 2), (2, 0)], "{views:#?}");
+    assert_eq!(write_pool(&views), vec![new.addr().as_str()]);
+    assert_invariants(&views);
+
+    // The old master comes back with read_only=ON (as every server's my.cnf should say).
+    lab.master.restart_with(&["--read-only"]);
+    let views = observe(&lab, &[], &[]);
+    assert_eq!(codes(&views), vec![(2, 2), (0, 2), (2, 0)], "{views:#?}");
+    assert!(summary(&views[0].master.1).contains("read_only=ON"), "{}", views[0].master.1);
+    assert!(summary(&views[0].slave.1).contains("an isolated node"), "{}", views[0].slave.1);
+    assert_eq!(write_pool(&views), vec![new.addr().as_str()]);
+    assert_eq!(read_pool(&views), vec![other.addr().as_str()]);
+    assert_invariants(&views);
+}
+
+#[test]
+fn multi_source_replica_with_one_broken_connection() {
+    let dir = TempDir::new("multi");
+    let m1 = MariaNode::start(&dir, "m1", 11, &[]);
+    // Each master writes its own GTID domain; m2's replication user is not binlogged (m1's users
+    // reach the replica through channel 'a').
+    let mut m2 = MariaNode::start(&dir, "m2", 12, &["--gtid-domain-id=2"]);
+    create_users(&m1);
+    m2.sql(&format!(
+        "SET SESSION sql_log_bin=0; CREATE USER repl@'%' IDENTIFIED BY '{}'; GRANT REPLICATION SLAVE ON *.* TO repl@'%'; \
+         SET SESSION sql_log_bin=1; CREATE DATABASE other",
+        common::mysql_lab::REPL_PASSWORD
+    ));
+    let r = MariaNode::start(&dir, "r", 13, &["--read-only"]);
+    r.replicate_from(&m1, "a");
+    r.replicate_from(&m2, "b");
+    let cnf = dir.join("checker.cnf");
+    write_file(&cnf, &format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1), 0o600);
+    let login = ["--defaults-file", cnf.to_str().unwrap()];
+    let check = |bin: &str, node: &MariaNode| {
+        let mut a = vec![node.port.to_string()];
+        a.extend(login.iter().map(|x| x.to_string()));
+        run_json(bin, &a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (res, v) = check(S, &r);
+    assert_eq!(res.exit(), 0, "{v}");
+    assert_eq!(v["facts"]["channels"].as_array().unwrap().len(), 2);
+    assert_eq!(check(S, &m1).0.exit(), 2, "m1's replica is healthy");
+
+    m2.proc.kill();
+    r.wait_status("b", "Slave_IO_Running", |v| v != Some("Yes"));
+    let (res, v) = check(S, &r);
+    assert_eq!(res.exit(), 2, "{v}");
+    assert!(summary(&v).contains("channel 'b' from"), "{v}");
+    assert_eq!(v["facts"]["channels"].as_array().unwrap().len(), 2);
+    assert_eq!(check(M, &r).0.exit(), 2);
+    // m1's only replica is unhealthy (one of its channels is broken): m1 serves reads itself.
+    let (res, v) = check(S, &m1);
+    assert_eq!(res.exit(), 0, "{v}");
+    assert!(reasons(&v).contains("channel 'b'"), "{v}");
+}
+
+/// A CDC reader (mariadb-binlog) opens a dump thread as another user: --repl-user tells them apart.
+#[test]
+fn cdc_dump_thread_and_repl_user() {
+    let lab = MariaLab::start(1);
+    lab.master.sql("CREATE USER cdc@'%' IDENTIFIED BY 'cdc-pw'; GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO cdc@'%'");
+    let mut cmd = std::process::Command::new("mariadb-binlog");
+    cmd.args(["--read-from-remote-server", "--stop-never", "-h", "127.0.0.1", "-u", "cdc", "-pcdc-pw"])
+        .arg(format!("--port={}", lab.master.port))
+        .arg("--result-file=/dev/null")
+        .arg("mysql-bin.000001")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _cdc = Proc { child: Some(spawn_tied(&mut cmd)), name: "mariadb-binlog".into() };
+    wait_for("the CDC dump thread", Duration::from_secs(20), || (lab.master.dump_threads(Some("cdc")) == 1).then_some(()));
+
+    let mut base = vec![lab.master.port_arg()];
+    base.extend(lab.checker_args());
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        let mut a = base.clone();
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    let run_json = |bin: &str, a: &[String]| run_json(bin, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    // Counting every dump thread, the CDC reader looks like a second replica.
+    let (r, v) = run_json(M, &with(&["--min-replicas", "2"]));
+    assert_eq!(r.exit(), 0, "{v}");
+    assert_eq!(v["facts"]["connected_replicas"].as_array().unwrap().len(), 2);
+    // With --repl-user only the real replica counts.
+    let (r, v) = run_json(M, &with(&["--min-replicas", "2", "--repl-user", "repl"]));
+    assert_eq!(r.exit(), 1, "{v}");
+    assert_eq!(v["facts"]["connected_replicas"].as_array().unwrap().len(), 1);
+    assert_eq!(v["facts"]["other_dump_threads"], 1);
+    let (r, v) = run_json(S, &with(&["--repl-user", "repl"]));
+    assert_eq!(r.exit(), 2, "the one real replica is healthy: {v}");
+    // Only the CDC reader, no real replica: the master is a single master for reads.
+    lab.replicas[0].sql("STOP SLAVE");
+    wait_for("replica dump thread gone", Duration::from_secs(20), || {
+        lab.master.sql("INSERT INTO lab.t VALUES (FLOOR(RAND() * 1000000) + 100, 'poke') ON DUPLICATE KEY UPDATE v = 'poke'");
+        (lab.master.dump_threads(Some("repl")) == 0).then_some(())
+    });
+    let (r, v) = run_json(S, &with(&["--repl-user", "repl"]));
+    assert_eq!(r.exit(), 0, "{v}");
+    assert!(summary(&v).contains("single master"), "{v}");
+}
+
+/// A monitor user without REPLICATION MASTER ADMIN cannot list replica hosts: the check falls back
+/// to the processlist hosts, which need --replica-port when replicas listen on another port.
+#[test]
+fn least_privilege_user_and_replica_port() {
+    let lab = MariaLab::start_with(1, false);
+    let r0 = &lab.replicas[0];
+    let mon = ["--defaults-file", lab.monitor_cnf.to_str().unwrap()];
+    let mut a = vec![lab.master.port_arg()];
+    a.extend(mon.iter().map(|x| x.to_string()));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    // Without --replica-port the master probes its own port, finds no replica there, and keeps serving.
+    let (r, v) = run_json(S, &a);
+    assert_eq!(r.exit(), 0, "{v}");
+    let how = v["facts"]["replica_discovery"].as_str().unwrap();
+    assert!(how.contains("processlist") && how.contains("1227"), "{how}");
+    // With --replica-port it finds the healthy replica and leaves the read pool to it.
+    let port = r0.port_arg();
+    let mut b = a.clone();
+    b.extend(["--replica-port", &port]);
+    let (r, v) = run_json(S, &b);
+    assert_eq!(r.exit(), 2, "{v}");
+    assert_eq!(v["facts"]["probes"][0]["replica"], r0.addr());
+    assert_eq!(v["facts"]["probes"][0]["healthy"], true);
+    // The monitor user checks replicas fine.
+    let mut c = vec![r0.port_arg()];
+    c.extend(mon.iter().map(|x| x.to_string()));
+    let c: Vec<&str> = c.iter().map(String::as_str).collect();
+    assert_eq!(run(S, &c).exit(), 0);
+    // A user who may not read the replication status is an error, never "not a replica".
+    let weak = lab.dir.join("weak.cnf");
+    write_file(&weak, "[client]\nuser=weak\npassword=weak-pw\n", 0o600);
+    for bin in [M, S] {
+        let (r, v) = run_json(bin, &[&r0.port_arg(), "--defaults-file", weak.to_str().unwrap()]);
+        assert_eq!(r.exit(), 2, "{v}");
+        let s = summary(&v);
+        assert!(s.contains("SHOW ALL REPLICAS STATUS on") && s.contains("1227") && s.contains("SLAVE MONITOR"), "{s}");
+    }
+}
+
+#[test]
+fn credentials_sockets_and_secrets() {
+    let lab = MariaLab::start(0);
+    let port = lab.master.port_arg();
+    let dir = &lab.dir;
+    let good = dir.join("pw");
+    write_file(&good, &format!("{}\n", CHECKER.1), 0o600);
+    let bad_cnf = dir.join("bad.cnf");
+    write_file(&bad_cnf, &format!("[client]\nuser={}\npassword=not-the-password\n", CHECKER.0), 0o600);
+    let world_cnf = dir.join("world.cnf");
+    write_file(&world_cnf, &format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1), 0o644);
+    let sock_cnf = dir.join("sock.cnf");
+    write_file(&sock_cnf, &format!("[client]\nuser={}\npassword={}\nsocket={}\n", CHECKER.0, CHECKER.1, lab.master.socket.display()), 0o600);
+
+    let by_cnf = run(M, &[&port, "--defaults-file", lab.checker_cnf.to_str().unwrap()]);
+    assert_eq!(by_cnf.exit(), 0, "{by_cnf:?}");
+    let by_file = run(M, &[&port, "--user", CHECKER.0, "--password-file", good.to_str().unwrap()]);
+    assert_eq!(by_file.exit(), 0, "{by_file:?}");
+    let by_env = run_env(S, &[&port, "--user", CHECKER.0], &[("MYSQL_PWD", CHECKER.1)]);
+    assert_eq!(by_env.exit(), 0, "{by_env:?}");
+    let by_arg = run(M, &[&port, CHECKER.1, "--user", CHECKER.0]);
+    assert_eq!(by_arg.exit(), 0, "{by_arg:?}");
+    assert!(by_arg.stdout.contains("note: the password was given on the command line"), "{}", by_arg.stdout);
+    let wrong = run(M, &[&port, "--defaults-file", bad_cnf.to_str().unwrap()]);
+    assert_eq!(wrong.exit(), 2);
+    assert!(wrong.stdout.starts_with(&format!("MYSQL-MASTER CRITICAL: log in to {}: ERROR 1045", lab.master.addr())), "{}", wrong.stdout);
+    let world = run(M, &[&port, "--defaults-file", world_cnf.to_str().unwrap()]);
+    assert_eq!(world.exit(), 2);
+    assert!(world.stdout.contains("chmod o-rwx"), "{}", world.stdout);
+    let missing = run(S, &[&port, "--defaults-file", dir.join("nope.cnf").to_str().unwrap()]);
+    assert_eq!(missing.exit(), 2);
+    assert!(missing.stdout.contains("cannot read defaults file"), "{}", missing.stdout);
+    // The socket, from --socket or from the defaults file.
+    let (r, v) = run_json(M, &["--socket", lab.master.socket.to_str().unwrap(), "--defaults-file", lab.checker_cnf.to_str().unwrap()]);
+    assert_eq!(r.exit(), 0, "{v}");
+    assert_eq!(v["target"], lab.master.socket.to_str().unwrap());
+    let (r, v) = run_json(S, &["--defaults-file", sock_cnf.to_str().unwrap()]);
+    assert_eq!(r.exit(), 0, "{v}");
+    assert_eq!(v["target"], lab.master.socket.to_str().unwrap());
+    assert_no_secret(&[&by_cnf, &by_file, &by_env, &by_arg, &wrong, &world, &missing], CHECKER.1);
+    assert_no_secret(&[&wrong], "not-the-password");
+}
+
+#[test]
+fn nothing_listening_silent_and_foreign_servers() {
+    let port = free_port().to_string();
+    for bin in [M, S] {
+        let (r, v) = run_json(bin, &[&port, "--user", "x"]);
+        assert_eq!(r.exit(), 2);
+        assert_eq!(summary(&v), format!("cannot connect to 127.0.0.1:{port}: connection refused"));
+    }
+    let silent = FakeServer::start(Fake::Silent);
+    for (bin, timeout, limit) in [(M, "1s", 1250), (S, "500ms", 750)] {
+        let (r, v) = run_json(bin, &[&silent.port.to_string(), "--user", "x", "--timeout", timeout]);
+        assert_eq!(r.exit(), 2, "{r:?}");
+        assert!(r.elapsed < Duration::from_millis(limit), "{bin}: {:?}", r.elapsed);
+        let s = summary(&v);
+        assert!(s.contains(&format!("127.0.0.1:{}", silent.port)) && s.contains(timeout) && s.contains("handshake"), "{s}");
+    }
+    let http = FakeServer::start(Fake::Sends(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"));
+    let garbage = FakeServer::start(Fake::Sends(b"\x05\x00\x00\x00\xff\xfe\x00garbage\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"));
+    for srv in [&http, &garbage] {
+        for bin in [M, S] {
+            let (r, v) = run_json(bin, &[&srv.port.to_string(), "--user", "x", "--timeout", "1s"]);
+            assert_eq!(r.exit(), 2, "{r:?}");
+            assert!(r.elapsed < Duration::from_millis(1250));
+            assert!(summary(&v).contains(&format!("127.0.0.1:{}", srv.port)), "{v}");
+        }
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    for a in [
+        vec!["abc"],
+        vec!["--max-lag", "soon"],
+        vec!["--replica-port", "0"],
+        vec!["--min-replicas", "-1"],
+        vec!["--format", "yaml"],
+        vec!["--bogus"],
+    ] {
+        for bin in [M, S] {
+            let r = run(bin, &a);
+            assert_eq!(r.exit(), 2, "{bin} {a:?}: {r:?}");
+            assert!(r.stdout.contains("CRITICAL: bad usage"), "{}", r.stdout);
+        }
+    }
+    for bin in [M, S] {
+        let h = run(bin, &["--help"]);
+        assert_eq!(h.exit(), 0);
+        assert!(h.stdout.contains("--defaults-file") && h.stdout.contains("--repl-user"));
+    }
+    assert!(run(S, &["--help"]).stdout.contains("--replica-port"));
+    let _ = MONITOR;
+}
