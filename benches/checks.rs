@@ -8,6 +8,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::mysql_lab::{MariaLab, CHECKER};
 use common::redis_lab::RedisLab;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -21,11 +22,12 @@ struct Sample {
     code: i32,
 }
 
-/// Runs `argv` once with output discarded, measuring it with wait4's rusage.
-fn measure(argv: &[String]) -> Sample {
+/// Runs `argv` once (with `env`) with output discarded, measuring it with wait4's rusage.
+fn measure(argv: &[String], env: &[(&str, String)]) -> Sample {
     let start = Instant::now();
     let child = Command::new(&argv[0])
         .args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -55,10 +57,15 @@ fn ms(d: Duration) -> String {
 
 /// Runs `argv` `runs` times (after a warm-up) and prints one table row.
 fn bench(label: &str, argv: &[String], runs: usize, expect_code: i32) {
+    bench_env(label, argv, &[], runs, expect_code)
+}
+
+/// Like [`bench`], with extra environment variables.
+fn bench_env(label: &str, argv: &[String], env: &[(&str, String)], runs: usize, expect_code: i32) {
     for _ in 0..5 {
-        measure(argv);
+        measure(argv, env);
     }
-    let samples: Vec<Sample> = (0..runs).map(|_| measure(argv)).collect();
+    let samples: Vec<Sample> = (0..runs).map(|_| measure(argv, env)).collect();
     let bad = samples.iter().filter(|s| s.code != expect_code).count();
     assert_eq!(bad, 0, "{label}: {bad} runs did not exit {expect_code}");
     let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
@@ -102,5 +109,26 @@ fn main() {
     bench("floor: redis-cli -p REPLICA info replication", &s(&["redis-cli", "-p", &r, "info", "replication"]), runs, 0);
     bench("original: check_redis_master.sh MASTER", &s(&["bash", &script("check_redis_master.sh"), &m]), runs / 3, 0);
     bench("original: check_redis_slave.sh REPLICA", &s(&["bash", &script("check_redis_slave.sh"), &r]), runs / 3, 0);
+    drop(lab);
+
+    let lab = MariaLab::start(1);
+    let (m, r) = (lab.master.port_arg(), lab.replicas[0].port_arg());
+    let mm = common::bin("check-mysql-master").display().to_string();
+    let ms = common::bin("check-mysql-slave").display().to_string();
+    let cnf = lab.checker_cnf.display().to_string();
+    let creds = [
+        ("BENCH_MYSQL_USER", CHECKER.0.to_string()),
+        ("BENCH_MYSQL_PASSWORD", CHECKER.1.to_string()),
+        ("BENCH_REPLICA_PORT", r.clone()),
+    ];
+    header(&format!("MariaDB 10.11 on loopback, master + 1 replica, {runs} runs each"));
+    bench("check-mysql-master MASTER (0)", &s(&[&mm, &m, "--defaults-file", &cnf]), runs, 0);
+    bench("check-mysql-slave REPLICA (0)", &s(&[&ms, &r, "--defaults-file", &cnf]), runs, 0);
+    bench("check-mysql-slave MASTER, probes 1 replica (2)", &s(&[&ms, &m, "--defaults-file", &cnf]), runs, 2);
+    bench("check-mysql-master REPLICA (2)", &s(&[&mm, &r, "--defaults-file", &cnf]), runs, 2);
+    bench("floor: mariadb -e 'select 1'", &s(&["mariadb", &format!("--defaults-file={cnf}"), "-h127.0.0.1", "-P", &m, "-e", "select 1"]), runs, 0);
+    bench_env("original: check_mysql_master.sh MASTER", &s(&["bash", &script("check_mysql_master.sh"), &m]), &creds, runs / 3, 0);
+    bench_env("original: check_mysql_slave.sh REPLICA", &s(&["bash", &script("check_mysql_slave.sh"), &r]), &creds, runs / 3, 0);
+    bench_env("original: check_mysql_slave.sh MASTER", &s(&["bash", &script("check_mysql_slave.sh"), &m]), &creds, runs / 3, 2);
     println!();
 }
