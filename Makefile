@@ -2,9 +2,9 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 CARGO ?= cargo
-BINS := check-redis-master check-redis-slave check-mysql-master check-mysql-slave
+BINS := check-redis-master check-redis-slave check-mysql-master check-mysql-slave gen-consul-services
 
-.PHONY: all release deps test bench install clean
+.PHONY: all release deps test bench install clean examples demo
 
 all: release
 
@@ -28,3 +28,8 @@ install: release
 
 clean:
 	$(CARGO) clean
+
+# Regenerates consul.d-examples/ from its inventory (a test fails when they differ).
+examples:
+	$(CARGO) run --quiet --release --locked --bin gen-consul-services -- --inventory consul.d-examples/inventory.json --out consul.d-examples/consul
+	$(CARGO) run --quiet --release --locked --bin gen-consul-services -- --inventory consul.d-examples/inventory.json --format keepalived --out consul.d-examples/keepalived

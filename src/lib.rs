@@ -3,13 +3,15 @@
 //!
 //! Layout: [`runner`] runs a check as a process; [`report`] owns status, exit codes and output;
 //! [`cli`], [`credentials`], [`duration`] and [`deadline`] are shared by every check;
-//! [`redis_checks`] and [`mysql_checks`] hold the checks, each split into facts (I/O) and a pure `decide` function.
+//! [`redis_checks`] and [`mysql_checks`] hold the checks, each split into facts (I/O) and a pure
+//! `decide` function; [`generator`] writes the Consul and keepalived files that run them.
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod credentials;
 pub mod deadline;
 pub mod duration;
+pub mod generator;
 pub mod mysql_checks;
 pub mod redis_checks;
 pub mod report;

@@ -2,6 +2,7 @@
 //! the check executables and read their verdicts the way Consul would.
 #![allow(dead_code)]
 
+pub mod consul_lab;
 pub mod mysql_lab;
 pub mod pools;
 pub mod redis_lab;
@@ -167,14 +168,19 @@ impl CheckRun {
 
 /// Path of one of the project's executables.
 pub fn bin(name: &str) -> PathBuf {
-    let p = match name {
-        "check-redis-master" => env!("CARGO_BIN_EXE_check-redis-master"),
-        "check-redis-slave" => env!("CARGO_BIN_EXE_check-redis-slave"),
-        "check-mysql-master" => env!("CARGO_BIN_EXE_check-mysql-master"),
-        "check-mysql-slave" => env!("CARGO_BIN_EXE_check-mysql-slave"),
+    let built = match name {
+        "check-redis-master" => option_env!("CARGO_BIN_EXE_check-redis-master"),
+        "check-redis-slave" => option_env!("CARGO_BIN_EXE_check-redis-slave"),
+        "check-mysql-master" => option_env!("CARGO_BIN_EXE_check-mysql-master"),
+        "check-mysql-slave" => option_env!("CARGO_BIN_EXE_check-mysql-slave"),
+        "gen-consul-services" => option_env!("CARGO_BIN_EXE_gen-consul-services"),
         other => panic!("unknown executable {other}"),
     };
-    PathBuf::from(p)
+    match built {
+        Some(p) => PathBuf::from(p),
+        // Examples (make demo) get no CARGO_BIN_EXE_*: the executables sit one directory up.
+        None => std::env::current_exe().unwrap().parent().and_then(Path::parent).unwrap().join(name),
+    }
 }
 
 /// Runs an executable with `args` (and extra environment), killing it after 20 s.

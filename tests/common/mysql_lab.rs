@@ -52,7 +52,9 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// One `mariadbd`.
 pub struct MariaNode {
-    /// Its port on 127.0.0.1.
+    /// The loopback address it binds.
+    pub host: String,
+    /// Its port.
     pub port: u16,
     /// Its server id.
     pub server_id: u32,
@@ -64,17 +66,21 @@ pub struct MariaNode {
 }
 
 impl MariaNode {
-    /// Starts a server (binary log on) and waits until root can log in; `{port}` in `extra` is its port.
+    /// Starts a server on 127.0.0.1 and a free port; `{port}` in `extra` is its port.
     pub fn start(dir: &TempDir, name: &str, server_id: u32, extra: &[&str]) -> MariaNode {
+        Self::start_on(dir, name, server_id, "127.0.0.1", free_port(), extra)
+    }
+
+    /// Starts a server (binary log on) on `host:port` and waits until root can log in.
+    pub fn start_on(dir: &TempDir, name: &str, server_id: u32, host: &str, port: u16, extra: &[&str]) -> MariaNode {
         let datadir = dir.join(name);
         copy_dir(template(), &datadir);
-        let port = free_port();
         let socket = dir.join(&format!("{name}.sock"));
         let mut args: Vec<String> = vec![
             "--no-defaults".into(),
             format!("--datadir={}", datadir.display()),
             format!("--port={port}"),
-            "--bind-address=127.0.0.1".into(),
+            format!("--bind-address={host}"),
             format!("--socket={}", socket.display()),
             format!("--pid-file={}", dir.join(&format!("{name}.pid")).display()),
             format!("--log-error={}", dir.join(&format!("{name}.err")).display()),
@@ -89,7 +95,7 @@ impl MariaNode {
             "--max-connections=60".into(),
         ];
         args.extend(extra.iter().map(|s| s.replace("{port}", &port.to_string())));
-        let mut node = MariaNode { port, server_id, socket, proc: Proc { child: None, name: name.into() }, args };
+        let mut node = MariaNode { host: host.into(), port, server_id, socket, proc: Proc { child: None, name: name.into() }, args };
         node.restart();
         node
     }
@@ -111,7 +117,7 @@ impl MariaNode {
 
     fn conn_opt(&self) -> Option<mysql::Conn> {
         let opts = mysql::OptsBuilder::new()
-            .ip_or_hostname(Some("127.0.0.1"))
+            .ip_or_hostname(Some(self.host.clone()))
             .tcp_port(self.port)
             .user(Some("root"))
             .prefer_socket(false)
@@ -148,9 +154,9 @@ impl MariaNode {
         )
     }
 
-    /// `127.0.0.1:port`.
+    /// `host:port`.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// The port as an argument.
@@ -161,9 +167,9 @@ impl MariaNode {
     /// Makes it replicate from `master` (channel `name`, "" for the default one) and waits until it runs.
     pub fn replicate_from(&self, master: &MariaNode, name: &str) {
         self.sql(&format!(
-            "CHANGE MASTER '{name}' TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl', \
+            "CHANGE MASTER '{name}' TO MASTER_HOST='{}', MASTER_PORT={}, MASTER_USER='repl', \
              MASTER_PASSWORD='{REPL_PASSWORD}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE '{name}'",
-            master.port
+            master.host, master.port
         ));
         self.wait_channel_running(name);
     }

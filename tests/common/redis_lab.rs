@@ -6,9 +6,14 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-/// Sends one command to a Redis server or Sentinel on loopback.
+/// Sends one command to a Redis server or Sentinel on 127.0.0.1.
 pub fn redis_cmd(port: u16, args: &[&str]) -> redis::RedisResult<redis::Value> {
-    let client = redis::Client::open(("127.0.0.1", port))?;
+    redis_cmd_at("127.0.0.1", port, args)
+}
+
+/// Sends one command to a Redis server or Sentinel at `host:port`.
+pub fn redis_cmd_at(host: &str, port: u16, args: &[&str]) -> redis::RedisResult<redis::Value> {
+    let client = redis::Client::open((host, port))?;
     let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
     conn.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut cmd = redis::cmd(args[0]);
@@ -19,16 +24,21 @@ pub fn redis_cmd(port: u16, args: &[&str]) -> redis::RedisResult<redis::Value> {
 }
 
 /// Whether a server answers at all (an error reply such as NOAUTH counts as an answer).
-pub fn answers(port: u16) -> bool {
-    match redis_cmd(port, &["PING"]) {
+pub fn answers(host: &str, port: u16) -> bool {
+    match redis_cmd_at(host, port, &["PING"]) {
         Ok(_) => true,
         Err(e) => e.code().is_some(),
     }
 }
 
-/// `INFO replication` of a server, or None if it does not answer.
+/// `INFO replication` of a server on 127.0.0.1, or None if it does not answer.
 pub fn info(port: u16) -> Option<String> {
-    match redis_cmd(port, &["INFO", "replication"]).ok()? {
+    info_at("127.0.0.1", port)
+}
+
+/// `INFO replication` of a server at `host:port`, or None if it does not answer.
+pub fn info_at(host: &str, port: u16) -> Option<String> {
+    match redis_cmd_at(host, port, &["INFO", "replication"]).ok()? {
         redis::Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
         redis::Value::VerbatimString { text, .. } => Some(text),
         _ => None,
@@ -37,7 +47,9 @@ pub fn info(port: u16) -> Option<String> {
 
 /// One `redis-server` process.
 pub struct RedisNode {
-    /// Its port on 127.0.0.1.
+    /// The loopback address it binds.
+    pub host: String,
+    /// Its port.
     pub port: u16,
     /// The process.
     pub proc: Proc,
@@ -46,10 +58,15 @@ pub struct RedisNode {
 }
 
 impl RedisNode {
-    /// Starts `redis-server` on `port` with the lab's settings plus `extra`, waiting until it answers.
+    /// Starts `redis-server` on 127.0.0.1:`port` with the lab's settings plus `extra`.
     pub fn start(dir: &TempDir, name: &str, port: u16, extra: &[String]) -> RedisNode {
+        Self::start_on(dir, name, "127.0.0.1", port, extra)
+    }
+
+    /// Starts `redis-server` on `host:port` with the lab's settings plus `extra`, waiting until it answers.
+    pub fn start_on(dir: &TempDir, name: &str, host: &str, port: u16, extra: &[String]) -> RedisNode {
         let mut args: Vec<String> = [
-            "--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--port", &port.to_string(), "--bind", host, "--save", "", "--appendonly", "no",
             "--dir", dir.0.to_str().unwrap(), "--dbfilename", &format!("{name}.rdb"),
             "--logfile", dir.join(&format!("{name}.log")).to_str().unwrap(),
             "--repl-ping-replica-period", "1", "--repl-diskless-sync-delay", "0", "--protected-mode", "no",
@@ -58,7 +75,7 @@ impl RedisNode {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().cloned());
-        let mut node = RedisNode { port, proc: Proc { child: None, name: name.into() }, dir: dir.0.clone(), args };
+        let mut node = RedisNode { host: host.into(), port, proc: Proc { child: None, name: name.into() }, dir: dir.0.clone(), args };
         node.restart();
         node
     }
@@ -67,8 +84,8 @@ impl RedisNode {
     pub fn restart(&mut self) {
         self.proc.kill();
         self.proc.child = Some(spawn_tied(Command::new("redis-server").args(&self.args)));
-        let port = self.port;
-        wait_for(&format!("redis-server on {port}"), Duration::from_secs(10), || answers(port).then_some(()));
+        let (host, port) = (self.host.clone(), self.port);
+        wait_for(&format!("redis-server on {host}:{port}"), Duration::from_secs(10), || answers(&host, port).then_some(()));
     }
 
     /// Restarts it as a master with no `replicaof` (an old master coming back).
@@ -81,7 +98,12 @@ impl RedisNode {
 
     /// `host:port`.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Its `INFO replication`, if it answers.
+    pub fn info(&self) -> Option<String> {
+        info_at(&self.host, self.port)
     }
 
     /// `port` as an argument.
@@ -91,13 +113,18 @@ impl RedisNode {
 
     /// The role line of INFO (master/slave), if it answers.
     pub fn role(&self) -> Option<String> {
-        info(self.port).and_then(|i| i.lines().find_map(|l| l.strip_prefix("role:").map(|r| r.trim().to_string())))
+        self.info().and_then(|i| i.lines().find_map(|l| l.strip_prefix("role:").map(|r| r.trim().to_string())))
     }
 }
 
-/// Extra arguments making a node a replica of `master_port`.
+/// Extra arguments making a node a replica of 127.0.0.1:`master_port`.
 pub fn replica_of(master_port: u16) -> Vec<String> {
     vec!["--replicaof".into(), "127.0.0.1".into(), master_port.to_string()]
+}
+
+/// Extra arguments making a node on `host` a replica of `master`, announcing its own address.
+pub fn replica_of_node(master: &RedisNode, host: &str) -> Vec<String> {
+    vec!["--replicaof".into(), master.host.clone(), master.port.to_string(), "--replica-announce-ip".into(), host.into()]
 }
 
 /// A master, its replicas and (optionally) Sentinels watching them.
@@ -125,22 +152,32 @@ impl RedisLab {
 
     /// Like `start`, with extra `redis-server` arguments for every node.
     pub fn start_with(replicas: usize, sentinels: usize, extra: &[&str]) -> RedisLab {
+        let hosts = vec!["127.0.0.1"; replicas + 1];
+        Self::start_on(&hosts, None, sentinels, extra)
+    }
+
+    /// A master on `hosts[0]` and replicas on the other hosts, all on `port` (or each on a free
+    /// port), with `sentinels` Sentinels on 127.0.0.1.
+    pub fn start_on(hosts: &[&str], port: Option<u16>, sentinels: usize, extra: &[&str]) -> RedisLab {
         let dir = TempDir::new("redis");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let master = RedisNode::start(&dir, "master", free_port(), &extra);
-        let replicas: Vec<RedisNode> = (0..replicas)
-            .map(|i| {
-                let mut args = replica_of(master.port);
+        let port_for = || port.unwrap_or_else(free_port);
+        let master = RedisNode::start_on(&dir, "master", hosts[0], port_for(), &extra);
+        let replicas: Vec<RedisNode> = hosts[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let mut args = replica_of_node(&master, host);
                 args.extend(extra.iter().cloned());
                 if let Some(pw) = extra.iter().position(|a| a == "--requirepass") {
                     args.extend(["--masterauth".to_string(), extra[pw + 1].clone()]);
                 }
-                RedisNode::start(&dir, &format!("replica{i}"), free_port(), &args)
+                RedisNode::start_on(&dir, &format!("replica{i}"), host, port_for(), &args)
             })
             .collect();
         let mut lab = RedisLab { dir, master, replicas, sentinel_ports: vec![], sentinels: vec![] };
         if extra.iter().all(|a| a != "--requirepass") {
-            lab.wait_replicas_online(lab.master.port, lab.replicas.len());
+            lab.wait_online(&lab.master, lab.replicas.len());
         }
         for i in 0..sentinels {
             lab.start_sentinel(i);
@@ -171,11 +208,12 @@ impl RedisLab {
             &conf,
             format!(
                 "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel{i}.log\n\
-                 sentinel monitor {MASTER_NAME} 127.0.0.1 {mport} 2\n\
+                 sentinel monitor {MASTER_NAME} {mhost} {mport} 2\n\
                  sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
                  sentinel failover-timeout {MASTER_NAME} 4000\n\
                  sentinel parallel-syncs {MASTER_NAME} 2\n",
                 dir = self.dir.0.display(),
+                mhost = self.master.host,
                 mport = self.master.port
             ),
         )
@@ -188,11 +226,18 @@ impl RedisLab {
         self.sentinels.push(Proc { child: Some(child), name: format!("sentinel{i}") });
     }
 
-    /// Waits until the master on `master_port` lists `n` online replicas.
+    /// Waits until the master on 127.0.0.1:`master_port` lists `n` online replicas.
     pub fn wait_replicas_online(&self, master_port: u16, n: usize) {
         wait_for(&format!("{n} online replicas of {master_port}"), Duration::from_secs(20), || {
             let i = info(master_port)?;
             (i.matches("state=online").count() == n).then_some(())
+        });
+    }
+
+    /// Waits until `master` lists `n` online replicas.
+    pub fn wait_online(&self, master: &RedisNode, n: usize) {
+        wait_for(&format!("{n} online replicas of {}", master.addr()), Duration::from_secs(20), || {
+            (master.info()?.matches("state=online").count() == n).then_some(())
         });
     }
 

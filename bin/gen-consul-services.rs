@@ -1,0 +1,4 @@
+//! `gen-consul-services`: writes Consul service files and keepalived scripts for an inventory.
+fn main() {
+    consul_db_checks::generator::main()
+}

@@ -1,0 +1,278 @@
+//! `gen-consul-services`: Consul service definitions (or keepalived `vrrp_script` blocks) for an
+//! inventory of instance groups, or for one group described with flags.
+
+pub mod inventory;
+pub mod output;
+pub mod render;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+use inventory::{parse_inventory, plan, GroupSpec, Kind, PlanOptions, Service, DEFAULT_NAME_TEMPLATE};
+use output::{FileState, OutputFile};
+use render::KeepalivedOptions;
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+
+/// What to generate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One Consul service definition file per service.
+    Consul,
+    /// One keepalived file of `vrrp_script` blocks per node.
+    Keepalived,
+}
+
+/// Command line of `gen-consul-services`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "gen-consul-services",
+    version,
+    about = "Writes the Consul service files (or keepalived vrrp_script blocks) that run consul-db-checks.",
+    after_help = "Exit codes: 0 done (or --check: up to date), 1 --check found files that would change, 2 error (nothing written)."
+)]
+pub struct Args {
+    /// Inventory JSON: a list of instance groups (see the README).
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// With --inventory: only this node's files, straight into --out (what each host runs).
+    #[arg(long, value_name = "ADDRESS", requires = "inventory")]
+    pub node: Option<String>,
+    /// One group by flags: its kind.
+    #[arg(long, value_enum, conflicts_with = "inventory")]
+    pub kind: Option<Kind>,
+    /// One group by flags: its name.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// One group by flags: its port.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u64>,
+    /// One group by flags: this node's address.
+    #[arg(long, value_name = "ADDRESS")]
+    pub address: Option<String>,
+    /// Check interval (default 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// Consul's timeout for the check (default: half the interval, at most 5s).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// The check's own --timeout (default: 3/5 of Consul's).
+    #[arg(long, value_name = "DURATION")]
+    pub check_timeout: Option<String>,
+    /// --user for the checks.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// --password-file for the checks (an absolute path).
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<String>,
+    /// --defaults-file for MySQL checks (an absolute path).
+    #[arg(long, value_name = "PATH")]
+    pub defaults_file: Option<String>,
+    /// --max-lag for the read check.
+    #[arg(long, value_name = "SECONDS")]
+    pub max_lag: Option<String>,
+    /// --min-replicas for the write check.
+    #[arg(long, value_name = "N")]
+    pub min_replicas: Option<u32>,
+    /// Redis: a Sentinel HOST:PORT (repeat).
+    #[arg(long = "sentinel", value_name = "HOST:PORT")]
+    pub sentinels: Vec<String>,
+    /// Redis: the Sentinels' master name (default: the group name).
+    #[arg(long, value_name = "NAME")]
+    pub master_name: Option<String>,
+    /// MySQL: --repl-user (repeat).
+    #[arg(long = "repl-user", value_name = "NAME")]
+    pub repl_users: Vec<String>,
+    /// MySQL: --replica-port.
+    #[arg(long, value_name = "PORT")]
+    pub replica_port: Option<u64>,
+    /// Service meta KEY=VALUE (repeat).
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+    /// Directory to write into (default: print to stdout).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write nothing; list the files under --out that would change, exit 1 if any.
+    #[arg(long, requires = "out")]
+    pub check: bool,
+    /// consul (service files) or keepalived (vrrp_script blocks).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Consul)]
+    pub format: OutputFormat,
+    /// Where the check executables are installed [default: the inventory's bin_dir, else /usr/local/bin].
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<String>,
+    /// Service name template: {role} (w/r), {port}, {kind}, {name}.
+    #[arg(long, value_name = "TEMPLATE", default_value = DEFAULT_NAME_TEMPLATE)]
+    pub name_template: String,
+    /// keepalived: failures before fault.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub fall: u32,
+    /// keepalived: successes before recovery.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub rise: u32,
+    /// keepalived: priority change on failure (omit: failure means FAULT).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub weight: Option<i32>,
+}
+
+/// The group the flags describe, as an inventory entry (so it gets the same validation).
+fn group_from_flags(a: &Args) -> Result<Option<GroupSpec>> {
+    let mut g = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            g.insert(k.to_string(), v);
+        }
+    };
+    put("kind", a.kind.map(|k| json!(k.as_str())));
+    put("name", a.name.as_ref().map(|v| json!(v)));
+    put("port", a.port.map(|v| json!(v)));
+    put("nodes", a.address.as_ref().map(|v| json!([v])));
+    put("interval", a.interval.as_ref().map(|v| json!(v)));
+    put("timeout", a.timeout.as_ref().map(|v| json!(v)));
+    put("check_timeout", a.check_timeout.as_ref().map(|v| json!(v)));
+    put("user", a.user.as_ref().map(|v| json!(v)));
+    put("password_file", a.password_file.as_ref().map(|v| json!(v)));
+    put("defaults_file", a.defaults_file.as_ref().map(|v| json!(v)));
+    put("max_lag", a.max_lag.as_ref().map(|v| json!(v)));
+    put("min_replicas", a.min_replicas.map(|v| json!(v)));
+    put("sentinels", (!a.sentinels.is_empty()).then(|| json!(a.sentinels)));
+    put("master_name", a.master_name.as_ref().map(|v| json!(v)));
+    put("repl_users", (!a.repl_users.is_empty()).then(|| json!(a.repl_users)));
+    put("replica_port", a.replica_port.map(|v| json!(v)));
+    if !a.meta.is_empty() {
+        let mut meta = Map::new();
+        for kv in &a.meta {
+            let (k, v) = kv.split_once('=').ok_or_else(|| anyhow!("--meta {kv}: expected KEY=VALUE"))?;
+            meta.insert(k.to_string(), json!(v));
+        }
+        g.insert("meta".into(), Value::Object(meta));
+    }
+    if g.is_empty() {
+        return Ok(None);
+    }
+    if a.inventory.is_some() {
+        bail!("group options ({}) go in the inventory, not on the command line", g.keys().cloned().collect::<Vec<_>>().join(", "));
+    }
+    for required in ["kind", "name", "port", "nodes"] {
+        if !g.contains_key(required) {
+            let flag = if required == "nodes" { "address" } else { required };
+            bail!("one group by flags needs --kind, --name, --port and --address (missing --{flag})");
+        }
+    }
+    let text = Value::Array(vec![Value::Object(g)]).to_string();
+    Ok(parse_inventory(&text)?.0.into_iter().next())
+}
+
+/// Lays out the files: one per service (consul) or per node (keepalived), under a node
+/// sub-directory when several nodes are written at once.
+fn files(services: &[Service], per_node_dirs: bool, a: &Args) -> Result<Vec<OutputFile>> {
+    let dir = |node: &str| if per_node_dirs { PathBuf::from(node) } else { PathBuf::new() };
+    match a.format {
+        OutputFormat::Consul => Ok(services
+            .iter()
+            .map(|s| OutputFile { path: dir(&s.node).join(format!("{}.json", s.id)), content: render::consul_file(s) })
+            .collect()),
+        OutputFormat::Keepalived => {
+            let mut nodes: Vec<&str> = Vec::new();
+            for s in services {
+                if !nodes.contains(&s.node.as_str()) {
+                    nodes.push(&s.node);
+                }
+            }
+            let opts = KeepalivedOptions { fall: a.fall, rise: a.rise, weight: a.weight };
+            nodes
+                .into_iter()
+                .map(|node| {
+                    let mine: Vec<&Service> = services.iter().filter(|s| s.node == node).collect();
+                    Ok(OutputFile { path: dir(node).join("keepalived-checks.conf"), content: render::keepalived_file(&mine, opts)? })
+                })
+                .collect()
+        }
+    }
+}
+
+/// Everything but printing: parse, validate, lay out. Errors mean nothing may be written.
+pub fn generate(a: &Args) -> Result<Vec<OutputFile>> {
+    let flags_group = group_from_flags(a)?;
+    let (groups, inventory_bin_dir, per_node_dirs) = match (&a.inventory, flags_group) {
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read inventory {}", path.display()))?;
+            let (groups, bin_dir) = parse_inventory(&text).with_context(|| format!("inventory {}", path.display()))?;
+            (groups, bin_dir, a.node.is_none())
+        }
+        (None, Some(group)) => (vec![group], None, false),
+        (None, None) => bail!("give --inventory FILE, or --kind, --name, --port and --address for one group (see --help)"),
+        (Some(_), Some(_)) => unreachable!("group_from_flags refuses flags with an inventory"),
+    };
+    let opts = PlanOptions {
+        bin_dir: a.bin_dir.clone().or(inventory_bin_dir).unwrap_or_else(|| "/usr/local/bin".into()),
+        name_template: a.name_template.clone(),
+        warning_is_ok: a.format == OutputFormat::Keepalived,
+    };
+    let mut services = plan(&groups, &opts)?;
+    if let Some(node) = &a.node {
+        services.retain(|s| &s.node == node);
+        if services.is_empty() {
+            bail!("node {node} is in no group of the inventory");
+        }
+    }
+    files(&services, per_node_dirs, a)
+}
+
+/// Writes, checks or prints the files; returns the exit code (0, or 1 for --check differences).
+fn emit(a: &Args, files: &[OutputFile]) -> Result<i32> {
+    let Some(dir) = &a.out else {
+        for f in files {
+            print!("==> {} <==\n{}", f.path.display(), f.content);
+        }
+        return Ok(0);
+    };
+    if a.check {
+        let mut stale = 0;
+        for f in files {
+            match output::state(dir, f)? {
+                FileState::Unchanged => {}
+                FileState::Changed => {
+                    stale += 1;
+                    println!("would change: {}", dir.join(&f.path).display());
+                }
+                FileState::Missing => {
+                    stale += 1;
+                    println!("missing: {}", dir.join(&f.path).display());
+                }
+            }
+        }
+        if stale == 0 {
+            println!("{} files up to date in {}", files.len(), dir.display());
+        }
+        return Ok(if stale == 0 { 0 } else { 1 });
+    }
+    let mut changed = 0;
+    for f in files {
+        if output::write_atomically(dir, f)? != FileState::Unchanged {
+            changed += 1;
+            println!("wrote {}", dir.join(&f.path).display());
+        }
+    }
+    println!("{changed} of {} files written in {} ({} unchanged)", files.len(), dir.display(), files.len() - changed);
+    Ok(0)
+}
+
+/// Runs `gen-consul-services` with the process arguments and exits 0, 1 or 2.
+pub fn main() -> ! {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("gen-consul-services: internal error: {info} (please report this bug)");
+        std::process::exit(2);
+    }));
+    let args = Args::parse();
+    let code = match generate(&args) {
+        Err(e) => {
+            eprintln!("gen-consul-services: {e:#}\nnothing was written");
+            2
+        }
+        Ok(files) => emit(&args, &files).unwrap_or_else(|e| {
+            eprintln!("gen-consul-services: {e:#}");
+            2
+        }),
+    };
+    std::process::exit(code)
+}

@@ -1,0 +1,205 @@
+//! The whole picture, as Consul sees it: Redis (master, two replicas, three Sentinels) and MariaDB
+//! (master, replica) on their own loopback addresses, the service files `gen-consul-services`
+//! writes for them, and every check run from its `args` the way a Consul agent runs it.
+#![allow(dead_code)]
+
+use super::mysql_lab::{create_users, MariaNode, CHECKER};
+use super::redis_lab::{RedisLab, MASTER_NAME};
+use super::{bin, free_port, spawn_tied, write_file, TempDir};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Redis nodes' addresses (master first), all on the same port as in a real deployment.
+pub const REDIS_HOSTS: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+/// MariaDB nodes' addresses (master first).
+pub const MYSQL_HOSTS: [&str; 2] = ["127.0.0.5", "127.0.0.6"];
+
+/// What Consul records for one check run.
+#[derive(Clone, Debug)]
+pub struct CheckResult {
+    /// Service name.
+    pub service: String,
+    /// Service address (the node).
+    pub node: String,
+    /// passing, warning or critical.
+    pub status: &'static str,
+    /// The first line the check printed.
+    pub first_line: String,
+}
+
+/// Every check's result, and the DNS answers that follow from them.
+#[derive(Clone, Debug, Default)]
+pub struct Answers {
+    /// One result per service file.
+    pub results: Vec<CheckResult>,
+}
+
+impl Answers {
+    /// The addresses Consul DNS answers for `service`: instances whose check is not critical.
+    pub fn dns(&self, service: &str) -> Vec<String> {
+        let mut v: Vec<String> =
+            self.results.iter().filter(|r| r.service == service && r.status != "critical").map(|r| r.node.clone()).collect();
+        v.sort();
+        v
+    }
+
+    /// Service names, sorted.
+    pub fn services(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.results.iter().map(|r| r.service.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// The lab.
+pub struct ConsulLab {
+    /// Redis topology.
+    pub redis: RedisLab,
+    /// Where MariaDB lives.
+    pub mysql_dir: TempDir,
+    /// MariaDB nodes (master first).
+    pub mysql: Vec<MariaNode>,
+    /// The inventory file.
+    pub inventory: PathBuf,
+    /// Where the generated files go.
+    pub out: TempDir,
+}
+
+/// Runs an executable of the project (or any program), returning exit code and stdout.
+pub fn run_program(program: &Path, args: &[String], timeout: Duration) -> (Option<i32>, String) {
+    let mut child = spawn_tied(Command::new(program).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        use std::io::Read;
+        let _ = o.read_to_string(&mut out);
+    }
+    (status.and_then(|s| s.code()), out)
+}
+
+impl ConsulLab {
+    /// Starts the servers and writes the inventory (nothing generated yet).
+    pub fn start() -> ConsulLab {
+        let redis = RedisLab::start_on(&REDIS_HOSTS, Some(free_port()), 3, &[]);
+        let mysql_dir = TempDir::new("consul-mysql");
+        let port = free_port();
+        let master = MariaNode::start_on(&mysql_dir, "m", 1, MYSQL_HOSTS[0], port, &[]);
+        create_users(&master);
+        let replica = MariaNode::start_on(
+            &mysql_dir,
+            "r",
+            2,
+            MYSQL_HOSTS[1],
+            port,
+            &["--read-only", &format!("--report-host={}", MYSQL_HOSTS[1]), &format!("--report-port={port}")],
+        );
+        replica.replicate_from(&master, "");
+        let cnf = mysql_dir.join("checker.cnf");
+        write_file(&cnf, &format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1), 0o600);
+        let sentinels: Vec<String> = redis.sentinel_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let inventory = serde_json::json!({
+            "bin_dir": bin("check-redis-master").parent().unwrap(),
+            "groups": [
+                {"kind": "redis", "name": "lab", "port": redis.master.port, "nodes": REDIS_HOSTS,
+                 "sentinels": sentinels, "master_name": MASTER_NAME, "max_lag": "10s",
+                 "interval": "2s", "timeout": "1s"},
+                {"kind": "mysql", "name": "lab", "port": port, "nodes": MYSQL_HOSTS,
+                 "defaults_file": cnf, "repl_users": ["repl"], "interval": "2s", "timeout": "1s"}
+            ]
+        });
+        let path = mysql_dir.join("inventory.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&inventory).unwrap()).unwrap();
+        ConsulLab { redis, mysql_dir, mysql: vec![master, replica], inventory: path, out: TempDir::new("consul-out") }
+    }
+
+    /// Runs `gen-consul-services --inventory ... --out DIR` plus `extra`; returns (exit code, stdout).
+    pub fn generate(&self, out: &Path, extra: &[&str]) -> (Option<i32>, String) {
+        let mut args = vec!["--inventory".to_string(), self.inventory.display().to_string(), "--out".into(), out.display().to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run_program(&bin("gen-consul-services"), &args, Duration::from_secs(20))
+    }
+
+    /// The Redis service name for a role (`w` or `r`).
+    pub fn redis_service(&self, role: &str) -> String {
+        format!("{role}-{}-redis-lab", self.redis.master.port)
+    }
+
+    /// The MySQL service name for a role (`w` or `r`).
+    pub fn mysql_service(&self, role: &str) -> String {
+        format!("{role}-{}-mysql-lab", self.mysql[0].port)
+    }
+
+    /// Runs every generated check the way Consul does: its `args`, no shell, killed at its
+    /// `timeout`; 0 passing, 1 warning, anything else critical. In parallel, as agents do.
+    pub fn evaluate(&self) -> Answers {
+        let mut files: Vec<PathBuf> = Vec::new();
+        for node in std::fs::read_dir(&self.out.0).unwrap().flatten() {
+            for f in std::fs::read_dir(node.path()).unwrap().flatten() {
+                if f.path().extension().is_some_and(|e| e == "json") {
+                    files.push(f.path());
+                }
+            }
+        }
+        files.sort();
+        let results = std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .iter()
+                .map(|path| {
+                    scope.spawn(move || {
+                        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+                        let svc = &v["service"];
+                        let check = &svc["checks"][0];
+                        assert!(check.get("script").is_none(), "{path:?} uses script");
+                        let args: Vec<String> = check["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+                        let timeout = consul_db_checks::duration::parse_duration(check["timeout"].as_str().unwrap()).unwrap();
+                        let (code, out) = run_program(Path::new(&args[0]), &args[1..], timeout);
+                        CheckResult {
+                            service: svc["name"].as_str().unwrap().to_string(),
+                            node: svc["address"].as_str().unwrap().to_string(),
+                            status: match code {
+                                Some(0) => "passing",
+                                Some(1) => "warning",
+                                _ => "critical",
+                            },
+                            first_line: out.lines().next().unwrap_or("(no output)").to_string(),
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        Answers { results }
+    }
+
+    /// The DNS answers in a table: service name, answer, and each instance's check line.
+    pub fn describe(answers: &Answers) -> String {
+        let mut by_service: BTreeMap<String, Vec<&CheckResult>> = BTreeMap::new();
+        for r in &answers.results {
+            by_service.entry(r.service.clone()).or_default().push(r);
+        }
+        let mut s = String::new();
+        for (service, results) in by_service {
+            let answer = answers.dns(&service);
+            let shown = if answer.is_empty() { "(no answer)".to_string() } else { answer.join(", ") };
+            s.push_str(&format!("  {service}.service.consul -> {shown}\n"));
+            for r in results {
+                s.push_str(&format!("      {:<9} {:<10} {}\n", r.node, r.status, r.first_line));
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,169 @@
+//! End to end: gen-consul-services writes the files for a real Redis + Sentinel and MariaDB lab,
+//! every check is run from its `args` as Consul runs it, and the DNS answers are asserted through
+//! topology changes. The keepalived output is validated by keepalived itself.
+
+mod common;
+
+use common::consul_lab::{run_program, ConsulLab, MYSQL_HOSTS, REDIS_HOSTS};
+use common::redis_lab::RedisNode;
+use common::*;
+use std::path::Path;
+use std::time::Duration;
+
+fn hosts(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Evaluates until `ok` holds (a check result may lag a topology change by one run), else panics
+/// with the last answers.
+fn settle(lab: &ConsulLab, what: &str, ok: impl Fn(&common::consul_lab::Answers) -> bool) -> common::consul_lab::Answers {
+    let mut last = None;
+    for _ in 0..40 {
+        let a = lab.evaluate();
+        if ok(&a) {
+            return a;
+        }
+        last = Some(a);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("{what} never held:\n{}", ConsulLab::describe(&last.unwrap()));
+}
+
+/// The write pool never holds two nodes, at any evaluation.
+fn one_writer(lab: &ConsulLab, a: &common::consul_lab::Answers) {
+    for s in [lab.redis_service("w"), lab.mysql_service("w")] {
+        assert!(a.dns(&s).len() <= 1, "two writers for {s}:\n{}", ConsulLab::describe(a));
+    }
+}
+
+#[test]
+fn generated_services_follow_the_topology() {
+    let mut lab = ConsulLab::start();
+    let (code, out) = lab.generate(&lab.out.0, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    // Every file: args (never script), no secret.
+    for node in REDIS_HOSTS.iter().chain(MYSQL_HOSTS.iter()) {
+        assert!(lab.out.0.join(node).is_dir(), "no files for {node}");
+    }
+    let all = std::fs::read_dir(&lab.out.0).unwrap().flatten().flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten());
+    for f in all {
+        let text = std::fs::read_to_string(f.path()).unwrap();
+        assert!(text.contains("\"args\"") && !text.contains("\"script\""), "{text}");
+        assert!(!text.contains(common::mysql_lab::CHECKER.1) && !text.contains(common::mysql_lab::REPL_PASSWORD), "{text}");
+    }
+    // --check agrees with what was written, and notices an edited file.
+    assert_eq!(lab.generate(&lab.out.0, &["--check"]).0, Some(0));
+    let some_file = lab.out.0.join(REDIS_HOSTS[0]).join(format!("{}.json", lab.redis_service("w")));
+    std::fs::write(&some_file, "{}\n").unwrap();
+    let (code, out) = lab.generate(&lab.out.0, &["--check"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("would change") && out.contains(&lab.redis_service("w")), "{out}");
+    assert_eq!(lab.generate(&lab.out.0, &[]).0, Some(0));
+
+    let (rw, rr, mw, mr) = (lab.redis_service("w"), lab.redis_service("r"), lab.mysql_service("w"), lab.mysql_service("r"));
+    // Healthy.
+    let a = settle(&lab, "healthy answers", |a| {
+        a.dns(&rw) == hosts(&REDIS_HOSTS[..1]) && a.dns(&rr) == hosts(&REDIS_HOSTS[1..]) && a.dns(&mw) == hosts(&MYSQL_HOSTS[..1]) && a.dns(&mr) == hosts(&MYSQL_HOSTS[1..])
+    });
+    assert_eq!(a.results.len(), 10);
+    one_writer(&lab, &a);
+
+    // A Redis replica stops: it leaves the read pool.
+    lab.redis.replicas[1].proc.kill();
+    let a = settle(&lab, "one replica left", |a| a.dns(&rr) == hosts(&REDIS_HOSTS[1..2]));
+    one_writer(&lab, &a);
+    // All Redis replicas stop: the master serves reads.
+    lab.redis.replicas[0].proc.kill();
+    let a = settle(&lab, "master serves reads", |a| a.dns(&rr) == hosts(&REDIS_HOSTS[..1]) && a.dns(&rw) == hosts(&REDIS_HOSTS[..1]));
+    one_writer(&lab, &a);
+    for r in lab.redis.replicas.iter_mut() {
+        r.restart();
+    }
+    let master = &lab.redis.master;
+    lab.redis.wait_online(master, 2);
+    settle(&lab, "replicas back", |a| a.dns(&rr) == hosts(&REDIS_HOSTS[1..]));
+
+    // Sentinel fails over after the master is killed: the names follow.
+    let old = lab.redis.master.addr();
+    lab.redis.master.proc.kill();
+    let new_master = wait_for("Sentinels agree on a new master", Duration::from_secs(40), || {
+        let v = lab.redis.sentinel_views();
+        let first = v[0].clone()?;
+        (first != old && v.iter().all(|x| x.as_deref() == Some(first.as_str()))).then_some(first)
+    });
+    let new_host = new_master.split(':').next().unwrap().to_string();
+    let other: Vec<String> = REDIS_HOSTS[1..].iter().filter(|h| **h != new_host).map(|h| h.to_string()).collect();
+    let a = settle(&lab, "answers after the failover", |a| a.dns(&rw) == vec![new_host.clone()] && a.dns(&rr) == other);
+    one_writer(&lab, &a);
+    // The old master comes back as a master: never a second writer, demoted by Sentinel.
+    lab.redis.master.restart_as_master();
+    for _ in 0..10 {
+        one_writer(&lab, &lab.evaluate());
+    }
+    let _: &RedisNode = &lab.redis.master;
+
+    // MySQL: the master dies, the replica is promoted.
+    lab.mysql[0].proc.kill();
+    let a = settle(&lab, "MySQL master gone", |a| a.dns(&mw).is_empty());
+    assert!(a.dns(&mr).is_empty(), "the replica's IO thread is down: {}", ConsulLab::describe(&a));
+    lab.mysql[1].sql("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0");
+    let a = settle(&lab, "answers after the promotion", |a| a.dns(&mw) == hosts(&MYSQL_HOSTS[1..]) && a.dns(&mr) == hosts(&MYSQL_HOSTS[1..]));
+    one_writer(&lab, &a);
+}
+
+#[test]
+fn keepalived_accepts_the_generated_scripts() {
+    let lab = ConsulLab::start();
+    let out = TempDir::new("keepalived");
+    let (code, text) = lab.generate(&out.0, &["--format", "keepalived", "--weight", "-20", "--fall", "3"]);
+    assert_eq!(code, Some(0), "{text}");
+    for node in REDIS_HOSTS.iter().chain(MYSQL_HOSTS.iter()) {
+        let conf = out.0.join(node).join("keepalived-checks.conf");
+        let body = std::fs::read_to_string(&conf).unwrap();
+        assert!(body.contains("--warning-exit-code 0") && body.contains("weight -20") && body.contains("fall 3"), "{body}");
+        let (code, msg) = run_program(Path::new("keepalived"), &["-t".into(), "-f".into(), conf.display().to_string()], Duration::from_secs(20));
+        assert_eq!(code, Some(0), "keepalived -t rejected {}: {msg}\n{body}", conf.display());
+        // The same file with a broken quote is rejected: the test has teeth.
+        let broken = out.0.join(format!("{node}-broken.conf"));
+        std::fs::write(&broken, body.replacen("--host", "'--host", 1)).unwrap();
+        let (code, _) = run_program(Path::new("keepalived"), &["-t".into(), "-f".into(), broken.display().to_string()], Duration::from_secs(20));
+        assert_ne!(code, Some(0), "keepalived -t accepted a broken quote");
+    }
+    // The scripts keepalived would run are the checks, and they pass or fail like the Consul ones.
+    let conf = std::fs::read_to_string(out.0.join(REDIS_HOSTS[0]).join("keepalived-checks.conf")).unwrap();
+    let line = conf.lines().find(|l| l.trim_start().starts_with("script ") && l.contains("check-redis-master")).unwrap();
+    let argv: Vec<String> = line.trim().trim_start_matches("script \"").trim_end_matches('"').split(' ').map(String::from).collect();
+    let (code, stdout) = run_program(Path::new(&argv[0]), &argv[1..], Duration::from_secs(5));
+    assert_eq!(code, Some(0), "{stdout}");
+}
+
+#[test]
+fn checked_in_examples_are_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("consul.d-examples");
+    for (format, sub) in [("consul", "consul"), ("keepalived", "keepalived")] {
+        let out = TempDir::new("examples");
+        let args: Vec<String> = ["--inventory", root.join("inventory.json").to_str().unwrap(), "--format", format, "--out", out.0.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (code, text) = run_program(&bin("gen-consul-services"), &args, Duration::from_secs(20));
+        assert_eq!(code, Some(0), "{text}");
+        let listing = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+            let mut v = Vec::new();
+            for node in std::fs::read_dir(dir).unwrap().flatten() {
+                for f in std::fs::read_dir(node.path()).unwrap().flatten() {
+                    v.push((format!("{}/{}", node.file_name().to_string_lossy(), f.file_name().to_string_lossy()), std::fs::read(f.path()).unwrap()));
+                }
+            }
+            v.sort();
+            v
+        };
+        let expected = listing(&out.0);
+        let checked_in = listing(&root.join(sub));
+        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&checked_in), names(&expected), "consul.d-examples/{sub}: run `make examples`");
+        for ((name, a), (_, b)) in checked_in.iter().zip(&expected) {
+            assert!(a == b, "consul.d-examples/{sub}/{name} differs from the generator's output: run `make examples`");
+        }
+    }
+}
