@@ -33,3 +33,8 @@ clean:
 examples:
 	$(CARGO) run --quiet --release --locked --bin gen-consul-services -- --inventory consul.d-examples/inventory.json --out consul.d-examples/consul
 	$(CARGO) run --quiet --release --locked --bin gen-consul-services -- --inventory consul.d-examples/inventory.json --format keepalived --out consul.d-examples/keepalived
+
+# The project's main job on a fresh machine: the end-to-end lab, run for a person (under a minute).
+demo: deps
+	$(CARGO) build --release --locked --bins --example demo
+	./target/release/examples/demo

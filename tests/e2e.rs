@@ -95,11 +95,21 @@ fn generated_services_follow_the_topology() {
     let other: Vec<String> = REDIS_HOSTS[1..].iter().filter(|h| **h != new_host).map(|h| h.to_string()).collect();
     let a = settle(&lab, "answers after the failover", |a| a.dns(&rw) == vec![new_host.clone()] && a.dns(&rr) == other);
     one_writer(&lab, &a);
-    // The old master comes back as a master: never a second writer, demoted by Sentinel.
+    // The old master comes back as a master (empty, stale): in no pool while it says so, until
+    // Sentinel demotes it and it catches up as a replica.
     lab.redis.master.restart_as_master();
+    let old_host = REDIS_HOSTS[0].to_string();
+    let mut seen_as_master = 0;
     for _ in 0..10 {
-        one_writer(&lab, &lab.evaluate());
+        let says_master = lab.redis.master.role().as_deref() == Some("master");
+        let a = lab.evaluate();
+        one_writer(&lab, &a);
+        if says_master && lab.redis.master.role().as_deref() == Some("master") {
+            seen_as_master += 1;
+            assert!(!a.dns(&rw).contains(&old_host) && !a.dns(&rr).contains(&old_host), "stale old master in a pool:\n{}", ConsulLab::describe(&a));
+        }
     }
+    assert!(seen_as_master > 0, "Sentinel demoted the old master before any evaluation saw it");
     let _: &RedisNode = &lab.redis.master;
 
     // MySQL: the master dies, the replica is promoted.

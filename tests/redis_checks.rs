@@ -234,8 +234,14 @@ fn sentinel_failover_and_returning_old_master() {
         n_args.extend(guard.iter().cloned());
         let (rn, _) = run_json(M, &n_args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(!(r.in_pool() && rn.in_pool()), "two writers: old={v} new={rn:?}");
+        // Its data is stale (empty): it must not serve reads either.
+        let (rs, vs) = run_json(S, &m_args.iter().map(String::as_str).collect::<Vec<_>>());
         if role_before.as_deref() == Some("master") && v["facts"]["role"] == "master" {
             assert_eq!(r.exit(), 2, "returning old master not kept out: {v}");
+            if vs["facts"]["role"] == "master" {
+                assert_eq!(rs.exit(), 2, "returning old master serves reads: {vs}");
+                assert!(vs["summary"].as_str().unwrap().contains("its data is stale"), "{vs}");
+            }
             guarded_runs += 1;
             let reason = v["reasons"][0].as_str().unwrap();
             assert!(reason.contains(&new_master), "{reason}");

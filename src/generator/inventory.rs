@@ -415,17 +415,18 @@ fn check_args(g: &GroupSpec, role: Role, node: &str, port: u16, check_timeout: D
     opt("--user", &g.user);
     opt("--password-file", &g.password_file);
     opt("--tls-ca", &g.tls_ca);
+    // The Sentinel guard serves both checks: a returning old master must not write nor serve reads.
+    if g.kind == Kind::Redis && !g.sentinels.is_empty() {
+        for s in &g.sentinels {
+            a.extend(["--sentinel".into(), s.clone()]);
+        }
+        a.extend(["--master-name".into(), g.master_name.clone().unwrap_or_else(|| g.name.clone())]);
+        if let Some(f) = &g.sentinel_password_file {
+            a.extend(["--sentinel-password-file".into(), f.clone()]);
+        }
+    }
     match role {
         Role::Write => {
-            if g.kind == Kind::Redis && !g.sentinels.is_empty() {
-                for s in &g.sentinels {
-                    a.extend(["--sentinel".into(), s.clone()]);
-                }
-                a.extend(["--master-name".into(), g.master_name.clone().unwrap_or_else(|| g.name.clone())]);
-                if let Some(f) = &g.sentinel_password_file {
-                    a.extend(["--sentinel-password-file".into(), f.clone()]);
-                }
-            }
             if let Some(n) = g.min_replicas {
                 a.extend(["--min-replicas".into(), n.to_string()]);
             }

@@ -1,14 +1,12 @@
 //! `check-redis-master`: is this Redis the writable master?
 
 use super::info::{ReplicationInfo, Role};
-use super::sentinel::{self, GuardFinding};
-use crate::cli::{parse_host_port, Address, ServerArgs};
-use crate::credentials::read_password_file;
+use super::sentinel::{GuardFinding, SentinelArgs};
+use crate::cli::ServerArgs;
 use crate::report::{Outcome, Perfdata, Status, Verdict};
 use crate::runner::{Check, Run};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Parser;
-use std::path::PathBuf;
 
 /// Command line of `check-redis-master`.
 #[derive(Parser, Debug)]
@@ -22,18 +20,9 @@ pub struct Args {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub server: ServerArgs,
-    /// A Sentinel to ask which node is master (repeat for each): the split-brain guard.
-    #[arg(long = "sentinel", value_name = "HOST:PORT", value_parser = parse_host_port, requires = "master_name")]
-    pub sentinels: Vec<Address>,
-    /// The master name the Sentinels monitor.
-    #[arg(long, value_name = "NAME", requires = "sentinels")]
-    pub master_name: Option<String>,
-    /// How the Sentinels name this node [default: --host:--port].
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
-    pub announce: Option<Address>,
-    /// File with the Sentinels' password (their `requirepass`), if they need one.
-    #[arg(long, value_name = "PATH")]
-    pub sentinel_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sentinel: SentinelArgs,
     /// Warning while fewer than N replicas are online.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub min_replicas: u32,
@@ -78,30 +67,11 @@ impl Check for RedisMaster {
     }
 
     fn evaluate(args: &Args, run: &Run) -> Result<Outcome> {
-        let (address, info) = super::observe(&args.server, run)?;
-        let me = match (&args.announce, &address) {
-            (Some(a), _) => a.to_string(),
-            (None, Address::Tcp { .. }) => address.to_string(),
-            (None, Address::Socket(_)) if !args.sentinels.is_empty() => {
-                bail!("--sentinel with --socket needs --announce HOST:PORT (how the Sentinels name this node)")
-            }
-            (None, Address::Socket(_)) => String::new(),
-        };
-        let replies = if args.sentinels.is_empty() || info.role != Role::Master {
-            None
-        } else {
-            let login = super::client::Login {
-                user: None,
-                password: args.sentinel_password_file.as_deref().map(read_password_file).transpose()?,
-            };
-            let name = args.master_name.as_deref().unwrap_or_default();
-            Some(sentinel::ask(&args.sentinels, name, &args.server.tls, &login, &run.deadline))
-        };
-        let guard = replies.as_deref().map(|r| sentinel::judge(&me, r));
-        let verdict = decide(&address.to_string(), &info, guard.as_ref(), args.min_replicas);
+        let (address, info, guard) = super::observe_guarded(&args.server, &args.sentinel, run)?;
+        let verdict = decide(&address.to_string(), &info, guard.as_ref().map(|g| &g.finding), args.min_replicas);
         let mut facts = info.facts();
-        if let Some(r) = &replies {
-            facts.set("sentinels", sentinel::facts(r)).set("announce", me.as_str());
+        if let Some(g) = &guard {
+            g.add_facts(&mut facts);
         }
         let online = info.online_replicas().count() as i64;
         let mut perf = Perfdata::new("replicas_online", online, "");

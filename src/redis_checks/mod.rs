@@ -34,6 +34,20 @@ pub fn observe(server: &ServerArgs, run: &Run) -> Result<(Address, ReplicationIn
     Ok((address, info))
 }
 
+/// Reads the facts and, for a node that says master, asks the Sentinels (when `--sentinel` is given).
+pub fn observe_guarded(
+    server: &ServerArgs,
+    sentinels: &sentinel::SentinelArgs,
+    run: &Run,
+) -> Result<(Address, ReplicationInfo, Option<sentinel::Guard>)> {
+    let (address, info) = observe(server, run)?;
+    let guard = match info.role {
+        info::Role::Master => sentinel::Guard::consult(sentinels, &address, &server.tls, &run.deadline)?,
+        info::Role::Replica => None,
+    };
+    Ok((address, info, guard))
+}
+
 /// Whether a lag in whole seconds is within an optional limit (`None`: no limit).
 pub fn lag_within(lag_seconds: Option<i64>, max_lag: Option<std::time::Duration>) -> bool {
     match (max_lag, lag_seconds) {

@@ -1,11 +1,65 @@
 //! The split-brain guard: asks the Sentinels which node is master, and judges their answers.
 
 use super::client::{Login, Session};
-use crate::cli::{Address, TlsArgs};
+use crate::cli::{parse_host_port, Address, TlsArgs};
+use crate::credentials::read_password_file;
 use crate::deadline::Deadline;
-use crate::report::Status;
+use crate::report::{Facts, Status};
 use anyhow::{bail, Result};
 use serde_json::json;
+use std::path::PathBuf;
+
+/// The split-brain guard's options, shared by both Redis checks.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct SentinelArgs {
+    /// A Sentinel to ask which node is master (repeat for each): the split-brain guard.
+    #[arg(long = "sentinel", value_name = "HOST:PORT", value_parser = parse_host_port, requires = "master_name")]
+    pub sentinels: Vec<Address>,
+    /// The master name the Sentinels monitor.
+    #[arg(long, value_name = "NAME", requires = "sentinels")]
+    pub master_name: Option<String>,
+    /// How the Sentinels name this node [default: --host:--port].
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub announce: Option<Address>,
+    /// File with the Sentinels' password (their `requirepass`), if they need one.
+    #[arg(long, value_name = "PATH")]
+    pub sentinel_password_file: Option<PathBuf>,
+}
+
+/// What the Sentinels were asked and what the guard concluded.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    /// How the Sentinels name this node.
+    pub me: String,
+    /// Every Sentinel's answer.
+    pub replies: Vec<SentinelReply>,
+    /// The conclusion.
+    pub finding: GuardFinding,
+}
+
+impl Guard {
+    /// Asks the Sentinels about the node at `address`, when `--sentinel` is given.
+    pub fn consult(args: &SentinelArgs, address: &Address, tls: &TlsArgs, deadline: &Deadline) -> Result<Option<Guard>> {
+        if args.sentinels.is_empty() {
+            return Ok(None);
+        }
+        let me = match (&args.announce, address) {
+            (Some(a), _) => a.to_string(),
+            (None, Address::Tcp { .. }) => address.to_string(),
+            (None, Address::Socket(_)) => bail!("--sentinel with --socket needs --announce HOST:PORT (how the Sentinels name this node)"),
+        };
+        let login = Login { user: None, password: args.sentinel_password_file.as_deref().map(read_password_file).transpose()? };
+        let name = args.master_name.as_deref().unwrap_or_default();
+        let replies = ask(&args.sentinels, name, tls, &login, deadline);
+        let finding = judge(&me, &replies);
+        Ok(Some(Guard { me, replies, finding }))
+    }
+
+    /// Adds the Sentinels' answers to the facts.
+    pub fn add_facts(&self, facts: &mut Facts) {
+        facts.set("sentinels", self::facts(&self.replies)).set("announce", self.me.as_str());
+    }
+}
 
 /// What one Sentinel said about the master name.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,9 +2,10 @@
 
 use super::info::ReplicationInfo;
 use super::lag_within;
+use super::sentinel::{GuardFinding, SentinelArgs};
 use crate::cli::ServerArgs;
 use crate::duration::{format_duration, parse_duration};
-use crate::report::{Outcome, Perfdata, Verdict};
+use crate::report::{Outcome, Perfdata, Status, Verdict};
 use crate::runner::{Check, Run};
 use anyhow::Result;
 use clap::Parser;
@@ -29,10 +30,15 @@ pub struct Args {
     /// Keep a master out of the read pool even when no replica is healthy.
     #[arg(long)]
     pub no_master_fallback: bool,
+    /// With --sentinel: a node that says master while the Sentinels name another (a returning old
+    /// master, with stale data) is out of the read pool too.
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sentinel: SentinelArgs,
 }
 
-/// Decides from the facts whether the node belongs in the read pool.
-pub fn decide(target: &str, info: &ReplicationInfo, max_lag: Option<Duration>, master_fallback: bool) -> Verdict {
+/// Decides from the facts (and the Sentinels' view, for a master) whether the node belongs in the read pool.
+pub fn decide(target: &str, info: &ReplicationInfo, max_lag: Option<Duration>, master_fallback: bool, guard: Option<&GuardFinding>) -> Verdict {
     let limit = max_lag.map(|d| format!(", over --max-lag {}", format_duration(d))).unwrap_or_default();
     match &info.link {
         Some(link) => {
@@ -67,7 +73,10 @@ pub fn decide(target: &str, info: &ReplicationInfo, max_lag: Option<Duration>, m
                 .filter(|r| lag_within(r.lag_seconds, max_lag))
                 .map(|r| r.address.as_str())
                 .collect();
-            if !master_fallback {
+            if let Some(g) = guard.filter(|g| g.status == Status::Critical) {
+                Verdict::critical(format!("{target} says master, but Sentinel names another node: its data is stale"))
+                    .because(g.reason.clone())
+            } else if !master_fallback {
                 Verdict::critical(format!("{target} is the master; --no-master-fallback keeps it out of the read pool"))
                     .because("role is master and master fallback is off")
             } else if healthy.is_empty() {
@@ -99,9 +108,12 @@ impl Check for RedisSlave {
     }
 
     fn evaluate(args: &Args, run: &Run) -> Result<Outcome> {
-        let (address, info) = super::observe(&args.server, run)?;
-        let verdict = decide(&address.to_string(), &info, args.max_lag, !args.no_master_fallback);
+        let (address, info, guard) = super::observe_guarded(&args.server, &args.sentinel, run)?;
+        let verdict = decide(&address.to_string(), &info, args.max_lag, !args.no_master_fallback, guard.as_ref().map(|g| &g.finding));
         let mut facts = info.facts();
+        if let Some(g) = &guard {
+            g.add_facts(&mut facts);
+        }
         if let Some(d) = args.max_lag {
             facts.set("max_lag_seconds", crate::report::seconds_value(d));
         }
@@ -143,21 +155,25 @@ mod tests {
                         i.loading = loading;
                         let link = i.link.clone().unwrap();
                         let ok = !loading && link.link_up && !link.sync_in_progress && lag_within(link.last_io_seconds_ago, max);
-                        let v = decide("t:1", &i, max, fallback);
+                        let v = decide("t:1", &i, max, fallback, None);
                         assert_eq!(v.status == Status::Passing, ok, "{text:?} loading={loading} max={max:?}: {v:?}");
                         assert_ne!(v.status, Status::Warning, "a node in the wrong role is never a warning");
                     }
                 }
             }
         }
+        let guards = [None, Some(Status::Passing), Some(Status::Warning), Some(Status::Critical)];
         for text in [MASTER_TWO_REPLICAS, MASTER_ALONE] {
             for max in limits {
                 for fallback in [true, false] {
-                    let i = info(text);
-                    let any_healthy = i.online_replicas().any(|r| lag_within(r.lag_seconds, max));
-                    let v = decide("t:1", &i, max, fallback);
-                    let expected = if fallback && !any_healthy { Status::Passing } else { Status::Critical };
-                    assert_eq!(v.status, expected, "{text:?} max={max:?} fallback={fallback}: {v:?}");
+                    for g in guards {
+                        let i = info(text);
+                        let any_healthy = i.online_replicas().any(|r| lag_within(r.lag_seconds, max));
+                        let finding = g.map(|status| GuardFinding { status, reason: "sentinels".into() });
+                        let v = decide("t:1", &i, max, fallback, finding.as_ref());
+                        let expected = if fallback && !any_healthy && g != Some(Status::Critical) { Status::Passing } else { Status::Critical };
+                        assert_eq!(v.status, expected, "{text:?} max={max:?} fallback={fallback} guard={g:?}: {v:?}");
+                    }
                 }
             }
         }
@@ -165,26 +181,26 @@ mod tests {
 
     #[test]
     fn replica_states_say_why() {
-        let v = decide("10.0.0.3:6029", &info(REPLICA_UP), Some(Duration::from_secs(120)), true);
+        let v = decide("10.0.0.3:6029", &info(REPLICA_UP), Some(Duration::from_secs(120)), true, None);
         assert_eq!(v.summary, "10.0.0.3:6029 replica of 127.0.0.1:41000, link up, lag 0s");
-        let v = decide("r:1", &info(REPLICA_LINK_DOWN), None, true);
+        let v = decide("r:1", &info(REPLICA_LINK_DOWN), None, true, None);
         assert_eq!(v.summary, "r:1 replica of 127.0.0.1:41000, link down for 1s");
-        let v = decide("r:1", &info(REPLICA_SYNCING), None, true);
+        let v = decide("r:1", &info(REPLICA_SYNCING), None, true, None);
         assert!(v.summary.contains("initial sync in progress"), "{}", v.summary);
         let lagging = REPLICA_UP.replace("master_last_io_seconds_ago:0", "master_last_io_seconds_ago:9");
-        let v = decide("r:1", &info(&lagging), Some(Duration::from_secs(5)), true);
+        let v = decide("r:1", &info(&lagging), Some(Duration::from_secs(5)), true, None);
         assert_eq!(v.summary, "r:1 replica of 127.0.0.1:41000, link up, lag 9s, over --max-lag 5s");
     }
 
     #[test]
     fn lagging_replicas_send_reads_back_to_the_master() {
         let lagging = MASTER_TWO_REPLICAS.replace("lag=0", "lag=5").replace("lag=1", "lag=7");
-        let v = decide("m:1", &info(&lagging), Some(Duration::from_secs(2)), true);
+        let v = decide("m:1", &info(&lagging), Some(Duration::from_secs(2)), true, None);
         assert_eq!(v.status, Status::Passing, "{v:?}");
-        let v = decide("m:1", &info(&lagging), Some(Duration::from_secs(5)), true);
+        let v = decide("m:1", &info(&lagging), Some(Duration::from_secs(5)), true, None);
         assert_eq!(v.status, Status::Critical);
         assert_eq!(v.reasons[0], "healthy replicas: 127.0.0.1:41002");
-        let v = decide("m:1", &info(&lagging), None, true);
+        let v = decide("m:1", &info(&lagging), None, true, None);
         assert!(v.reasons[0].contains("127.0.0.1:41001") && v.reasons[0].contains("127.0.0.1:41002"));
     }
 }
