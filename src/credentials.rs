@@ -48,6 +48,15 @@ pub enum PasswordSource {
     DefaultsFile,
 }
 
+/// The `login` fact: who logs in and where the password came from (never the password).
+pub fn login_fact(user: Option<&str>, source: PasswordSource) -> String {
+    let who = user.unwrap_or("default user");
+    match source {
+        PasswordSource::None => format!("{who}, no password"),
+        other => format!("{who}, password from {}", other.describe()),
+    }
+}
+
 impl PasswordSource {
     /// How the source is named in facts.
     pub fn describe(self) -> String {

@@ -16,10 +16,24 @@ pub struct Deadline {
 /// Below this, a step is not started: it could not finish anyway.
 const MIN_STEP: Duration = Duration::from_millis(1);
 
+/// Socket timeouts end this much before the deadline, so that the step's own, precise error
+/// ("did not answer the MySQL handshake") is reported before the watchdog's generic one.
+const IO_MARGIN: Duration = Duration::from_millis(50);
+
 impl Deadline {
     /// A deadline `limit` from now.
     pub fn new(limit: Duration) -> Self {
-        Deadline { start: Instant::now(), limit }
+        Self::starting_at(Instant::now(), limit)
+    }
+
+    /// A deadline `limit` after `start`.
+    pub fn starting_at(start: Instant, limit: Duration) -> Self {
+        Deadline { start, limit }
+    }
+
+    /// Time left, zero when passed.
+    pub fn left(&self) -> Duration {
+        self.limit.saturating_sub(self.start.elapsed())
     }
 
     /// The whole budget (what `--timeout` said).
@@ -27,18 +41,14 @@ impl Deadline {
         self.limit
     }
 
-    /// Time left for `step`, or an error naming the step when none is left.
+    /// Socket timeout for `step` (the time left, less a small margin), or an error naming the step
+    /// when no time is left.
     pub fn remaining(&self, step: &str) -> Result<Duration> {
-        let left = self.limit.saturating_sub(self.start.elapsed());
+        let left = self.left().saturating_sub(IO_MARGIN);
         if left < MIN_STEP {
             bail!("{step}: no time left of the {} deadline", crate::duration::format_duration(self.limit));
         }
         Ok(left)
-    }
-
-    /// Time left, zero when passed.
-    pub fn left(&self) -> Duration {
-        self.limit.saturating_sub(self.start.elapsed())
     }
 }
 
@@ -91,6 +101,8 @@ mod tests {
         let d = Deadline::new(Duration::ZERO);
         let err = d.remaining("INFO on x:1").unwrap_err().to_string();
         assert!(err.contains("INFO on x:1") && err.contains("deadline"), "{err}");
-        assert!(Deadline::new(Duration::from_secs(5)).remaining("x").unwrap() > Duration::from_secs(4));
+        let d = Deadline::new(Duration::from_secs(5));
+        let io = d.remaining("x").unwrap();
+        assert!(io > Duration::from_secs(4) && io < d.left(), "socket timeouts end before the deadline");
     }
 }

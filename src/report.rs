@@ -130,11 +130,6 @@ impl Facts {
         self
     }
 
-    /// The value of a fact, if set.
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-
     fn to_json(&self) -> Value {
         Value::Object(self.0.iter().cloned().collect::<Map<String, Value>>())
     }

@@ -9,7 +9,6 @@ use anyhow::Result;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
 
 /// One of the executables' checks: its arguments and how it evaluates them.
 pub trait Check {
@@ -25,7 +24,7 @@ pub trait Check {
     fn evaluate(args: &Self::Args, run: &Run) -> Result<Outcome>;
 }
 
-/// What a check needs from the run: the deadline, and a way to name its target and add notes.
+/// What a check needs from the run: the deadline, and a way to name its target.
 pub struct Run {
     /// The deadline bounding the whole run.
     pub deadline: Deadline,
@@ -36,15 +35,7 @@ impl Run {
     pub fn set_target(&self, target: impl Into<String>) {
         state().target = target.into();
     }
-
-    /// Adds a note (advice that does not change the status).
-    pub fn note(&self, note: impl Into<String>) {
-        state().notes.push(note.into());
-    }
 }
-
-/// After the deadline, the watchdog waits this much for the check's own timeout error to win.
-const WATCHDOG_GRACE: Duration = Duration::from_millis(120);
 
 struct RunState {
     check: &'static str,
@@ -63,6 +54,8 @@ fn state() -> std::sync::MutexGuard<'static, RunState> {
 
 /// Runs check `C` with the process arguments and exits; never returns, never exits other than 0/1/2.
 pub fn run<C: Check>() -> ! {
+    // The deadline counts from here, not from after argument parsing.
+    let started = std::time::Instant::now();
     state().check = C::NAME;
     std::panic::set_hook(Box::new(|info| {
         let msg = info
@@ -94,8 +87,8 @@ pub fn run<C: Check>() -> ! {
     if server.password_arg.as_deref().is_some_and(|p| !p.is_empty()) {
         state().notes.push(crate::credentials::COMMAND_LINE_PASSWORD_NOTE.into());
     }
-    let run = Run { deadline: Deadline::new(server.timeout) };
-    arm_watchdog(server.timeout);
+    let run = Run { deadline: Deadline::starting_at(started, server.timeout) };
+    arm_watchdog(run.deadline);
     let outcome = match C::evaluate(&args, &run) {
         Ok(outcome) => outcome,
         Err(err) => Outcome::bare(Verdict::critical(format!("{err:#}"))),
@@ -103,10 +96,12 @@ pub fn run<C: Check>() -> ! {
     emit(outcome)
 }
 
-/// Starts the thread that ends the run, critical, naming the steps under way, once the deadline passes.
-fn arm_watchdog(limit: Duration) {
+/// Starts the thread that ends the run, critical, naming the steps under way, when the deadline
+/// passes. The socket timeouts of every step end at the same moment; whichever comes first reports.
+fn arm_watchdog(deadline: Deadline) {
     std::thread::spawn(move || {
-        std::thread::sleep(limit + WATCHDOG_GRACE);
+        std::thread::sleep(deadline.left());
+        let limit = deadline.limit();
         let steps = steps_under_way();
         let what = if steps.is_empty() { "the check".to_string() } else { steps.join(", ") };
         emit(Outcome::bare(

@@ -335,10 +335,12 @@ fn credentials_sockets_and_secrets() {
 
     let by_cnf = run(M, &[&port, "--defaults-file", lab.checker_cnf.to_str().unwrap()]);
     assert_eq!(by_cnf.exit(), 0, "{by_cnf:?}");
+    assert!(by_cnf.stdout.contains(&format!("login: {}, password from defaults file", CHECKER.0)), "{}", by_cnf.stdout);
     let by_file = run(M, &[&port, "--user", CHECKER.0, "--password-file", good.to_str().unwrap()]);
     assert_eq!(by_file.exit(), 0, "{by_file:?}");
     let by_env = run_env(S, &[&port, "--user", CHECKER.0], &[("MYSQL_PWD", CHECKER.1)]);
     assert_eq!(by_env.exit(), 0, "{by_env:?}");
+    assert!(by_env.stdout.contains("password from environment (MYSQL_PWD)"), "{}", by_env.stdout);
     let by_arg = run(M, &[&port, CHECKER.1, "--user", CHECKER.0]);
     assert_eq!(by_arg.exit(), 0, "{by_arg:?}");
     assert!(by_arg.stdout.contains("note: the password was given on the command line"), "{}", by_arg.stdout);

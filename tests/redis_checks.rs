@@ -315,6 +315,7 @@ fn passwords_and_acl_users() {
     assert_eq!(by_file.exit(), 0, "{by_file:?}");
     let by_env = run_env(S, &[&port], &[("REDISCLI_AUTH", secret)]);
     assert_eq!(by_env.exit(), 0, "{by_env:?}");
+    assert!(by_env.stdout.contains("login: default user, password from environment (REDISCLI_AUTH)"), "{}", by_env.stdout);
     let by_arg = run(M, &[&port, secret]);
     assert_eq!(by_arg.exit(), 0, "{by_arg:?}");
     assert!(by_arg.stdout.contains("note: the password was given on the command line"), "{}", by_arg.stdout);

@@ -124,7 +124,7 @@ impl MysqlTarget {
 /// An open connection to one server.
 pub struct Session<'a> {
     conn: mysql::Conn,
-    target: &'a MysqlTarget,
+    address: Address,
     deadline: &'a Deadline,
 }
 
@@ -186,7 +186,7 @@ fn row_map(row: mysql::Row) -> RowMap {
 
 impl<'a> Session<'a> {
     /// Connects and logs in within the deadline.
-    pub fn open(target: &'a MysqlTarget, deadline: &'a Deadline) -> Result<Session<'a>> {
+    pub fn open(target: &MysqlTarget, deadline: &'a Deadline) -> Result<Session<'a>> {
         let _step = Step::begin(format!("connect to {}", target.address));
         let left = deadline.remaining(&format!("connect to {}", target.address))?;
         let mut opts = mysql::OptsBuilder::new()
@@ -204,12 +204,12 @@ impl<'a> Session<'a> {
             Address::Socket(path) => opts.socket(Some(path.to_string_lossy().into_owned())),
         };
         let conn = mysql::Conn::new(opts).map_err(|e| anyhow!(explain(&e, &target.address, "connect", deadline)))?;
-        Ok(Session { conn, target, deadline })
+        Ok(Session { conn, address: target.address.clone(), deadline })
     }
 
     /// Runs `sql` and returns its rows; `step` names it in errors.
     pub fn rows(&mut self, sql: &str) -> Result<Vec<RowMap>> {
-        self.try_rows(sql)?.map_err(|e| anyhow!(explain(&e, &self.target.address, sql, self.deadline)))
+        self.try_rows(sql)?.map_err(|e| anyhow!(explain(&e, &self.address, sql, self.deadline)))
     }
 
     /// Runs the first statement the server knows: a syntax error (1064) moves on to the next.
@@ -219,14 +219,14 @@ impl<'a> Session<'a> {
             match self.try_rows(sql)? {
                 Ok(rows) => return Ok((sql.to_string(), rows)),
                 Err(mysql::Error::MySqlError(e)) if e.code == ER_PARSE_ERROR => continue,
-                Err(e) => return Err(anyhow!(explain(&e, &self.target.address, sql, self.deadline))),
+                Err(e) => return Err(anyhow!(explain(&e, &self.address, sql, self.deadline))),
             }
         }
-        Err(anyhow!("{} knows none of: {}", self.target.address, statements.join(", ")))
+        Err(anyhow!("{} knows none of: {}", self.address, statements.join(", ")))
     }
 
     fn try_rows(&mut self, sql: &str) -> Result<std::result::Result<Vec<RowMap>, mysql::Error>> {
-        let step = format!("{sql} on {}", self.target.address);
+        let step = format!("{sql} on {}", self.address);
         let _step = Step::begin(&step);
         self.deadline.remaining(&step)?;
         Ok(self.conn.query_iter(sql).and_then(|result| result.map(|row| row.map(row_map)).collect()))

@@ -1,6 +1,5 @@
 //! `check-mysql-master`: is this MySQL/MariaDB the writable master?
 
-use super::client::{MysqlTarget, Session};
 use super::{MysqlArgs, ServerFacts};
 use crate::cli::ServerArgs;
 use crate::report::{Outcome, Perfdata, Status, Verdict};
@@ -70,10 +69,7 @@ impl Check for MysqlMaster {
     }
 
     fn evaluate(args: &Args, run: &Run) -> Result<Outcome> {
-        let target = MysqlTarget::resolve(&args.server, args.mysql.defaults_file.as_deref())?;
-        run.set_target(target.address.to_string());
-        let mut session = Session::open(&target, &run.deadline)?;
-        let facts = ServerFacts::read(&mut session)?;
+        let (target, _session, facts) = super::observe(&args.server, &args.mysql, run)?;
         let replicas = facts.replica_threads(&args.mysql.repl_users).count();
         let verdict = decide(&target.address.to_string(), &facts, args.allow_read_only, replicas, args.min_replicas);
         let mut perf = Perfdata::new("replicas", replicas as i64, "");
@@ -98,6 +94,7 @@ mod tests {
             status_statement: "SHOW ALL REPLICAS STATUS".into(),
             channels: channels(&rows).unwrap(),
             dump_threads: vec![DumpThread { user: "repl".into(), host: "10.0.0.3:4000".into() }],
+            login: String::new(),
         }
     }
 

@@ -6,8 +6,10 @@ pub mod master;
 pub mod replication;
 pub mod slave;
 
+use crate::cli::ServerArgs;
+use crate::runner::Run;
 use anyhow::{Context, Result};
-use client::Session;
+use client::{MysqlTarget, Session};
 use replication::{DumpThread, ReplicaChannel};
 use serde_json::json;
 use std::path::PathBuf;
@@ -22,6 +24,17 @@ pub struct MysqlArgs {
     /// threads (CDC readers such as mariadb-binlog, Debezium) are not replicas.
     #[arg(long = "repl-user", value_name = "NAME")]
     pub repl_users: Vec<String>,
+}
+
+/// Resolves the login, names the target, connects once and reads the server's facts; the session
+/// stays open for a check that has more to ask.
+pub fn observe<'a>(server: &ServerArgs, mysql: &MysqlArgs, run: &'a Run) -> Result<(MysqlTarget, Session<'a>, ServerFacts)> {
+    let target = MysqlTarget::resolve(server, mysql.defaults_file.as_deref())?;
+    run.set_target(target.address.to_string());
+    let mut session = Session::open(&target, &run.deadline)?;
+    let mut facts = ServerFacts::read(&mut session)?;
+    facts.login = crate::credentials::login_fact(Some(&target.user), target.password_source);
+    Ok((target, session, facts))
 }
 
 /// Replication status statements, newest spelling first; a syntax error moves on to the next.
@@ -55,6 +68,8 @@ pub struct ServerFacts {
     pub channels: Vec<ReplicaChannel>,
     /// Its dump threads (replicas and CDC readers connected to it).
     pub dump_threads: Vec<DumpThread>,
+    /// Who logged in, and where the password came from (never the password).
+    pub login: String,
 }
 
 fn on(v: Option<&Option<String>>) -> Option<bool> {
@@ -87,6 +102,7 @@ impl ServerFacts {
             status_statement,
             channels,
             dump_threads,
+            login: String::new(),
         })
     }
 
@@ -112,6 +128,9 @@ impl ServerFacts {
             f.set("other_dump_threads", others);
         }
         f.set("version", self.version.as_str()).set("status_statement", self.status_statement.as_str());
+        if !self.login.is_empty() {
+            f.set("login", self.login.as_str());
+        }
         f
     }
 }

@@ -217,10 +217,7 @@ impl Check for MysqlSlave {
     }
 
     fn evaluate(args: &Args, run: &Run) -> Result<Outcome> {
-        let target = MysqlTarget::resolve(&args.server, args.mysql.defaults_file.as_deref())?;
-        run.set_target(target.address.to_string());
-        let mut session = Session::open(&target, &run.deadline)?;
-        let facts = ServerFacts::read(&mut session)?;
+        let (target, mut session, facts) = super::observe(&args.server, &args.mysql, run)?;
         let threads: Vec<&DumpThread> = facts.replica_threads(&args.mysql.repl_users).collect();
         let policy = ReadPolicy { max_lag: args.max_lag, allow_read_only: args.allow_read_only, master_fallback: !args.no_master_fallback };
         let mut out_facts = facts.facts(&args.mysql.repl_users);
@@ -276,6 +273,7 @@ mod tests {
             status_statement: "SHOW REPLICA STATUS".into(),
             channels: channels(&rows).unwrap(),
             dump_threads: vec![],
+            login: String::new(),
         }
     }
     fn probe(name: &str, healthy: bool) -> ReplicaProbe {

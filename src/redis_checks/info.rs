@@ -59,6 +59,8 @@ pub struct ReplicationInfo {
     pub loading: bool,
     /// `redis_version`, when the reply had the server section.
     pub version: Option<String>,
+    /// Who logged in, and where the password came from (set by the caller; never the password).
+    pub login: String,
 }
 
 /// Splits INFO text (CRLF or LF lines, `# Section` headers) into `field -> value`.
@@ -134,6 +136,7 @@ impl ReplicationInfo {
             replicas,
             loading: flag(&fields, "loading")? || flag(&fields, "async_loading")?,
             version: fields.get("redis_version").or(fields.get("valkey_version")).map(|v| v.to_string()),
+            login: String::new(),
         })
     }
 
@@ -163,6 +166,9 @@ impl ReplicationInfo {
         f.set("connected_replicas", replicas).set("loading", self.loading);
         if let Some(v) = &self.version {
             f.set("redis_version", v.as_str());
+        }
+        if !self.login.is_empty() {
+            f.set("login", self.login.as_str());
         }
         f
     }

@@ -18,19 +18,15 @@ pub const DEFAULT_PORT: u16 = 6379;
 /// Environment variable redis-cli reads the password from; we read it too.
 pub const PASSWORD_ENV: &str = "REDISCLI_AUTH";
 
-/// The login the server options describe (`--user`, password file, PASSWORD, `REDISCLI_AUTH`).
-pub fn login(server: &ServerArgs) -> Result<Login> {
-    let (password, _source) = server.password(PASSWORD_ENV)?;
-    Ok(Login { user: server.user.clone(), password })
-}
-
-/// Connects to the server once and reads its replication facts.
+/// Connects to the server once and reads its replication facts; the facts say who logged in.
 pub fn observe(server: &ServerArgs, run: &Run) -> Result<(Address, ReplicationInfo)> {
     let address = server.address(DEFAULT_PORT)?;
-    let login = login(server)?;
+    let (password, source) = server.password(PASSWORD_ENV)?;
+    let login = Login { user: server.user.clone(), password };
     let mut session = Session::open(&address, &server.tls, &login, &run.deadline)?;
     let text = session.replication_info()?;
-    let info = ReplicationInfo::parse(&text).with_context(|| format!("cannot read INFO replication from {address}"))?;
+    let mut info = ReplicationInfo::parse(&text).with_context(|| format!("cannot read INFO replication from {address}"))?;
+    info.login = crate::credentials::login_fact(login.user.as_deref(), source);
     Ok((address, info))
 }
 

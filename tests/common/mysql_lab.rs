@@ -172,6 +172,19 @@ impl MariaNode {
             master.host, master.port
         ));
         self.wait_channel_running(name);
+        self.wait_caught_up(master);
+    }
+
+    /// Waits until this replica has applied everything `master` has binlogged (lag 0 alone can be
+    /// reported before the IO thread has fetched it all).
+    pub fn wait_caught_up(&self, master: &MariaNode) {
+        let pos = |n: &MariaNode, var: &str| n.row(&format!("SELECT @@{var} AS p")).and_then(|r| r.get("p").cloned().flatten());
+        wait_for(&format!("{} caught up with {}", self.addr(), master.addr()), Duration::from_secs(30), || {
+            let m = pos(master, "gtid_binlog_pos")?;
+            let r = pos(self, "gtid_slave_pos")?;
+            // Multi-source: every domain of the master's position is in the replica's.
+            m.split(',').all(|d| r.split(',').any(|x| x.trim() == d.trim())).then_some(())
+        });
     }
 
     /// Waits until channel `name` has both threads running and no lag.
