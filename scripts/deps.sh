@@ -10,6 +10,7 @@ declare -A need=(
   [mariadb-install-db]=mariadb-server
   [mariadb]=mariadb-client
   [keepalived]=keepalived
+  [openssl]=openssl
 )
 missing=()
 for cmd in "${!need[@]}"; do

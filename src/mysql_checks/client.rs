@@ -7,7 +7,7 @@ use crate::cli::{Address, ServerArgs, TlsArgs};
 use crate::credentials::{read_password_file, PasswordSource, Secret};
 use crate::deadline::{Deadline, Step};
 use crate::duration::format_duration;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use mysql::prelude::Queryable;
 use std::path::PathBuf;
 
@@ -106,18 +106,20 @@ impl MysqlTarget {
         MysqlTarget { address, ..self.clone() }
     }
 
-    fn ssl_opts(&self) -> Option<mysql::SslOpts> {
+    fn ssl_opts(&self) -> Result<Option<mysql::SslOpts>> {
         if !self.tls.enabled() {
-            return None;
+            return Ok(None);
         }
         let mut ssl = mysql::SslOpts::default();
         if let Some(ca) = &self.tls.tls_ca {
+            std::fs::metadata(ca).with_context(|| format!("cannot read CA certificate {}", ca.display()))?;
             ssl = ssl.with_root_cert_path(Some(PathBuf::from(ca)));
         }
         if let (Some(cert), Some(key)) = (&self.tls.tls_cert, &self.tls.tls_key) {
+            crate::credentials::check_private(key, "TLS key")?;
             ssl = ssl.with_client_identity(Some(mysql::ClientIdentity::new(cert.clone(), key.clone())));
         }
-        Some(ssl)
+        Ok(Some(ssl))
     }
 }
 
@@ -133,12 +135,19 @@ fn explain(err: &mysql::Error, target: &Address, step: &str, deadline: &Deadline
     use mysql::{DriverError as D, Error as E};
     use std::io::ErrorKind as K;
     let limit = format_duration(deadline.limit());
-    let io_kind = match err {
-        E::IoError(e) => Some(e.kind()),
+    let io_error: Option<&std::io::Error> = match err {
+        E::IoError(e) => Some(e),
         // A socket error inside the packet codec (its type is not exported; its source is the io::Error).
-        E::CodecError(c) => std::error::Error::source(c).and_then(|s| s.downcast_ref::<std::io::Error>()).map(|e| e.kind()),
-        E::DriverError(D::CouldNotConnect(Some((_, _, kind)))) => Some(*kind),
+        E::CodecError(c) => std::error::Error::source(c).and_then(|s| s.downcast_ref::<std::io::Error>()),
         _ => None,
+    };
+    // rustls reports a failed handshake (unknown issuer, bad name) as an io::Error wrapping its own.
+    if let Some(tls) = io_error.and_then(|e| e.get_ref()).and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        return format!("TLS with {target}: {tls}");
+    }
+    let io_kind = match err {
+        E::DriverError(D::CouldNotConnect(Some((_, _, kind)))) => Some(*kind),
+        _ => io_error.map(|e| e.kind()),
     };
     match (err, io_kind) {
         (_, Some(K::ConnectionRefused)) => format!("cannot connect to {target}: connection refused"),
@@ -198,7 +207,7 @@ impl<'a> Session<'a> {
             .prefer_socket(false)
             .max_allowed_packet(Some(16 << 20))
             .stmt_cache_size(0)
-            .ssl_opts(target.ssl_opts());
+            .ssl_opts(target.ssl_opts()?);
         opts = match &target.address {
             Address::Tcp { host, port } => opts.ip_or_hostname(Some(host.clone())).tcp_port(*port),
             Address::Socket(path) => opts.socket(Some(path.to_string_lossy().into_owned())),

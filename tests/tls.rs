@@ -1,0 +1,157 @@
+//! TLS (rustls) against real servers: Redis with --tls-port, MariaDB with --ssl-*, certificates made
+//! by openssl for the test; verification, mutual TLS, a wrong CA, and a half-open TLS handshake.
+
+mod common;
+
+use common::mysql_lab::MariaNode;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A CA, a server certificate for 127.0.0.1, a client certificate, and an unrelated CA.
+struct Pki {
+    dir: TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = TempDir::new("pki");
+        let sh = |script: &str| {
+            let out = Command::new("sh").arg("-ec").arg(script).current_dir(&dir.0).output().expect("openssl (run `make deps`)");
+            assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=lab-ca 2>/dev/null");
+        sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=other-ca 2>/dev/null");
+        for (name, cn, ext) in [("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1"), ("client", "checker", "extendedKeyUsage=clientAuth")] {
+            sh(&format!(
+                "openssl req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj /CN={cn} 2>/dev/null
+                 printf '%s\\n' '{ext}' > {name}.ext
+                 openssl x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {name}.crt -days 2 -extfile {name}.ext 2>/dev/null
+                 chmod 600 {name}.key"
+            ));
+        }
+        Pki { dir }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+    fn arg(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+}
+
+fn listening(port: u16) -> Option<()> {
+    std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+}
+
+fn redis_tls(pki: &Pki, dir: &Path, clients: &str) -> (Proc, u16) {
+    let port = free_port();
+    let args: Vec<String> = [
+        "--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        "--dir", dir.to_str().unwrap(), "--tls-cert-file", &pki.arg("server.crt"), "--tls-key-file", &pki.arg("server.key"),
+        "--tls-ca-cert-file", &pki.arg("ca.crt"), "--tls-auth-clients", clients,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let child = spawn_tied(Command::new("redis-server").args(&args).stdout(std::process::Stdio::null()));
+    wait_for("redis-server TLS port", Duration::from_secs(10), || listening(port));
+    (Proc { child: Some(child), name: "redis-tls".into() }, port)
+}
+
+#[test]
+fn redis_over_tls() {
+    let pki = Pki::new();
+    let dir = TempDir::new("redis-tls");
+    let (_server, port) = redis_tls(&pki, &dir.0, "no");
+    let p = port.to_string();
+    let (r, v) = run_json("check-redis-master", &[&p, "--tls-ca", &pki.arg("ca.crt")]);
+    assert_eq!(r.exit(), 0, "{v}");
+    assert_eq!(run("check-redis-slave", &[&p, "--tls-ca", &pki.arg("ca.crt")]).exit(), 0);
+    // Without --tls the TLS port does not speak plain Redis.
+    assert_eq!(run("check-redis-master", &[&p, "--timeout", "1s"]).exit(), 2);
+    // A CA that did not sign the server's certificate.
+    let (r, v) = run_json("check-redis-master", &[&p, "--tls-ca", &pki.arg("other-ca.crt")]);
+    assert_eq!(r.exit(), 2);
+    let s = v["summary"].as_str().unwrap().to_lowercase();
+    assert!(s.contains(&format!("127.0.0.1:{port}")) && s.contains("certificate"), "{s}");
+    // A missing CA file is named.
+    let r = run("check-redis-master", &[&p, "--tls-ca", "/nonexistent/ca.crt"]);
+    assert!(r.exit() == 2 && r.stdout.contains("cannot read CA certificate /nonexistent/ca.crt"), "{}", r.stdout);
+}
+
+#[test]
+fn redis_mutual_tls() {
+    let pki = Pki::new();
+    let dir = TempDir::new("redis-mtls");
+    let (_server, port) = redis_tls(&pki, &dir.0, "yes");
+    let p = port.to_string();
+    let (ca, cert, key) = (pki.arg("ca.crt"), pki.arg("client.crt"), pki.arg("client.key"));
+    let a = [p.as_str(), "--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key];
+    assert_eq!(run("check-redis-master", &a).exit(), 0);
+    // Without a client certificate the server refuses.
+    let r = run("check-redis-master", &[&p, "--tls-ca", &pki.arg("ca.crt"), "--timeout", "2s"]);
+    assert_eq!(r.exit(), 2, "{r:?}");
+    // A key readable by every user is refused before anything is sent.
+    let open_key = dir.join("open.key");
+    std::fs::copy(pki.path("client.key"), &open_key).unwrap();
+    write_file(&open_key, &std::fs::read_to_string(pki.path("client.key")).unwrap(), 0o644);
+    let r = run("check-redis-master", &[&p, "--tls-ca", &pki.arg("ca.crt"), "--tls-cert", &pki.arg("client.crt"), "--tls-key", open_key.to_str().unwrap()]);
+    assert!(r.exit() == 2 && r.stdout.contains("TLS key") && r.stdout.contains("chmod"), "{}", r.stdout);
+}
+
+#[test]
+fn half_open_tls_handshake_is_cut_at_the_deadline() {
+    let pki = Pki::new();
+    let silent = FakeServer::start(Fake::Silent);
+    let p = silent.port.to_string();
+    let ca = pki.arg("ca.crt");
+    for (bin, extra) in [("check-redis-master", vec![]), ("check-mysql-master", vec!["--user", "x"])] {
+        let mut a = vec![p.as_str(), "--tls-ca", &ca, "--timeout", "1s"];
+        a.extend(extra);
+        let (r, v) = run_json(bin, &a);
+        assert_eq!(r.exit(), 2, "{r:?}");
+        assert!(r.elapsed < Duration::from_millis(1250), "{bin}: {:?}", r.elapsed);
+        assert!(v["summary"].as_str().unwrap().contains(&format!("127.0.0.1:{p}")), "{v}");
+    }
+}
+
+#[test]
+fn mariadb_over_tls() {
+    let pki = Pki::new();
+    let dir = TempDir::new("mariadb-tls");
+    let node = MariaNode::start(
+        &dir,
+        "tls",
+        1,
+        &[
+            &format!("--ssl-cert={}", pki.arg("server.crt")),
+            &format!("--ssl-key={}", pki.arg("server.key")),
+            &format!("--ssl-ca={}", pki.arg("ca.crt")),
+        ],
+    );
+    // A user who may only log in over TLS: a silent fallback to plain text would fail.
+    node.sql("CREATE USER tlsuser@'%' IDENTIFIED BY 'tls-pw' REQUIRE SSL; GRANT SLAVE MONITOR, PROCESS ON *.* TO tlsuser@'%'");
+    let cnf = dir.join("tls.cnf");
+    write_file(&cnf, &format!("[client]\nuser=tlsuser\npassword=tls-pw\nssl-ca={}\n", pki.arg("ca.crt")), 0o600);
+    let port = node.port_arg();
+    let (r, v) = run_json("check-mysql-master", &[&port, "--defaults-file", cnf.to_str().unwrap()]);
+    assert_eq!(r.exit(), 0, "ssl-ca in the defaults file turns TLS on: {v}");
+    let pw = dir.join("pw");
+    write_file(&pw, "tls-pw\n", 0o600);
+    let base = [port.as_str(), "--user", "tlsuser", "--password-file", pw.to_str().unwrap()];
+    let with = |extra: &[&str]| {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend(extra);
+        run_json("check-mysql-slave", &a)
+    };
+    assert_eq!(with(&["--tls-ca", &pki.arg("ca.crt")]).0.exit(), 0);
+    assert_eq!(with(&["--tls-ca", &pki.arg("ca.crt"), "--tls-cert", &pki.arg("client.crt"), "--tls-key", &pki.arg("client.key")]).0.exit(), 0);
+    let (r, v) = with(&[]);
+    assert_eq!(r.exit(), 2, "plain text must be refused for a REQUIRE SSL user: {v}");
+    assert!(v["summary"].as_str().unwrap().contains("1045"), "{v}");
+    let (r, v) = with(&["--tls-ca", &pki.arg("other-ca.crt")]);
+    assert_eq!(r.exit(), 2, "{v}");
+    assert!(v["summary"].as_str().unwrap().starts_with(&format!("TLS with 127.0.0.1:{port}")), "{v}");
+}
