@@ -1,0 +1,91 @@
+//! gen-consul-services as a command: exit codes, "nothing written" on errors, flags mode, --node.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+const G: &str = "gen-consul-services";
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                v.extend(files_under(&e.path()).into_iter().map(|f| format!("{}/{f}", e.file_name().to_string_lossy())));
+            } else {
+                v.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn a_bad_inventory_writes_nothing_and_names_the_entry() {
+    let dir = TempDir::new("gen-bad");
+    let inv = dir.join("inv.json");
+    // The first group is fine, the second is not: nothing at all may be written.
+    std::fs::write(
+        &inv,
+        r#"[{"kind":"redis","name":"ok","port":6029,"nodes":["10.0.0.1"]},
+            {"kind":"mysql","name":"main","port":3306,"nodes":["10.0.0.1"],"timeout":"20s","interval":"10s"}]"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let r = run(G, &["--inventory", inv.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(r.exit(), 2);
+    assert!(r.stderr.contains("groups[1] (mysql main:3306): timeout 20s is not below the interval 10s"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was written"));
+    assert!(files_under(&out).is_empty(), "{:?}", files_under(&out));
+    // A literal password is refused without being echoed.
+    std::fs::write(&inv, r#"[{"kind":"redis","name":"x","port":1,"nodes":["n"],"password":"hunter2"}]"#).unwrap();
+    let r = run(G, &["--inventory", inv.to_str().unwrap()]);
+    assert_eq!(r.exit(), 2);
+    assert!(!r.output().contains("hunter2") && r.stderr.contains("literal passwords"), "{}", r.stderr);
+    // Unreadable and malformed inventories.
+    let r = run(G, &["--inventory", dir.join("missing.json").to_str().unwrap()]);
+    assert!(r.exit() == 2 && r.stderr.contains("cannot read inventory"), "{}", r.stderr);
+    std::fs::write(&inv, "{not json").unwrap();
+    let r = run(G, &["--inventory", inv.to_str().unwrap()]);
+    assert!(r.exit() == 2 && r.stderr.contains("not valid JSON"), "{}", r.stderr);
+}
+
+#[test]
+fn flags_mode_node_selection_and_stdout() {
+    let dir = TempDir::new("gen-flags");
+    let out = dir.join("out");
+    let r = run(G, &[
+        "--kind", "redis", "--name", "test", "--port", "6029", "--address", "192.168.0.20",
+        "--password-file", "/etc/consul.d/secrets/redis-6029", "--max-lag", "30s", "--meta", "team=dba",
+        "--out", out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.exit(), 0, "{r:?}");
+    assert_eq!(files_under(&out), vec!["r-6029-redis-test.json", "w-6029-redis-test.json"]);
+    let w: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("w-6029-redis-test.json")).unwrap()).unwrap();
+    assert_eq!(w["service"]["meta"]["team"], "dba");
+    assert_eq!(w["service"]["tags"][0], "master-test-6029");
+    // Running again changes nothing; --check agrees.
+    let again = run(G, &["--kind", "redis", "--name", "test", "--port", "6029", "--address", "192.168.0.20", "--password-file", "/etc/consul.d/secrets/redis-6029", "--max-lag", "30s", "--meta", "team=dba", "--out", out.to_str().unwrap(), "--check"]);
+    assert_eq!(again.exit(), 0, "{again:?}");
+    // Missing flags and a flag with an inventory are usage errors.
+    let r = run(G, &["--kind", "redis", "--name", "test", "--port", "6029"]);
+    assert!(r.exit() == 2 && r.stderr.contains("--address"), "{}", r.stderr);
+
+    let inv = Path::new(env!("CARGO_MANIFEST_DIR")).join("consul.d-examples/inventory.json");
+    let one = dir.join("one");
+    let r = run(G, &["--inventory", inv.to_str().unwrap(), "--node", "192.168.0.30", "--out", one.to_str().unwrap()]);
+    assert_eq!(r.exit(), 0, "{r:?}");
+    assert_eq!(files_under(&one), vec!["r-3306-mysql-main.json", "r-6029-redis-test.json", "w-3306-mysql-main.json", "w-6029-redis-test.json"]);
+    let r = run(G, &["--inventory", inv.to_str().unwrap(), "--node", "10.9.9.9"]);
+    assert!(r.exit() == 2 && r.stderr.contains("node 10.9.9.9 is in no group"), "{}", r.stderr);
+    let r = run(G, &["--inventory", inv.to_str().unwrap(), "--name", "x"]);
+    assert!(r.exit() == 2, "{r:?}");
+    // Without --out every file is printed under a header.
+    let r = run(G, &["--inventory", inv.to_str().unwrap(), "--node", "192.168.0.40", "--format", "keepalived"]);
+    assert_eq!(r.exit(), 0);
+    assert!(r.stdout.starts_with("==> keepalived-checks.conf <==\n") && r.stdout.contains("vrrp_script chk_w_6029_redis_test {"), "{}", r.stdout);
+    assert_eq!(run(G, &["--help"]).exit(), 0);
+    assert_eq!(run(G, &["--check"]).exit(), 2, "--check needs --out");
+}
