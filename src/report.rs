@@ -101,6 +101,11 @@ impl Perfdata {
         Perfdata { label, value, unit, warn: None, crit: None }
     }
 
+    /// A count with a warning threshold "at least `min`" (`label=3;2:`), none when `min` is 0.
+    pub fn at_least(label: &'static str, value: i64, min: u32) -> Self {
+        Perfdata { warn: (min > 0).then(|| format!("{min}:")), ..Self::new(label, value, "") }
+    }
+
     fn render(&self) -> String {
         let mut s = format!("{}={}{}", self.label, self.value, self.unit);
         if self.warn.is_some() || self.crit.is_some() {
@@ -345,6 +350,12 @@ mod tests {
         assert!(!text.lines().any(|l| l.starts_with("INJECTED")));
         let huge = Report { outcome: Outcome::bare(Verdict::critical("y".repeat(9000))), ..report(Status::Critical) };
         assert!(huge.render_text().len() <= MAX_OUTPUT_BYTES);
+    }
+
+    #[test]
+    fn perfdata_at_least() {
+        assert_eq!(Perfdata::at_least("replicas", 3, 2).render(), "replicas=3;2:");
+        assert_eq!(Perfdata::at_least("replicas", 3, 0).render(), "replicas=3");
     }
 
     #[test]

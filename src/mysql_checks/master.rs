@@ -72,10 +72,7 @@ impl Check for MysqlMaster {
         let (target, _session, facts) = super::observe(&args.server, &args.mysql, run)?;
         let replicas = facts.replica_threads(&args.mysql.repl_users).count();
         let verdict = decide(&target.address.to_string(), &facts, args.allow_read_only, replicas, args.min_replicas);
-        let mut perf = Perfdata::new("replicas", replicas as i64, "");
-        if args.min_replicas > 0 {
-            perf.warn = Some(format!("{}:", args.min_replicas));
-        }
+        let perf = Perfdata::at_least("replicas", replicas as i64, args.min_replicas);
         Ok(Outcome { verdict, facts: facts.facts(&args.mysql.repl_users), perfdata: vec![perf] })
     }
 }

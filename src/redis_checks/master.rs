@@ -73,11 +73,7 @@ impl Check for RedisMaster {
         if let Some(g) = &guard {
             g.add_facts(&mut facts);
         }
-        let online = info.online_replicas().count() as i64;
-        let mut perf = Perfdata::new("replicas_online", online, "");
-        if args.min_replicas > 0 {
-            perf.warn = Some(format!("{}:", args.min_replicas));
-        }
+        let perf = Perfdata::at_least("replicas_online", info.online_replicas().count() as i64, args.min_replicas);
         Ok(Outcome { verdict, facts, perfdata: vec![perf] })
     }
 }
