@@ -107,11 +107,12 @@ impl Perfdata {
     }
 
     fn render(&self) -> String {
-        let mut s = format!("{}={}{}", self.label, self.value, self.unit);
-        if self.warn.is_some() || self.crit.is_some() {
-            let _ = write!(s, ";{};{}", self.warn.as_deref().unwrap_or(""), self.crit.as_deref().unwrap_or(""));
+        let value = format!("{}={}{}", self.label, self.value, self.unit);
+        let mut fields = vec![value.as_str(), self.warn.as_deref().unwrap_or(""), self.crit.as_deref().unwrap_or("")];
+        while fields.len() > 1 && fields.last() == Some(&"") {
+            fields.pop();
         }
-        s
+        fields.join(";")
     }
 }
 
