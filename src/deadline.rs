@@ -36,6 +36,14 @@ impl Deadline {
         self.limit.saturating_sub(self.start.elapsed())
     }
 
+    /// The deadline for probing other servers (Sentinels, replicas): it ends a quarter of the budget
+    /// (at least 100 ms) early, so a probe that never answers leaves the check time to decide from
+    /// the others instead of being cut off by the watchdog.
+    pub fn for_probes(&self) -> Deadline {
+        let keep = (self.limit / 4).max(Duration::from_millis(100));
+        Deadline { start: self.start, limit: self.limit.saturating_sub(keep) }
+    }
+
     /// The whole budget (what `--timeout` said).
     pub fn limit(&self) -> Duration {
         self.limit
@@ -94,6 +102,14 @@ mod tests {
         assert!(!steps_under_way().contains(&"INFO on b:2".to_string()));
         drop(a);
         assert!(!steps_under_way().contains(&"connect to a:1".to_string()));
+    }
+
+    #[test]
+    fn probes_end_early_enough_to_decide() {
+        let d = Deadline::new(Duration::from_secs(1));
+        assert_eq!(d.for_probes().limit(), Duration::from_millis(750));
+        assert_eq!(Deadline::new(Duration::from_millis(200)).for_probes().limit(), Duration::from_millis(100));
+        assert_eq!(Deadline::new(Duration::from_millis(50)).for_probes().limit(), Duration::ZERO);
     }
 
     #[test]

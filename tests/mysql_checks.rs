@@ -416,3 +416,20 @@ fn bad_usage_exits_2() {
     assert!(run(S, &["--help"]).stdout.contains("--replica-port"));
     let _ = MONITOR;
 }
+
+/// A replica that hangs (SIGSTOP: the kernel accepts, the handshake never comes) must not take its
+/// master out of the read pool by timing the whole check out: the probe gives up early.
+#[test]
+fn hung_replica_does_not_time_the_master_out() {
+    let lab = MariaLab::start(1);
+    lab.replicas[0].proc.signal(libc::SIGSTOP);
+    let mut a = vec![lab.master.port_arg(), "--timeout".into(), "1s".into()];
+    a.extend(lab.checker_args());
+    let (r, v) = run_json(S, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    lab.replicas[0].proc.signal(libc::SIGCONT);
+    assert_eq!(r.exit(), 0, "{v}");
+    assert!(r.elapsed < Duration::from_millis(1250), "{:?}", r.elapsed);
+    assert_eq!(v["facts"]["probes"][0]["healthy"], false, "{v}");
+    let problem = v["facts"]["probes"][0]["problems"][0].as_str().unwrap();
+    assert!(problem.contains(&lab.replicas[0].addr()) && problem.contains("within 750ms"), "probes get 3/4 of the budget: {v}");
+}

@@ -230,7 +230,7 @@ impl Check for MysqlSlave {
             let (replicas, how) = locate_replicas(&mut session, &threads, port);
             drop(session);
             let login = replica_login(args, &target)?;
-            let probes = probe_all(&replicas, &login, args.max_lag, &run.deadline);
+            let probes = probe_all(&replicas, &login, args.max_lag, &run.deadline.for_probes());
             out_facts.set("replica_discovery", how).set(
                 "probes",
                 probes.iter().map(|p| json!({"replica": p.replica, "healthy": p.problems.is_empty(), "problems": p.problems})).collect::<Vec<_>>(),

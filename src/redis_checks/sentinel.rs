@@ -50,7 +50,7 @@ impl Guard {
         };
         let login = Login { user: None, password: args.sentinel_password_file.as_deref().map(read_password_file).transpose()? };
         let name = args.master_name.as_deref().unwrap_or_default();
-        let replies = ask(&args.sentinels, name, tls, &login, deadline);
+        let replies = ask(&args.sentinels, name, tls, &login, &deadline.for_probes());
         let finding = judge(&me, &replies);
         Ok(Some(Guard { me, replies, finding }))
     }
