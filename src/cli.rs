@@ -143,19 +143,30 @@ impl ServerArgs {
         })
     }
 
-    /// The password from --password-file, the positional argument or `env_var`, in that order.
-    pub fn password(&self, env_var: &'static str) -> Result<(Option<Secret>, PasswordSource)> {
+    /// The password given on the command line (--password-file or the positional PASSWORD, not both).
+    pub fn command_line_password(&self) -> Result<Option<(Secret, PasswordSource)>> {
         match (&self.password_file, &self.password_arg) {
             (Some(_), Some(_)) => bail!("give the password once: --password-file or the PASSWORD argument"),
-            (Some(path), None) => Ok((Some(read_password_file(path)?), PasswordSource::File)),
-            (None, Some(p)) if p.is_empty() => Ok((None, PasswordSource::None)),
-            (None, Some(p)) => Ok((Some(Secret::new(p.clone())), PasswordSource::CommandLine)),
-            (None, None) => match std::env::var(env_var) {
-                Ok(p) if !p.is_empty() => Ok((Some(Secret::new(p)), PasswordSource::Environment(env_var))),
-                _ => Ok((None, PasswordSource::None)),
-            },
+            (Some(path), None) => Ok(Some((read_password_file(path)?, PasswordSource::File))),
+            // The original scripts passed '""' for "no password".
+            (None, Some(p)) if p.is_empty() => Ok(None),
+            (None, Some(p)) => Ok(Some((Secret::new(p.clone()), PasswordSource::CommandLine))),
+            (None, None) => Ok(None),
         }
     }
+
+    /// The password from the command line, else from `env_var`.
+    pub fn password(&self, env_var: &'static str) -> Result<(Option<Secret>, PasswordSource)> {
+        Ok(match self.command_line_password()? {
+            Some((secret, source)) => (Some(secret), source),
+            None => env_password(env_var).map_or((None, PasswordSource::None), |(s, src)| (Some(s), src)),
+        })
+    }
+}
+
+/// A password from an environment variable (empty counts as none).
+pub fn env_password(var: &'static str) -> Option<(Secret, PasswordSource)> {
+    std::env::var(var).ok().filter(|p| !p.is_empty()).map(|p| (Secret::new(p), PasswordSource::Environment(var)))
 }
 
 #[cfg(test)]

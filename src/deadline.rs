@@ -18,7 +18,7 @@ const MIN_STEP: Duration = Duration::from_millis(1);
 
 /// Socket timeouts end this much before the deadline, so that the step's own, precise error
 /// ("did not answer the MySQL handshake") is reported before the watchdog's generic one.
-const IO_MARGIN: Duration = Duration::from_millis(50);
+const IO_MARGIN: Duration = Duration::from_millis(100);
 
 impl Deadline {
     /// A deadline `limit` from now.

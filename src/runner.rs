@@ -65,6 +65,10 @@ pub fn run<C: Check>() -> ! {
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        if EMITTED.load(Ordering::SeqCst) {
+            // The panic happened while printing: no second attempt, just the exit code.
+            std::process::exit(2);
+        }
         emit(Outcome::bare(Verdict::critical(format!("internal error{place}: {msg} (please report this bug)"))));
     }));
     // rustls needs a process-wide crypto provider before the first TLS connect.
@@ -97,7 +101,7 @@ pub fn run<C: Check>() -> ! {
 }
 
 /// Starts the thread that ends the run, critical, naming the steps under way, when the deadline
-/// passes. The socket timeouts of every step end at the same moment; whichever comes first reports.
+/// passes. Socket timeouts end just before it, so a step's own error usually reports first.
 fn arm_watchdog(deadline: Deadline) {
     std::thread::spawn(move || {
         std::thread::sleep(deadline.left());
@@ -111,9 +115,11 @@ fn arm_watchdog(deadline: Deadline) {
     });
 }
 
+/// Set by the first caller of [`emit`].
+static EMITTED: AtomicBool = AtomicBool::new(false);
+
 /// Prints the report once (the first caller wins: main thread, watchdog or panic hook) and exits.
 pub fn emit(outcome: Outcome) -> ! {
-    static EMITTED: AtomicBool = AtomicBool::new(false);
     if EMITTED.swap(true, Ordering::SeqCst) {
         // Another thread is printing and exiting.
         loop {

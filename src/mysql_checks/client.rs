@@ -4,7 +4,7 @@
 use super::defaults_file::ClientGroup;
 use super::replication::RowMap;
 use crate::cli::{Address, ServerArgs, TlsArgs};
-use crate::credentials::{read_password_file, PasswordSource, Secret};
+use crate::credentials::{PasswordSource, Secret};
 use crate::deadline::{Deadline, Step};
 use crate::duration::format_duration;
 use anyhow::{anyhow, Context, Result};
@@ -78,14 +78,11 @@ impl MysqlTarget {
                 _ => Address::Tcp { host: host.unwrap_or_else(|| "127.0.0.1".into()), port: port.unwrap_or(DEFAULT_PORT) },
             }
         };
-        let (password, password_source) = match (&server.password_file, &server.password_arg) {
-            (Some(_), Some(_)) => anyhow::bail!("give the password once: --password-file or the PASSWORD argument"),
-            (Some(path), None) => (Some(read_password_file(path)?), PasswordSource::File),
-            (None, Some(p)) if !p.is_empty() => (Some(Secret::new(p.clone())), PasswordSource::CommandLine),
-            _ => match (group.password.clone(), std::env::var(PASSWORD_ENV)) {
-                (Some(p), _) => (Some(p), PasswordSource::DefaultsFile),
-                (None, Ok(p)) if !p.is_empty() => (Some(Secret::new(p)), PasswordSource::Environment(PASSWORD_ENV)),
-                _ => (None, PasswordSource::None),
+        let (password, password_source) = match server.command_line_password()? {
+            Some((secret, source)) => (Some(secret), source),
+            None => match group.password.clone() {
+                Some(p) => (Some(p), PasswordSource::DefaultsFile),
+                None => crate::cli::env_password(PASSWORD_ENV).map_or((None, PasswordSource::None), |(s, src)| (Some(s), src)),
             },
         };
         let mut tls = server.tls.clone();
@@ -196,8 +193,10 @@ fn row_map(row: mysql::Row) -> RowMap {
 impl<'a> Session<'a> {
     /// Connects and logs in within the deadline.
     pub fn open(target: &MysqlTarget, deadline: &'a Deadline) -> Result<Session<'a>> {
-        let _step = Step::begin(format!("connect to {}", target.address));
-        let left = deadline.remaining(&format!("connect to {}", target.address))?;
+        // The step covers TCP connect, the server's greeting, TLS and login: the MySQL handshake.
+        let step = format!("MySQL handshake with {}", target.address);
+        let _step = Step::begin(&step);
+        let left = deadline.remaining(&step)?;
         let mut opts = mysql::OptsBuilder::new()
             .user(Some(target.user.clone()))
             .pass(target.password.as_ref().map(|p| p.expose().to_string()))
