@@ -82,13 +82,10 @@ fn main() {
     let old = lab.redis.master.addr();
     lab.redis.master.proc.kill();
     let new_master = common::wait_for("the Sentinels to agree", Duration::from_secs(40), || {
-        let v = lab.redis.sentinel_views();
-        let first = v[0].clone()?;
-        (first != old && v.iter().all(|x| x.as_deref() == Some(first.as_str()))).then_some(first)
+        lab.redis.agreed_master().filter(|m| *m != old)
     });
-    let new_host = new_master.split(':').next().unwrap().to_string();
     println!("  all 3 Sentinels now name {new_master} master");
-    let a = settle(&lab, |a| a.dns(&rw) == vec![new_host.clone()] && a.dns(&rr).len() == 1);
+    let a = settle(&lab, |a| lab.redis_follows_sentinel(a, &REDIS_HOSTS[1..]).is_some());
     print!("{}", ConsulLab::describe(&a));
 
     step(start, "The old Redis master restarts as a master (no replicaof): the Sentinel guard keeps it out of the write pool:");

@@ -138,6 +138,15 @@ impl ConsulLab {
         format!("{role}-{}-redis-lab", self.redis.master.port)
     }
 
+    /// After a failover: the one writer is the node the Sentinels name now (they may fail over more
+    /// than once) and the readers are the other live replicas. Returns that writer's host.
+    pub fn redis_follows_sentinel(&self, a: &Answers, live_replicas: &[&str]) -> Option<String> {
+        let named = self.redis.agreed_master()?;
+        let host = named.split(':').next()?.to_string();
+        let others: Vec<String> = live_replicas.iter().filter(|h| **h != host).map(|h| h.to_string()).collect();
+        (a.dns(&self.redis_service("w")) == vec![host.clone()] && a.dns(&self.redis_service("r")) == others).then_some(host)
+    }
+
     /// The MySQL service name for a role (`w` or `r`).
     pub fn mysql_service(&self, role: &str) -> String {
         format!("{role}-{}-mysql-lab", self.mysql[0].port)

@@ -209,7 +209,7 @@ impl RedisLab {
             format!(
                 "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel{i}.log\n\
                  sentinel monitor {MASTER_NAME} {mhost} {mport} 2\n\
-                 sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                 sentinel down-after-milliseconds {MASTER_NAME} 2000\n\
                  sentinel failover-timeout {MASTER_NAME} 4000\n\
                  sentinel parallel-syncs {MASTER_NAME} 2\n",
                 dir = self.dir.0.display(),
@@ -239,6 +239,13 @@ impl RedisLab {
         wait_for(&format!("{n} online replicas of {}", master.addr()), Duration::from_secs(20), || {
             (master.info()?.matches("state=online").count() == n).then_some(())
         });
+    }
+
+    /// The `host:port` all Sentinels name as master right now, if they agree.
+    pub fn agreed_master(&self) -> Option<String> {
+        let views = self.sentinel_views();
+        let first = views.first()?.clone()?;
+        views.iter().all(|v| v.as_deref() == Some(first.as_str())).then_some(first)
     }
 
     /// `--sentinel` arguments for every Sentinel, plus `--master-name`.
