@@ -365,28 +365,20 @@ fn credentials_sockets_and_secrets() {
 }
 
 #[test]
-fn nothing_listening_silent_and_foreign_servers() {
+fn nothing_listening_and_foreign_servers() {
     let port = free_port().to_string();
     for bin in [M, S] {
         let (r, v) = run_json(bin, &[&port, "--user", "x"]);
         assert_eq!(r.exit(), 2);
         assert_eq!(summary(&v), format!("cannot connect to 127.0.0.1:{port}: connection refused"));
     }
-    let silent = FakeServer::start(Fake::Silent);
-    for (bin, timeout, limit) in [(M, "1s", 1250), (S, "500ms", 750)] {
-        let (r, v) = run_json(bin, &[&silent.port.to_string(), "--user", "x", "--timeout", timeout]);
-        assert_eq!(r.exit(), 2, "{r:?}");
-        assert!(r.elapsed < Duration::from_millis(limit), "{bin}: {:?}", r.elapsed);
-        let s = summary(&v);
-        assert!(s.contains(&format!("127.0.0.1:{}", silent.port)) && s.contains(timeout) && s.contains("handshake"), "{s}");
-    }
+    // A server that accepts and never answers the handshake: tests/deadlines.rs.
     let http = FakeServer::start(Fake::Sends(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"));
     let garbage = FakeServer::start(Fake::Sends(b"\x05\x00\x00\x00\xff\xfe\x00garbage\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"));
     for srv in [&http, &garbage] {
         for bin in [M, S] {
             let (r, v) = run_json(bin, &[&srv.port.to_string(), "--user", "x", "--timeout", "1s"]);
             assert_eq!(r.exit(), 2, "{r:?}");
-            assert!(r.elapsed < Duration::from_millis(1250));
             assert!(summary(&v).contains(&format!("127.0.0.1:{}", srv.port)), "{v}");
         }
     }
@@ -417,19 +409,3 @@ fn bad_usage_exits_2() {
     let _ = MONITOR;
 }
 
-/// A replica that hangs (SIGSTOP: the kernel accepts, the handshake never comes) must not take its
-/// master out of the read pool by timing the whole check out: the probe gives up early.
-#[test]
-fn hung_replica_does_not_time_the_master_out() {
-    let lab = MariaLab::start(1);
-    lab.replicas[0].proc.signal(libc::SIGSTOP);
-    let mut a = vec![lab.master.port_arg(), "--timeout".into(), "1s".into()];
-    a.extend(lab.checker_args());
-    let (r, v) = run_json(S, &a.iter().map(String::as_str).collect::<Vec<_>>());
-    lab.replicas[0].proc.signal(libc::SIGCONT);
-    assert_eq!(r.exit(), 0, "{v}");
-    assert!(r.elapsed < Duration::from_millis(1250), "{:?}", r.elapsed);
-    assert_eq!(v["facts"]["probes"][0]["healthy"], false, "{v}");
-    let problem = v["facts"]["probes"][0]["problems"][0].as_str().unwrap();
-    assert!(problem.contains(&lab.replicas[0].addr()) && problem.contains("within 750ms"), "probes get 3/4 of the budget: {v}");
-}

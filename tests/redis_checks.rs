@@ -171,9 +171,8 @@ fn replica_lag_over_max_lag() {
         NodeView::observe(M, S, &lab.master.addr(), true, &strs(&[&lab.master.port_arg(), "--timeout", "500ms"]), &strs(&[&lab.master.port_arg(), "--timeout", "500ms"])),
         NodeView::observe(M, S, &replica.addr(), true, &strs(&[&replica.port_arg()]), &strs(&[&replica.port_arg(), "--max-lag", "2"])),
     ];
-    // A master that does not answer is in no pool, and says which step timed out.
+    // A master that does not answer is in no pool, and says which step timed out (how fast: deadlines.rs).
     assert_eq!(views[0].codes(), (2, 2), "{views:#?}");
-    assert!(views[0].master.0.elapsed < Duration::from_millis(750), "{:?}", views[0].master.0.elapsed);
     let msg = views[0].master.1["summary"].as_str().unwrap();
     assert!(msg.contains(&lab.master.addr()) && msg.contains("500ms"), "{msg}");
     // The replica's link still says up (repl-timeout is 60s), but its lag is over the limit.
@@ -268,13 +267,7 @@ fn unreachable_sentinels_only_warn() {
     let (r, v) = run_json(M, &a);
     assert_eq!(r.exit(), 1, "{v}");
     assert!(v["reasons"].to_string().contains("cannot confirm"), "{v}");
-    // A Sentinel address that accepts and never answers is bounded by the deadline.
-    let silent = FakeServer::start(Fake::Silent);
-    let silent_addr = format!("127.0.0.1:{}", silent.port);
-    let (r, v) = run_json(M, &[&lab.master.port_arg(), "--sentinel", &silent_addr, "--master-name", "x", "--timeout", "1s"]);
-    assert!(r.in_pool(), "{v}");
-    assert!(r.elapsed < Duration::from_millis(1250), "{:?}", r.elapsed);
-    assert!(v["reasons"].to_string().contains(&format!("SENTINEL get-master-addr-by-name on {silent_addr}: no answer within the 750ms deadline")), "{v}");
+    // A Sentinel that accepts and never answers: tests/deadlines.rs.
 }
 
 #[test]
@@ -362,31 +355,6 @@ fn nothing_listening() {
         let (r, v) = run_json(bin, &[&port]);
         assert_eq!(r.exit(), 2);
         assert_eq!(v["summary"], format!("cannot connect to 127.0.0.1:{port}: connection refused"));
-        assert!(r.elapsed < Duration::from_secs(1));
-    }
-}
-
-#[test]
-fn server_that_never_answers_is_cut_at_the_deadline() {
-    let silent = FakeServer::start(Fake::Silent);
-    let port = silent.port.to_string();
-    let dir = TempDir::new("silent");
-    let pw = dir.join("pw");
-    write_file(&pw, "pw\n", 0o600);
-    for (bin, timeout, limit_ms, extra, step) in [
-        (M, "1s", 1250, None, "INFO replication on"),
-        (S, "500ms", 750, None, "INFO replication on"),
-        (M, "1s", 1250, Some(pw.to_str().unwrap()), "log in to"),
-    ] {
-        let mut a = vec![port.as_str(), "--timeout", timeout];
-        if let Some(p) = extra {
-            a.extend(["--password-file", p]);
-        }
-        let (r, v) = run_json(bin, &a);
-        assert_eq!(r.exit(), 2, "{r:?}");
-        assert!(r.elapsed < Duration::from_millis(limit_ms), "{bin} took {:?}", r.elapsed);
-        let summary = v["summary"].as_str().unwrap();
-        assert!(summary.contains(&format!("{step} 127.0.0.1:{port}")) && summary.contains(timeout), "{summary}");
     }
 }
 
@@ -409,7 +377,6 @@ fn port_that_speaks_something_else() {
             assert_eq!(r.exit(), 2, "{r:?}");
             let summary = v["summary"].as_str().unwrap();
             assert!(summary.contains(&format!("127.0.0.1:{}", srv.port)) && summary.contains(words), "{summary}");
-            assert!(r.elapsed < Duration::from_millis(1250));
         }
     }
 }

@@ -4,42 +4,11 @@
 mod common;
 
 use common::mysql_lab::MariaNode;
+use common::pki::Pki;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// A CA, a server certificate for 127.0.0.1, a client certificate, and an unrelated CA.
-struct Pki {
-    dir: TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = TempDir::new("pki");
-        let sh = |script: &str| {
-            let out = Command::new("sh").arg("-ec").arg(script).current_dir(&dir.0).output().expect("openssl (run `make deps`)");
-            assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=lab-ca 2>/dev/null");
-        sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=other-ca 2>/dev/null");
-        for (name, cn, ext) in [("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1"), ("client", "checker", "extendedKeyUsage=clientAuth")] {
-            sh(&format!(
-                "openssl req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj /CN={cn} 2>/dev/null
-                 printf '%s\\n' '{ext}' > {name}.ext
-                 openssl x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {name}.crt -days 2 -extfile {name}.ext 2>/dev/null
-                 chmod 600 {name}.key"
-            ));
-        }
-        Pki { dir }
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-    fn arg(&self, name: &str) -> String {
-        self.path(name).display().to_string()
-    }
-}
 
 fn listening(port: u16) -> Option<()> {
     std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
@@ -99,22 +68,6 @@ fn redis_mutual_tls() {
     write_file(&open_key, &std::fs::read_to_string(pki.path("client.key")).unwrap(), 0o644);
     let r = run("check-redis-master", &[&p, "--tls-ca", &pki.arg("ca.crt"), "--tls-cert", &pki.arg("client.crt"), "--tls-key", open_key.to_str().unwrap()]);
     assert!(r.exit() == 2 && r.stdout.contains("TLS key") && r.stdout.contains("chmod"), "{}", r.stdout);
-}
-
-#[test]
-fn half_open_tls_handshake_is_cut_at_the_deadline() {
-    let pki = Pki::new();
-    let silent = FakeServer::start(Fake::Silent);
-    let p = silent.port.to_string();
-    let ca = pki.arg("ca.crt");
-    for (bin, extra) in [("check-redis-master", vec![]), ("check-mysql-master", vec!["--user", "x"])] {
-        let mut a = vec![p.as_str(), "--tls-ca", &ca, "--timeout", "1s"];
-        a.extend(extra);
-        let (r, v) = run_json(bin, &a);
-        assert_eq!(r.exit(), 2, "{r:?}");
-        assert!(r.elapsed < Duration::from_millis(1250), "{bin}: {:?}", r.elapsed);
-        assert!(v["summary"].as_str().unwrap().contains(&format!("127.0.0.1:{p}")), "{v}");
-    }
 }
 
 #[test]

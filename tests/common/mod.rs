@@ -4,6 +4,7 @@
 
 pub mod consul_lab;
 pub mod mysql_lab;
+pub mod pki;
 pub mod pools;
 pub mod redis_lab;
 

@@ -1,0 +1,85 @@
+//! Every deadline, measured from outside as Consul measures it: a check exits within its --timeout
+//! + 250 ms whatever the server does. One test runs the scenarios one after another, so that no
+//! server start-up competes with a timed run (test binaries run one at a time).
+
+mod common;
+
+use common::mysql_lab::MariaLab;
+use common::pki::Pki;
+use common::redis_lab::RedisLab;
+use common::*;
+use std::time::Duration;
+
+/// The spec's bound: the deadline plus 250 ms.
+fn bound(timeout: &str) -> Duration {
+    consul_db_checks::duration::parse_duration(timeout).unwrap() + Duration::from_millis(250)
+}
+
+/// Runs `bin` with `args` and `--timeout`, asserting exit `code` within the bound; returns the JSON.
+fn timed(bin: &str, args: &[&str], timeout: &str, code: i32) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.extend(["--timeout", timeout]);
+    let (r, v) = run_json(bin, &a);
+    assert_eq!(r.exit(), code, "{bin} {args:?}: {v}");
+    assert!(r.elapsed < bound(timeout), "{bin} {args:?} took {:?} with --timeout {timeout}: {v}", r.elapsed);
+    v
+}
+
+fn summary(v: &serde_json::Value) -> &str {
+    v["summary"].as_str().unwrap()
+}
+
+#[test]
+fn every_deadline_holds_against_hostile_servers() {
+    let silent = FakeServer::start(Fake::Silent);
+    let sp = silent.port.to_string();
+    let addr = format!("127.0.0.1:{sp}");
+    let dir = TempDir::new("deadlines");
+    let pw = dir.join("pw");
+    write_file(&pw, "pw\n", 0o600);
+
+    // A server that accepts and never answers: the step and the server are named.
+    for (bin, timeout) in [("check-redis-master", "1s"), ("check-redis-slave", "500ms")] {
+        let v = timed(bin, &[&sp], timeout, 2);
+        assert!(summary(&v).contains(&format!("INFO replication on {addr}")) && summary(&v).contains(timeout), "{v}");
+    }
+    let v = timed("check-redis-master", &[&sp, "--password-file", pw.to_str().unwrap()], "1s", 2);
+    assert!(summary(&v).contains(&format!("log in to {addr}")), "{v}");
+    for (bin, timeout) in [("check-mysql-master", "1s"), ("check-mysql-slave", "500ms")] {
+        let v = timed(bin, &[&sp, "--user", "x"], timeout, 2);
+        assert!(summary(&v).contains(&addr) && summary(&v).contains("handshake") && summary(&v).contains(timeout), "{v}");
+    }
+    // A half-open TLS handshake.
+    let pki = Pki::new();
+    let ca = pki.arg("ca.crt");
+    timed("check-redis-master", &[&sp, "--tls-ca", &ca], "1s", 2);
+    timed("check-mysql-master", &[&sp, "--user", "x", "--tls-ca", &ca], "1s", 2);
+    // Servers that answer with something else are refused at once.
+    let http = FakeServer::start(Fake::Answers(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"));
+    for bin in ["check-redis-master", "check-mysql-slave"] {
+        timed(bin, &[&http.port.to_string(), "--user", "x"], "1s", 2);
+    }
+
+    // A Redis master that is frozen (SIGSTOP): the kernel still accepts.
+    let lab = RedisLab::start(0, 0);
+    lab.master.proc.signal(libc::SIGSTOP);
+    let v = timed("check-redis-master", &[&lab.master.port_arg()], "500ms", 2);
+    lab.master.proc.signal(libc::SIGCONT);
+    assert!(summary(&v).contains(&lab.master.addr()), "{v}");
+    // A Sentinel that never answers does not take a healthy master out: warning, in time.
+    let v = timed("check-redis-master", &[&lab.master.port_arg(), "--sentinel", &addr, "--master-name", "x"], "1s", 1);
+    assert!(v["reasons"].to_string().contains(&format!("SENTINEL get-master-addr-by-name on {addr}: no answer within the 750ms deadline")), "{v}");
+    drop(lab);
+
+    // A MySQL replica that hangs (SIGSTOP) does not time its master's read check out: the probe
+    // gives up at 3/4 of the budget and the master keeps serving reads.
+    let lab = MariaLab::start(1);
+    lab.replicas[0].proc.signal(libc::SIGSTOP);
+    let mut a = vec![lab.master.port_arg()];
+    a.extend(lab.checker_args());
+    let v = timed("check-mysql-slave", &a.iter().map(String::as_str).collect::<Vec<_>>(), "1s", 0);
+    lab.replicas[0].proc.signal(libc::SIGCONT);
+    assert_eq!(v["facts"]["probes"][0]["healthy"], false, "{v}");
+    let problem = v["facts"]["probes"][0]["problems"][0].as_str().unwrap();
+    assert!(problem.contains(&lab.replicas[0].addr()) && problem.contains("within 750ms"), "{v}");
+}
