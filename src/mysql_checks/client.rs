@@ -62,15 +62,12 @@ impl MysqlTarget {
             Some(path) => ClientGroup::load(path)?,
             None => ClientGroup::default(),
         };
-        let cli_port = server.given_port()?;
-        let address = if let Some(sock) = &server.socket {
-            if cli_port.is_some() {
-                anyhow::bail!("give either --socket or a port, not both");
-            }
-            Address::Socket(sock.clone())
+        let address = if server.socket.is_some() {
+            // --socket on the command line wins (and refuses a port beside it).
+            server.address(DEFAULT_PORT)?
         } else {
             let host = server.host.clone().or_else(|| group.host.clone());
-            let port = cli_port.or(group.port);
+            let port = server.given_port()?.or(group.port);
             match (&host, port, &group.socket) {
                 // As the mysql client: host "localhost" (or nothing but a socket) means the socket.
                 (Some(h), None, Some(sock)) if h == "localhost" => Address::Socket(sock.clone()),
