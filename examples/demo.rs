@@ -78,7 +78,7 @@ fn main() {
     let a = settle(&lab, |a| a.dns(&rr).len() == 2 && a.dns(&mr).len() == 1);
     print!("{}", ConsulLab::describe(&a));
 
-    step(start, "Killing the Redis master (kill -9). Sentinel notices after 1s and promotes a replica ...");
+    step(start, "Killing the Redis master (kill -9). Sentinel notices after 2s and promotes a replica ...");
     let old = lab.redis.master.addr();
     lab.redis.master.proc.kill();
     let new_master = common::wait_for("the Sentinels to agree", Duration::from_secs(40), || {
