@@ -396,6 +396,13 @@ fn round_ms(d: Duration) -> Duration {
     Duration::from_millis((d.as_millis() as u64 / 100) * 100)
 }
 
+/// Appends `flag value` when the value is set.
+fn flag_value(a: &mut Vec<String>, flag: &str, value: Option<String>) {
+    if let Some(v) = value {
+        a.extend([flag.to_string(), v]);
+    }
+}
+
 /// The argv of one node's check for one role.
 fn check_args(g: &GroupSpec, role: Role, node: &str, port: u16, check_timeout: Duration, max_lag: Option<Duration>, opts: &PlanOptions) -> Vec<String> {
     let exe = match (g.kind, role) {
@@ -405,62 +412,40 @@ fn check_args(g: &GroupSpec, role: Role, node: &str, port: u16, check_timeout: D
         (Kind::Mysql, Role::Read) => "check-mysql-slave",
     };
     let mut a: Vec<String> = vec![format!("{}/{exe}", opts.bin_dir.trim_end_matches('/')), "--host".into(), node.into(), "--port".into(), port.to_string()];
-    let mut opt = |flag: &str, value: &Option<String>| {
-        if let Some(v) = value {
-            a.push(flag.into());
-            a.push(v.clone());
-        }
-    };
-    opt("--defaults-file", &g.defaults_file);
-    opt("--user", &g.user);
-    opt("--password-file", &g.password_file);
-    opt("--tls-ca", &g.tls_ca);
+    flag_value(&mut a, "--defaults-file", g.defaults_file.clone());
+    flag_value(&mut a, "--user", g.user.clone());
+    flag_value(&mut a, "--password-file", g.password_file.clone());
+    flag_value(&mut a, "--tls-ca", g.tls_ca.clone());
     // The Sentinel guard serves both checks: a returning old master must not write nor serve reads.
     if g.kind == Kind::Redis && !g.sentinels.is_empty() {
         for s in &g.sentinels {
-            a.extend(["--sentinel".into(), s.clone()]);
+            flag_value(&mut a, "--sentinel", Some(s.clone()));
         }
-        a.extend(["--master-name".into(), g.master_name.clone().unwrap_or_else(|| g.name.clone())]);
-        if let Some(f) = &g.sentinel_password_file {
-            a.extend(["--sentinel-password-file".into(), f.clone()]);
-        }
+        flag_value(&mut a, "--master-name", Some(g.master_name.clone().unwrap_or_else(|| g.name.clone())));
+        flag_value(&mut a, "--sentinel-password-file", g.sentinel_password_file.clone());
     }
     match role {
-        Role::Write => {
-            if let Some(n) = g.min_replicas {
-                a.extend(["--min-replicas".into(), n.to_string()]);
-            }
-        }
+        Role::Write => flag_value(&mut a, "--min-replicas", g.min_replicas.map(|n| n.to_string())),
         Role::Read => {
-            if let Some(l) = max_lag {
-                a.extend(["--max-lag".into(), format_duration(l)]);
-            }
+            flag_value(&mut a, "--max-lag", max_lag.map(format_duration));
             if g.no_master_fallback {
                 a.push("--no-master-fallback".into());
             }
-            if let Some(p) = g.replica_port {
-                a.extend(["--replica-port".into(), p.to_string()]);
-            }
-            for (flag, value) in [
-                ("--replica-user", &g.replica_user),
-                ("--replica-password-file", &g.replica_password_file),
-                ("--replica-defaults-file", &g.replica_defaults_file),
-            ] {
-                if let Some(v) = value {
-                    a.extend([flag.into(), v.clone()]);
-                }
-            }
+            flag_value(&mut a, "--replica-port", g.replica_port.map(|p| p.to_string()));
+            flag_value(&mut a, "--replica-user", g.replica_user.clone());
+            flag_value(&mut a, "--replica-password-file", g.replica_password_file.clone());
+            flag_value(&mut a, "--replica-defaults-file", g.replica_defaults_file.clone());
         }
     }
     for u in &g.repl_users {
-        a.extend(["--repl-user".into(), u.clone()]);
+        flag_value(&mut a, "--repl-user", Some(u.clone()));
     }
     if g.allow_read_only {
         a.push("--allow-read-only".into());
     }
-    a.extend(["--timeout".into(), format_duration(check_timeout)]);
+    flag_value(&mut a, "--timeout", Some(format_duration(check_timeout)));
     if opts.warning_is_ok {
-        a.extend(["--warning-exit-code".into(), "0".into()]);
+        flag_value(&mut a, "--warning-exit-code", Some("0".into()));
     }
     a
 }
