@@ -159,14 +159,17 @@ impl ServerArgs {
     pub fn password(&self, env_var: &'static str) -> Result<(Option<Secret>, PasswordSource)> {
         Ok(match self.command_line_password()? {
             Some((secret, source)) => (Some(secret), source),
-            None => env_password(env_var).map_or((None, PasswordSource::None), |(s, src)| (Some(s), src)),
+            None => env_password(env_var),
         })
     }
 }
 
 /// A password from an environment variable (empty counts as none).
-pub fn env_password(var: &'static str) -> Option<(Secret, PasswordSource)> {
-    std::env::var(var).ok().filter(|p| !p.is_empty()).map(|p| (Secret::new(p), PasswordSource::Environment(var)))
+pub fn env_password(var: &'static str) -> (Option<Secret>, PasswordSource) {
+    match std::env::var(var) {
+        Ok(p) if !p.is_empty() => (Some(Secret::new(p)), PasswordSource::Environment(var)),
+        _ => (None, PasswordSource::None),
+    }
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ impl MysqlTarget {
             Some((secret, source)) => (Some(secret), source),
             None => match group.password.clone() {
                 Some(p) => (Some(p), PasswordSource::DefaultsFile),
-                None => crate::cli::env_password(PASSWORD_ENV).map_or((None, PasswordSource::None), |(s, src)| (Some(s), src)),
+                None => crate::cli::env_password(PASSWORD_ENV),
             },
         };
         let mut tls = server.tls.clone();
