@@ -67,12 +67,8 @@ impl Check for RedisMaster {
     }
 
     fn evaluate(args: &Args, run: &Run) -> Result<Outcome> {
-        let (address, info, guard) = super::observe_guarded(&args.server, &args.sentinel, run)?;
+        let (address, info, guard, facts) = super::observe_guarded(&args.server, &args.sentinel, run)?;
         let verdict = decide(&address.to_string(), &info, guard.as_ref().map(|g| &g.finding), args.min_replicas);
-        let mut facts = info.facts();
-        if let Some(g) = &guard {
-            g.add_facts(&mut facts);
-        }
         let perf = Perfdata::at_least("replicas_online", info.online_replicas().count() as i64, args.min_replicas);
         Ok(Outcome { verdict, facts, perfdata: vec![perf] })
     }

@@ -31,17 +31,22 @@ pub fn observe(server: &ServerArgs, run: &Run) -> Result<(Address, ReplicationIn
 }
 
 /// Reads the facts and, for a node that says master, asks the Sentinels (when `--sentinel` is given).
+/// Also returns the facts to show, the Sentinels' answers included.
 pub fn observe_guarded(
     server: &ServerArgs,
     sentinels: &sentinel::SentinelArgs,
     run: &Run,
-) -> Result<(Address, ReplicationInfo, Option<sentinel::Guard>)> {
+) -> Result<(Address, ReplicationInfo, Option<sentinel::Guard>, crate::report::Facts)> {
     let (address, info) = observe(server, run)?;
     let guard = match info.role {
         info::Role::Master => sentinel::Guard::consult(sentinels, &address, &server.tls, &run.deadline)?,
         info::Role::Replica => None,
     };
-    Ok((address, info, guard))
+    let mut facts = info.facts();
+    if let Some(g) = &guard {
+        g.add_facts(&mut facts);
+    }
+    Ok((address, info, guard, facts))
 }
 
 /// Whether a lag in whole seconds is within an optional limit (`None`: no limit).

@@ -108,12 +108,8 @@ impl Check for RedisSlave {
     }
 
     fn evaluate(args: &Args, run: &Run) -> Result<Outcome> {
-        let (address, info, guard) = super::observe_guarded(&args.server, &args.sentinel, run)?;
+        let (address, info, guard, mut facts) = super::observe_guarded(&args.server, &args.sentinel, run)?;
         let verdict = decide(&address.to_string(), &info, args.max_lag, !args.no_master_fallback, guard.as_ref().map(|g| &g.finding));
-        let mut facts = info.facts();
-        if let Some(g) = &guard {
-            g.add_facts(&mut facts);
-        }
         if let Some(d) = args.max_lag {
             facts.set("max_lag_seconds", crate::report::seconds_value(d));
         }
