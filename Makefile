@@ -2,9 +2,10 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 CARGO ?= cargo
-BINS := check-redis-master check-redis-slave check-mysql-master check-mysql-slave gen-consul-services
+# The executables, read from the [[bin]] entries of Cargo.toml (the one list).
+BINS := $(shell awk -F'"' '/^\[\[bin\]\]/ {b = 1} b && /^name/ {print $$2; b = 0}' Cargo.toml)
 
-.PHONY: all release deps test bench install clean examples demo
+.PHONY: all release deps test lint bench install clean examples demo
 
 all: release
 
@@ -17,6 +18,11 @@ deps:
 
 test: deps
 	$(CARGO) test --locked
+
+# The style gates .ci/run applies before the tests.
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 # Release-built checks, each run many times as a process (BENCH_RUNS=300 by default).
 bench: deps

@@ -2,14 +2,12 @@
 //!
 //! Starts a local master + replica, runs each check many times as a process (as Consul does), and
 //! reports median and p90 wall time, CPU time per run (user + system, from the child's rusage) and
-//! peak RSS. `redis-cli info replication` is the floor reference; the seed's shell scripts are the
+//! peak RSS. `redis-cli info replication` is the floor reference; the original shell scripts (benches/original/) are the
 //! cost being replaced.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
 
-use common::mysql_lab::{MariaLab, CHECKER};
-use common::redis_lab::RedisLab;
+use lab::mysql_lab::{MariaLab, CHECKER};
+use lab::redis_lab::RedisLab;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -96,10 +94,10 @@ fn main() {
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     let lab = RedisLab::start(1, 0);
     let (m, r) = (lab.master.port_arg(), lab.replicas[0].port_arg());
-    let rm = common::bin("check-redis-master").display().to_string();
-    let rs = common::bin("check-redis-slave").display().to_string();
-    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/original");
-    let script = |name: &str| seeds.join(name).display().to_string();
+    let rm = lab::bin("check-redis-master").display().to_string();
+    let rs = lab::bin("check-redis-slave").display().to_string();
+    let originals = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/original");
+    let script = |name: &str| originals.join(name).display().to_string();
 
     header(&format!("Redis 7 on loopback, master + 1 replica, {runs} runs each"));
     bench("check-redis-master MASTER (0)", &s(&[&rm, &m]), runs, 0);
@@ -113,8 +111,8 @@ fn main() {
 
     let lab = MariaLab::start(1);
     let (m, r) = (lab.master.port_arg(), lab.replicas[0].port_arg());
-    let mm = common::bin("check-mysql-master").display().to_string();
-    let ms = common::bin("check-mysql-slave").display().to_string();
+    let mm = lab::bin("check-mysql-master").display().to_string();
+    let ms = lab::bin("check-mysql-slave").display().to_string();
     let cnf = lab.checker_cnf.display().to_string();
     let creds = [
         ("BENCH_MYSQL_USER", CHECKER.0.to_string()),

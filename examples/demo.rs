@@ -3,10 +3,8 @@
 //! what Consul DNS would answer for each name and why, fails Redis over with Sentinel, promotes a
 //! MariaDB replica, and cleans everything up (also on Ctrl-C).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
 
-use common::consul_lab::{ConsulLab, REDIS_HOSTS};
+use lab::consul_lab::{ConsulLab, REDIS_HOSTS};
 use std::time::{Duration, Instant};
 
 fn step(start: Instant, text: &str) {
@@ -44,17 +42,9 @@ fn remove_lab_dirs() {
     }
 }
 
-/// Evaluates until `ok` holds or a few seconds pass (a check may lag a change by one run).
-fn settle(lab: &ConsulLab, ok: impl Fn(&common::consul_lab::Answers) -> bool) -> common::consul_lab::Answers {
-    let mut answers = lab.evaluate();
-    for _ in 0..40 {
-        if ok(&answers) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-        answers = lab.evaluate();
-    }
-    answers
+/// Evaluates until `ok` holds or ten seconds pass, and returns the answers either way.
+fn settle(lab: &ConsulLab, ok: impl Fn(&lab::consul_lab::Answers) -> bool) -> lab::consul_lab::Answers {
+    lab.settle(ok).unwrap_or_else(|last| last)
 }
 
 fn main() {
@@ -81,7 +71,7 @@ fn main() {
     step(start, "Killing the Redis master (kill -9). Sentinel notices after 2s and promotes a replica ...");
     let old = lab.redis.master.addr();
     lab.redis.master.proc.kill();
-    let new_master = common::wait_for("the Sentinels to agree", Duration::from_secs(40), || {
+    let new_master = lab::wait_for("the Sentinels to agree", Duration::from_secs(40), || {
         lab.redis.agreed_master().filter(|m| *m != old)
     });
     println!("  all 3 Sentinels now name {new_master} master");

@@ -132,14 +132,26 @@ impl ServerArgs {
 
     /// The server address, with `default_port` when none is given.
     pub fn address(&self, default_port: u16) -> Result<Address> {
+        self.address_with(&ClientDefaults::default(), default_port)
+    }
+
+    /// The server address: the command line first, then `defaults` (a my.cnf `[client]` group),
+    /// then 127.0.0.1 and `default_port`. As the mysql client: host `localhost` with a socket in
+    /// the defaults, or only a socket, means that socket.
+    pub fn address_with(&self, defaults: &ClientDefaults, default_port: u16) -> Result<Address> {
         let port = self.given_port()?;
-        Ok(match &self.socket {
-            Some(_) if port.is_some() => bail!("give either --socket or a port, not both"),
-            Some(path) => Address::Socket(path.clone()),
-            None => Address::Tcp {
-                host: self.host.clone().unwrap_or_else(|| "127.0.0.1".into()),
-                port: port.unwrap_or(default_port),
-            },
+        if let Some(path) = &self.socket {
+            if port.is_some() {
+                bail!("give either --socket or a port, not both");
+            }
+            return Ok(Address::Socket(path.clone()));
+        }
+        let host = self.host.clone().or_else(|| defaults.host.clone());
+        let port = port.or(defaults.port);
+        Ok(match (&host, port, &defaults.socket) {
+            (Some(h), None, Some(sock)) if h == "localhost" => Address::Socket(sock.clone()),
+            (None, None, Some(sock)) => Address::Socket(sock.clone()),
+            _ => Address::Tcp { host: host.unwrap_or_else(|| "127.0.0.1".into()), port: port.unwrap_or(default_port) },
         })
     }
 
@@ -155,13 +167,25 @@ impl ServerArgs {
         }
     }
 
-    /// The password from the command line, else from `env_var`.
-    pub fn password(&self, env_var: &'static str) -> Result<(Option<Secret>, PasswordSource)> {
-        Ok(match self.command_line_password()? {
-            Some((secret, source)) => (Some(secret), source),
-            None => env_password(env_var),
+    /// The password: the command line first, then `from_file` (a my.cnf password), then `env_var`.
+    pub fn password(&self, from_file: Option<Secret>, env_var: &'static str) -> Result<(Option<Secret>, PasswordSource)> {
+        Ok(match (self.command_line_password()?, from_file) {
+            (Some((secret, source)), _) => (Some(secret), source),
+            (None, Some(secret)) => (Some(secret), PasswordSource::DefaultsFile),
+            (None, None) => env_password(env_var),
         })
     }
+}
+
+/// Where to connect when the command line does not say: a my.cnf `[client]` group's values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientDefaults {
+    /// `host`.
+    pub host: Option<String>,
+    /// `port`.
+    pub port: Option<u16>,
+    /// `socket`.
+    pub socket: Option<PathBuf>,
 }
 
 /// A password from an environment variable (empty counts as none).
@@ -191,11 +215,11 @@ mod tests {
     fn positional_port_and_password_like_the_original() {
         let s = parse(&["6029", "pw"]).unwrap();
         assert_eq!(s.address(6379).unwrap().to_string(), "127.0.0.1:6029");
-        let (pw, src) = s.password("CDC_TEST_UNSET_VAR").unwrap();
+        let (pw, src) = s.password(None, "CDC_TEST_UNSET_VAR").unwrap();
         assert_eq!(pw.unwrap().expose(), "pw");
         assert_eq!(src, PasswordSource::CommandLine);
         // The original scripts passed '""' for "no password".
-        let (pw, _) = parse(&["6029", ""]).unwrap().password("CDC_TEST_UNSET_VAR").unwrap();
+        let (pw, _) = parse(&["6029", ""]).unwrap().password(None, "CDC_TEST_UNSET_VAR").unwrap();
         assert!(pw.is_none());
     }
 

@@ -2,9 +2,10 @@
 //! instance takes writes and which serve reads.
 //!
 //! Layout: [`runner`] runs a check as a process; [`report`] owns status, exit codes and output;
-//! [`cli`], [`credentials`], [`duration`] and [`deadline`] are shared by every check;
-//! [`redis_checks`] and [`mysql_checks`] hold the checks, each split into facts (I/O) and a pure
-//! `decide` function; [`generator`] writes the Consul and keepalived files that run them.
+//! [`cli`], [`credentials`], [`duration`], [`deadline`] and [`probe`] are shared by every check;
+//! [`read_pool`] is the read-pool rule both databases share; [`redis_checks`] and [`mysql_checks`]
+//! hold the checks, each split into facts (I/O) and a pure `decide` function; [`generator`] writes
+//! the Consul and keepalived files that run them.
 #![warn(missing_docs)]
 
 pub mod cli;
@@ -13,6 +14,8 @@ pub mod deadline;
 pub mod duration;
 pub mod generator;
 pub mod mysql_checks;
+pub mod probe;
+pub mod read_pool;
 pub mod redis_checks;
 pub mod report;
 pub mod runner;

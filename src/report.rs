@@ -72,10 +72,22 @@ impl Verdict {
         self
     }
 
-    /// Lowers the verdict to at least `status` (never raises it), adding the reason.
-    pub fn at_least(mut self, status: Status, reason: impl Into<String>) -> Self {
+    /// Makes the status `status` if that is worse (never better), adding the reason.
+    pub fn worsen_to(mut self, status: Status, reason: impl Into<String>) -> Self {
         self.status = self.status.max(status);
         self.reasons.push(reason.into());
+        self
+    }
+
+    /// Replaces the summary line (the status and reasons stay).
+    pub fn with_summary(mut self, summary: impl Into<String>) -> Self {
+        self.summary = summary.into();
+        self
+    }
+
+    /// Adds every reason of `reasons`, in order.
+    pub fn because_all(mut self, reasons: impl IntoIterator<Item = String>) -> Self {
+        self.reasons.extend(reasons);
         self
     }
 }
@@ -101,9 +113,14 @@ impl Perfdata {
         Perfdata { label, value, unit, warn: None, crit: None }
     }
 
-    /// A count with a warning threshold "at least `min`" (`label=3;2:`), none when `min` is 0.
-    pub fn at_least(label: &'static str, value: i64, min: u32) -> Self {
+    /// A count that warns below `min` (`label=3;2:`); no threshold when `min` is 0.
+    pub fn count_with_min(label: &'static str, value: i64, min: u32) -> Self {
         Perfdata { warn: (min > 0).then(|| format!("{min}:")), ..Self::new(label, value, "") }
+    }
+
+    /// A replication lag in seconds, critical above `max_lag` when one is set (`lag=3s;;120`).
+    pub fn lag(lag_seconds: i64, max_lag: Option<std::time::Duration>) -> Self {
+        Perfdata { crit: max_lag.map(|d| seconds_value(d).to_string()), ..Self::new("lag", lag_seconds, "s") }
     }
 
     fn render(&self) -> String {
@@ -354,14 +371,17 @@ mod tests {
     }
 
     #[test]
-    fn perfdata_at_least() {
-        assert_eq!(Perfdata::at_least("replicas", 3, 2).render(), "replicas=3;2:");
-        assert_eq!(Perfdata::at_least("replicas", 3, 0).render(), "replicas=3");
+    fn perfdata_thresholds() {
+        assert_eq!(Perfdata::count_with_min("replicas", 3, 2).render(), "replicas=3;2:");
+        assert_eq!(Perfdata::count_with_min("replicas", 3, 0).render(), "replicas=3");
+        assert_eq!(Perfdata::lag(3, Some(std::time::Duration::from_secs(120))).render(), "lag=3s;;120");
+        assert_eq!(Perfdata::lag(3, Some(std::time::Duration::from_millis(2500))).render(), "lag=3s;;2.5");
+        assert_eq!(Perfdata::lag(0, None).render(), "lag=0s");
     }
 
     #[test]
-    fn at_least_never_improves_a_verdict() {
-        let v = Verdict::critical("x").at_least(Status::Warning, "w");
+    fn worsen_to_never_improves_a_verdict() {
+        let v = Verdict::critical("x").worsen_to(Status::Warning, "w");
         assert_eq!(v.status, Status::Critical);
         assert_eq!(v.reasons, vec!["w".to_string()]);
     }

@@ -8,9 +8,9 @@ use crate::report::{Format, Outcome, Report, Verdict};
 use anyhow::Result;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::OnceLock;
 
-/// One of the executables' checks: its arguments and how it evaluates them.
+/// One of the executables' checks: its arguments, where they point, and how it evaluates them.
 pub trait Check {
     /// Name used in output (`redis-master`); the status line shows it upper-cased.
     const NAME: &'static str;
@@ -18,45 +18,35 @@ pub trait Check {
     const DEFAULT_PORT: u16;
     /// The check's command line.
     type Args: clap::Parser;
+    /// The server and login, resolved from the arguments, files and environment before any I/O.
+    type Target;
     /// The connection options inside the check's arguments.
     fn server(args: &Self::Args) -> &ServerArgs;
-    /// Connects, gathers facts and decides. Errors become a critical verdict naming the step.
-    fn evaluate(args: &Self::Args, run: &Run) -> Result<Outcome>;
+    /// Resolves the target (reads password and defaults files); errors name the file or option.
+    fn resolve(args: &Self::Args) -> Result<Self::Target>;
+    /// How the target is shown in output: `host:port` or the socket path.
+    fn describe(target: &Self::Target) -> String;
+    /// Connects, gathers facts and decides, within `deadline`. Errors become a critical verdict.
+    fn evaluate(args: &Self::Args, target: &Self::Target, deadline: &Deadline) -> Result<Outcome>;
 }
 
-/// What a check needs from the run: the deadline, and a way to name its target.
-pub struct Run {
-    /// The deadline bounding the whole run.
-    pub deadline: Deadline,
-}
-
-impl Run {
-    /// Sets the `host:port` or socket shown as the check's target.
-    pub fn set_target(&self, target: impl Into<String>) {
-        state().target = target.into();
-    }
-}
-
-struct RunState {
-    check: &'static str,
+/// What every report of this run shares, set once before the check starts (before that, the
+/// defaults: text output, warning exits 1).
+struct RunContext {
     target: String,
     notes: Vec<String>,
     format: Format,
     warning_exit_code: u8,
 }
 
-static STATE: Mutex<RunState> =
-    Mutex::new(RunState { check: "check", target: String::new(), notes: Vec::new(), format: Format::Text, warning_exit_code: 1 });
-
-fn state() -> std::sync::MutexGuard<'static, RunState> {
-    STATE.lock().unwrap_or_else(|e| e.into_inner())
-}
+static CHECK_NAME: OnceLock<&'static str> = OnceLock::new();
+static CONTEXT: OnceLock<RunContext> = OnceLock::new();
 
 /// Runs check `C` with the process arguments and exits; never returns, never exits other than 0/1/2.
 pub fn run<C: Check>() -> ! {
     // The deadline counts from here, not from after argument parsing.
     let started = std::time::Instant::now();
-    state().check = C::NAME;
+    let _ = CHECK_NAME.set(C::NAME);
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()
@@ -79,25 +69,25 @@ pub fn run<C: Check>() -> ! {
         Err(err) => usage_exit(err),
     };
     let server = C::server(&args);
-    {
-        let mut st = state();
-        st.format = server.output.format;
-        st.warning_exit_code = server.output.warning_exit_code;
-        st.target = match server.address(C::DEFAULT_PORT) {
-            Ok(a) => a.to_string(),
-            Err(_) => "?".into(),
-        };
-    }
-    if server.password_arg.as_deref().is_some_and(|p| !p.is_empty()) {
-        state().notes.push(crate::credentials::COMMAND_LINE_PASSWORD_NOTE.into());
-    }
-    let run = Run { deadline: Deadline::starting_at(started, server.timeout) };
-    arm_watchdog(run.deadline);
-    let outcome = match C::evaluate(&args, &run) {
-        Ok(outcome) => outcome,
-        Err(err) => Outcome::bare(Verdict::critical(format!("{err:#}"))),
+    let resolved = C::resolve(&args);
+    let target = match &resolved {
+        Ok(t) => C::describe(t),
+        Err(_) => server.address(C::DEFAULT_PORT).map(|a| a.to_string()).unwrap_or_else(|_| "?".into()),
     };
-    emit(outcome)
+    let mut notes = Vec::new();
+    if server.password_arg.as_deref().is_some_and(|p| !p.is_empty()) {
+        notes.push(crate::credentials::COMMAND_LINE_PASSWORD_NOTE.to_string());
+    }
+    let _ = CONTEXT.set(RunContext {
+        target,
+        notes,
+        format: server.output.format,
+        warning_exit_code: server.output.warning_exit_code,
+    });
+    let deadline = Deadline::starting_at(started, server.timeout);
+    arm_watchdog(deadline);
+    let outcome = resolved.and_then(|t| C::evaluate(&args, &t, &deadline));
+    emit(outcome.unwrap_or_else(|err| Outcome::bare(Verdict::critical(format!("{err:#}")))))
 }
 
 /// Starts the thread that ends the run, critical, naming the steps under way, when the deadline
@@ -126,18 +116,15 @@ pub fn emit(outcome: Outcome) -> ! {
             std::thread::park();
         }
     }
-    let (report, format) = {
-        let st = state();
-        let report = Report {
-            check: st.check,
-            target: st.target.clone(),
-            outcome,
-            notes: st.notes.clone(),
-            warning_exit_code: st.warning_exit_code,
-        };
-        (report, st.format)
+    let context = CONTEXT.get();
+    let report = Report {
+        check: CHECK_NAME.get().copied().unwrap_or("check"),
+        target: context.map(|c| c.target.clone()).unwrap_or_default(),
+        outcome,
+        notes: context.map(|c| c.notes.clone()).unwrap_or_default(),
+        warning_exit_code: context.map_or(1, |c| c.warning_exit_code),
     };
-    let text = report.render(format);
+    let text = report.render(context.map_or(Format::Text, |c| c.format));
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();

@@ -2,12 +2,10 @@
 //! + 250 ms whatever the server does. One test runs the scenarios one after another, so that no
 //! server start-up competes with a timed run (test binaries run one at a time).
 
-mod common;
-
-use common::mysql_lab::MariaLab;
-use common::pki::Pki;
-use common::redis_lab::RedisLab;
-use common::*;
+use lab::mysql_lab::MariaLab;
+use lab::pki::Pki;
+use lab::redis_lab::RedisLab;
+use lab::*;
 use std::time::Duration;
 
 /// The spec's bound: the deadline plus 250 ms.
@@ -16,17 +14,13 @@ fn bound(timeout: &str) -> Duration {
 }
 
 /// Runs `bin` with `args` and `--timeout`, asserting exit `code` within the bound; returns the JSON.
-fn timed(bin: &str, args: &[&str], timeout: &str, code: i32) -> serde_json::Value {
+fn timed(bin: &str, args: &[&str], timeout: &str, code: i32) -> CheckOutput {
     let mut a = args.to_vec();
     a.extend(["--timeout", timeout]);
-    let (r, v) = run_json(bin, &a);
-    assert_eq!(r.exit(), code, "{bin} {args:?}: {v}");
-    assert!(r.elapsed < bound(timeout), "{bin} {args:?} took {:?} with --timeout {timeout}: {v}", r.elapsed);
+    let v = check(bin, &a);
+    assert_eq!(v.code(), code, "{bin} {args:?}: {v}");
+    assert!(v.run.elapsed < bound(timeout), "{bin} {args:?} took {:?} with --timeout {timeout}: {v}", v.run.elapsed);
     v
-}
-
-fn summary(v: &serde_json::Value) -> &str {
-    v["summary"].as_str().unwrap()
 }
 
 #[test]
@@ -41,13 +35,13 @@ fn every_deadline_holds_against_hostile_servers() {
     // A server that accepts and never answers: the step and the server are named.
     for (bin, timeout) in [("check-redis-master", "1s"), ("check-redis-slave", "500ms")] {
         let v = timed(bin, &[&sp], timeout, 2);
-        assert!(summary(&v).contains(&format!("INFO replication on {addr}")) && summary(&v).contains(timeout), "{v}");
+        assert!(v.summary().contains(&format!("INFO replication on {addr}")) && v.summary().contains(timeout), "{v}");
     }
     let v = timed("check-redis-master", &[&sp, "--password-file", pw.to_str().unwrap()], "1s", 2);
-    assert!(summary(&v).contains(&format!("log in to {addr}")), "{v}");
+    assert!(v.summary().contains(&format!("log in to {addr}")), "{v}");
     for (bin, timeout) in [("check-mysql-master", "1s"), ("check-mysql-slave", "500ms")] {
         let v = timed(bin, &[&sp, "--user", "x"], timeout, 2);
-        assert!(summary(&v).contains(&addr) && summary(&v).contains("handshake") && summary(&v).contains(timeout), "{v}");
+        assert!(v.summary().contains(&addr) && v.summary().contains("handshake") && v.summary().contains(timeout), "{v}");
     }
     // A half-open TLS handshake.
     let pki = Pki::new();
@@ -65,10 +59,10 @@ fn every_deadline_holds_against_hostile_servers() {
     lab.master.proc.signal(libc::SIGSTOP);
     let v = timed("check-redis-master", &[&lab.master.port_arg()], "500ms", 2);
     lab.master.proc.signal(libc::SIGCONT);
-    assert!(summary(&v).contains(&lab.master.addr()), "{v}");
+    assert!(v.summary().contains(&lab.master.addr()), "{v}");
     // A Sentinel that never answers does not take a healthy master out: warning, in time.
     let v = timed("check-redis-master", &[&lab.master.port_arg(), "--sentinel", &addr, "--master-name", "x"], "1s", 1);
-    assert!(v["reasons"].to_string().contains(&format!("SENTINEL get-master-addr-by-name on {addr}: no answer within the 750ms deadline")), "{v}");
+    assert!(v.reason_contains(&format!("SENTINEL get-master-addr-by-name on {addr}: no answer within the 750ms deadline")), "{v}");
     drop(lab);
 
     // A MySQL replica that hangs (SIGSTOP) does not time its master's read check out: the probe
@@ -79,7 +73,7 @@ fn every_deadline_holds_against_hostile_servers() {
     a.extend(lab.checker_args());
     let v = timed("check-mysql-slave", &a.iter().map(String::as_str).collect::<Vec<_>>(), "1s", 0);
     lab.replicas[0].proc.signal(libc::SIGCONT);
-    assert_eq!(v["facts"]["probes"][0]["healthy"], false, "{v}");
-    let problem = v["facts"]["probes"][0]["problems"][0].as_str().unwrap();
+    assert_eq!(v.fact("probes.0.healthy"), false, "{v}");
+    let problem = v.fact("probes.0.problem").as_str().unwrap();
     assert!(problem.contains(&lab.replicas[0].addr()) && problem.contains("within 750ms"), "{v}");
 }

@@ -2,11 +2,9 @@
 //! every check is run from its `args` as Consul runs it, and the DNS answers are asserted through
 //! topology changes. The keepalived output is validated by keepalived itself.
 
-mod common;
-
-use common::consul_lab::{run_program, ConsulLab, MYSQL_HOSTS, REDIS_HOSTS};
-use common::redis_lab::RedisNode;
-use common::*;
+use lab::consul_lab::{run_program, Answers, ConsulLab, MYSQL_HOSTS, REDIS_HOSTS};
+use lab::redis_lab::RedisNode;
+use lab::*;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,23 +12,13 @@ fn hosts(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-/// Evaluates until `ok` holds (a check result may lag a topology change by one run), else panics
-/// with the last answers.
-fn settle(lab: &ConsulLab, what: &str, ok: impl Fn(&common::consul_lab::Answers) -> bool) -> common::consul_lab::Answers {
-    let mut last = None;
-    for _ in 0..40 {
-        let a = lab.evaluate();
-        if ok(&a) {
-            return a;
-        }
-        last = Some(a);
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("{what} never held:\n{}", ConsulLab::describe(&last.unwrap()));
+/// Evaluates until `ok` holds, else panics with the last answers.
+fn settle(lab: &ConsulLab, what: &str, ok: impl Fn(&Answers) -> bool) -> Answers {
+    lab.settle(ok).unwrap_or_else(|last| panic!("{what} never held:\n{}", ConsulLab::describe(&last)))
 }
 
 /// The write pool never holds two nodes, at any evaluation.
-fn one_writer(lab: &ConsulLab, a: &common::consul_lab::Answers) {
+fn one_writer(lab: &ConsulLab, a: &Answers) {
     for s in [lab.redis_service("w"), lab.mysql_service("w")] {
         assert!(a.dns(&s).len() <= 1, "two writers for {s}:\n{}", ConsulLab::describe(a));
     }
@@ -49,7 +37,7 @@ fn generated_services_follow_the_topology() {
     for f in all {
         let text = std::fs::read_to_string(f.path()).unwrap();
         assert!(text.contains("\"args\"") && !text.contains("\"script\""), "{text}");
-        assert!(!text.contains(common::mysql_lab::CHECKER.1) && !text.contains(common::mysql_lab::REPL_PASSWORD), "{text}");
+        assert!(!text.contains(lab::mysql_lab::CHECKER.1) && !text.contains(lab::mysql_lab::REPL_PASSWORD), "{text}");
     }
     // --check agrees with what was written, and notices an edited file.
     assert_eq!(lab.generate(&lab.out.0, &["--check"]).0, Some(0));

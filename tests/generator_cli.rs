@@ -1,8 +1,6 @@
 //! gen-consul-services as a command: exit codes, "nothing written" on errors, flags mode, --node.
 
-mod common;
-
-use common::*;
+use lab::*;
 use std::path::Path;
 
 const G: &str = "gen-consul-services";

@@ -1,10 +1,8 @@
 //! check-mysql-master and check-mysql-slave against real MariaDB servers with real replication.
 
-mod common;
-
-use common::mysql_lab::{create_users, MariaLab, MariaNode, CHECKER, MONITOR};
-use common::pools::{assert_invariants, read_pool, write_pool, NodeView};
-use common::*;
+use lab::mysql_lab::{create_users, MariaLab, MariaNode, CHECKER, MONITOR};
+use lab::pools::{assert_invariants, assert_pools, read_pool, write_pool, NodeView, NOBODY};
+use lab::*;
 use std::time::Duration;
 
 const M: &str = "check-mysql-master";
@@ -30,42 +28,30 @@ fn observe(lab: &MariaLab, master_extra: &[&str], slave_extra: &[&str]) -> Vec<N
         .collect()
 }
 
-fn codes(views: &[NodeView]) -> Vec<(i32, i32)> {
-    views.iter().map(NodeView::codes).collect()
-}
-
-fn summary(v: &serde_json::Value) -> String {
-    v["summary"].as_str().unwrap().to_string()
-}
-
-fn reasons(v: &serde_json::Value) -> String {
-    v["reasons"].to_string()
-}
-
 #[test]
 fn healthy_threads_stopped_and_replication_error() {
     let lab = MariaLab::start(2);
     let (r0, r1) = (&lab.replicas[0], &lab.replicas[1]);
 
     let views = observe(&lab, &[], &[]);
-    assert_eq!(codes(&views), vec![(0, 2), (2, 0), (2, 0)], "{views:#?}");
+    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[0].addr(), lab.replicas[1].addr()]);
     assert_invariants(&views);
     let m = &views[0];
-    assert_eq!(m.master.1["facts"]["connected_replicas"].as_array().unwrap().len(), 2);
-    assert_eq!(m.slave.1["facts"]["replica_discovery"], "from SHOW REPLICA HOSTS");
-    assert!(summary(&m.slave.1).ends_with("2 healthy replica(s) serve reads"), "{}", m.slave.1);
-    let rep = &views[1].slave.1;
-    assert_eq!(rep["facts"]["channels"][0]["io_running"], "Yes");
-    assert_eq!(rep["facts"]["status_statement"], "SHOW ALL REPLICAS STATUS");
-    assert_eq!(summary(rep), format!("{} replica of {}, IO and SQL threads running, lag 0s", r0.addr(), lab.master.addr()));
-    assert!(summary(&views[1].master.1).contains("is a replica of"), "{}", views[1].master.1);
+    assert_eq!(m.write.fact("connected_replicas").as_array().unwrap().len(), 2);
+    assert_eq!(m.read.fact("replica_discovery"), "from SHOW REPLICA HOSTS");
+    assert!(m.read.summary().ends_with("2 healthy replica(s) serve reads"), "{}", m.read);
+    let rep = &views[1].read;
+    assert_eq!(rep.fact("channels.0.io_running"), "Yes");
+    assert_eq!(rep.fact("status_statement"), "SHOW ALL REPLICAS STATUS");
+    assert_eq!(rep.summary(), format!("{} replica of {}, IO and SQL threads running, lag 0s", r0.addr(), lab.master.addr()));
+    assert!(views[1].write.summary().contains("is a replica of"), "{}", views[1].write);
 
     // IO thread stopped: that replica leaves the read pool, naming the thread.
     r0.sql("STOP SLAVE IO_THREAD");
     r0.wait_status("", "Slave_IO_Running", |v| v == Some("No"));
     let views = observe(&lab, &[], &[]);
-    assert_eq!(codes(&views), vec![(0, 2), (2, 2), (2, 0)], "{views:#?}");
-    assert_eq!(summary(&views[1].slave.1), format!("{}: the default channel from {}: IO thread is No", r0.addr(), lab.master.addr()));
+    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[1].addr()]);
+    assert_eq!(views[1].read.summary(), format!("{}: the default channel from {}: IO thread is No", r0.addr(), lab.master.addr()));
     assert_invariants(&views);
     r0.sql("START SLAVE IO_THREAD");
     r0.wait_channel_running("");
@@ -74,8 +60,8 @@ fn healthy_threads_stopped_and_replication_error() {
     r1.sql("STOP SLAVE SQL_THREAD");
     r1.wait_status("", "Slave_SQL_Running", |v| v == Some("No"));
     let views = observe(&lab, &[], &[]);
-    assert_eq!(codes(&views), vec![(0, 2), (2, 0), (2, 2)], "{views:#?}");
-    assert!(summary(&views[2].slave.1).contains("SQL thread is No"), "{}", views[2].slave.1);
+    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[0].addr()]);
+    assert!(views[2].read.summary().contains("SQL thread is No"), "{}", views[2].read);
     assert_invariants(&views);
     r1.sql("START SLAVE SQL_THREAD");
     r1.wait_channel_running("");
@@ -85,29 +71,29 @@ fn healthy_threads_stopped_and_replication_error() {
     lab.master.sql("INSERT INTO lab.t VALUES (1, 'master')");
     r0.wait_status("", "Slave_SQL_Running", |v| v == Some("No"));
     let views = observe(&lab, &[], &[]);
-    assert_eq!(codes(&views), vec![(0, 2), (2, 2), (2, 0)], "{views:#?}");
-    let broken = &views[1].slave.1;
-    assert!(summary(broken).contains("Duplicate entry '1'"), "{broken}");
-    assert_eq!(broken["facts"]["channels"][0]["sql_running"], "No");
-    assert!(reasons(&views[0].slave.1).contains(&format!("{}: the default channel", r0.addr())), "{}", views[0].slave.1);
+    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[1].addr()]);
+    let broken = &views[1].read;
+    assert!(broken.summary().contains("Duplicate entry '1'"), "{broken}");
+    assert_eq!(broken.fact("channels.0.sql_running"), "No");
+    assert!(views[0].read.reason_contains(&format!("{}: the default channel", r0.addr())), "{}", views[0].read);
     assert_invariants(&views);
 
     // The other replica's IO thread stops too: no healthy replica, the master joins the read pool.
     r1.sql("STOP SLAVE IO_THREAD");
     r1.wait_status("", "Slave_IO_Running", |v| v == Some("No"));
     let views = observe(&lab, &[], &[]);
-    assert_eq!(codes(&views), vec![(0, 0), (2, 2), (2, 2)], "{views:#?}");
+    assert_pools(&views, &[lab.master.addr()], &[lab.master.addr()]);
     assert_eq!(read_pool(&views), vec![lab.master.addr().as_str()]);
-    assert!(summary(&views[0].slave.1).contains("none of its 2 replica(s) is healthy: it serves reads"), "{}", views[0].slave.1);
+    assert!(views[0].read.summary().contains("none of its 2 replica(s) is healthy: it serves reads"), "{}", views[0].read);
     assert_invariants(&views);
 
     // read_only on the master: out of the write pool, unless --allow-read-only (the original's behaviour).
     lab.master.sql("SET GLOBAL read_only=1");
     let args = [lab.master.port_arg(), "--defaults-file".into(), lab.checker_cnf.display().to_string()];
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (r, v) = run_json(M, &a);
-    assert_eq!(r.exit(), 2, "{v}");
-    assert!(summary(&v).contains("read_only=ON: not writable"), "{v}");
+    let v = check(M, &a);
+    assert_eq!(v.code(), 2, "{v:?}");
+    assert!(v.summary().contains("read_only=ON: not writable"), "{v:?}");
     let mut allowed = a.clone();
     allowed.push("--allow-read-only");
     assert_eq!(run(M, &allowed).exit(), 0);
@@ -121,15 +107,15 @@ fn lag_over_max_lag() {
     lab.master.sql("INSERT INTO lab.t VALUES (10, 'delayed')");
     r0.wait_status("", "Seconds_Behind_Master", |v| v.and_then(|l| l.parse::<u64>().ok()).is_some_and(|l| l >= 3));
     let views = observe(&lab, &[], &["--max-lag", "2"]);
-    assert_eq!(codes(&views), vec![(0, 0), (2, 2)], "{views:#?}");
-    let lagging = &views[1].slave.1;
-    assert!(summary(lagging).contains("not below --max-lag 2s"), "{lagging}");
-    assert!(lagging["facts"]["channels"][0]["lag_seconds"].as_u64().unwrap() >= 3);
-    assert!(summary(&views[0].slave.1).contains("it serves reads"), "{}", views[0].slave.1);
+    assert_pools(&views, &[lab.master.addr()], &[lab.master.addr()]);
+    let lagging = &views[1].read;
+    assert!(lagging.summary().contains("over --max-lag 2s"), "{lagging}");
+    assert!(lagging.fact("channels.0.lag_seconds").as_u64().unwrap() >= 3);
+    assert!(views[0].read.summary().contains("it serves reads"), "{}", views[0].read);
     assert_invariants(&views);
     // Under the default --max-lag 120 the same replica serves reads, and the master leaves the pool.
     let views = observe(&lab, &[], &[]);
-    assert_eq!(codes(&views), vec![(0, 2), (2, 0)], "{views:#?}");
+    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[0].addr()]);
     assert_invariants(&views);
 }
 
@@ -140,13 +126,13 @@ fn replica_down_then_all_replicas_down() {
     // The master may keep a dead replica's dump thread until it next writes to it: checks must
     // be right either way (its probe fails), so nothing waits for it to go.
     let views = observe(&lab, &[], &[]);
-    assert_eq!(codes(&views), vec![(0, 2), (2, 0), (2, 2)], "{views:#?}");
-    assert_eq!(summary(&views[2].slave.1), format!("cannot connect to {}: connection refused", lab.replicas[1].addr()));
+    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[0].addr()]);
+    assert_eq!(views[2].read.summary(), format!("cannot connect to {}: connection refused", lab.replicas[1].addr()));
     assert_invariants(&views);
 
     lab.replicas[0].proc.kill();
     let views = observe(&lab, &[], &[]);
-    assert_eq!(codes(&views), vec![(0, 0), (2, 2), (2, 2)], "{views:#?}");
+    assert_pools(&views, &[lab.master.addr()], &[lab.master.addr()]);
     assert_eq!(write_pool(&views), read_pool(&views));
     assert_invariants(&views);
 }
@@ -159,8 +145,8 @@ fn master_down() {
         r.wait_status("", "Slave_IO_Running", |v| v != Some("Yes"));
     }
     let views = observe(&lab, &[], &[]);
-    assert_eq!(codes(&views), vec![(2, 2), (2, 2), (2, 2)], "{views:#?}");
-    let s1 = summary(&views[1].slave.1);
+    assert_pools(&views, &NOBODY, &NOBODY);
+    let s1 = views[1].read.summary();
     assert!(s1.contains("IO thread is Connecting") || s1.contains("IO thread is No"), "{s1}");
     assert!(write_pool(&views).is_empty() && read_pool(&views).is_empty());
     assert_invariants(&views);
@@ -178,16 +164,16 @@ fn promotion_and_old_master_back_read_only() {
     wait_for("dump thread on the new master", Duration::from_secs(20), || (new.dump_threads(Some("repl")) == 1).then_some(()));
     new.sql("INSERT INTO lab.t VALUES (20, 'after promotion')");
     let views = observe(&lab, &[], &[]);
-    assert_eq!(codes(&views), vec![(2, 2), (0, 2), (2, 0)], "{views:#?}");
+    assert_pools(&views, &[lab.replicas[0].addr()], &[lab.replicas[1].addr()]);
     assert_eq!(write_pool(&views), vec![new.addr().as_str()]);
     assert_invariants(&views);
 
     // The old master comes back with read_only=ON (as every server's my.cnf should say).
     lab.master.restart_with(&["--read-only"]);
     let views = observe(&lab, &[], &[]);
-    assert_eq!(codes(&views), vec![(2, 2), (0, 2), (2, 0)], "{views:#?}");
-    assert!(summary(&views[0].master.1).contains("read_only=ON"), "{}", views[0].master.1);
-    assert!(summary(&views[0].slave.1).contains("an isolated node"), "{}", views[0].slave.1);
+    assert_pools(&views, &[lab.replicas[0].addr()], &[lab.replicas[1].addr()]);
+    assert!(views[0].write.summary().contains("read_only=ON"), "{}", views[0].write);
+    assert!(views[0].read.summary().contains("an isolated node"), "{}", views[0].read);
     assert_eq!(write_pool(&views), vec![new.addr().as_str()]);
     assert_eq!(read_pool(&views), vec![other.addr().as_str()]);
     assert_invariants(&views);
@@ -204,7 +190,7 @@ fn multi_source_replica_with_one_broken_connection() {
     m2.sql(&format!(
         "SET SESSION sql_log_bin=0; CREATE USER repl@'%' IDENTIFIED BY '{}'; GRANT REPLICATION SLAVE ON *.* TO repl@'%'; \
          SET SESSION sql_log_bin=1; CREATE DATABASE other",
-        common::mysql_lab::REPL_PASSWORD
+        lab::mysql_lab::REPL_PASSWORD
     ));
     let r = MariaNode::start(&dir, "r", 13, &["--read-only"]);
     r.replicate_from(&m1, "a");
@@ -212,27 +198,27 @@ fn multi_source_replica_with_one_broken_connection() {
     let cnf = dir.join("checker.cnf");
     write_file(&cnf, &format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1), 0o600);
     let login = ["--defaults-file", cnf.to_str().unwrap()];
-    let check = |bin: &str, node: &MariaNode| {
+    let check_node = |bin: &str, node: &MariaNode| {
         let mut a = vec![node.port.to_string()];
         a.extend(login.iter().map(|x| x.to_string()));
-        run_json(bin, &a.iter().map(String::as_str).collect::<Vec<_>>())
+        check(bin, a)
     };
-    let (res, v) = check(S, &r);
-    assert_eq!(res.exit(), 0, "{v}");
-    assert_eq!(v["facts"]["channels"].as_array().unwrap().len(), 2);
-    assert_eq!(check(S, &m1).0.exit(), 2, "m1's replica is healthy");
+    let v = check_node(S, &r);
+    assert_eq!(v.code(), 0, "{v:?}");
+    assert_eq!(v.fact("channels").as_array().unwrap().len(), 2);
+    assert_eq!(check_node(S, &m1).code(), 2, "m1's replica is healthy");
 
     m2.proc.kill();
     r.wait_status("b", "Slave_IO_Running", |v| v != Some("Yes"));
-    let (res, v) = check(S, &r);
-    assert_eq!(res.exit(), 2, "{v}");
-    assert!(summary(&v).contains("channel 'b' from"), "{v}");
-    assert_eq!(v["facts"]["channels"].as_array().unwrap().len(), 2);
-    assert_eq!(check(M, &r).0.exit(), 2);
+    let v = check_node(S, &r);
+    assert_eq!(v.code(), 2, "{v:?}");
+    assert!(v.summary().contains("channel 'b' from"), "{v:?}");
+    assert_eq!(v.fact("channels").as_array().unwrap().len(), 2);
+    assert_eq!(check_node(M, &r).code(), 2);
     // m1's only replica is unhealthy (one of its channels is broken): m1 serves reads itself.
-    let (res, v) = check(S, &m1);
-    assert_eq!(res.exit(), 0, "{v}");
-    assert!(reasons(&v).contains("channel 'b'"), "{v}");
+    let v = check_node(S, &m1);
+    assert_eq!(v.code(), 0, "{v:?}");
+    assert!(v.reason_contains("channel 'b'"), "{v:?}");
 }
 
 /// A CDC reader (mariadb-binlog) opens a dump thread as another user: --repl-user tells them apart.
@@ -257,27 +243,26 @@ fn cdc_dump_thread_and_repl_user() {
         a.extend(extra.iter().map(|x| x.to_string()));
         a
     };
-    let run_json = |bin: &str, a: &[String]| run_json(bin, &a.iter().map(String::as_str).collect::<Vec<_>>());
     // Counting every dump thread, the CDC reader looks like a second replica.
-    let (r, v) = run_json(M, &with(&["--min-replicas", "2"]));
-    assert_eq!(r.exit(), 0, "{v}");
-    assert_eq!(v["facts"]["connected_replicas"].as_array().unwrap().len(), 2);
+    let v = check(M, &with(&["--min-replicas", "2"]));
+    assert_eq!(v.code(), 0, "{v:?}");
+    assert_eq!(v.fact("connected_replicas").as_array().unwrap().len(), 2);
     // With --repl-user only the real replica counts.
-    let (r, v) = run_json(M, &with(&["--min-replicas", "2", "--repl-user", "repl"]));
-    assert_eq!(r.exit(), 1, "{v}");
-    assert_eq!(v["facts"]["connected_replicas"].as_array().unwrap().len(), 1);
-    assert_eq!(v["facts"]["other_dump_threads"], 1);
-    let (r, v) = run_json(S, &with(&["--repl-user", "repl"]));
-    assert_eq!(r.exit(), 2, "the one real replica is healthy: {v}");
+    let v = check(M, &with(&["--min-replicas", "2", "--repl-user", "repl"]));
+    assert_eq!(v.code(), 1, "{v:?}");
+    assert_eq!(v.fact("connected_replicas").as_array().unwrap().len(), 1);
+    assert_eq!(v.fact("other_dump_threads"), 1);
+    let v = check(S, &with(&["--repl-user", "repl"]));
+    assert_eq!(v.code(), 2, "the one real replica is healthy: {v:?}");
     // Only the CDC reader, no real replica: the master is a single master for reads.
     lab.replicas[0].sql("STOP SLAVE");
     wait_for("replica dump thread gone", Duration::from_secs(20), || {
         lab.master.sql("INSERT INTO lab.t VALUES (FLOOR(RAND() * 1000000) + 100, 'poke') ON DUPLICATE KEY UPDATE v = 'poke'");
         (lab.master.dump_threads(Some("repl")) == 0).then_some(())
     });
-    let (r, v) = run_json(S, &with(&["--repl-user", "repl"]));
-    assert_eq!(r.exit(), 0, "{v}");
-    assert!(summary(&v).contains("single master"), "{v}");
+    let v = check(S, &with(&["--repl-user", "repl"]));
+    assert_eq!(v.code(), 0, "{v:?}");
+    assert!(v.summary().contains("single master"), "{v:?}");
 }
 
 /// A monitor user without REPLICATION MASTER ADMIN cannot list replica hosts: the check falls back
@@ -291,18 +276,18 @@ fn least_privilege_user_and_replica_port() {
     a.extend(mon.iter().map(|x| x.to_string()));
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     // Without --replica-port the master probes its own port, finds no replica there, and keeps serving.
-    let (r, v) = run_json(S, &a);
-    assert_eq!(r.exit(), 0, "{v}");
-    let how = v["facts"]["replica_discovery"].as_str().unwrap();
+    let v = check(S, &a);
+    assert_eq!(v.code(), 0, "{v:?}");
+    let how = v.fact("replica_discovery").as_str().unwrap();
     assert!(how.contains("processlist") && how.contains("1227"), "{how}");
     // With --replica-port it finds the healthy replica and leaves the read pool to it.
     let port = r0.port_arg();
     let mut b = a.clone();
     b.extend(["--replica-port", &port]);
-    let (r, v) = run_json(S, &b);
-    assert_eq!(r.exit(), 2, "{v}");
-    assert_eq!(v["facts"]["probes"][0]["replica"], r0.addr());
-    assert_eq!(v["facts"]["probes"][0]["healthy"], true);
+    let v = check(S, &b);
+    assert_eq!(v.code(), 2, "{v:?}");
+    assert_eq!(v.fact("probes.0.replica"), r0.addr().as_str());
+    assert_eq!(v.fact("probes.0.healthy"), true);
     // The monitor user checks replicas fine.
     let mut c = vec![r0.port_arg()];
     c.extend(mon.iter().map(|x| x.to_string()));
@@ -312,9 +297,9 @@ fn least_privilege_user_and_replica_port() {
     let weak = lab.dir.join("weak.cnf");
     write_file(&weak, "[client]\nuser=weak\npassword=weak-pw\n", 0o600);
     for bin in [M, S] {
-        let (r, v) = run_json(bin, &[&r0.port_arg(), "--defaults-file", weak.to_str().unwrap()]);
-        assert_eq!(r.exit(), 2, "{v}");
-        let s = summary(&v);
+        let v = check(bin, &[&r0.port_arg(), "--defaults-file", weak.to_str().unwrap()]);
+        assert_eq!(v.code(), 2, "{v:?}");
+        let s = v.summary();
         assert!(s.contains("SHOW ALL REPLICAS STATUS on") && s.contains("1227") && s.contains("SLAVE MONITOR"), "{s}");
     }
 }
@@ -354,12 +339,12 @@ fn credentials_sockets_and_secrets() {
     assert_eq!(missing.exit(), 2);
     assert!(missing.stdout.contains("cannot read defaults file"), "{}", missing.stdout);
     // The socket, from --socket or from the defaults file.
-    let (r, v) = run_json(M, &["--socket", lab.master.socket.to_str().unwrap(), "--defaults-file", lab.checker_cnf.to_str().unwrap()]);
-    assert_eq!(r.exit(), 0, "{v}");
-    assert_eq!(v["target"], lab.master.socket.to_str().unwrap());
-    let (r, v) = run_json(S, &["--defaults-file", sock_cnf.to_str().unwrap()]);
-    assert_eq!(r.exit(), 0, "{v}");
-    assert_eq!(v["target"], lab.master.socket.to_str().unwrap());
+    let v = check(M, &["--socket", lab.master.socket.to_str().unwrap(), "--defaults-file", lab.checker_cnf.to_str().unwrap()]);
+    assert_eq!(v.code(), 0, "{v:?}");
+    assert_eq!(v.target(), lab.master.socket.to_str().unwrap());
+    let v = check(S, &["--defaults-file", sock_cnf.to_str().unwrap()]);
+    assert_eq!(v.code(), 0, "{v:?}");
+    assert_eq!(v.target(), lab.master.socket.to_str().unwrap());
     assert_no_secret(&[&by_cnf, &by_file, &by_env, &by_arg, &wrong, &world, &missing], CHECKER.1);
     assert_no_secret(&[&wrong], "not-the-password");
 }
@@ -368,18 +353,18 @@ fn credentials_sockets_and_secrets() {
 fn nothing_listening_and_foreign_servers() {
     let port = free_port().to_string();
     for bin in [M, S] {
-        let (r, v) = run_json(bin, &[&port, "--user", "x"]);
-        assert_eq!(r.exit(), 2);
-        assert_eq!(summary(&v), format!("cannot connect to 127.0.0.1:{port}: connection refused"));
+        let v = check(bin, &[&port, "--user", "x"]);
+        assert_eq!(v.code(), 2);
+        assert_eq!(v.summary(), format!("cannot connect to 127.0.0.1:{port}: connection refused"));
     }
     // A server that accepts and never answers the handshake: tests/deadlines.rs.
     let http = FakeServer::start(Fake::Sends(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"));
     let garbage = FakeServer::start(Fake::Sends(b"\x05\x00\x00\x00\xff\xfe\x00garbage\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"));
     for srv in [&http, &garbage] {
         for bin in [M, S] {
-            let (r, v) = run_json(bin, &[&srv.port.to_string(), "--user", "x", "--timeout", "1s"]);
-            assert_eq!(r.exit(), 2, "{r:?}");
-            assert!(summary(&v).contains(&format!("127.0.0.1:{}", srv.port)), "{v}");
+            let v = check(bin, &[&srv.port.to_string(), "--user", "x", "--timeout", "1s"]);
+            assert_eq!(v.code(), 2, "{v:?}");
+            assert!(v.summary().contains(&format!("127.0.0.1:{}", srv.port)), "{v:?}");
         }
     }
 }

@@ -1,10 +1,8 @@
 //! check-redis-master and check-redis-slave against real redis-server and redis-sentinel processes.
 
-mod common;
-
-use common::pools::{assert_invariants, read_pool, write_pool, NodeView};
-use common::redis_lab::{info, redis_cmd, replica_of, RedisLab, RedisNode};
-use common::*;
+use lab::pools::{assert_invariants, assert_pools, read_pool, view, write_pool, NodeView, NOBODY};
+use lab::redis_lab::{info, redis_cmd, replica_of, RedisLab, RedisNode};
+use lab::*;
 use std::time::{Duration, Instant};
 
 const M: &str = "check-redis-master";
@@ -32,25 +30,20 @@ fn strs(v: &[&str]) -> Vec<String> {
 fn healthy_topology() {
     let lab = RedisLab::start(2, 3);
     let views = observe(&lab, &lab.sentinel_args(), &strs(&["--max-lag", "30"]));
-    assert_eq!(views[0].codes(), (0, 2), "{views:#?}");
-    assert_eq!(views[1].codes(), (2, 0), "{views:#?}");
-    assert_eq!(views[2].codes(), (2, 0), "{views:#?}");
-    assert_eq!(write_pool(&views), vec![lab.master.addr().as_str()]);
-    assert_eq!(read_pool(&views).len(), 2);
-    assert_invariants(&views);
+    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[0].addr(), lab.replicas[1].addr()]);
 
-    let master_json = &views[0].master.1;
-    assert_eq!(master_json["check"], "redis-master");
-    assert_eq!(master_json["target"], lab.master.addr());
-    assert_eq!(master_json["facts"]["role"], "master");
-    assert_eq!(master_json["facts"]["connected_replicas"].as_array().unwrap().len(), 2);
-    assert_eq!(master_json["facts"]["sentinels"].as_array().unwrap().len(), 3);
-    assert!(master_json["reasons"][1].as_str().unwrap().starts_with("3 of 3 Sentinels name this node"), "{master_json}");
-    let replica_json = &views[1].slave.1;
-    assert_eq!(replica_json["check"], "redis-slave");
-    assert_eq!(replica_json["facts"]["master_link_status"], "up");
-    assert_eq!(replica_json["facts"]["master"], lab.master.addr());
-    assert!(views[0].slave.1["summary"].as_str().unwrap().contains("2 healthy replica(s) serve reads"));
+    let master_json = &views[0].write;
+    assert_eq!(master_json.json["check"], "redis-master");
+    assert_eq!(master_json.target(), lab.master.addr());
+    assert_eq!(master_json.fact("role"), "master");
+    assert_eq!(master_json.fact("connected_replicas").as_array().unwrap().len(), 2);
+    assert_eq!(master_json.fact("sentinels").as_array().unwrap().len(), 3);
+    assert!(master_json.reasons()[1].starts_with("3 of 3 Sentinels name this node"), "{master_json}");
+    let replica_json = &views[1].read;
+    assert_eq!(replica_json.json["check"], "redis-slave");
+    assert_eq!(replica_json.fact("master_link_status"), "up");
+    assert_eq!(replica_json.fact("master"), lab.master.addr().as_str());
+    assert!(views[0].read.summary().contains("2 healthy replica(s) serve reads"));
 
     // The drop-in call of the original scripts, text output in the monitoring-plugins style.
     let r = run(S, &[&lab.replicas[0].port_arg()]);
@@ -64,11 +57,11 @@ fn healthy_topology() {
     assert!(r.stdout.starts_with(&format!("REDIS-MASTER CRITICAL: {} is a replica of {}", lab.replicas[0].addr(), lab.master.addr())), "{}", r.stdout);
 
     // --min-replicas: a warning, mapped to 0 for keepalived with --warning-exit-code.
-    let (r, v) = run_json(M, &[&lab.master.port_arg(), "--min-replicas", "3"]);
-    assert_eq!(r.exit(), 1);
-    assert_eq!(v["status"], "warning");
-    let (r, v) = run_json(M, &[&lab.master.port_arg(), "--min-replicas", "3", "--warning-exit-code", "0"]);
-    assert_eq!((r.exit(), v["status"].as_str().unwrap()), (0, "warning"));
+    let v = check(M, &[&lab.master.port_arg(), "--min-replicas", "3"]);
+    assert_eq!(v.code(), 1);
+    assert_eq!(v.status(), "warning");
+    let v = check(M, &[&lab.master.port_arg(), "--min-replicas", "3", "--warning-exit-code", "0"]);
+    assert_eq!((v.code(), v.status()), (0, "warning"));
     let r = run(M, &[&lab.master.port_arg(), "--min-replicas", "2"]);
     assert_eq!(r.exit(), 0, "{r:?}");
 }
@@ -79,10 +72,8 @@ fn replica_stopped() {
     lab.replicas[1].proc.kill();
     lab.wait_replicas_online(lab.master.port, 1);
     let views = observe(&lab, &[], &[]);
-    assert_eq!(views[0].codes(), (0, 2), "{views:#?}");
-    assert_eq!(views[1].codes(), (2, 0), "{views:#?}");
-    assert_eq!(views[2].codes(), (2, 2), "{views:#?}");
-    let msg = views[2].slave.1["summary"].as_str().unwrap();
+    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[0].addr()]);
+    let msg = views[2].read.summary();
     assert_eq!(msg, format!("cannot connect to {}: connection refused", lab.replicas[1].addr()));
     assert_invariants(&views);
     let r = run(M, &[&lab.master.port_arg(), "--min-replicas", "2"]);
@@ -98,12 +89,8 @@ fn all_replicas_stopped_master_serves_reads() {
     }
     lab.wait_replicas_online(lab.master.port, 0);
     let views = observe(&lab, &[], &strs(&["--max-lag", "10"]));
-    assert_eq!(views[0].codes(), (0, 0), "{views:#?}");
-    assert_eq!(views[1].codes(), (2, 2));
-    assert_eq!(views[2].codes(), (2, 2));
-    assert_eq!(read_pool(&views), vec![lab.master.addr().as_str()]);
-    assert_invariants(&views);
-    assert!(views[0].slave.1["summary"].as_str().unwrap().contains("no replica is healthy: it serves reads"));
+    assert_pools(&views, &[lab.master.addr()], &[lab.master.addr()]);
+    assert!(views[0].read.summary().ends_with("is a single master: it serves reads"), "{views:#?}");
 
     let r = run(S, &[&lab.master.port_arg(), "--no-master-fallback"]);
     assert_eq!(r.exit(), 2);
@@ -123,14 +110,10 @@ fn master_stopped_replicas_lose_their_link() {
         wait_for("link down", Duration::from_secs(10), || info(r.port)?.contains("master_link_status:down").then_some(()));
     }
     let views = observe(&lab, &[], &[]);
-    for v in &views {
-        assert_eq!(v.codes(), (2, 2), "{v:#?}");
-    }
-    let s = views[1].slave.1["summary"].as_str().unwrap();
+    assert_pools(&views, &NOBODY, &NOBODY);
+    let s = views[1].read.summary();
     assert!(s.contains("link down"), "{s}");
-    assert_eq!(views[1].slave.1["facts"]["master_link_status"], "down");
-    assert!(write_pool(&views).is_empty() && read_pool(&views).is_empty());
-    assert_invariants(&views);
+    assert_eq!(views[1].read.fact("master_link_status"), "down");
 }
 
 #[test]
@@ -143,14 +126,14 @@ fn replica_in_initial_sync_is_out_of_the_read_pool() {
     redis_cmd(lab.master.port, &["CONFIG", "SET", "rdb-key-save-delay", "200000"]).unwrap();
     let replica = RedisNode::start(&lab.dir, "late", free_port(), &replica_of(lab.master.port));
     wait_for("sync in progress", Duration::from_secs(10), || info(replica.port)?.contains("master_sync_in_progress:1").then_some(()));
-    let (r, v) = run_json(S, &[&replica.port_arg()]);
-    assert_eq!(r.exit(), 2, "{r:?}");
-    assert!(v["summary"].as_str().unwrap().contains("initial sync in progress"), "{v}");
-    assert_eq!(v["facts"]["master_sync_in_progress"], true);
+    let v = check(S, &[&replica.port_arg()]);
+    assert_eq!(v.code(), 2, "{v:?}");
+    assert!(v.summary().contains("initial sync in progress"), "{v:?}");
+    assert_eq!(v.fact("master_sync_in_progress"), true);
     // Meanwhile the master, whose only replica is not online, serves reads.
-    let (r, v) = run_json(S, &[&lab.master.port_arg()]);
-    assert_eq!(r.exit(), 0, "{v}");
-    assert_ne!(v["facts"]["connected_replicas"][0]["state"], "online", "{v}");
+    let v = check(S, &[&lab.master.port_arg()]);
+    assert_eq!(v.code(), 0, "{v:?}");
+    assert_ne!(v.fact("connected_replicas.0.state"), "online", "{v:?}");
     // Once synced, the roles swap in the read pool.
     lab.wait_replicas_online(lab.master.port, 1);
     assert_eq!(run(S, &[&replica.port_arg()]).exit(), 0);
@@ -172,13 +155,12 @@ fn replica_lag_over_max_lag() {
         NodeView::observe(M, S, &replica.addr(), true, &strs(&[&replica.port_arg()]), &strs(&[&replica.port_arg(), "--max-lag", "2"])),
     ];
     // A master that does not answer is in no pool, and says which step timed out (how fast: deadlines.rs).
-    assert_eq!(views[0].codes(), (2, 2), "{views:#?}");
-    let msg = views[0].master.1["summary"].as_str().unwrap();
-    assert!(msg.contains(&lab.master.addr()) && msg.contains("500ms"), "{msg}");
     // The replica's link still says up (repl-timeout is 60s), but its lag is over the limit.
-    assert_eq!(views[1].codes(), (2, 2), "{views:#?}");
-    assert_eq!(views[1].slave.1["facts"]["master_link_status"], "up");
-    assert!(views[1].slave.1["summary"].as_str().unwrap().contains("over --max-lag 2s"), "{:?}", views[1].slave.1);
+    assert_pools(&views, &NOBODY, &NOBODY);
+    let msg = views[0].write.summary();
+    assert!(msg.contains(&lab.master.addr()) && msg.contains("500ms"), "{msg}");
+    assert_eq!(views[1].read.fact("master_link_status"), "up");
+    assert!(views[1].read.summary().contains("over --max-lag 2s"), "{:?}", views[1].read);
     assert_invariants(&views);
     // Without --max-lag the same replica would pass: that is why the option exists.
     assert_eq!(run(S, &[&replica.port_arg()]).exit(), 0);
@@ -206,7 +188,7 @@ fn sentinel_failover_and_returning_old_master() {
         (write_pool(&views) == vec![named.as_str()] && read_pool(&views) == others.iter().map(String::as_str).collect::<Vec<_>>())
             .then_some(views)
     });
-    assert_eq!(views[0].codes(), (2, 2), "old master is down: {views:#?}");
+    assert!(!view(&views, &old).write.in_pool() && !view(&views, &old).read.in_pool(), "old master is down: {views:#?}");
     assert_invariants(&views);
 
     // The old master returns as a master. Without the guard it would pass: a second writer.
@@ -223,14 +205,14 @@ fn sentinel_failover_and_returning_old_master() {
         let views = observe(&lab, &guard, &guard);
         assert!(write_pool(&views).len() <= 1, "two writers: {views:#?}");
         let (old_view, role_after) = (&views[0], lab.master.role());
-        if role_before.as_deref() == Some("master") && role_after.as_deref() == Some("master") && old_view.master.1["facts"]["role"] == "master" {
-            assert_eq!(old_view.master.0.exit(), 2, "returning old master not kept out: {old_view:#?}");
-            assert_eq!(old_view.slave.0.exit(), 2, "returning old master serves reads: {old_view:#?}");
-            assert!(old_view.slave.1["summary"].as_str().unwrap().contains("its data is stale"), "{old_view:#?}");
-            assert!(old_view.master.1["reasons"][0].as_str().unwrap().contains("Sentinel says another node is master"), "{old_view:#?}");
+        if role_before.as_deref() == Some("master") && role_after.as_deref() == Some("master") && old_view.write.fact("role") == "master" {
+            assert_eq!(old_view.write.code(), 2, "returning old master not kept out: {old_view:#?}");
+            assert_eq!(old_view.read.code(), 2, "returning old master serves reads: {old_view:#?}");
+            assert!(old_view.read.summary().contains("its data is stale"), "{old_view:#?}");
+            assert!(old_view.write.reasons()[0].contains("Sentinel says another node is master"), "{old_view:#?}");
             guarded_runs += 1;
         }
-        if old_view.master.1["facts"]["role"] == "slave" {
+        if old_view.write.fact("role") == "slave" {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(60), "Sentinel never demoted the old master");
@@ -242,7 +224,7 @@ fn sentinel_failover_and_returning_old_master() {
         (run(S, &[&lab.master.port_arg()]).exit() == 0).then_some(())
     });
     let views = observe(&lab, &guard, &guard);
-    assert_eq!(views[0].codes().0, 2, "{views:#?}");
+    assert_eq!(view(&views, &old).write.code(), 2, "{views:#?}");
     // The one writer is the node the Sentinels name now (Sentinel may have failed over again).
     let named = lab.sentinel_views();
     assert_eq!(write_pool(&views), vec![named[0].clone().unwrap().as_str()], "{named:?} {views:#?}");
@@ -258,15 +240,15 @@ fn unreachable_sentinels_only_warn() {
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     assert_eq!(run(M, &a).exit(), 0);
     lab.sentinels[0].kill();
-    let (r, v) = run_json(M, &a);
-    assert_eq!(r.exit(), 1, "{v}");
-    assert!(v["reasons"].to_string().contains("unreachable"), "{v}");
+    let v = check(M, &a);
+    assert_eq!(v.code(), 1, "{v:?}");
+    assert!(v.reason_contains("unreachable"), "{v:?}");
     for s in &mut lab.sentinels {
         s.kill();
     }
-    let (r, v) = run_json(M, &a);
-    assert_eq!(r.exit(), 1, "{v}");
-    assert!(v["reasons"].to_string().contains("cannot confirm"), "{v}");
+    let v = check(M, &a);
+    assert_eq!(v.code(), 1, "{v:?}");
+    assert!(v.reason_contains("cannot confirm"), "{v:?}");
     // A Sentinel that accepts and never answers: tests/deadlines.rs.
 }
 
@@ -339,9 +321,9 @@ fn unix_socket() {
     let dir = TempDir::new("sock");
     let sock = dir.join("redis.sock");
     let node = RedisNode::start(&dir, "sock", free_port(), &strs(&["--unixsocket", sock.to_str().unwrap(), "--unixsocketperm", "700"]));
-    let (r, v) = run_json(M, &["--socket", sock.to_str().unwrap()]);
-    assert_eq!(r.exit(), 0, "{v}");
-    assert_eq!(v["target"], sock.to_str().unwrap());
+    let v = check(M, &["--socket", sock.to_str().unwrap()]);
+    assert_eq!(v.code(), 0, "{v:?}");
+    assert_eq!(v.target(), sock.to_str().unwrap());
     drop(node);
     let r = run(M, &["--socket", sock.to_str().unwrap()]);
     assert_eq!(r.exit(), 2);
@@ -352,9 +334,9 @@ fn unix_socket() {
 fn nothing_listening() {
     let port = free_port().to_string();
     for bin in [M, S] {
-        let (r, v) = run_json(bin, &[&port]);
-        assert_eq!(r.exit(), 2);
-        assert_eq!(v["summary"], format!("cannot connect to 127.0.0.1:{port}: connection refused"));
+        let v = check(bin, &[&port]);
+        assert_eq!(v.code(), 2);
+        assert_eq!(v.summary(), format!("cannot connect to 127.0.0.1:{port}: connection refused"));
     }
 }
 
@@ -373,9 +355,9 @@ fn port_that_speaks_something_else() {
         (&wrong_type, "has no role: field"),
     ] {
         for bin in [M, S] {
-            let (r, v) = run_json(bin, &[&srv.port.to_string(), "--timeout", "1s"]);
-            assert_eq!(r.exit(), 2, "{r:?}");
-            let summary = v["summary"].as_str().unwrap();
+            let v = check(bin, &[&srv.port.to_string(), "--timeout", "1s"]);
+            assert_eq!(v.code(), 2, "{v:?}");
+            let summary = v.summary();
             assert!(summary.contains(&format!("127.0.0.1:{}", srv.port)) && summary.contains(words), "{summary}");
         }
     }

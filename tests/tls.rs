@@ -1,11 +1,9 @@
 //! TLS (rustls) against real servers: Redis with --tls-port, MariaDB with --ssl-*, certificates made
 //! by openssl for the test; verification, mutual TLS, a wrong CA, and a half-open TLS handshake.
 
-mod common;
-
-use common::mysql_lab::MariaNode;
-use common::pki::Pki;
-use common::*;
+use lab::mysql_lab::MariaNode;
+use lab::pki::Pki;
+use lab::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -35,15 +33,15 @@ fn redis_over_tls() {
     let dir = TempDir::new("redis-tls");
     let (_server, port) = redis_tls(&pki, &dir.0, "no");
     let p = port.to_string();
-    let (r, v) = run_json("check-redis-master", &[&p, "--tls-ca", &pki.arg("ca.crt")]);
-    assert_eq!(r.exit(), 0, "{v}");
+    let v = check("check-redis-master", &[&p, "--tls-ca", &pki.arg("ca.crt")]);
+    assert_eq!(v.code(), 0, "{v}");
     assert_eq!(run("check-redis-slave", &[&p, "--tls-ca", &pki.arg("ca.crt")]).exit(), 0);
     // Without --tls the TLS port does not speak plain Redis.
     assert_eq!(run("check-redis-master", &[&p, "--timeout", "1s"]).exit(), 2);
     // A CA that did not sign the server's certificate.
-    let (r, v) = run_json("check-redis-master", &[&p, "--tls-ca", &pki.arg("other-ca.crt")]);
-    assert_eq!(r.exit(), 2);
-    let s = v["summary"].as_str().unwrap().to_lowercase();
+    let v = check("check-redis-master", &[&p, "--tls-ca", &pki.arg("other-ca.crt")]);
+    assert_eq!(v.code(), 2);
+    let s = v.summary().to_lowercase();
     assert!(s.contains(&format!("127.0.0.1:{port}")) && s.contains("certificate"), "{s}");
     // A missing CA file is named.
     let r = run("check-redis-master", &[&p, "--tls-ca", "/nonexistent/ca.crt"]);
@@ -89,22 +87,22 @@ fn mariadb_over_tls() {
     let cnf = dir.join("tls.cnf");
     write_file(&cnf, &format!("[client]\nuser=tlsuser\npassword=tls-pw\nssl-ca={}\n", pki.arg("ca.crt")), 0o600);
     let port = node.port_arg();
-    let (r, v) = run_json("check-mysql-master", &[&port, "--defaults-file", cnf.to_str().unwrap()]);
-    assert_eq!(r.exit(), 0, "ssl-ca in the defaults file turns TLS on: {v}");
+    let v = check("check-mysql-master", &[&port, "--defaults-file", cnf.to_str().unwrap()]);
+    assert_eq!(v.code(), 0, "ssl-ca in the defaults file turns TLS on: {v}");
     let pw = dir.join("pw");
     write_file(&pw, "tls-pw\n", 0o600);
     let base = [port.as_str(), "--user", "tlsuser", "--password-file", pw.to_str().unwrap()];
     let with = |extra: &[&str]| {
         let mut a: Vec<&str> = base.to_vec();
         a.extend(extra);
-        run_json("check-mysql-slave", &a)
+        check("check-mysql-slave", &a)
     };
-    assert_eq!(with(&["--tls-ca", &pki.arg("ca.crt")]).0.exit(), 0);
-    assert_eq!(with(&["--tls-ca", &pki.arg("ca.crt"), "--tls-cert", &pki.arg("client.crt"), "--tls-key", &pki.arg("client.key")]).0.exit(), 0);
-    let (r, v) = with(&[]);
-    assert_eq!(r.exit(), 2, "plain text must be refused for a REQUIRE SSL user: {v}");
-    assert!(v["summary"].as_str().unwrap().contains("1045"), "{v}");
-    let (r, v) = with(&["--tls-ca", &pki.arg("other-ca.crt")]);
-    assert_eq!(r.exit(), 2, "{v}");
-    assert!(v["summary"].as_str().unwrap().starts_with(&format!("TLS with 127.0.0.1:{port}")), "{v}");
+    assert_eq!(with(&["--tls-ca", &pki.arg("ca.crt")]).code(), 0);
+    assert_eq!(with(&["--tls-ca", &pki.arg("ca.crt"), "--tls-cert", &pki.arg("client.crt"), "--tls-key", &pki.arg("client.key")]).code(), 0);
+    let v = with(&[]);
+    assert_eq!(v.code(), 2, "plain text must be refused for a REQUIRE SSL user: {v}");
+    assert!(v.summary().contains("1045"), "{v}");
+    let v = with(&["--tls-ca", &pki.arg("other-ca.crt")]);
+    assert_eq!(v.code(), 2, "{v}");
+    assert!(v.summary().starts_with(&format!("TLS with 127.0.0.1:{port}")), "{v}");
 }

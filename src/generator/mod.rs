@@ -1,13 +1,16 @@
 //! `gen-consul-services`: Consul service definitions (or keepalived `vrrp_script` blocks) for an
 //! inventory of instance groups, or for one group described with flags.
 
+pub mod argv;
 pub mod inventory;
 pub mod output;
+pub mod plan;
 pub mod render;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
-use inventory::{parse_inventory, plan, GroupSpec, Kind, PlanOptions, Service, DEFAULT_NAME_TEMPLATE};
+use inventory::{parse_inventory, GroupSpec, Kind};
+use plan::{plan, PlanOptions, Service, DEFAULT_NAME_TEMPLATE};
 use output::{FileState, OutputFile};
 use render::KeepalivedOptions;
 use serde_json::{json, Map, Value};

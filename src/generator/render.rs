@@ -1,6 +1,6 @@
 //! Renders planned services as Consul service definitions or keepalived `vrrp_script` blocks.
 
-use super::inventory::{Role, Service};
+use super::plan::{Role, Service};
 use crate::duration::format_duration;
 use anyhow::{bail, Result};
 use serde_json::{json, Map, Value};
@@ -98,7 +98,8 @@ pub fn keepalived_file(services: &[&Service], opts: KeepalivedOptions) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::super::inventory::{parse_inventory, plan, PlanOptions, DEFAULT_NAME_TEMPLATE};
+    use super::super::inventory::parse_inventory;
+    use super::super::plan::{plan, PlanOptions, DEFAULT_NAME_TEMPLATE};
     use super::*;
 
     fn services(warning_is_ok: bool) -> Vec<Service> {

@@ -3,7 +3,9 @@
 use super::{MysqlArgs, ServerFacts};
 use crate::cli::ServerArgs;
 use crate::report::{Outcome, Perfdata, Status, Verdict};
-use crate::runner::{Check, Run};
+use crate::deadline::Deadline;
+use crate::runner::Check;
+use super::login::MysqlTarget;
 use anyhow::Result;
 use clap::Parser;
 
@@ -42,8 +44,9 @@ pub fn decide(target: &str, facts: &ServerFacts, allow_read_only: bool, replicas
     for (name, value) in [("read_only", Some(facts.read_only)), ("super_read_only", facts.super_read_only)] {
         if value == Some(true) {
             if allow_read_only {
-                verdict.reasons.push(format!("{name} is ON, allowed by --allow-read-only"));
-                verdict.summary = format!("{target} is master ({name}=ON allowed), {replicas} replica(s) connected");
+                verdict = verdict
+                    .because(format!("{name} is ON, allowed by --allow-read-only"))
+                    .with_summary(format!("{target} is master ({name}=ON allowed), {replicas} replica(s) connected"));
             } else {
                 return Verdict::critical(format!("{target} has no replication channel but {name}=ON: not writable"))
                     .because(format!("{name} is ON (a returning old master, or a node not promoted yet)"));
@@ -51,7 +54,7 @@ pub fn decide(target: &str, facts: &ServerFacts, allow_read_only: bool, replicas
         }
     }
     if (replicas as u64) < u64::from(min_replicas) {
-        verdict = verdict.at_least(Status::Warning, format!("{replicas} replica(s) connected, fewer than --min-replicas {min_replicas}"));
+        verdict = verdict.worsen_to(Status::Warning, format!("{replicas} replica(s) connected, fewer than --min-replicas {min_replicas}"));
     }
     verdict
 }
@@ -61,19 +64,28 @@ pub struct MysqlMaster;
 
 impl Check for MysqlMaster {
     const NAME: &'static str = "mysql-master";
-    const DEFAULT_PORT: u16 = super::client::DEFAULT_PORT;
+    const DEFAULT_PORT: u16 = super::login::DEFAULT_PORT;
     type Args = Args;
+    type Target = MysqlTarget;
 
     fn server(args: &Args) -> &ServerArgs {
         &args.server
     }
 
-    fn evaluate(args: &Args, run: &Run) -> Result<Outcome> {
-        let (target, _session, facts) = super::observe(&args.server, &args.mysql, run)?;
+    fn resolve(args: &Args) -> Result<MysqlTarget> {
+        MysqlTarget::resolve(&args.server, args.mysql.defaults_file.as_deref())
+    }
+
+    fn describe(target: &MysqlTarget) -> String {
+        target.address.to_string()
+    }
+
+    fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
+        let facts = super::observe(target, deadline)?.facts;
         let replicas = facts.replica_threads(&args.mysql.repl_users).count();
         let verdict = decide(&target.address.to_string(), &facts, args.allow_read_only, replicas, args.min_replicas);
-        let perf = Perfdata::at_least("replicas", replicas as i64, args.min_replicas);
-        Ok(Outcome { verdict, facts: facts.facts(&args.mysql.repl_users), perfdata: vec![perf] })
+        let perf = Perfdata::count_with_min("replicas", replicas as i64, args.min_replicas);
+        Ok(Outcome { verdict, facts: facts.facts(&args.mysql.repl_users, &target.login_fact()), perfdata: vec![perf] })
     }
 }
 
@@ -91,7 +103,6 @@ mod tests {
             status_statement: "SHOW ALL REPLICAS STATUS".into(),
             channels: channels(&rows).unwrap(),
             dump_threads: vec![DumpThread { user: "repl".into(), host: "10.0.0.3:4000".into() }],
-            login: String::new(),
         }
     }
 

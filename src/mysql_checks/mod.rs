@@ -1,16 +1,18 @@
 //! The MySQL/MariaDB role checks: `check-mysql-master` and `check-mysql-slave`.
 
-pub mod client;
 pub mod defaults_file;
+pub mod discovery;
+pub mod login;
 pub mod master;
+pub mod replica;
 pub mod replication;
-pub mod slave;
+pub mod session;
 
-use crate::cli::ServerArgs;
-use crate::runner::Run;
+use crate::deadline::Deadline;
 use anyhow::{Context, Result};
-use client::{MysqlTarget, Session};
+use login::MysqlTarget;
 use replication::{DumpThread, ReplicaChannel};
+use session::Session;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -26,15 +28,19 @@ pub struct MysqlArgs {
     pub repl_users: Vec<String>,
 }
 
-/// Resolves the login, names the target, connects once and reads the server's facts; the session
-/// stays open for a check that has more to ask.
-pub fn observe<'a>(server: &ServerArgs, mysql: &MysqlArgs, run: &'a Run) -> Result<(MysqlTarget, Session<'a>, ServerFacts)> {
-    let target = MysqlTarget::resolve(server, mysql.defaults_file.as_deref())?;
-    run.set_target(target.address.to_string());
-    let mut session = Session::open(&target, &run.deadline)?;
-    let mut facts = ServerFacts::read(&mut session)?;
-    facts.login = crate::credentials::login_fact(Some(&target.user), target.password_source);
-    Ok((target, session, facts))
+/// One server looked at: the open session (for a check that has more to ask) and its facts.
+pub struct Observation<'a> {
+    /// The connection, still open.
+    pub session: Session<'a>,
+    /// What the server reported.
+    pub facts: ServerFacts,
+}
+
+/// Connects once to `target` and reads the server's facts.
+pub fn observe<'a>(target: &MysqlTarget, deadline: &'a Deadline) -> Result<Observation<'a>> {
+    let mut session = Session::open(target, deadline)?;
+    let facts = ServerFacts::read(&mut session)?;
+    Ok(Observation { session, facts })
 }
 
 /// Replication status statements, newest spelling first; a syntax error moves on to the next.
@@ -68,8 +74,6 @@ pub struct ServerFacts {
     pub channels: Vec<ReplicaChannel>,
     /// Its dump threads (replicas and CDC readers connected to it).
     pub dump_threads: Vec<DumpThread>,
-    /// Who logged in, and where the password came from (never the password).
-    pub login: String,
 }
 
 fn on(v: Option<&Option<String>>) -> Option<bool> {
@@ -102,7 +106,6 @@ impl ServerFacts {
             status_statement,
             channels,
             dump_threads,
-            login: String::new(),
         })
     }
 
@@ -111,8 +114,8 @@ impl ServerFacts {
         self.dump_threads.iter().filter(move |t| repl_users.is_empty() || repl_users.contains(&t.user))
     }
 
-    /// The facts as shown in output.
-    pub fn facts(&self, repl_users: &[String]) -> crate::report::Facts {
+    /// The facts as shown in output; `login` says who logged in (never the password).
+    pub fn facts(&self, repl_users: &[String], login: &str) -> crate::report::Facts {
         let mut f = crate::report::Facts::new();
         let role = if !self.channels.is_empty() { "replica" } else { "master" };
         f.set("role", role)
@@ -128,9 +131,7 @@ impl ServerFacts {
             f.set("other_dump_threads", others);
         }
         f.set("version", self.version.as_str()).set("status_statement", self.status_statement.as_str());
-        if !self.login.is_empty() {
-            f.set("login", self.login.as_str());
-        }
+        f.set("login", login);
         f
     }
 }

@@ -4,8 +4,8 @@
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::json;
+use crate::read_pool::ReadPolicy;
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// One result row: column name to value (`None` for SQL NULL).
 pub type RowMap = HashMap<String, Option<String>>;
@@ -76,8 +76,8 @@ impl ReplicaChannel {
         }
     }
 
-    /// Healthy iff both threads say `Yes` and the lag is known and below `max_lag`; else why not.
-    pub fn problem(&self, max_lag: Duration) -> Option<String> {
+    /// Healthy iff both threads say `Yes` and the lag is known and within `--max-lag`; else why not.
+    pub fn problem(&self, policy: &ReadPolicy) -> Option<String> {
         let from = format!("{} from {}", self.label(), self.source);
         if self.io_running != "Yes" {
             let err = if self.last_io_error.is_empty() { String::new() } else { format!(": {}", self.last_io_error) };
@@ -89,10 +89,7 @@ impl ReplicaChannel {
         }
         match self.lag_seconds {
             None => Some(format!("{from}: lag is NULL (unknown)")),
-            Some(lag) if lag as f64 >= max_lag.as_secs_f64() => Some(format!(
-                "{from}: lag {lag}s, not below --max-lag {}",
-                crate::duration::format_duration(max_lag)
-            )),
+            Some(lag) if !policy.lag_passes(Some(lag)) => Some(format!("{from}: lag {lag}s{}", policy.over_limit_clause())),
             Some(_) => None,
         }
     }
@@ -125,8 +122,8 @@ pub fn channels(rows: &[RowMap]) -> Result<Vec<ReplicaChannel>> {
 }
 
 /// The problems of a replica's channels (empty: healthy). A replica is healthy iff all its channels are.
-pub fn replica_problems(channels: &[ReplicaChannel], max_lag: Duration) -> Vec<String> {
-    channels.iter().filter_map(|c| c.problem(max_lag)).collect()
+pub fn replica_problems(channels: &[ReplicaChannel], policy: &ReadPolicy) -> Vec<String> {
+    channels.iter().filter_map(|c| c.problem(policy)).collect()
 }
 
 /// A replication dump thread on a master (`Binlog Dump`, `Binlog Dump GTID`).
@@ -253,26 +250,32 @@ mod tests {
     use super::samples::*;
     use super::*;
 
-    const MAX: Duration = Duration::from_secs(120);
+    use std::time::Duration;
+
+    const MAX: ReadPolicy = ReadPolicy { max_lag: Some(Duration::from_secs(120)), master_fallback: true };
+
+    fn max(secs: u64) -> ReadPolicy {
+        ReadPolicy { max_lag: Some(Duration::from_secs(secs)), master_fallback: true }
+    }
 
     #[test]
     fn captured_states_read_as_expected() {
         let h = channels(&healthy()).unwrap();
         assert_eq!(h.len(), 1);
         assert_eq!((h[0].io_running.as_str(), h[0].sql_running.as_str(), h[0].lag_seconds), ("Yes", "Yes", Some(0)));
-        assert_eq!(h[0].problem(MAX), None);
+        assert_eq!(h[0].problem(&MAX), None);
 
         let io = channels(&io_stopped()).unwrap();
         assert_eq!(io[0].lag_seconds, None);
-        assert_eq!(io[0].problem(MAX).unwrap(), format!("the default channel from {}: IO thread is No", io[0].source));
+        assert_eq!(io[0].problem(&MAX).unwrap(), format!("the default channel from {}: IO thread is No", io[0].source));
 
         let sql = &channels(&sql_error()).unwrap()[0];
-        let p = sql.problem(MAX).unwrap();
+        let p = sql.problem(&MAX).unwrap();
         assert!(p.contains("SQL thread is No") && p.contains("Duplicate entry"), "{p}");
 
         let multi = channels(&multi_source()).unwrap();
         assert_eq!(multi.len(), 2);
-        let problems = replica_problems(&multi, MAX);
+        let problems = replica_problems(&multi, &MAX);
         assert_eq!(problems.len(), 2);
         assert!(problems[1].starts_with("channel 'second' from 127.0.0.1:1: IO thread is Connecting: error connecting"), "{}", problems[1]);
     }
@@ -286,19 +289,21 @@ mod tests {
             let a = channels(&rows).unwrap();
             let b = channels(&mysql84).unwrap();
             assert_eq!(a, b);
-            for max in [Duration::ZERO, Duration::from_secs(1), MAX] {
-                assert_eq!(replica_problems(&a, max), replica_problems(&b, max));
+            for policy in [max(0), max(1), MAX] {
+                assert_eq!(replica_problems(&a, &policy), replica_problems(&b, &policy));
             }
         }
     }
 
     #[test]
-    fn lag_rule_is_strictly_below_and_null_is_unhealthy() {
+    fn lag_at_most_the_limit_passes_and_null_is_unhealthy() {
         let mut c = channels(&healthy()).unwrap().remove(0);
-        for (lag, max, healthy) in [(Some(0), 1, true), (Some(119), 120, true), (Some(120), 120, false), (Some(500), 120, false), (None, 120, false)] {
+        for (lag, limit, healthy) in [(Some(0), 0, true), (Some(1), 0, false), (Some(120), 120, true), (Some(121), 120, false), (None, 120, false)] {
             c.lag_seconds = lag;
-            assert_eq!(c.problem(Duration::from_secs(max)).is_none(), healthy, "lag {lag:?} max {max}");
+            assert_eq!(c.problem(&max(limit)).is_none(), healthy, "lag {lag:?} max {limit}");
         }
+        c.lag_seconds = Some(121);
+        assert!(c.problem(&MAX).unwrap().ends_with("lag 121s, over --max-lag 2m"), "{:?}", c.problem(&MAX));
     }
 
     #[test]

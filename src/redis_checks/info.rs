@@ -4,13 +4,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use std::collections::HashMap;
 
-/// The role a Redis server reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The role a Redis server reports; a replica carries its view of the link to its master.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
     /// `role:master`.
     Master,
     /// `role:slave` (Redis and Valkey keep that word).
-    Replica,
+    Replica(MasterLink),
 }
 
 /// A replica's view of its link to its master.
@@ -49,18 +49,14 @@ impl ConnectedReplica {
 /// Everything the Redis checks decide on, read from one INFO reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicationInfo {
-    /// Master or replica.
+    /// Master, or replica with its link.
     pub role: Role,
-    /// For a replica: its link to its master.
-    pub link: Option<MasterLink>,
     /// For a master (or a replica with sub-replicas): the replicas it lists.
     pub replicas: Vec<ConnectedReplica>,
     /// `loading:1` (or `async_loading:1`): the dataset is being loaded; commands answer `-LOADING`.
     pub loading: bool,
     /// `redis_version`, when the reply had the server section.
     pub version: Option<String>,
-    /// Who logged in, and where the password came from (set by the caller; never the password).
-    pub login: String,
 }
 
 /// Splits INFO text (CRLF or LF lines, `# Section` headers) into `field -> value`.
@@ -102,17 +98,11 @@ impl ReplicationInfo {
         let fields = parse_fields(text);
         let role = match fields.get("role").map(|r| r.trim()) {
             Some("master") => Role::Master,
-            Some("slave") | Some("replica") => Role::Replica,
-            Some(other) => bail!("unexpected role:{other}"),
-            None => bail!("the reply has no role: field (is this a Redis server?)"),
-        };
-        let link = match role {
-            Role::Master => None,
-            Role::Replica => {
+            Some("slave") | Some("replica") => {
                 let host = fields.get("master_host").context("a replica without master_host")?;
                 let port = fields.get("master_port").context("a replica without master_port")?;
                 let port: u16 = port.trim().parse().map_err(|_| anyhow!("master_port:{port} is not a port"))?;
-                Some(MasterLink {
+                Role::Replica(MasterLink {
                     master: crate::cli::Address::Tcp { host: host.to_string(), port }.to_string(),
                     link_up: fields.get("master_link_status").map(|s| s.trim()) == Some("up"),
                     last_io_seconds_ago: int(&fields, "master_last_io_seconds_ago")?.filter(|v| *v >= 0),
@@ -120,6 +110,8 @@ impl ReplicationInfo {
                     link_down_since_seconds: int(&fields, "master_link_down_since_seconds")?.filter(|v| *v >= 0),
                 })
             }
+            Some(other) => bail!("unexpected role:{other}"),
+            None => bail!("the reply has no role: field (is this a Redis server?)"),
         };
         let mut numbered: Vec<(u32, &str)> = fields
             .iter()
@@ -132,12 +124,18 @@ impl ReplicationInfo {
             .collect::<Result<Vec<_>>>()?;
         Ok(ReplicationInfo {
             role,
-            link,
             replicas,
             loading: flag(&fields, "loading")? || flag(&fields, "async_loading")?,
             version: fields.get("redis_version").or(fields.get("valkey_version")).map(|v| v.to_string()),
-            login: String::new(),
         })
+    }
+
+    /// A replica's link to its master; `None` for a master.
+    pub fn link(&self) -> Option<&MasterLink> {
+        match &self.role {
+            Role::Master => None,
+            Role::Replica(link) => Some(link),
+        }
     }
 
     /// The replicas the master lists as `state=online`.
@@ -149,7 +147,7 @@ impl ReplicationInfo {
     pub fn facts(&self) -> crate::report::Facts {
         let mut f = crate::report::Facts::new();
         f.set("role", if self.role == Role::Master { "master" } else { "slave" });
-        if let Some(link) = &self.link {
+        if let Some(link) = self.link() {
             f.set("master", link.master.as_str())
                 .set("master_link_status", if link.link_up { "up" } else { "down" })
                 .set("master_last_io_seconds_ago", link.last_io_seconds_ago)
@@ -166,9 +164,6 @@ impl ReplicationInfo {
         f.set("connected_replicas", replicas).set("loading", self.loading);
         if let Some(v) = &self.version {
             f.set("redis_version", v.as_str());
-        }
-        if !self.login.is_empty() {
-            f.set("login", self.login.as_str());
         }
         f
     }
@@ -203,7 +198,7 @@ mod tests {
     fn master_with_replicas() {
         let info = ReplicationInfo::parse(MASTER_TWO_REPLICAS).unwrap();
         assert_eq!(info.role, Role::Master);
-        assert_eq!(info.link, None);
+        assert_eq!(info.link(), None);
         assert_eq!(info.replicas.len(), 2);
         assert_eq!(info.replicas[1].address, "127.0.0.1:41002");
         assert_eq!(info.replicas[1].lag_seconds, Some(0));
@@ -214,25 +209,24 @@ mod tests {
     #[test]
     fn replica_link_states() {
         let up = ReplicationInfo::parse(REPLICA_UP).unwrap();
-        let link = up.link.unwrap();
-        assert_eq!(up.role, Role::Replica);
+        let link = up.link().unwrap();
         assert!(link.link_up && !link.sync_in_progress);
         assert_eq!(link.master, "127.0.0.1:41000");
         assert_eq!(link.last_io_seconds_ago, Some(0));
 
-        let down = ReplicationInfo::parse(REPLICA_LINK_DOWN).unwrap().link.unwrap();
+        let down = ReplicationInfo::parse(REPLICA_LINK_DOWN).unwrap().link().cloned().unwrap();
         assert!(!down.link_up);
         assert_eq!(down.last_io_seconds_ago, None);
         assert_eq!(down.link_down_since_seconds, Some(1));
 
-        let syncing = ReplicationInfo::parse(REPLICA_SYNCING).unwrap().link.unwrap();
+        let syncing = ReplicationInfo::parse(REPLICA_SYNCING).unwrap().link().cloned().unwrap();
         assert!(syncing.sync_in_progress);
     }
 
     #[test]
     fn lf_only_and_unknown_fields_are_fine() {
         let text = REPLICA_UP.replace("\r\n", "\n") + "some_future_field:xyz\nslave_lag_weird:abc\n";
-        assert_eq!(ReplicationInfo::parse(&text).unwrap().role, Role::Replica);
+        assert!(matches!(ReplicationInfo::parse(&text).unwrap().role, Role::Replica(_)));
     }
 
     #[test]

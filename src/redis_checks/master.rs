@@ -2,9 +2,11 @@
 
 use super::info::{ReplicationInfo, Role};
 use super::sentinel::{GuardFinding, SentinelArgs};
+use super::RedisTarget;
 use crate::cli::ServerArgs;
+use crate::deadline::Deadline;
 use crate::report::{Outcome, Perfdata, Status, Verdict};
-use crate::runner::{Check, Run};
+use crate::runner::Check;
 use anyhow::Result;
 use clap::Parser;
 
@@ -30,12 +32,11 @@ pub struct Args {
 
 /// Decides from the facts: master, not loading, not contradicted by Sentinel, enough replicas.
 pub fn decide(target: &str, info: &ReplicationInfo, guard: Option<&GuardFinding>, min_replicas: u32) -> Verdict {
-    if let Some(link) = &info.link {
+    if let Role::Replica(link) = &info.role {
         let state = if link.link_up { "up" } else { "down" };
         return Verdict::critical(format!("{target} is a replica of {}, not the master", link.master))
             .because(format!("role is slave (link to {} {state})", link.master));
     }
-    debug_assert_eq!(info.role, Role::Master);
     if info.loading {
         return Verdict::critical(format!("{target} is master but still loading its dataset"))
             .because("loading:1: commands are refused until the dataset is loaded");
@@ -46,10 +47,10 @@ pub fn decide(target: &str, info: &ReplicationInfo, guard: Option<&GuardFinding>
     let online = info.online_replicas().count();
     let mut verdict = Verdict::passing(format!("{target} is master, {online} replica(s) online")).because("role is master");
     if let Some(g) = guard {
-        verdict = verdict.at_least(g.status, g.reason.clone());
+        verdict = verdict.worsen_to(g.status, g.reason.clone());
     }
     if (online as u64) < u64::from(min_replicas) {
-        verdict = verdict.at_least(Status::Warning, format!("{online} replica(s) online, fewer than --min-replicas {min_replicas}"));
+        verdict = verdict.worsen_to(Status::Warning, format!("{online} replica(s) online, fewer than --min-replicas {min_replicas}"));
     }
     verdict
 }
@@ -61,16 +62,25 @@ impl Check for RedisMaster {
     const NAME: &'static str = "redis-master";
     const DEFAULT_PORT: u16 = super::DEFAULT_PORT;
     type Args = Args;
+    type Target = RedisTarget;
 
     fn server(args: &Args) -> &ServerArgs {
         &args.server
     }
 
-    fn evaluate(args: &Args, run: &Run) -> Result<Outcome> {
-        let (address, info, guard, facts) = super::observe_guarded(&args.server, &args.sentinel, run)?;
-        let verdict = decide(&address.to_string(), &info, guard.as_ref().map(|g| &g.finding), args.min_replicas);
-        let perf = Perfdata::at_least("replicas_online", info.online_replicas().count() as i64, args.min_replicas);
-        Ok(Outcome { verdict, facts, perfdata: vec![perf] })
+    fn resolve(args: &Args) -> Result<RedisTarget> {
+        RedisTarget::resolve(&args.server)
+    }
+
+    fn describe(target: &RedisTarget) -> String {
+        target.address.to_string()
+    }
+
+    fn evaluate(args: &Args, target: &RedisTarget, deadline: &Deadline) -> Result<Outcome> {
+        let seen = super::observe(target, &args.sentinel, deadline)?;
+        let verdict = decide(&target.address.to_string(), &seen.info, seen.guard.as_ref().map(|g| &g.finding), args.min_replicas);
+        let perf = Perfdata::count_with_min("replicas_online", seen.info.online_replicas().count() as i64, args.min_replicas);
+        Ok(Outcome { verdict, facts: seen.facts(target), perfdata: vec![perf] })
     }
 }
 

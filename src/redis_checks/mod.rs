@@ -3,14 +3,16 @@
 pub mod client;
 pub mod info;
 pub mod master;
+pub mod replica;
 pub mod sentinel;
-pub mod slave;
 
-use crate::cli::{Address, ServerArgs};
-use crate::runner::Run;
+use crate::cli::{Address, ServerArgs, TlsArgs};
+use crate::credentials::PasswordSource;
+use crate::deadline::Deadline;
+use crate::report::Facts;
 use anyhow::{Context, Result};
 use client::{Login, Session};
-use info::ReplicationInfo;
+use info::{ReplicationInfo, Role};
 
 /// Redis' default port, used when none is given.
 pub const DEFAULT_PORT: u16 = 6379;
@@ -18,42 +20,59 @@ pub const DEFAULT_PORT: u16 = 6379;
 /// Environment variable redis-cli reads the password from; we read it too.
 pub const PASSWORD_ENV: &str = "REDISCLI_AUTH";
 
-/// Connects to the server once and reads its replication facts; the facts say who logged in.
-pub fn observe(server: &ServerArgs, run: &Run) -> Result<(Address, ReplicationInfo)> {
-    let address = server.address(DEFAULT_PORT)?;
-    let (password, source) = server.password(PASSWORD_ENV)?;
-    let login = Login { user: server.user.clone(), password };
-    let mut session = Session::open(&address, &server.tls, &login, &run.deadline)?;
+/// The Redis server to check and how to log in, resolved once from the options and environment.
+#[derive(Clone, Debug)]
+pub struct RedisTarget {
+    /// TCP address or Unix socket.
+    pub address: Address,
+    /// ACL user and password.
+    pub login: Login,
+    /// Where the password came from (shown in facts; never the password).
+    pub password_source: PasswordSource,
+    /// TLS options.
+    pub tls: TlsArgs,
+}
+
+impl RedisTarget {
+    /// Resolves address and password from the command line, then `REDISCLI_AUTH`.
+    pub fn resolve(server: &ServerArgs) -> Result<RedisTarget> {
+        let address = server.address(DEFAULT_PORT)?;
+        let (password, password_source) = server.password(None, PASSWORD_ENV)?;
+        Ok(RedisTarget { address, login: Login { user: server.user.clone(), password }, password_source, tls: server.tls.clone() })
+    }
+}
+
+/// What one run saw: the server's replication facts and, for a master, the Sentinels' view.
+pub struct Observation {
+    /// `INFO replication` and friends.
+    pub info: ReplicationInfo,
+    /// The split-brain guard's answers, when `--sentinel` is given and the node says master.
+    pub guard: Option<sentinel::Guard>,
+}
+
+impl Observation {
+    /// The facts to show: replication, the Sentinels' answers, and who logged in.
+    pub fn facts(&self, target: &RedisTarget) -> Facts {
+        let mut facts = self.info.facts();
+        if let Some(g) = &self.guard {
+            g.add_facts(&mut facts);
+        }
+        facts.set("login", crate::credentials::login_fact(target.login.user.as_deref(), target.password_source));
+        facts
+    }
+}
+
+/// Connects to the server once and reads its replication facts; for a node that says master, asks
+/// the Sentinels too (when `--sentinel` is given).
+pub fn observe(target: &RedisTarget, sentinels: &sentinel::SentinelArgs, deadline: &Deadline) -> Result<Observation> {
+    let address = &target.address;
+    let mut session = Session::open(address, &target.tls, &target.login, deadline)?;
     let text = session.replication_info()?;
-    let mut info = ReplicationInfo::parse(&text).with_context(|| format!("cannot read INFO replication from {address}"))?;
-    info.login = crate::credentials::login_fact(login.user.as_deref(), source);
-    Ok((address, info))
-}
-
-/// Reads the facts and, for a node that says master, asks the Sentinels (when `--sentinel` is given).
-/// Also returns the facts to show, the Sentinels' answers included.
-pub fn observe_guarded(
-    server: &ServerArgs,
-    sentinels: &sentinel::SentinelArgs,
-    run: &Run,
-) -> Result<(Address, ReplicationInfo, Option<sentinel::Guard>, crate::report::Facts)> {
-    let (address, info) = observe(server, run)?;
+    drop(session);
+    let info = ReplicationInfo::parse(&text).with_context(|| format!("cannot read INFO replication from {address}"))?;
     let guard = match info.role {
-        info::Role::Master => sentinel::Guard::consult(sentinels, &address, &server.tls, &run.deadline)?,
-        info::Role::Replica => None,
+        Role::Master => sentinel::Guard::consult(sentinels, address, &target.tls, deadline)?,
+        Role::Replica(_) => None,
     };
-    let mut facts = info.facts();
-    if let Some(g) = &guard {
-        g.add_facts(&mut facts);
-    }
-    Ok((address, info, guard, facts))
-}
-
-/// Whether a lag in whole seconds is within an optional limit (`None`: no limit).
-pub fn lag_within(lag_seconds: Option<i64>, max_lag: Option<std::time::Duration>) -> bool {
-    match (max_lag, lag_seconds) {
-        (None, _) => true,
-        (Some(max), Some(lag)) => lag as f64 <= max.as_secs_f64(),
-        (Some(_), None) => false,
-    }
+    Ok(Observation { info, guard })
 }

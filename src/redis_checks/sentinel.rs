@@ -4,6 +4,7 @@ use super::client::{Login, Session};
 use crate::cli::{parse_host_port, Address, TlsArgs};
 use crate::credentials::read_password_file;
 use crate::deadline::Deadline;
+use crate::probe::probe_all;
 use crate::report::{Facts, Status};
 use anyhow::{bail, Result};
 use serde_json::json;
@@ -50,7 +51,7 @@ impl Guard {
         };
         let login = Login { user: None, password: args.sentinel_password_file.as_deref().map(read_password_file).transpose()? };
         let name = args.master_name.as_deref().unwrap_or_default();
-        let replies = ask(&args.sentinels, name, tls, &login, &deadline.for_probes());
+        let replies = ask(&args.sentinels, name, tls, &login, deadline.for_probes());
         let finding = judge(&me, &replies);
         Ok(Some(Guard { me, replies, finding }))
     }
@@ -150,22 +151,19 @@ pub fn judge(me: &str, replies: &[SentinelReply]) -> GuardFinding {
     }
 }
 
-/// Asks every Sentinel, in parallel and within the deadline, which node is master of `master_name`.
-pub fn ask(sentinels: &[Address], master_name: &str, tls: &TlsArgs, login: &Login, deadline: &Deadline) -> Vec<SentinelReply> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = sentinels
-            .iter()
-            .map(|s| scope.spawn(move || ask_one(s, master_name, tls, login, deadline)))
-            .collect();
-        sentinels
-            .iter()
-            .zip(handles)
-            .map(|(s, h)| SentinelReply {
-                sentinel: s.to_string(),
-                answer: h.join().unwrap_or_else(|_| SentinelAnswer::Unreachable("probe failed".into())),
-            })
-            .collect()
-    })
+/// Asks every Sentinel, in parallel and all within `deadline`, which node is master of `master_name`.
+pub fn ask(sentinels: &[Address], master_name: &str, tls: &TlsArgs, login: &Login, deadline: Deadline) -> Vec<SentinelReply> {
+    let (name, tls, login) = (master_name.to_string(), tls.clone(), login.clone());
+    let limit = crate::duration::format_duration(deadline.limit());
+    probe_all(
+        sentinels.to_vec(),
+        deadline,
+        move |s: &Address, deadline: &Deadline| SentinelReply { sentinel: s.to_string(), answer: ask_one(s, &name, &tls, &login, deadline) },
+        move |s| SentinelReply {
+            sentinel: s.to_string(),
+            answer: SentinelAnswer::Unreachable(format!("no answer within the {limit} probe deadline")),
+        },
+    )
 }
 
 fn ask_one(sentinel: &Address, master_name: &str, tls: &TlsArgs, login: &Login, deadline: &Deadline) -> SentinelAnswer {

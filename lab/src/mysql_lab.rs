@@ -1,8 +1,7 @@
 //! Real MariaDB servers for tests: `mariadb-install-db` into temporary directories, `mariadbd` on
 //! free loopback ports with binary logs, GTID replication configured with a replication user.
-#![allow(dead_code)]
 
-use super::{free_port, spawn_tied, wait_for, Proc, TempDir};
+use crate::{free_port, spawn_tied, wait_for, Proc, TempDir};
 use mysql::prelude::Queryable;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -271,9 +270,9 @@ impl MariaLab {
             })
             .collect();
         let checker_cnf = dir.join("checker.cnf");
-        super::write_file(&checker_cnf, &format!("[client]\nuser={}\npassword=\"{}\"\n", CHECKER.0, CHECKER.1), 0o600);
+        crate::write_file(&checker_cnf, &format!("[client]\nuser={}\npassword=\"{}\"\n", CHECKER.0, CHECKER.1), 0o600);
         let monitor_cnf = dir.join("monitor.cnf");
-        super::write_file(&monitor_cnf, &format!("[client]\nuser={}\npassword={}\n", MONITOR.0, MONITOR.1), 0o600);
+        crate::write_file(&monitor_cnf, &format!("[client]\nuser={}\npassword={}\n", MONITOR.0, MONITOR.1), 0o600);
         let lab = MariaLab { dir, master, replicas, checker_cnf, monitor_cnf };
         wait_for("dump threads on the master", Duration::from_secs(20), || {
             (lab.master.dump_threads(Some("repl")) == lab.replicas.len()).then_some(())

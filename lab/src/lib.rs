@@ -1,6 +1,34 @@
-//! Test harness: throwaway servers on free loopback ports, hostile fake servers, and a way to run
-//! the check executables and read their verdicts the way Consul would.
-#![allow(dead_code)]
+//! Test harness of consul-db-checks, shared by the tests, the demo and the bench: throwaway servers
+//! on free loopback ports, hostile fake servers, and a way to run the check executables and read
+//! their verdicts the way Consul would.
+//!
+//! Adding a scenario (a test in `tests/redis_checks.rs`, for example):
+//!
+//! ```ignore
+//! use lab::pools::{assert_pools, NodeView};
+//! use lab::redis_lab::RedisLab;
+//! use lab::*;
+//!
+//! #[test]
+//! fn replica_link_down_sends_reads_to_the_other_replica() {
+//!     // 1. A topology: real servers on free loopback ports, stopped when `lab` is dropped.
+//!     let mut lab = RedisLab::builder().replicas(2).sentinels(0).start();
+//!     // 2. A fault, and a named wait for the server to show it.
+//!     lab.master.proc.kill();
+//!     lab.replicas[0].wait_link_down();
+//!     // 3. One check: status, summary, facts and reasons by name.
+//!     let out = check("check-redis-slave", [lab.replicas[0].port_arg()]);
+//!     assert_eq!(out.status(), "critical", "{out}");
+//!     assert!(out.summary().contains("link down"), "{out}");
+//!     assert_eq!(out.fact("master_link_status"), "down");
+//!     // 4. Or both checks on every node, and the pools Consul DNS would answer with, by address.
+//!     let views: Vec<NodeView> = lab.nodes().iter().map(|n| {
+//!         let args = vec![n.port_arg()];
+//!         NodeView::observe("check-redis-master", "check-redis-slave", &n.addr(), n.proc.running(), &args, &args)
+//!     }).collect();
+//!     assert_pools(&views, &pools::NOBODY, &pools::NOBODY);
+//! }
+//! ```
 
 pub mod consul_lab;
 pub mod mysql_lab;
@@ -9,6 +37,7 @@ pub mod pools;
 pub mod redis_lab;
 
 use serde_json::Value;
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -167,32 +196,37 @@ impl CheckRun {
     }
 }
 
-/// Path of one of the project's executables.
+/// Path of one of the project's executables: they sit in the target directory of the test,
+/// example or bench binary that calls this (`target/<profile>/deps/x` or `target/<profile>/examples/x`),
+/// or in `CDC_BIN_DIR` when set.
 pub fn bin(name: &str) -> PathBuf {
-    let built = match name {
-        "check-redis-master" => option_env!("CARGO_BIN_EXE_check-redis-master"),
-        "check-redis-slave" => option_env!("CARGO_BIN_EXE_check-redis-slave"),
-        "check-mysql-master" => option_env!("CARGO_BIN_EXE_check-mysql-master"),
-        "check-mysql-slave" => option_env!("CARGO_BIN_EXE_check-mysql-slave"),
-        "gen-consul-services" => option_env!("CARGO_BIN_EXE_gen-consul-services"),
-        other => panic!("unknown executable {other}"),
-    };
-    match built {
-        Some(p) => PathBuf::from(p),
-        // Examples (make demo) get no CARGO_BIN_EXE_*: the executables sit one directory up.
-        None => std::env::current_exe().unwrap().parent().and_then(Path::parent).unwrap().join(name),
+    if let Some(dir) = std::env::var_os("CDC_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
     }
+    let exe = std::env::current_exe().expect("the test binary's own path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("a binary under target/<profile>/");
+    profile_dir.join(name)
 }
 
 /// Runs an executable with `args` (and extra environment), killing it after 20 s.
-pub fn run_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> CheckRun {
+pub fn run_env<I, S>(name: &str, args: I, env: &[(&str, &str)]) -> CheckRun
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let mut cmd = Command::new(bin(name));
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("REDISCLI_AUTH").env_remove("MYSQL_PWD");
     for (k, v) in env {
         cmd.env(k, v);
     }
+    run_command(&mut cmd, Duration::from_secs(20))
+}
+
+/// Runs `cmd` to its end (killed after `limit`), capturing its output and timing it.
+pub fn run_command(cmd: &mut Command, limit: Duration) -> CheckRun {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
-    let mut child = spawn_tied(&mut cmd);
+    let mut child = spawn_tied(cmd);
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let t_out = std::thread::spawn(move || {
@@ -209,7 +243,7 @@ pub fn run_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> CheckRun {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        if start.elapsed() > Duration::from_secs(20) {
+        if start.elapsed() > limit {
             let _ = child.kill();
             break child.wait().unwrap();
         }
@@ -219,32 +253,97 @@ pub fn run_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> CheckRun {
     CheckRun { code: status.code(), stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap(), elapsed }
 }
 
-/// Runs an executable with `args`.
-pub fn run(name: &str, args: &[&str]) -> CheckRun {
+/// Runs an executable with `args` (anything string-like: `&[&str]`, `Vec<String>`, ...).
+pub fn run<I, S>(name: &str, args: I) -> CheckRun
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     run_env(name, args, &[])
 }
 
-/// Runs a check with `--format json` appended, asserting the output is the spec's JSON object.
-pub fn run_json(name: &str, args: &[&str]) -> (CheckRun, Value) {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--format", "json"]);
-    let r = run(name, &all);
-    let v = r.json();
-    assert_json_shape(&r, &v);
-    (r, v)
+/// Runs a check with `--format json` appended and reads its verdict, asserting the output is the
+/// JSON object of the README (fields present, status agreeing with the exit code).
+pub fn check<I, S>(name: &str, args: I) -> CheckOutput
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut all: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+    all.extend(["--format".into(), "json".into()]);
+    let run = run(name, &all);
+    let json = run.json();
+    assert_json_shape(&run, &json);
+    CheckOutput { run, json }
 }
 
-/// Asserts the JSON output has the SPEC fields and agrees with the exit code.
+/// One check run with its JSON verdict: what tests assert on.
+#[derive(Clone)]
+pub struct CheckOutput {
+    /// The process run (exit code, raw output, wall time).
+    pub run: CheckRun,
+    /// The parsed JSON object.
+    pub json: Value,
+}
+
+impl CheckOutput {
+    /// `passing`, `warning` or `critical`.
+    pub fn status(&self) -> &str {
+        self.json["status"].as_str().unwrap_or_default()
+    }
+    /// The exit code (asserted to be 0, 1 or 2).
+    pub fn code(&self) -> i32 {
+        self.run.exit()
+    }
+    /// `host:port` or the socket path the check looked at.
+    pub fn target(&self) -> &str {
+        self.json["target"].as_str().unwrap_or_default()
+    }
+    /// The one-line summary.
+    pub fn summary(&self) -> &str {
+        self.json["summary"].as_str().unwrap_or_default()
+    }
+    /// A fact by dotted path (`role`, `connected_replicas.0.state`); `Value::Null` when absent.
+    pub fn fact(&self, path: &str) -> &Value {
+        path.split('.').fold(&self.json["facts"], |v, key| match key.parse::<usize>() {
+            Ok(i) if v.is_array() => &v[i],
+            _ => &v[key],
+        })
+    }
+    /// The reasons, in order.
+    pub fn reasons(&self) -> Vec<&str> {
+        self.json["reasons"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    }
+    /// Whether some reason contains `text`.
+    pub fn reason_contains(&self, text: &str) -> bool {
+        self.reasons().iter().any(|r| r.contains(text))
+    }
+    /// Whether Consul would keep the node in the pool: passing or warning.
+    pub fn in_pool(&self) -> bool {
+        self.run.in_pool()
+    }
+}
+
+impl std::fmt::Display for CheckOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {:?} in {:?}: {}", self.run.code, self.run.elapsed, self.run.stdout.trim_end())
+    }
+}
+
+impl std::fmt::Debug for CheckOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// Asserts the JSON output has the README's fields and agrees with the exit code.
 pub fn assert_json_shape(r: &CheckRun, v: &Value) {
     for key in ["check", "status", "exit_code", "summary", "target", "reasons", "facts"] {
         assert!(v.get(key).is_some(), "JSON without {key}: {}", r.stdout);
     }
     assert_eq!(v["exit_code"].as_i64(), r.code.map(i64::from), "{}", r.stdout);
     // Warning may be mapped to 0 by --warning-exit-code; critical is always 2.
-    let ok = match (v["status"].as_str(), r.exit()) {
-        (Some("passing"), 0) | (Some("warning"), 0 | 1) | (Some("critical"), 2) => true,
-        _ => false,
-    };
+    let ok = matches!((v["status"].as_str(), r.exit()), (Some("passing"), 0) | (Some("warning"), 0 | 1) | (Some("critical"), 2));
     assert!(ok, "status and exit code disagree: {}", r.stdout);
     assert!(v["reasons"].is_array() && v["facts"].is_object());
 }

@@ -1,7 +1,6 @@
 //! A real Redis topology for tests: a master, replicas and Sentinels on free loopback ports.
-#![allow(dead_code)]
 
-use super::{free_port, spawn_tied, wait_for, Proc, TempDir};
+use crate::{free_port, spawn_tied, wait_for, Proc, TempDir};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -53,7 +52,8 @@ pub struct RedisNode {
     pub port: u16,
     /// The process.
     pub proc: Proc,
-    dir: PathBuf,
+    /// Its working directory (rdb and log files).
+    pub dir: PathBuf,
     args: Vec<String>,
 }
 
@@ -113,7 +113,70 @@ impl RedisNode {
 
     /// The role line of INFO (master/slave), if it answers.
     pub fn role(&self) -> Option<String> {
-        self.info().and_then(|i| i.lines().find_map(|l| l.strip_prefix("role:").map(|r| r.trim().to_string())))
+        self.field("role")
+    }
+
+    /// One field of its `INFO replication`, if it answers and has it.
+    pub fn field(&self, name: &str) -> Option<String> {
+        let info = self.info()?;
+        let prefix = format!("{name}:");
+        info.lines().find_map(|l| l.strip_prefix(prefix.as_str()).map(|v| v.trim().to_string()))
+    }
+
+    /// Waits until this replica says `master_link_status:down`.
+    pub fn wait_link_down(&self) {
+        wait_for(&format!("{} link down", self.addr()), Duration::from_secs(10), || {
+            (self.field("master_link_status")? == "down").then_some(())
+        });
+    }
+
+    /// Waits until this replica is in its initial full sync (`master_sync_in_progress:1`).
+    pub fn wait_sync_in_progress(&self) {
+        wait_for(&format!("{} in initial sync", self.addr()), Duration::from_secs(10), || {
+            (self.field("master_sync_in_progress")? == "1").then_some(())
+        });
+    }
+
+    /// Waits until this replica last heard from its master at least `seconds` ago.
+    pub fn wait_lag_at_least(&self, seconds: i64) {
+        wait_for(&format!("{} lag >= {seconds}s", self.addr()), Duration::from_secs(seconds as u64 + 10), || {
+            (self.field("master_last_io_seconds_ago")?.parse::<i64>().ok()? >= seconds).then_some(())
+        });
+    }
+}
+
+/// How to build a [`RedisLab`]: `RedisLab::builder().replicas(2).sentinels(3).password("pw").start()`.
+#[derive(Clone, Debug, Default)]
+pub struct RedisLabBuilder {
+    replicas: usize,
+    sentinels: usize,
+    extra: Vec<String>,
+}
+
+impl RedisLabBuilder {
+    /// How many replicas (default none).
+    pub fn replicas(mut self, n: usize) -> Self {
+        self.replicas = n;
+        self
+    }
+    /// How many Sentinels (default none; quorum 2).
+    pub fn sentinels(mut self, n: usize) -> Self {
+        self.sentinels = n;
+        self
+    }
+    /// `requirepass` (and `masterauth`) on every node.
+    pub fn password(self, pw: &str) -> Self {
+        self.server_args(&["--requirepass", pw])
+    }
+    /// Extra `redis-server` arguments for every node.
+    pub fn server_args(mut self, args: &[&str]) -> Self {
+        self.extra.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+    /// Starts it, all on 127.0.0.1, each node on a free port.
+    pub fn start(self) -> RedisLab {
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        RedisLab::start_with(self.replicas, self.sentinels, &extra)
     }
 }
 
@@ -145,6 +208,11 @@ pub struct RedisLab {
 pub const MASTER_NAME: &str = "labmaster";
 
 impl RedisLab {
+    /// A lab to configure: `RedisLab::builder().replicas(2).sentinels(3).start()`.
+    pub fn builder() -> RedisLabBuilder {
+        RedisLabBuilder::default()
+    }
+
     /// Starts a master with `replicas` replicas (all linked up) and `sentinels` Sentinels (quorum 2).
     pub fn start(replicas: usize, sentinels: usize) -> RedisLab {
         Self::start_with(replicas, sentinels, &[])

@@ -1,15 +1,14 @@
 //! The whole picture, as Consul sees it: Redis (master, two replicas, three Sentinels) and MariaDB
 //! (master, replica) on their own loopback addresses, the service files `gen-consul-services`
 //! writes for them, and every check run from its `args` the way a Consul agent runs it.
-#![allow(dead_code)]
 
-use super::mysql_lab::{create_users, MariaNode, CHECKER};
-use super::redis_lab::{RedisLab, MASTER_NAME};
-use super::{bin, free_port, spawn_tied, write_file, TempDir};
+use crate::mysql_lab::{create_users, MariaNode, CHECKER};
+use crate::redis_lab::{RedisLab, MASTER_NAME};
+use crate::{bin, free_port, run_command, write_file, TempDir};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// Redis nodes' addresses (master first), all on the same port as in a real deployment.
 pub const REDIS_HOSTS: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
@@ -68,27 +67,11 @@ pub struct ConsulLab {
     pub out: TempDir,
 }
 
-/// Runs an executable of the project (or any program), returning exit code and stdout.
+/// Runs a program with no shell, as Consul does, killing it at `timeout`: exit code (`None` when
+/// killed) and stdout.
 pub fn run_program(program: &Path, args: &[String], timeout: Duration) -> (Option<i32>, String) {
-    let mut child = spawn_tied(Command::new(program).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let mut out = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        use std::io::Read;
-        let _ = o.read_to_string(&mut out);
-    }
-    (status.and_then(|s| s.code()), out)
+    let r = run_command(Command::new(program).args(args), timeout);
+    (r.code, r.stdout)
 }
 
 impl ConsulLab {
@@ -150,6 +133,24 @@ impl ConsulLab {
     /// The MySQL service name for a role (`w` or `r`).
     pub fn mysql_service(&self, role: &str) -> String {
         format!("{role}-{}-mysql-lab", self.mysql[0].port)
+    }
+
+    /// Evaluates until `ok` holds (a check result may lag a topology change by one run), for up to
+    /// ten seconds: `Ok` with the answers that hold, else `Err` with the last ones.
+    pub fn settle(&self, ok: impl Fn(&Answers) -> bool) -> Result<Answers, Answers> {
+        let mut answers = self.evaluate();
+        for _ in 0..40 {
+            if ok(&answers) {
+                return Ok(answers);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+            answers = self.evaluate();
+        }
+        if ok(&answers) {
+            Ok(answers)
+        } else {
+            Err(answers)
+        }
     }
 
     /// Runs every generated check the way Consul does: its `args`, no shell, killed at its

@@ -1,8 +1,7 @@
 //! Test certificates made with openssl: a CA, a server certificate for 127.0.0.1, a client
 //! certificate, and an unrelated CA.
-#![allow(dead_code)]
 
-use super::TempDir;
+use crate::TempDir;
 use std::path::PathBuf;
 use std::process::Command;
 

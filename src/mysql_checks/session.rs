@@ -1,121 +1,16 @@
-//! Talking to one MySQL/MariaDB server: where it is and who we are (options, my.cnf, `MYSQL_PWD`),
-//! one connection bounded by the deadline, and errors that name the step and the server.
+//! One connection to a MySQL/MariaDB server, bounded by the deadline, with errors that name the
+//! step and the server in the server's own words.
 
-use super::defaults_file::ClientGroup;
+use super::login::MysqlTarget;
 use super::replication::RowMap;
-use crate::cli::{Address, ServerArgs, TlsArgs};
-use crate::credentials::{PasswordSource, Secret};
+use crate::cli::Address;
 use crate::deadline::{Deadline, Step};
 use crate::duration::format_duration;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use mysql::prelude::Queryable;
-use std::path::PathBuf;
-
-/// MySQL's default port.
-pub const DEFAULT_PORT: u16 = 3306;
-
-/// Environment variable the mysql client reads a password from.
-pub const PASSWORD_ENV: &str = "MYSQL_PWD";
 
 /// MySQL error: a statement the server does not know (older or newer syntax).
 const ER_PARSE_ERROR: u16 = 1064;
-
-/// Everything needed to connect and log in to one server.
-#[derive(Clone, Debug)]
-pub struct MysqlTarget {
-    /// TCP address or Unix socket.
-    pub address: Address,
-    /// User to log in as.
-    pub user: String,
-    /// Password, if any.
-    pub password: Option<Secret>,
-    /// Where the password came from.
-    pub password_source: PasswordSource,
-    /// TLS options (from the command line, or `ssl-ca` of the defaults file).
-    pub tls: TlsArgs,
-}
-
-/// The login name of the user running the check (the mysql client's default user).
-pub fn login_name() -> String {
-    for var in ["USER", "LOGNAME"] {
-        if let Ok(v) = std::env::var(var) {
-            if !v.is_empty() {
-                return v;
-            }
-        }
-    }
-    // SAFETY: getpwuid returns a pointer to static storage or null; we copy the name at once.
-    unsafe {
-        let pw = libc::getpwuid(libc::geteuid());
-        if !pw.is_null() && !(*pw).pw_name.is_null() {
-            return std::ffi::CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned();
-        }
-    }
-    "root".into()
-}
-
-impl MysqlTarget {
-    /// Resolves the server options, then the defaults file, then the built-in defaults, as the
-    /// mysql client does: command line first.
-    pub fn resolve(server: &ServerArgs, defaults_file: Option<&std::path::Path>) -> Result<MysqlTarget> {
-        let group = match defaults_file {
-            Some(path) => ClientGroup::load(path)?,
-            None => ClientGroup::default(),
-        };
-        let address = if server.socket.is_some() {
-            // --socket on the command line wins (and refuses a port beside it).
-            server.address(DEFAULT_PORT)?
-        } else {
-            let host = server.host.clone().or_else(|| group.host.clone());
-            let port = server.given_port()?.or(group.port);
-            match (&host, port, &group.socket) {
-                // As the mysql client: host "localhost" (or nothing but a socket) means the socket.
-                (Some(h), None, Some(sock)) if h == "localhost" => Address::Socket(sock.clone()),
-                (None, None, Some(sock)) => Address::Socket(sock.clone()),
-                _ => Address::Tcp { host: host.unwrap_or_else(|| "127.0.0.1".into()), port: port.unwrap_or(DEFAULT_PORT) },
-            }
-        };
-        let (password, password_source) = match server.command_line_password()? {
-            Some((secret, source)) => (Some(secret), source),
-            None => match group.password.clone() {
-                Some(p) => (Some(p), PasswordSource::DefaultsFile),
-                None => crate::cli::env_password(PASSWORD_ENV),
-            },
-        };
-        let mut tls = server.tls.clone();
-        if tls.tls_ca.is_none() {
-            tls.tls_ca = group.ssl_ca.clone();
-        }
-        Ok(MysqlTarget {
-            address,
-            user: server.user.clone().or(group.user).unwrap_or_else(login_name),
-            password,
-            password_source,
-            tls,
-        })
-    }
-
-    /// The same login for another server (a replica to probe).
-    pub fn at(&self, address: Address) -> MysqlTarget {
-        MysqlTarget { address, ..self.clone() }
-    }
-
-    fn ssl_opts(&self) -> Result<Option<mysql::SslOpts>> {
-        if !self.tls.enabled() {
-            return Ok(None);
-        }
-        let mut ssl = mysql::SslOpts::default();
-        if let Some(ca) = &self.tls.tls_ca {
-            std::fs::metadata(ca).with_context(|| format!("cannot read CA certificate {}", ca.display()))?;
-            ssl = ssl.with_root_cert_path(Some(PathBuf::from(ca)));
-        }
-        if let (Some(cert), Some(key)) = (&self.tls.tls_cert, &self.tls.tls_key) {
-            crate::credentials::check_private(key, "TLS key")?;
-            ssl = ssl.with_client_identity(Some(mysql::ClientIdentity::new(cert.clone(), key.clone())));
-        }
-        Ok(Some(ssl))
-    }
-}
 
 /// An open connection to one server.
 pub struct Session<'a> {

@@ -1,0 +1,110 @@
+//! The argv of each check the generator emits: one place per flag, and a test that every argv
+//! parses with that check's own command line.
+
+use super::inventory::{GroupSpec, Kind};
+use super::plan::{PlanOptions, Role};
+use crate::duration::format_duration;
+use std::time::Duration;
+
+/// Appends `flag value` when the value is set.
+fn flag_value(a: &mut Vec<String>, flag: &str, value: Option<String>) {
+    if let Some(v) = value {
+        a.extend([flag.to_string(), v]);
+    }
+}
+
+/// The argv of one node's check for one role.
+pub fn check_args(g: &GroupSpec, role: Role, node: &str, port: u16, check_timeout: Duration, max_lag: Option<Duration>, opts: &PlanOptions) -> Vec<String> {
+    let exe = match (g.kind, role) {
+        (Kind::Redis, Role::Write) => "check-redis-master",
+        (Kind::Redis, Role::Read) => "check-redis-slave",
+        (Kind::Mysql, Role::Write) => "check-mysql-master",
+        (Kind::Mysql, Role::Read) => "check-mysql-slave",
+    };
+    let mut a: Vec<String> = vec![format!("{}/{exe}", opts.bin_dir.trim_end_matches('/')), "--host".into(), node.into(), "--port".into(), port.to_string()];
+    flag_value(&mut a, "--defaults-file", g.defaults_file.clone());
+    flag_value(&mut a, "--user", g.user.clone());
+    flag_value(&mut a, "--password-file", g.password_file.clone());
+    flag_value(&mut a, "--tls-ca", g.tls_ca.clone());
+    // The Sentinel guard serves both checks: a returning old master must not write nor serve reads.
+    if g.kind == Kind::Redis && !g.sentinels.is_empty() {
+        for s in &g.sentinels {
+            flag_value(&mut a, "--sentinel", Some(s.clone()));
+        }
+        flag_value(&mut a, "--master-name", Some(g.master_name.clone().unwrap_or_else(|| g.name.clone())));
+        flag_value(&mut a, "--sentinel-password-file", g.sentinel_password_file.clone());
+    }
+    match role {
+        Role::Write => flag_value(&mut a, "--min-replicas", g.min_replicas.map(|n| n.to_string())),
+        Role::Read => {
+            flag_value(&mut a, "--max-lag", max_lag.map(format_duration));
+            if g.no_master_fallback {
+                a.push("--no-master-fallback".into());
+            }
+            flag_value(&mut a, "--replica-port", g.replica_port.map(|p| p.to_string()));
+            flag_value(&mut a, "--replica-user", g.replica_user.clone());
+            flag_value(&mut a, "--replica-password-file", g.replica_password_file.clone());
+            flag_value(&mut a, "--replica-defaults-file", g.replica_defaults_file.clone());
+        }
+    }
+    for u in &g.repl_users {
+        flag_value(&mut a, "--repl-user", Some(u.clone()));
+    }
+    if g.allow_read_only {
+        a.push("--allow-read-only".into());
+    }
+    flag_value(&mut a, "--timeout", Some(format_duration(check_timeout)));
+    if opts.warning_is_ok {
+        flag_value(&mut a, "--warning-exit-code", Some("0".into()));
+    }
+    a
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::super::inventory::parse_inventory;
+    use super::super::plan::{plan, PlanOptions, DEFAULT_NAME_TEMPLATE};
+    use clap::Parser;
+
+    /// Parses `argv` (program path first) with the command line of the check it names.
+    fn parse_with_own_check(argv: &[String]) -> Result<(), String> {
+        let exe = argv[0].rsplit('/').next().unwrap_or_default();
+        let parsed = match exe {
+            "check-redis-master" => crate::redis_checks::master::Args::try_parse_from(argv).map(drop),
+            "check-redis-slave" => crate::redis_checks::replica::Args::try_parse_from(argv).map(drop),
+            "check-mysql-master" => crate::mysql_checks::master::Args::try_parse_from(argv).map(drop),
+            "check-mysql-slave" => crate::mysql_checks::replica::Args::try_parse_from(argv).map(drop),
+            other => return Err(format!("unknown check {other}")),
+        };
+        parsed.map_err(|e| e.to_string())
+    }
+
+    /// Every flag the generator can emit, for both kinds and both roles, parses with the check's own
+    /// clap definition: renaming a flag fails here, with no server running.
+    #[test]
+    fn every_emitted_argv_parses_with_its_check() {
+        let inventory = r#"[
+          {"kind":"redis","name":"test","port":6029,"nodes":["10.0.0.2","10.0.0.3"],"user":"monitor",
+           "password_file":"/etc/consul.d/secrets/redis","tls_ca":"/etc/ssl/ca.pem","max_lag":"30s",
+           "min_replicas":1,"no_master_fallback":true,"sentinels":["10.0.0.2:26379","10.0.0.3:26379"],
+           "master_name":"mymaster","sentinel_password_file":"/etc/consul.d/secrets/sentinel",
+           "interval":"15s","timeout":"5s","check_timeout":"3s"},
+          {"kind":"mysql","name":"main","port":3306,"nodes":["10.0.0.5"],"user":"monitor",
+           "defaults_file":"/etc/consul.d/secrets/my.cnf","password_file":"/etc/consul.d/secrets/mysql",
+           "repl_users":["repl","repl2"],"max_lag":120,"min_replicas":1,"replica_port":3307,
+           "replica_user":"probe","replica_password_file":"/etc/consul.d/secrets/probe",
+           "replica_defaults_file":"/etc/consul.d/secrets/probe.cnf","allow_read_only":true,
+           "no_master_fallback":true}
+        ]"#;
+        let (groups, _) = parse_inventory(inventory).unwrap();
+        for warning_is_ok in [false, true] {
+            let opts = PlanOptions { bin_dir: "/usr/local/bin".into(), name_template: DEFAULT_NAME_TEMPLATE.into(), warning_is_ok };
+            let services = plan(&groups, &opts).unwrap();
+            assert_eq!(services.len(), 6);
+            for s in &services {
+                parse_with_own_check(&s.args).unwrap_or_else(|e| panic!("{:?} does not parse: {e}", s.args));
+            }
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Turns validated inventory groups into the services each node's agent registers.
+
+use super::argv::check_args;
+use super::inventory::{DurationSpec, GroupSpec, Kind, Tags};
+use crate::duration::format_duration;
+use anyhow::{anyhow, bail, Result};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The write or the read service of a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `w-...`: the one writable master.
+    Write,
+    /// `r-...`: the read pool.
+    Read,
+}
+
+impl Role {
+    /// `w` or `r`.
+    pub fn letter(self) -> &'static str {
+        match self {
+            Role::Write => "w",
+            Role::Read => "r",
+        }
+    }
+}
+
+/// One service one node's agent registers, with its check's argv.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Service {
+    /// Node address (also the service address).
+    pub node: String,
+    /// Service id and name, e.g. `w-6029-redis-test`.
+    pub id: String,
+    /// Write or read.
+    pub role: Role,
+    /// Kind of server.
+    pub kind: Kind,
+    /// Group name.
+    pub group: String,
+    /// Service port.
+    pub port: u16,
+    /// Service tags.
+    pub tags: Vec<String>,
+    /// Service meta.
+    pub meta: BTreeMap<String, String>,
+    /// The check command (no shell).
+    pub args: Vec<String>,
+    /// Check interval.
+    pub interval: Duration,
+    /// Consul's timeout for the check.
+    pub timeout: Duration,
+}
+
+/// Default service name template.
+pub const DEFAULT_NAME_TEMPLATE: &str = "{role}-{port}-{kind}-{name}";
+
+/// How much the check's own deadline must stay under the scheduler's (exit takes up to 250 ms).
+const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
+
+/// Whether `s` is a DNS label: 1-63 of `a-z 0-9 -`, not starting or ending with `-`.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Whether `s` is a plausible node address (IP or host name).
+fn is_address(s: &str) -> bool {
+    s.parse::<std::net::IpAddr>().is_ok()
+        || (!s.is_empty()
+            && s.len() <= 253
+            && s.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')))
+}
+
+/// A credentials value must be an absolute file path, never the secret itself.
+fn credential_path(value: &Option<String>, field: &str) -> Result<()> {
+    if let Some(v) = value {
+        if !v.starts_with('/') {
+            bail!("{field} must be the absolute path of a file holding the secret; this value looks like a literal password");
+        }
+    }
+    Ok(())
+}
+
+/// Options applying to every group.
+#[derive(Clone, Debug)]
+pub struct PlanOptions {
+    /// Directory of the installed executables.
+    pub bin_dir: String,
+    /// Service name template (`{role}`, `{port}`, `{kind}`, `{name}`).
+    pub name_template: String,
+    /// Add `--warning-exit-code 0` (keepalived treats any non-zero exit as a fault).
+    pub warning_is_ok: bool,
+}
+
+/// Validates every group and lays out every node's services; nothing is returned unless all is valid.
+pub fn plan(groups: &[GroupSpec], opts: &PlanOptions) -> Result<Vec<Service>> {
+    if !opts.bin_dir.starts_with('/') {
+        bail!("bin_dir must be an absolute path, not '{}'", opts.bin_dir);
+    }
+    let mut services: Vec<Service> = Vec::new();
+    let mut owners: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (i, g) in groups.iter().enumerate() {
+        let label = format!("groups[{i}] ({} {}:{})", g.kind.as_str(), g.name, g.port);
+        let group_services = plan_group(g, opts).map_err(|e| anyhow!("{label}: {e}"))?;
+        for s in group_services {
+            let key = (s.node.clone(), s.id.clone());
+            if let Some(other) = owners.insert(key, label.clone()) {
+                bail!("{label}: service id {} on node {} is already used by {other}", s.id, s.node);
+            }
+            services.push(s);
+        }
+    }
+    Ok(services)
+}
+
+fn plan_group(g: &GroupSpec, opts: &PlanOptions) -> Result<Vec<Service>> {
+    if !is_dns_label(&g.name) {
+        bail!("name '{}' is not a DNS label (a-z, 0-9, '-', at most 63)", g.name);
+    }
+    let port = u16::try_from(g.port).ok().filter(|p| *p > 0).ok_or_else(|| anyhow!("port {} is out of range (1-65535)", g.port))?;
+    if g.nodes.is_empty() {
+        bail!("no nodes");
+    }
+    for (n, node) in g.nodes.iter().enumerate() {
+        if !is_address(node) {
+            bail!("node '{node}' is not an IP address or host name");
+        }
+        if g.nodes[..n].contains(node) {
+            bail!("node {node} is listed twice");
+        }
+    }
+    let redis_only = [("sentinels", !g.sentinels.is_empty()), ("master_name", g.master_name.is_some()), ("sentinel_password_file", g.sentinel_password_file.is_some())];
+    let mysql_only = [
+        ("defaults_file", g.defaults_file.is_some()),
+        ("repl_users", !g.repl_users.is_empty()),
+        ("replica_port", g.replica_port.is_some()),
+        ("replica_user", g.replica_user.is_some()),
+        ("replica_password_file", g.replica_password_file.is_some()),
+        ("replica_defaults_file", g.replica_defaults_file.is_some()),
+        ("allow_read_only", g.allow_read_only),
+    ];
+    let wrong = match g.kind {
+        Kind::Redis => mysql_only.iter().find(|(_, set)| *set).map(|(f, _)| (*f, "mysql")),
+        Kind::Mysql => redis_only.iter().find(|(_, set)| *set).map(|(f, _)| (*f, "redis")),
+    };
+    if let Some((field, kind)) = wrong {
+        bail!("{field} is only for {kind} groups");
+    }
+    for (field, value) in [
+        ("password_file", &g.password_file),
+        ("defaults_file", &g.defaults_file),
+        ("sentinel_password_file", &g.sentinel_password_file),
+        ("replica_password_file", &g.replica_password_file),
+        ("replica_defaults_file", &g.replica_defaults_file),
+        ("tls_ca", &g.tls_ca),
+    ] {
+        credential_path(value, field)?;
+    }
+    for s in &g.sentinels {
+        crate::cli::parse_host_port(s).map_err(|e| anyhow!("sentinel {e}"))?;
+    }
+    if let Some(p) = g.replica_port {
+        if p == 0 || p > 65535 {
+            bail!("replica_port {p} is out of range (1-65535)");
+        }
+    }
+    let dur = |d: &Option<DurationSpec>, field: &str| -> Result<Option<Duration>> {
+        d.as_ref().map(|d| d.get().map_err(|e| anyhow!("{field}: {e}"))).transpose()
+    };
+    let interval = dur(&g.interval, "interval")?.unwrap_or(Duration::from_secs(10));
+    if interval.is_zero() {
+        bail!("interval must be more than zero");
+    }
+    let timeout = dur(&g.timeout, "timeout")?.unwrap_or_else(|| (interval / 2).min(Duration::from_secs(5)));
+    let check_timeout = dur(&g.check_timeout, "check_timeout")?.unwrap_or_else(|| round_ms(timeout * 3 / 5));
+    if timeout >= interval {
+        bail!("timeout {} is not below the interval {}", format_duration(timeout), format_duration(interval));
+    }
+    if check_timeout.is_zero() || check_timeout + DEADLINE_MARGIN > timeout {
+        bail!(
+            "check_timeout {} must leave at least 250ms under the timeout {}",
+            format_duration(check_timeout),
+            format_duration(timeout)
+        );
+    }
+    let max_lag = dur(&g.max_lag, "max_lag")?;
+    let tags = g.tags.clone().unwrap_or_else(|| Tags {
+        write: vec![format!("master-{}-{}", g.name, port)],
+        read: vec![format!("slave-{}-{}", g.name, port)],
+    });
+    let mut out = Vec::new();
+    for node in &g.nodes {
+        for role in [Role::Write, Role::Read] {
+            let id = opts
+                .name_template
+                .replace("{role}", role.letter())
+                .replace("{port}", &port.to_string())
+                .replace("{kind}", g.kind.as_str())
+                .replace("{name}", &g.name);
+            if !is_dns_label(&id) {
+                bail!("service name '{id}' (from --name-template) is not a DNS label");
+            }
+            let args = check_args(g, role, node, port, check_timeout, max_lag, opts);
+            out.push(Service {
+                node: node.clone(),
+                id,
+                role,
+                kind: g.kind,
+                group: g.name.clone(),
+                port,
+                tags: if role == Role::Write { tags.write.clone() } else { tags.read.clone() },
+                meta: g.meta.clone(),
+                args,
+                interval,
+                timeout,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis((d.as_millis() as u64 / 100) * 100)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::super::inventory::parse_inventory;
+    use super::*;
+
+    fn opts() -> PlanOptions {
+        PlanOptions { bin_dir: "/usr/local/bin".into(), name_template: DEFAULT_NAME_TEMPLATE.into(), warning_is_ok: false }
+    }
+    fn group(json: &str) -> Result<Vec<Service>> {
+        let (g, _) = parse_inventory(&format!("[{json}]"))?;
+        plan(&g, &opts())
+    }
+    fn err(json: &str) -> String {
+        format!("{:#}", group(json).unwrap_err())
+    }
+
+    #[test]
+    fn the_example_topology() {
+        let s = group(r#"{"kind":"redis","name":"test","port":6029,"nodes":["192.168.0.20","192.168.0.30"],
+            "password_file":"/etc/consul.d/secrets/redis-6029","max_lag":30,
+            "sentinels":["192.168.0.20:26379"]}"#)
+        .unwrap();
+        assert_eq!(s.len(), 4);
+        assert_eq!((s[0].id.as_str(), s[0].node.as_str(), s[0].tags[0].as_str()), ("w-6029-redis-test", "192.168.0.20", "master-test-6029"));
+        assert_eq!((s[1].id.as_str(), s[1].tags[0].as_str()), ("r-6029-redis-test", "slave-test-6029"));
+        assert_eq!(s[0].args[..5], ["/usr/local/bin/check-redis-master", "--host", "192.168.0.20", "--port", "6029"]);
+        assert!(s[0].args.windows(2).any(|w| w == ["--master-name", "test"]));
+        assert!(s[1].args.windows(2).any(|w| w == ["--max-lag", "30s"]));
+        assert_eq!((s[0].interval, s[0].timeout), (Duration::from_secs(10), Duration::from_secs(5)));
+        assert!(s[0].args.ends_with(&["--timeout".to_string(), "3s".to_string()]));
+    }
+
+    #[test]
+    fn strictness_names_the_entry() {
+        let base = r#""kind":"redis","name":"test","port":6029,"nodes":["10.0.0.1"]"#;
+        let cases = [
+            (r#"{"kind":"memcached","name":"x","port":1,"nodes":["a"]}"#.to_string(), "unknown variant"),
+            (format!("{{{base},\"colour\":\"blue\"}}"), "unknown field `colour`"),
+            (r#"{"kind":"redis","name":"Test_1","port":6029,"nodes":["a"]}"#.into(), "not a DNS label"),
+            (r#"{"kind":"redis","name":"t","port":70000,"nodes":["a"]}"#.into(), "out of range"),
+            (r#"{"kind":"redis","name":"t","port":0,"nodes":["a"]}"#.into(), "out of range"),
+            (format!("{{{base},\"interval\":\"5s\",\"timeout\":\"5s\"}}"), "not below the interval"),
+            (format!("{{{base},\"timeout\":\"2s\",\"check_timeout\":\"2s\"}}"), "at least 250ms"),
+            (format!("{{{base},\"password_file\":\"hunter2\"}}"), "looks like a literal password"),
+            (format!("{{{base},\"password\":\"hunter2\"}}"), "literal passwords are not allowed"),
+            (format!("{{{base},\"defaults_file\":\"/etc/my.cnf\"}}"), "only for mysql groups"),
+            (r#"{"kind":"mysql","name":"m","port":3306,"nodes":["a"],"sentinels":["a:1"]}"#.into(), "only for redis groups"),
+            (r#"{"kind":"redis","name":"t","port":1,"nodes":["a","a"]}"#.into(), "listed twice"),
+            (r#"{"kind":"redis","name":"t","port":1,"nodes":["bad host!"]}"#.into(), "not an IP address"),
+            (format!("{{{base},\"sentinels\":[\"nohost\"]}}"), "sentinel"),
+            (format!("{{{base},\"max_lag\":\"soon\"}}"), "max_lag"),
+        ];
+        for (json, words) in cases {
+            let e = err(&json);
+            assert!(e.starts_with("groups[0] ("), "{json}: {e}");
+            assert!(e.contains(words), "{json}: {e}");
+            assert!(!e.contains("hunter2"), "secret echoed: {e}");
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_on_one_node() {
+        let two = r#"[{"kind":"redis","name":"a","port":6029,"nodes":["n1"]},{"kind":"redis","name":"a","port":6029,"nodes":["n2","n1"]}]"#;
+        let (g, _) = parse_inventory(two).unwrap();
+        let e = format!("{:#}", plan(&g, &opts()).unwrap_err());
+        assert!(e.contains("groups[1]") && e.contains("w-6029-redis-a on node n1") && e.contains("groups[0]"), "{e}");
+        // The same name on another port is another service.
+        let ok = r#"[{"kind":"redis","name":"a","port":6029,"nodes":["n1"]},{"kind":"redis","name":"a","port":6030,"nodes":["n1"]}]"#;
+        assert_eq!(plan(&parse_inventory(ok).unwrap().0, &opts()).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn inventory_shapes() {
+        assert!(parse_inventory(r#"{"groups":[],"bin_dir":"/opt/bin"}"#).unwrap().1.as_deref() == Some("/opt/bin"));
+        assert!(format!("{:#}", parse_inventory(r#"{"groups":[],"extra":1}"#).unwrap_err()).contains("unknown inventory field 'extra'"));
+        assert!(parse_inventory("not json").is_err());
+        assert!(parse_inventory("42").is_err());
+        let mut o = opts();
+        o.name_template = "{role}_{name}".into();
+        let (g, _) = parse_inventory(r#"[{"kind":"redis","name":"a","port":1,"nodes":["n"]}]"#).unwrap();
+        assert!(format!("{:#}", plan(&g, &o).unwrap_err()).contains("not a DNS label"));
+        o.name_template = "{kind}-{name}-{role}".into();
+        assert_eq!(plan(&g, &o).unwrap()[0].id, "redis-a-w");
+    }
+}

@@ -1,0 +1,103 @@
+//! A master's replicas: where they listen, how to log in to them, and probing each one's channels.
+
+use super::defaults_file::ClientGroup;
+use super::login::MysqlTarget;
+use super::replication::{channels, replica_hosts, replica_problems, DumpThread};
+use super::session::Session;
+use super::{REPLICA_HOSTS_STATEMENTS, STATUS_STATEMENTS};
+use crate::cli::Address;
+use crate::credentials::read_password_file;
+use crate::deadline::Deadline;
+use crate::probe::probe_all;
+use crate::read_pool::{ReadPolicy, ReplicaHealth};
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// Where the replicas of a master listen, and how that was found out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocatedReplicas {
+    /// Their addresses, each once.
+    pub addresses: Vec<Address>,
+    /// `from SHOW SLAVE HOSTS`, or why the processlist hosts were used instead.
+    pub how: String,
+}
+
+/// Where the master's replicas listen: `SHOW REPLICAS`/`SHOW SLAVE HOSTS`, else the processlist
+/// hosts of the counted dump threads with `default_port`.
+pub fn locate_replicas(session: &mut Session, threads: &[&DumpThread], default_port: u16) -> LocatedReplicas {
+    let fallback_reason = match session.rows_first_known(REPLICA_HOSTS_STATEMENTS) {
+        Ok((stmt, rows)) => {
+            let hosts = replica_hosts(&rows);
+            if !hosts.is_empty() {
+                let addresses = hosts.into_iter().map(|h| Address::Tcp { host: h.host, port: h.port }).collect();
+                return LocatedReplicas { addresses, how: format!("from {stmt}") };
+            }
+            format!("{stmt} lists no replica host")
+        }
+        Err(e) => format!("{e:#}"),
+    };
+    let mut addresses: Vec<Address> = Vec::new();
+    for t in threads {
+        let a = Address::Tcp { host: t.client_host().to_string(), port: default_port };
+        if !addresses.contains(&a) {
+            addresses.push(a);
+        }
+    }
+    LocatedReplicas { addresses, how: format!("from the processlist hosts with port {default_port} ({fallback_reason})") }
+}
+
+/// The `--replica-*` login options.
+#[derive(Clone, Debug, Default)]
+pub struct ReplicaLoginArgs {
+    /// `--replica-user`.
+    pub user: Option<String>,
+    /// `--replica-password-file`.
+    pub password_file: Option<PathBuf>,
+    /// `--replica-defaults-file`.
+    pub defaults_file: Option<PathBuf>,
+}
+
+/// The login used to probe replicas: the `--replica-*` options over the check's own login.
+pub fn replica_login(args: &ReplicaLoginArgs, main: &MysqlTarget) -> Result<MysqlTarget> {
+    let group = match &args.defaults_file {
+        Some(path) => ClientGroup::load(path)?,
+        None => ClientGroup::default(),
+    };
+    let mut login = main.clone();
+    if let Some(user) = args.user.clone().or(group.user) {
+        login.user = user;
+    }
+    if let Some(path) = &args.password_file {
+        login.password = Some(read_password_file(path)?);
+    } else if let Some(p) = group.password {
+        login.password = Some(p);
+    }
+    if group.ssl_ca.is_some() {
+        login.tls.tls_ca = group.ssl_ca;
+    }
+    Ok(login)
+}
+
+/// Probes every replica's channels, a bounded number at once, all within `deadline`.
+pub fn probe_replicas(replicas: &[Address], login: &MysqlTarget, policy: ReadPolicy, deadline: Deadline) -> Vec<ReplicaHealth> {
+    let login = login.clone();
+    let limit = crate::duration::format_duration(deadline.limit());
+    probe_all(
+        replicas.to_vec(),
+        deadline,
+        move |addr: &Address, deadline: &Deadline| {
+            let problems = (|| -> Result<Vec<String>> {
+                let mut session = Session::open(&login.at(addr.clone()), deadline)?;
+                let (_, rows) = session.rows_first_known(STATUS_STATEMENTS)?;
+                let channels = channels(&rows)?;
+                if channels.is_empty() {
+                    return Ok(vec!["is not replicating (no channel)".into()]);
+                }
+                Ok(replica_problems(&channels, &policy))
+            })()
+            .unwrap_or_else(|e| vec![format!("{e:#}")]);
+            ReplicaHealth { replica: addr.to_string(), problem: (!problems.is_empty()).then(|| problems.join("; ")) }
+        },
+        move |addr| ReplicaHealth { replica: addr.to_string(), problem: Some(format!("the probe did not finish within {limit}")) },
+    )
+}

@@ -1,0 +1,245 @@
+//! `check-mysql-slave`: should this MySQL/MariaDB be in the read pool?
+
+use super::discovery::{locate_replicas, probe_replicas, replica_login, ReplicaLoginArgs};
+use super::login::MysqlTarget;
+use super::replication::{replica_problems, DumpThread};
+use super::{MysqlArgs, ServerFacts};
+use crate::cli::{parse_port, Address, ServerArgs};
+use crate::deadline::Deadline;
+use crate::duration::{format_duration, parse_duration};
+use crate::read_pool::{master_verdict, ReadPolicy, ReplicaHealth};
+use crate::report::{seconds_value, Outcome, Perfdata, Verdict};
+use crate::runner::Check;
+use anyhow::Result;
+use clap::Parser;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Command line of `check-mysql-slave`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "check-mysql-slave",
+    version,
+    about = "Passing (0) iff this MySQL/MariaDB should serve reads: a healthy replica, a single master, \
+             or a master none of whose replicas is healthy.",
+    after_help = "Exit codes: 0 passing, 1 warning, 2 critical. Drop-in call: check-mysql-slave 3306 (credentials from --defaults-file)"
+)]
+pub struct Args {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub mysql: MysqlArgs,
+    /// A channel is healthy only with its lag at most this (seconds or a duration).
+    #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = parse_duration)]
+    pub max_lag: Duration,
+    /// User for probing the replicas of a master [default: the same login].
+    #[arg(long, value_name = "NAME")]
+    pub replica_user: Option<String>,
+    /// Password file for probing the replicas [default: the same password].
+    #[arg(long, value_name = "PATH")]
+    pub replica_password_file: Option<PathBuf>,
+    /// my.cnf whose [client] group logs in to the replicas.
+    #[arg(long, value_name = "FILE")]
+    pub replica_defaults_file: Option<PathBuf>,
+    /// Port of replicas found from processlist hosts [default: this server's own port].
+    #[arg(long, value_name = "PORT", value_parser = parse_port)]
+    pub replica_port: Option<u16>,
+    /// Pass a server with no replication at all even when read_only is ON.
+    #[arg(long)]
+    pub allow_read_only: bool,
+    /// Keep a master out of the read pool even when no replica is healthy.
+    #[arg(long)]
+    pub no_master_fallback: bool,
+}
+
+/// Decides from the facts (and, for a master with replicas, what probing them found) whether the
+/// node serves reads. `replicas` is the number of counted dump threads.
+pub fn decide(
+    target: &str,
+    facts: &ServerFacts,
+    replicas: usize,
+    probes: &[ReplicaHealth],
+    policy: &ReadPolicy,
+    allow_read_only: bool,
+) -> Verdict {
+    if !facts.channels.is_empty() {
+        let problems = replica_problems(&facts.channels, policy);
+        let sources: Vec<&str> = facts.channels.iter().map(|c| c.source.as_str()).collect();
+        let head = format!("{target} replica of {}", sources.join(", "));
+        return match problems.first() {
+            None => {
+                let lag = facts.channels.iter().filter_map(|c| c.lag_seconds).max().unwrap_or(0);
+                Verdict::passing(format!("{head}, IO and SQL threads running, lag {lag}s"))
+                    .because(format!("every channel is running with lag within --max-lag {}", limit_text(policy)))
+            }
+            Some(first) => Verdict::critical(format!("{target}: {first}")).because_all(problems.clone()),
+        };
+    }
+    let read_only = facts.read_only || facts.super_read_only == Some(true);
+    if policy.master_fallback && replicas == 0 && read_only && !allow_read_only {
+        return Verdict::critical(format!("{target} replicates from nothing and has no replica, and read_only=ON: an isolated node"))
+            .because("no channel, no replica, read_only=ON: a returning old master or a detached replica serves stale data");
+    }
+    if replicas > 0 && probes.is_empty() {
+        let unlocated = ReplicaHealth {
+            replica: format!("{replicas} dump thread(s)"),
+            problem: Some("no replica could be located to probe".into()),
+        };
+        return master_verdict(target, &[unlocated], policy);
+    }
+    master_verdict(target, probes, policy)
+}
+
+fn limit_text(policy: &ReadPolicy) -> String {
+    policy.max_lag.map(format_duration).unwrap_or_else(|| "none".into())
+}
+
+/// The `check-mysql-slave` check.
+pub struct MysqlReplica;
+
+impl Check for MysqlReplica {
+    const NAME: &'static str = "mysql-slave";
+    const DEFAULT_PORT: u16 = super::login::DEFAULT_PORT;
+    type Args = Args;
+    type Target = MysqlTarget;
+
+    fn server(args: &Args) -> &ServerArgs {
+        &args.server
+    }
+
+    fn resolve(args: &Args) -> Result<MysqlTarget> {
+        MysqlTarget::resolve(&args.server, args.mysql.defaults_file.as_deref())
+    }
+
+    fn describe(target: &MysqlTarget) -> String {
+        target.address.to_string()
+    }
+
+    fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
+        let super::Observation { mut session, facts } = super::observe(target, deadline)?;
+        let threads: Vec<&DumpThread> = facts.replica_threads(&args.mysql.repl_users).collect();
+        let policy = ReadPolicy { max_lag: Some(args.max_lag), master_fallback: !args.no_master_fallback };
+        let mut out_facts = facts.facts(&args.mysql.repl_users, &target.login_fact());
+        let probes = if facts.channels.is_empty() && !threads.is_empty() && policy.master_fallback {
+            let own_port = match &target.address {
+                Address::Tcp { port, .. } => Some(*port),
+                Address::Socket(_) => None,
+            };
+            let port = args.replica_port.or(facts.port).or(own_port).unwrap_or(super::login::DEFAULT_PORT);
+            let located = locate_replicas(&mut session, &threads, port);
+            drop(session);
+            let login_args = ReplicaLoginArgs {
+                user: args.replica_user.clone(),
+                password_file: args.replica_password_file.clone(),
+                defaults_file: args.replica_defaults_file.clone(),
+            };
+            let login = replica_login(&login_args, target)?;
+            let probes = probe_replicas(&located.addresses, &login, policy, deadline.for_probes());
+            let shown: Vec<_> =
+                probes.iter().map(|p| json!({"replica": p.replica, "healthy": p.is_healthy(), "problem": p.problem})).collect();
+            out_facts.set("replica_discovery", located.how).set("probes", shown);
+            probes
+        } else {
+            Vec::new()
+        };
+        let verdict = decide(&target.address.to_string(), &facts, threads.len(), &probes, &policy, args.allow_read_only);
+        out_facts.set("max_lag_seconds", seconds_value(args.max_lag));
+        let perfdata = if facts.channels.is_empty() {
+            vec![Perfdata::new("healthy_replicas", probes.iter().filter(|p| p.is_healthy()).count() as i64, "")]
+        } else {
+            let lags: Option<Vec<u64>> = facts.channels.iter().map(|c| c.lag_seconds).collect();
+            lags.and_then(|l| l.into_iter().max()).map(|lag| Perfdata::lag(lag as i64, policy.max_lag)).into_iter().collect()
+        };
+        Ok(Outcome { verdict, facts: out_facts, perfdata })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::replication::{channels, samples, RowMap};
+    use super::*;
+    use crate::report::Status;
+
+    fn facts(rows: Vec<RowMap>, read_only: bool) -> ServerFacts {
+        ServerFacts {
+            version: "8.4.3".into(),
+            read_only,
+            super_read_only: Some(false),
+            port: Some(3306),
+            status_statement: "SHOW REPLICA STATUS".into(),
+            channels: channels(&rows).unwrap(),
+            dump_threads: vec![],
+        }
+    }
+    fn probe(name: &str, healthy: bool) -> ReplicaHealth {
+        ReplicaHealth { replica: name.into(), problem: (!healthy).then(|| "IO thread is No".into()) }
+    }
+    fn policy(max: u64, fallback: bool) -> ReadPolicy {
+        ReadPolicy { max_lag: Some(Duration::from_secs(max)), master_fallback: fallback }
+    }
+
+    /// Replicas: every captured state, in both spellings, under several lag limits.
+    #[test]
+    fn replica_table() {
+        for rows in [samples::healthy(), samples::io_stopped(), samples::sql_error(), samples::multi_source()] {
+            for spelled in [rows.clone(), samples::as_mysql84(&rows)] {
+                for max in [0, 1, 120] {
+                    let f = facts(spelled.clone(), true);
+                    let p = policy(max, true);
+                    let v = decide("r:3306", &f, 0, &[], &p, false);
+                    let healthy = replica_problems(&f.channels, &p).is_empty();
+                    assert_eq!(v.status == Status::Passing, healthy, "{v:?}");
+                    assert_ne!(v.status, Status::Warning);
+                }
+            }
+        }
+        let v = decide("r:3306", &facts(samples::healthy(), true), 0, &[], &policy(120, true), false);
+        assert_eq!(v.summary, "r:3306 replica of 127.0.0.1:43306, IO and SQL threads running, lag 0s");
+        // lag 0 with --max-lag 0 passes: lag <= max.
+        let v = decide("r:3306", &facts(samples::healthy(), true), 0, &[], &policy(0, true), false);
+        assert_eq!(v.status, Status::Passing, "{v:?}");
+        let mut lagging = facts(samples::healthy(), true);
+        lagging.channels[0].lag_seconds = Some(5);
+        let v = decide("r:3306", &lagging, 0, &[], &policy(4, true), false);
+        assert!(v.summary.contains("lag 5s, over --max-lag 4s"), "{}", v.summary);
+        let v = decide("r:3306", &facts(samples::multi_source(), false), 0, &[], &policy(120, true), false);
+        assert_eq!(v.reasons.len(), 2, "both broken channels are named: {v:?}");
+    }
+
+    /// Servers with no channel: replicas x probes x read_only x allow x fallback.
+    #[test]
+    fn master_table() {
+        let probe_sets: [Vec<ReplicaHealth>; 4] = [
+            vec![],
+            vec![probe("a", false)],
+            vec![probe("a", false), probe("b", true)],
+            vec![probe("a", true), probe("b", true)],
+        ];
+        for replicas in [0usize, 2] {
+            for probes in &probe_sets {
+                for ro in [false, true] {
+                    for allow in [false, true] {
+                        for fallback in [true, false] {
+                            let probes: &[ReplicaHealth] = if replicas == 0 { &[] } else { probes };
+                            let v = decide("m:3306", &facts(vec![], ro), replicas, probes, &policy(120, fallback), allow);
+                            let any_healthy = probes.iter().any(ReplicaHealth::is_healthy);
+                            let expected = if !fallback {
+                                Status::Critical
+                            } else if replicas == 0 {
+                                if ro && !allow { Status::Critical } else { Status::Passing }
+                            } else if any_healthy {
+                                Status::Critical
+                            } else {
+                                Status::Passing
+                            };
+                            assert_eq!(v.status, expected, "replicas={replicas} probes={probes:?} ro={ro} allow={allow} fallback={fallback}: {v:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

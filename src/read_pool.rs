@@ -1,0 +1,123 @@
+//! The read-pool rule both databases share: replicas serve reads; a master serves them only when no
+//! replica can (and `--no-master-fallback` is not given). `--max-lag` means the same on both: a lag
+//! at most the limit passes.
+
+use crate::duration::format_duration;
+use crate::report::Verdict;
+use std::time::Duration;
+
+/// How a read check treats lag and masters; built once from the check's options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadPolicy {
+    /// `--max-lag`: a replica lagging more than this is out of the read pool (`None`: no limit).
+    pub max_lag: Option<Duration>,
+    /// Not `--no-master-fallback`: a master serves reads when no replica is healthy.
+    pub master_fallback: bool,
+}
+
+impl ReadPolicy {
+    /// Whether a lag in whole seconds passes: at most `--max-lag`; an unknown lag passes only
+    /// when there is no limit.
+    pub fn lag_passes(&self, lag_seconds: Option<u64>) -> bool {
+        match (self.max_lag, lag_seconds) {
+            (None, _) => true,
+            (Some(max), Some(lag)) => lag as f64 <= max.as_secs_f64(),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// `, over --max-lag 30s` when the lag does not pass, for messages.
+    pub fn over_limit_clause(&self) -> String {
+        self.max_lag.map(|d| format!(", over --max-lag {}", format_duration(d))).unwrap_or_default()
+    }
+}
+
+/// What the master knows or found out about one of its replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaHealth {
+    /// `host:port` of the replica.
+    pub replica: String,
+    /// Why it cannot serve reads; `None` when healthy.
+    pub problem: Option<String>,
+}
+
+impl ReplicaHealth {
+    /// Whether the replica can serve reads.
+    pub fn is_healthy(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// The read-pool verdict for a master that replicates from nothing and is trusted by the
+/// kind-specific guards (Sentinel, `read_only`): it serves reads iff no replica is healthy.
+/// `replicas` is what it learnt about each of its replicas.
+pub fn master_verdict(target: &str, replicas: &[ReplicaHealth], policy: &ReadPolicy) -> Verdict {
+    if !policy.master_fallback {
+        return Verdict::critical(format!("{target} is the master; --no-master-fallback keeps it out of the read pool"))
+            .because("role is master and master fallback is off");
+    }
+    let healthy: Vec<&str> = replicas.iter().filter(|r| r.is_healthy()).map(|r| r.replica.as_str()).collect();
+    let each = replicas.iter().map(|r| match &r.problem {
+        None => format!("{}: healthy", r.replica),
+        Some(p) => format!("{}: {p}", r.replica),
+    });
+    if replicas.is_empty() {
+        Verdict::passing(format!("{target} is a single master: it serves reads")).because("role is master with no replica")
+    } else if healthy.is_empty() {
+        Verdict::passing(format!(
+            "{target} is the master and none of its {} replica(s) is healthy: it serves reads",
+            replicas.len()
+        ))
+        .because_all(each)
+    } else {
+        Verdict::critical(format!("{target} is the master; {} healthy replica(s) serve reads", healthy.len())).because_all(each)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn r(name: &str, healthy: bool) -> ReplicaHealth {
+        ReplicaHealth { replica: name.into(), problem: (!healthy).then(|| "link down".into()) }
+    }
+
+    /// The shared part of the read-pool table: replicas x fallback.
+    #[test]
+    fn master_serves_reads_only_when_no_replica_can() {
+        let sets = [vec![], vec![r("a", false)], vec![r("a", false), r("b", true)], vec![r("a", true), r("b", true)]];
+        for replicas in &sets {
+            for fallback in [true, false] {
+                let policy = ReadPolicy { max_lag: None, master_fallback: fallback };
+                let v = master_verdict("m:1", replicas, &policy);
+                let any_healthy = replicas.iter().any(ReplicaHealth::is_healthy);
+                let expected = if fallback && !any_healthy { Status::Passing } else { Status::Critical };
+                assert_eq!(v.status, expected, "{replicas:?} fallback={fallback}: {v:?}");
+                assert!(!v.reasons.is_empty());
+            }
+        }
+        let v = master_verdict("m:1", &sets[2], &ReadPolicy { max_lag: None, master_fallback: true });
+        assert_eq!(v.summary, "m:1 is the master; 1 healthy replica(s) serve reads");
+        assert_eq!(v.reasons, ["a: link down", "b: healthy"]);
+    }
+
+    /// One meaning of --max-lag for both databases: lag <= max passes.
+    #[test]
+    fn lag_at_the_limit_passes() {
+        let p = |max: Option<u64>| ReadPolicy { max_lag: max.map(Duration::from_secs), master_fallback: true };
+        for (lag, max, ok) in [
+            (Some(0), Some(0), true),
+            (Some(1), Some(0), false),
+            (Some(120), Some(120), true),
+            (Some(121), Some(120), false),
+            (None, Some(120), false),
+            (None, None, true),
+            (Some(9999), None, true),
+        ] {
+            assert_eq!(p(max).lag_passes(lag), ok, "lag {lag:?} max {max:?}");
+        }
+        let half = ReadPolicy { max_lag: Some(Duration::from_millis(2500)), master_fallback: true };
+        assert!(half.lag_passes(Some(2)) && !half.lag_passes(Some(3)));
+    }
+}
