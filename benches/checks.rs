@@ -5,7 +5,6 @@
 //! peak RSS. `redis-cli info replication` is the floor reference; the original shell scripts (benches/original/) are the
 //! cost being replaced.
 
-
 use lab::mysql_lab::{MariaLab, CHECKER};
 use lab::redis_lab::RedisLab;
 use std::path::Path;
@@ -37,12 +36,7 @@ fn measure(argv: &[String], env: &[(&str, String)]) -> Sample {
     let wall = start.elapsed();
     assert!(pid > 0, "wait4 failed");
     let tv = |t: libc::timeval| Duration::from_micros(t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64);
-    Sample {
-        wall,
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        max_rss_kib: usage.ru_maxrss,
-        code: libc::WEXITSTATUS(status),
-    }
+    Sample { wall, cpu: tv(usage.ru_utime) + tv(usage.ru_stime), max_rss_kib: usage.ru_maxrss, code: libc::WEXITSTATUS(status) }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -114,17 +108,19 @@ fn main() {
     let mm = lab::bin("check-mysql-master").display().to_string();
     let ms = lab::bin("check-mysql-slave").display().to_string();
     let cnf = lab.checker_cnf.display().to_string();
-    let creds = [
-        ("BENCH_MYSQL_USER", CHECKER.0.to_string()),
-        ("BENCH_MYSQL_PASSWORD", CHECKER.1.to_string()),
-        ("BENCH_REPLICA_PORT", r.clone()),
-    ];
+    let creds =
+        [("BENCH_MYSQL_USER", CHECKER.0.to_string()), ("BENCH_MYSQL_PASSWORD", CHECKER.1.to_string()), ("BENCH_REPLICA_PORT", r.clone())];
     header(&format!("MariaDB 10.11 on loopback, master + 1 replica, {runs} runs each"));
     bench("check-mysql-master MASTER (0)", &s(&[&mm, &m, "--defaults-file", &cnf]), runs, 0);
     bench("check-mysql-slave REPLICA (0)", &s(&[&ms, &r, "--defaults-file", &cnf]), runs, 0);
     bench("check-mysql-slave MASTER, probes 1 replica (2)", &s(&[&ms, &m, "--defaults-file", &cnf]), runs, 2);
     bench("check-mysql-master REPLICA (2)", &s(&[&mm, &r, "--defaults-file", &cnf]), runs, 2);
-    bench("floor: mariadb -e 'select 1'", &s(&["mariadb", &format!("--defaults-file={cnf}"), "-h127.0.0.1", "-P", &m, "-e", "select 1"]), runs, 0);
+    bench(
+        "floor: mariadb -e 'select 1'",
+        &s(&["mariadb", &format!("--defaults-file={cnf}"), "-h127.0.0.1", "-P", &m, "-e", "select 1"]),
+        runs,
+        0,
+    );
     bench_env("original: check_mysql_master.sh MASTER", &s(&["bash", &script("check_mysql_master.sh"), &m]), &creds, runs / 3, 0);
     bench_env("original: check_mysql_slave.sh REPLICA", &s(&["bash", &script("check_mysql_slave.sh"), &r]), &creds, runs / 3, 0);
     bench_env("original: check_mysql_slave.sh MASTER", &s(&["bash", &script("check_mysql_slave.sh"), &m]), &creds, runs / 3, 2);

@@ -3,7 +3,6 @@
 //! what Consul DNS would answer for each name and why, fails Redis over with Sentinel, promotes a
 //! MariaDB replica, and cleans everything up (also on Ctrl-C).
 
-
 use lab::consul_lab::{ConsulLab, REDIS_HOSTS};
 use std::time::{Duration, Instant};
 
@@ -71,9 +70,7 @@ fn main() {
     step(start, "Killing the Redis master (kill -9). Sentinel notices after 2s and promotes a replica ...");
     let old = lab.redis.master.addr();
     lab.redis.master.proc.kill();
-    let new_master = lab::wait_for("the Sentinels to agree", Duration::from_secs(40), || {
-        lab.redis.agreed_master().filter(|m| *m != old)
-    });
+    let new_master = lab::wait_for("the Sentinels to agree", Duration::from_secs(40), || lab.redis.agreed_master().filter(|m| *m != old));
     println!("  all 3 Sentinels now name {new_master} master");
     let a = settle(&lab, |a| lab.redis_follows_sentinel(a, &REDIS_HOSTS[1..]).is_some());
     print!("{}", ConsulLab::describe(&a));

@@ -96,8 +96,7 @@ pub fn check_private(path: &Path, what: &str) -> Result<()> {
 pub fn read_password_file(path: &Path) -> Result<Secret> {
     check_private(path, "password file")?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read password file {}", path.display()))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("password file {} is not UTF-8 text", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("password file {} is not UTF-8 text", path.display()))?;
     let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
     if first.is_empty() {
         bail!("password file {} is empty", path.display());

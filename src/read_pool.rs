@@ -64,11 +64,8 @@ pub fn master_verdict(target: &str, replicas: &[ReplicaHealth], policy: &ReadPol
     if replicas.is_empty() {
         Verdict::passing(format!("{target} is a single master: it serves reads")).because("role is master with no replica")
     } else if healthy.is_empty() {
-        Verdict::passing(format!(
-            "{target} is the master and none of its {} replica(s) is healthy: it serves reads",
-            replicas.len()
-        ))
-        .because_all(each)
+        Verdict::passing(format!("{target} is the master and none of its {} replica(s) is healthy: it serves reads", replicas.len()))
+            .because_all(each)
     } else {
         Verdict::critical(format!("{target} is the master; {} healthy replica(s) serve reads", healthy.len())).because_all(each)
     }

@@ -236,8 +236,7 @@ impl Report {
     /// The JSON object of the spec: check, status, exit_code, summary, target, reasons, facts, notes.
     pub fn render_json(&self) -> String {
         let v = &self.outcome.verdict;
-        let perfdata: Map<String, Value> =
-            self.outcome.perfdata.iter().map(|p| (p.label.to_string(), Value::from(p.value))).collect();
+        let perfdata: Map<String, Value> = self.outcome.perfdata.iter().map(|p| (p.label.to_string(), Value::from(p.value))).collect();
         let obj = serde_json::json!({
             "check": self.check,
             "status": v.status,

@@ -78,12 +78,7 @@ pub fn run<C: Check>() -> ! {
     if server.password_arg.as_deref().is_some_and(|p| !p.is_empty()) {
         notes.push(crate::credentials::COMMAND_LINE_PASSWORD_NOTE.to_string());
     }
-    let _ = CONTEXT.set(RunContext {
-        target,
-        notes,
-        format: server.output.format,
-        warning_exit_code: server.output.warning_exit_code,
-    });
+    let _ = CONTEXT.set(RunContext { target, notes, format: server.output.format, warning_exit_code: server.output.warning_exit_code });
     let deadline = Deadline::starting_at(started, server.timeout);
     arm_watchdog(deadline);
     let outcome = resolved.and_then(|t| C::evaluate(&args, &t, &deadline));
@@ -99,8 +94,7 @@ fn arm_watchdog(deadline: Deadline) {
         let steps = steps_under_way();
         let what = if steps.is_empty() { "the check".to_string() } else { steps.join(", ") };
         emit(Outcome::bare(
-            Verdict::critical(format!("{what} did not finish within {}", format_duration(limit)))
-                .because("the --timeout deadline passed"),
+            Verdict::critical(format!("{what} did not finish within {}", format_duration(limit))).because("the --timeout deadline passed"),
         ));
     });
 }

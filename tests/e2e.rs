@@ -51,7 +51,10 @@ fn generated_services_follow_the_topology() {
     let (rw, rr, mw, mr) = (lab.redis_service("w"), lab.redis_service("r"), lab.mysql_service("w"), lab.mysql_service("r"));
     // Healthy.
     let a = settle(&lab, "healthy answers", |a| {
-        a.dns(&rw) == hosts(&REDIS_HOSTS[..1]) && a.dns(&rr) == hosts(&REDIS_HOSTS[1..]) && a.dns(&mw) == hosts(&MYSQL_HOSTS[..1]) && a.dns(&mr) == hosts(&MYSQL_HOSTS[1..])
+        a.dns(&rw) == hosts(&REDIS_HOSTS[..1])
+            && a.dns(&rr) == hosts(&REDIS_HOSTS[1..])
+            && a.dns(&mw) == hosts(&MYSQL_HOSTS[..1])
+            && a.dns(&mr) == hosts(&MYSQL_HOSTS[1..])
     });
     assert_eq!(a.results.len(), 10);
     one_writer(&lab, &a);
@@ -74,9 +77,7 @@ fn generated_services_follow_the_topology() {
     // Sentinel fails over after the master is killed: the names follow.
     let old = lab.redis.master.addr();
     lab.redis.master.proc.kill();
-    wait_for("Sentinels agree on a new master", Duration::from_secs(40), || {
-        lab.redis.agreed_master().filter(|m| *m != old)
-    });
+    wait_for("Sentinels agree on a new master", Duration::from_secs(40), || lab.redis.agreed_master().filter(|m| *m != old));
     let a = settle(&lab, "answers after the failover", |a| lab.redis_follows_sentinel(a, &REDIS_HOSTS[1..]).is_some());
     one_writer(&lab, &a);
     // The old master comes back as a master (empty, stale): in no pool while it says so, until
@@ -90,7 +91,11 @@ fn generated_services_follow_the_topology() {
         one_writer(&lab, &a);
         if says_master && lab.redis.master.role().as_deref() == Some("master") {
             seen_as_master += 1;
-            assert!(!a.dns(&rw).contains(&old_host) && !a.dns(&rr).contains(&old_host), "stale old master in a pool:\n{}", ConsulLab::describe(&a));
+            assert!(
+                !a.dns(&rw).contains(&old_host) && !a.dns(&rr).contains(&old_host),
+                "stale old master in a pool:\n{}",
+                ConsulLab::describe(&a)
+            );
         }
     }
     assert!(seen_as_master > 0, "Sentinel demoted the old master before any evaluation saw it");
@@ -101,7 +106,8 @@ fn generated_services_follow_the_topology() {
     let a = settle(&lab, "MySQL master gone", |a| a.dns(&mw).is_empty());
     assert!(a.dns(&mr).is_empty(), "the replica's IO thread is down: {}", ConsulLab::describe(&a));
     lab.mysql[1].sql("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0");
-    let a = settle(&lab, "answers after the promotion", |a| a.dns(&mw) == hosts(&MYSQL_HOSTS[1..]) && a.dns(&mr) == hosts(&MYSQL_HOSTS[1..]));
+    let a =
+        settle(&lab, "answers after the promotion", |a| a.dns(&mw) == hosts(&MYSQL_HOSTS[1..]) && a.dns(&mr) == hosts(&MYSQL_HOSTS[1..]));
     one_writer(&lab, &a);
 }
 
@@ -115,12 +121,14 @@ fn keepalived_accepts_the_generated_scripts() {
         let conf = out.0.join(node).join("keepalived-checks.conf");
         let body = std::fs::read_to_string(&conf).unwrap();
         assert!(body.contains("--warning-exit-code 0") && body.contains("weight -20") && body.contains("fall 3"), "{body}");
-        let (code, msg) = run_program(Path::new("keepalived"), &["-t".into(), "-f".into(), conf.display().to_string()], Duration::from_secs(20));
+        let (code, msg) =
+            run_program(Path::new("keepalived"), &["-t".into(), "-f".into(), conf.display().to_string()], Duration::from_secs(20));
         assert_eq!(code, Some(0), "keepalived -t rejected {}: {msg}\n{body}", conf.display());
         // The same file with a broken quote is rejected: the test has teeth.
         let broken = out.0.join(format!("{node}-broken.conf"));
         std::fs::write(&broken, body.replacen("--host", "'--host", 1)).unwrap();
-        let (code, _) = run_program(Path::new("keepalived"), &["-t".into(), "-f".into(), broken.display().to_string()], Duration::from_secs(20));
+        let (code, _) =
+            run_program(Path::new("keepalived"), &["-t".into(), "-f".into(), broken.display().to_string()], Duration::from_secs(20));
         assert_ne!(code, Some(0), "keepalived -t accepted a broken quote");
     }
     // The scripts keepalived would run are the checks, and they pass or fail like the Consul ones.
@@ -136,17 +144,21 @@ fn checked_in_examples_are_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("consul.d-examples");
     for (format, sub) in [("consul", "consul"), ("keepalived", "keepalived")] {
         let out = TempDir::new("examples");
-        let args: Vec<String> = ["--inventory", root.join("inventory.json").to_str().unwrap(), "--format", format, "--out", out.0.to_str().unwrap()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> =
+            ["--inventory", root.join("inventory.json").to_str().unwrap(), "--format", format, "--out", out.0.to_str().unwrap()]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         let (code, text) = run_program(&bin("gen-consul-services"), &args, Duration::from_secs(20));
         assert_eq!(code, Some(0), "{text}");
         let listing = |dir: &Path| -> Vec<(String, Vec<u8>)> {
             let mut v = Vec::new();
             for node in std::fs::read_dir(dir).unwrap().flatten() {
                 for f in std::fs::read_dir(node.path()).unwrap().flatten() {
-                    v.push((format!("{}/{}", node.file_name().to_string_lossy(), f.file_name().to_string_lossy()), std::fs::read(f.path()).unwrap()));
+                    v.push((
+                        format!("{}/{}", node.file_name().to_string_lossy(), f.file_name().to_string_lossy()),
+                        std::fs::read(f.path()).unwrap(),
+                    ));
                 }
             }
             v.sort();

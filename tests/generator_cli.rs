@@ -54,18 +54,55 @@ fn a_bad_inventory_writes_nothing_and_names_the_entry() {
 fn flags_mode_node_selection_and_stdout() {
     let dir = TempDir::new("gen-flags");
     let out = dir.join("out");
-    let r = run(G, &[
-        "--kind", "redis", "--name", "test", "--port", "6029", "--address", "192.168.0.20",
-        "--password-file", "/etc/consul.d/secrets/redis-6029", "--max-lag", "30s", "--meta", "team=dba",
-        "--out", out.to_str().unwrap(),
-    ]);
+    let r = run(
+        G,
+        &[
+            "--kind",
+            "redis",
+            "--name",
+            "test",
+            "--port",
+            "6029",
+            "--address",
+            "192.168.0.20",
+            "--password-file",
+            "/etc/consul.d/secrets/redis-6029",
+            "--max-lag",
+            "30s",
+            "--meta",
+            "team=dba",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     assert_eq!(r.exit(), 0, "{r:?}");
     assert_eq!(files_under(&out), vec!["r-6029-redis-test.json", "w-6029-redis-test.json"]);
     let w: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("w-6029-redis-test.json")).unwrap()).unwrap();
     assert_eq!(w["service"]["meta"]["team"], "dba");
     assert_eq!(w["service"]["tags"][0], "master-test-6029");
     // Running again changes nothing; --check agrees.
-    let again = run(G, &["--kind", "redis", "--name", "test", "--port", "6029", "--address", "192.168.0.20", "--password-file", "/etc/consul.d/secrets/redis-6029", "--max-lag", "30s", "--meta", "team=dba", "--out", out.to_str().unwrap(), "--check"]);
+    let again = run(
+        G,
+        &[
+            "--kind",
+            "redis",
+            "--name",
+            "test",
+            "--port",
+            "6029",
+            "--address",
+            "192.168.0.20",
+            "--password-file",
+            "/etc/consul.d/secrets/redis-6029",
+            "--max-lag",
+            "30s",
+            "--meta",
+            "team=dba",
+            "--out",
+            out.to_str().unwrap(),
+            "--check",
+        ],
+    );
     assert_eq!(again.exit(), 0, "{again:?}");
     // Missing flags and a flag with an inventory are usage errors.
     let r = run(G, &["--kind", "redis", "--name", "test", "--port", "6029"]);
@@ -75,7 +112,10 @@ fn flags_mode_node_selection_and_stdout() {
     let one = dir.join("one");
     let r = run(G, &["--inventory", inv.to_str().unwrap(), "--node", "192.168.0.30", "--out", one.to_str().unwrap()]);
     assert_eq!(r.exit(), 0, "{r:?}");
-    assert_eq!(files_under(&one), vec!["r-3306-mysql-main.json", "r-6029-redis-test.json", "w-3306-mysql-main.json", "w-6029-redis-test.json"]);
+    assert_eq!(
+        files_under(&one),
+        vec!["r-3306-mysql-main.json", "r-6029-redis-test.json", "w-3306-mysql-main.json", "w-6029-redis-test.json"]
+    );
     let r = run(G, &["--inventory", inv.to_str().unwrap(), "--node", "10.9.9.9"]);
     assert!(r.exit() == 2 && r.stderr.contains("node 10.9.9.9 is in no group"), "{}", r.stderr);
     let r = run(G, &["--inventory", inv.to_str().unwrap(), "--name", "x"]);
@@ -83,7 +123,11 @@ fn flags_mode_node_selection_and_stdout() {
     // Without --out every file is printed under a header.
     let r = run(G, &["--inventory", inv.to_str().unwrap(), "--node", "192.168.0.40", "--format", "keepalived"]);
     assert_eq!(r.exit(), 0);
-    assert!(r.stdout.starts_with("==> keepalived-checks.conf <==\n") && r.stdout.contains("vrrp_script chk_w_6029_redis_test {"), "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with("==> keepalived-checks.conf <==\n") && r.stdout.contains("vrrp_script chk_w_6029_redis_test {"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(run(G, &["--help"]).exit(), 0);
     assert_eq!(run(G, &["--check"]).exit(), 2, "--check needs --out");
 }

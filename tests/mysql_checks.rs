@@ -316,7 +316,11 @@ fn credentials_sockets_and_secrets() {
     let world_cnf = dir.join("world.cnf");
     write_file(&world_cnf, &format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1), 0o644);
     let sock_cnf = dir.join("sock.cnf");
-    write_file(&sock_cnf, &format!("[client]\nuser={}\npassword={}\nsocket={}\n", CHECKER.0, CHECKER.1, lab.master.socket.display()), 0o600);
+    write_file(
+        &sock_cnf,
+        &format!("[client]\nuser={}\npassword={}\nsocket={}\n", CHECKER.0, CHECKER.1, lab.master.socket.display()),
+        0o600,
+    );
 
     let by_cnf = run(M, &[&port, "--defaults-file", lab.checker_cnf.to_str().unwrap()]);
     assert_eq!(by_cnf.exit(), 0, "{by_cnf:?}");
@@ -393,4 +397,3 @@ fn bad_usage_exits_2() {
     assert!(run(S, &["--help"]).stdout.contains("--replica-port"));
     let _ = MONITOR;
 }
-

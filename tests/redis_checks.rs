@@ -54,7 +54,11 @@ fn healthy_topology() {
     assert!(r.stdout.contains("master_link_status: up"), "{}", r.stdout);
     let r = run(M, &[&lab.replicas[0].port_arg()]);
     assert_eq!(r.exit(), 2);
-    assert!(r.stdout.starts_with(&format!("REDIS-MASTER CRITICAL: {} is a replica of {}", lab.replicas[0].addr(), lab.master.addr())), "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with(&format!("REDIS-MASTER CRITICAL: {} is a replica of {}", lab.replicas[0].addr(), lab.master.addr())),
+        "{}",
+        r.stdout
+    );
 
     // --min-replicas: a warning, mapped to 0 for keepalived with --warning-exit-code.
     let v = check(M, &[&lab.master.port_arg(), "--min-replicas", "3"]);
@@ -145,13 +149,22 @@ fn replica_lag_over_max_lag() {
     let lab = RedisLab::start(1, 0);
     let replica = &lab.replicas[0];
     lab.master.proc.signal(libc::SIGSTOP);
-    let lagging = || info(replica.port).and_then(|i| {
-        let lag: i64 = i.lines().find_map(|l| l.strip_prefix("master_last_io_seconds_ago:"))?.trim().parse().ok()?;
-        (lag >= 3).then_some(())
-    });
+    let lagging = || {
+        info(replica.port).and_then(|i| {
+            let lag: i64 = i.lines().find_map(|l| l.strip_prefix("master_last_io_seconds_ago:"))?.trim().parse().ok()?;
+            (lag >= 3).then_some(())
+        })
+    };
     wait_for("replica lag >= 3s", Duration::from_secs(10), lagging);
     let views = vec![
-        NodeView::observe(M, S, &lab.master.addr(), true, &strs(&[&lab.master.port_arg(), "--timeout", "500ms"]), &strs(&[&lab.master.port_arg(), "--timeout", "500ms"])),
+        NodeView::observe(
+            M,
+            S,
+            &lab.master.addr(),
+            true,
+            &strs(&[&lab.master.port_arg(), "--timeout", "500ms"]),
+            &strs(&[&lab.master.port_arg(), "--timeout", "500ms"]),
+        ),
         NodeView::observe(M, S, &replica.addr(), true, &strs(&[&replica.port_arg()]), &strs(&[&replica.port_arg(), "--max-lag", "2"])),
     ];
     // A master that does not answer is in no pool, and says which step timed out (how fast: deadlines.rs).
@@ -220,9 +233,7 @@ fn sentinel_failover_and_returning_old_master() {
     }
     assert!(guarded_runs > 0, "the old master was demoted before any check could see it as master");
     // Demoted: a replica of the new master, it joins the read pool once linked, never the write pool.
-    wait_for("old master linked to the new one", Duration::from_secs(30), || {
-        (run(S, &[&lab.master.port_arg()]).exit() == 0).then_some(())
-    });
+    wait_for("old master linked to the new one", Duration::from_secs(30), || (run(S, &[&lab.master.port_arg()]).exit() == 0).then_some(()));
     let views = observe(&lab, &guard, &guard);
     assert_eq!(view(&views, &old).write.code(), 2, "{views:#?}");
     // The one writer is the node the Sentinels name now (Sentinel may have failed over again).

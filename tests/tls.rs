@@ -15,9 +15,26 @@ fn listening(port: u16) -> Option<()> {
 fn redis_tls(pki: &Pki, dir: &Path, clients: &str) -> (Proc, u16) {
     let port = free_port();
     let args: Vec<String> = [
-        "--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", dir.to_str().unwrap(), "--tls-cert-file", &pki.arg("server.crt"), "--tls-key-file", &pki.arg("server.key"),
-        "--tls-ca-cert-file", &pki.arg("ca.crt"), "--tls-auth-clients", clients,
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--tls-cert-file",
+        &pki.arg("server.crt"),
+        "--tls-key-file",
+        &pki.arg("server.key"),
+        "--tls-ca-cert-file",
+        &pki.arg("ca.crt"),
+        "--tls-auth-clients",
+        clients,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -64,7 +81,10 @@ fn redis_mutual_tls() {
     let open_key = dir.join("open.key");
     std::fs::copy(pki.path("client.key"), &open_key).unwrap();
     write_file(&open_key, &std::fs::read_to_string(pki.path("client.key")).unwrap(), 0o644);
-    let r = run("check-redis-master", &[&p, "--tls-ca", &pki.arg("ca.crt"), "--tls-cert", &pki.arg("client.crt"), "--tls-key", open_key.to_str().unwrap()]);
+    let r = run(
+        "check-redis-master",
+        &[&p, "--tls-ca", &pki.arg("ca.crt"), "--tls-cert", &pki.arg("client.crt"), "--tls-key", open_key.to_str().unwrap()],
+    );
     assert!(r.exit() == 2 && r.stdout.contains("TLS key") && r.stdout.contains("chmod"), "{}", r.stdout);
 }
 
@@ -98,7 +118,10 @@ fn mariadb_over_tls() {
         check("check-mysql-slave", &a)
     };
     assert_eq!(with(&["--tls-ca", &pki.arg("ca.crt")]).code(), 0);
-    assert_eq!(with(&["--tls-ca", &pki.arg("ca.crt"), "--tls-cert", &pki.arg("client.crt"), "--tls-key", &pki.arg("client.key")]).code(), 0);
+    assert_eq!(
+        with(&["--tls-ca", &pki.arg("ca.crt"), "--tls-cert", &pki.arg("client.crt"), "--tls-key", &pki.arg("client.key")]).code(),
+        0
+    );
     let v = with(&[]);
     assert_eq!(v.code(), 2, "plain text must be refused for a REQUIRE SSL user: {v}");
     assert!(v.summary().contains("1045"), "{v}");

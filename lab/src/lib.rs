@@ -53,11 +53,7 @@ impl TempDir {
     /// A new empty directory under the system temp dir.
     pub fn new(tag: &str) -> TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "cdc-test-{}-{}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
+        let p = std::env::temp_dir().join(format!("cdc-test-{}-{}-{tag}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
@@ -98,9 +94,7 @@ pub fn spawn_tied(cmd: &mut Command) -> Child {
             Ok(())
         });
     }
-    cmd.stdin(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {:?}: {e} (run `make deps`)", cmd.get_program()))
+    cmd.stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {:?}: {e} (run `make deps`)", cmd.get_program()))
 }
 
 /// A server process, SIGKILLed and reaped when dropped.

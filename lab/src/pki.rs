@@ -20,7 +20,9 @@ impl Pki {
         };
         sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=lab-ca 2>/dev/null");
         sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=other-ca 2>/dev/null");
-        for (name, cn, ext) in [("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1"), ("client", "checker", "extendedKeyUsage=clientAuth")] {
+        for (name, cn, ext) in
+            [("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1"), ("client", "checker", "extendedKeyUsage=clientAuth")]
+        {
             sh(&format!(
                 "openssl req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj /CN={cn} 2>/dev/null
                  printf '%s\\n' '{ext}' > {name}.ext
@@ -39,4 +41,3 @@ impl Pki {
         self.path(name).display().to_string()
     }
 }
-

@@ -60,7 +60,12 @@ pub fn assert_invariants(views: &[NodeView]) {
     let readers = read_pool(views);
     let context = || format!("write={writers:?} read={readers:?}\n{views:#?}");
     for v in views.iter().filter(|v| !v.up) {
-        assert!(!writers.contains(&v.node.as_str()) && !readers.contains(&v.node.as_str()), "down node {} in a pool: {}", v.node, context());
+        assert!(
+            !writers.contains(&v.node.as_str()) && !readers.contains(&v.node.as_str()),
+            "down node {} in a pool: {}",
+            v.node,
+            context()
+        );
     }
     assert!(writers.len() <= 1, "two writers: {}", context());
     let master_up = views.iter().any(|v| v.up && v.write.fact("role") == "master" && v.write.in_pool());
@@ -68,17 +73,19 @@ pub fn assert_invariants(views: &[NodeView]) {
         assert!(!readers.is_empty(), "master up but read pool empty: {}", context());
     }
     for v in views {
-        let channel_broken = v
-            .read
-            .fact("channels")
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["io_running"] != "Yes" || c["sql_running"] != "Yes"));
+        let channel_broken =
+            v.read.fact("channels").as_array().is_some_and(|cs| cs.iter().any(|c| c["io_running"] != "Yes" || c["sql_running"] != "Yes"));
         let link_down = v.read.fact("master_link_status") == "down" || channel_broken;
         let lagging = v.read.reason_contains("over --max-lag");
         let role = v.read.fact("role");
         let is_replica = role == "replica" || role == "slave";
         if is_replica && (link_down || lagging) {
-            assert!(!readers.contains(&v.node.as_str()) && !writers.contains(&v.node.as_str()), "broken replica {} in a pool: {}", v.node, context());
+            assert!(
+                !readers.contains(&v.node.as_str()) && !writers.contains(&v.node.as_str()),
+                "broken replica {} in a pool: {}",
+                v.node,
+                context()
+            );
         }
     }
 }

@@ -66,10 +66,26 @@ impl RedisNode {
     /// Starts `redis-server` on `host:port` with the lab's settings plus `extra`, waiting until it answers.
     pub fn start_on(dir: &TempDir, name: &str, host: &str, port: u16, extra: &[String]) -> RedisNode {
         let mut args: Vec<String> = [
-            "--port", &port.to_string(), "--bind", host, "--save", "", "--appendonly", "no",
-            "--dir", dir.0.to_str().unwrap(), "--dbfilename", &format!("{name}.rdb"),
-            "--logfile", dir.join(&format!("{name}.log")).to_str().unwrap(),
-            "--repl-ping-replica-period", "1", "--repl-diskless-sync-delay", "0", "--protected-mode", "no",
+            "--port",
+            &port.to_string(),
+            "--bind",
+            host,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            dir.0.to_str().unwrap(),
+            "--dbfilename",
+            &format!("{name}.rdb"),
+            "--logfile",
+            dir.join(&format!("{name}.log")).to_str().unwrap(),
+            "--repl-ping-replica-period",
+            "1",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--protected-mode",
+            "no",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -287,9 +303,7 @@ impl RedisLab {
         )
         .unwrap();
         let child = spawn_tied(Command::new("redis-sentinel").arg(&conf));
-        wait_for(&format!("redis-sentinel on {port}"), Duration::from_secs(10), || {
-            redis_cmd(port, &["PING"]).ok()
-        });
+        wait_for(&format!("redis-sentinel on {port}"), Duration::from_secs(10), || redis_cmd(port, &["PING"]).ok());
         self.sentinel_ports.push(port);
         self.sentinels.push(Proc { child: Some(child), name: format!("sentinel{i}") });
     }

@@ -14,14 +14,23 @@ fn flag_value(a: &mut Vec<String>, flag: &str, value: Option<String>) {
 }
 
 /// The argv of one node's check for one role.
-pub fn check_args(g: &GroupSpec, role: Role, node: &str, port: u16, check_timeout: Duration, max_lag: Option<Duration>, opts: &PlanOptions) -> Vec<String> {
+pub fn check_args(
+    g: &GroupSpec,
+    role: Role,
+    node: &str,
+    port: u16,
+    check_timeout: Duration,
+    max_lag: Option<Duration>,
+    opts: &PlanOptions,
+) -> Vec<String> {
     let exe = match (g.kind, role) {
         (Kind::Redis, Role::Write) => "check-redis-master",
         (Kind::Redis, Role::Read) => "check-redis-slave",
         (Kind::Mysql, Role::Write) => "check-mysql-master",
         (Kind::Mysql, Role::Read) => "check-mysql-slave",
     };
-    let mut a: Vec<String> = vec![format!("{}/{exe}", opts.bin_dir.trim_end_matches('/')), "--host".into(), node.into(), "--port".into(), port.to_string()];
+    let mut a: Vec<String> =
+        vec![format!("{}/{exe}", opts.bin_dir.trim_end_matches('/')), "--host".into(), node.into(), "--port".into(), port.to_string()];
     flag_value(&mut a, "--defaults-file", g.defaults_file.clone());
     flag_value(&mut a, "--user", g.user.clone());
     flag_value(&mut a, "--password-file", g.password_file.clone());
@@ -59,7 +68,6 @@ pub fn check_args(g: &GroupSpec, role: Role, node: &str, port: u16, check_timeou
     }
     a
 }
-
 
 #[cfg(test)]
 mod tests {

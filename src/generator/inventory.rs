@@ -175,4 +175,3 @@ fn describe_raw(g: &Value, i: usize) -> String {
     let field = |k: &str| g.get(k).map(|v| v.to_string().trim_matches('"').to_string()).unwrap_or_else(|| "?".into());
     format!("groups[{i}] ({} {}:{})", field("kind"), field("name"), field("port"))
 }
-

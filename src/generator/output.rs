@@ -78,7 +78,11 @@ mod tests {
         assert_eq!(state(&dir, &g).unwrap(), FileState::Changed);
         write_atomically(&dir, &g).unwrap();
         assert_eq!(std::fs::read_to_string(&written).unwrap(), g.content);
-        let leftovers: Vec<_> = std::fs::read_dir(dir.join("10.0.0.1")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(dir.join("10.0.0.1"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
         assert!(leftovers.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }

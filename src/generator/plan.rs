@@ -134,7 +134,11 @@ fn plan_group(g: &GroupSpec, opts: &PlanOptions) -> Result<Vec<Service>> {
             bail!("node {node} is listed twice");
         }
     }
-    let redis_only = [("sentinels", !g.sentinels.is_empty()), ("master_name", g.master_name.is_some()), ("sentinel_password_file", g.sentinel_password_file.is_some())];
+    let redis_only = [
+        ("sentinels", !g.sentinels.is_empty()),
+        ("master_name", g.master_name.is_some()),
+        ("sentinel_password_file", g.sentinel_password_file.is_some()),
+    ];
     let mysql_only = [
         ("defaults_file", g.defaults_file.is_some()),
         ("repl_users", !g.repl_users.is_empty()),
@@ -182,17 +186,13 @@ fn plan_group(g: &GroupSpec, opts: &PlanOptions) -> Result<Vec<Service>> {
         bail!("timeout {} is not below the interval {}", format_duration(timeout), format_duration(interval));
     }
     if check_timeout.is_zero() || check_timeout + DEADLINE_MARGIN > timeout {
-        bail!(
-            "check_timeout {} must leave at least 250ms under the timeout {}",
-            format_duration(check_timeout),
-            format_duration(timeout)
-        );
+        bail!("check_timeout {} must leave at least 250ms under the timeout {}", format_duration(check_timeout), format_duration(timeout));
     }
     let max_lag = dur(&g.max_lag, "max_lag")?;
-    let tags = g.tags.clone().unwrap_or_else(|| Tags {
-        write: vec![format!("master-{}-{}", g.name, port)],
-        read: vec![format!("slave-{}-{}", g.name, port)],
-    });
+    let tags = g
+        .tags
+        .clone()
+        .unwrap_or_else(|| Tags { write: vec![format!("master-{}-{}", g.name, port)], read: vec![format!("slave-{}-{}", g.name, port)] });
     let mut out = Vec::new();
     for node in &g.nodes {
         for role in [Role::Write, Role::Read] {
@@ -228,7 +228,6 @@ fn round_ms(d: Duration) -> Duration {
     Duration::from_millis((d.as_millis() as u64 / 100) * 100)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::super::inventory::parse_inventory;
@@ -247,12 +246,17 @@ mod tests {
 
     #[test]
     fn the_example_topology() {
-        let s = group(r#"{"kind":"redis","name":"test","port":6029,"nodes":["192.168.0.20","192.168.0.30"],
+        let s = group(
+            r#"{"kind":"redis","name":"test","port":6029,"nodes":["192.168.0.20","192.168.0.30"],
             "password_file":"/etc/consul.d/secrets/redis-6029","max_lag":30,
-            "sentinels":["192.168.0.20:26379"]}"#)
+            "sentinels":["192.168.0.20:26379"]}"#,
+        )
         .unwrap();
         assert_eq!(s.len(), 4);
-        assert_eq!((s[0].id.as_str(), s[0].node.as_str(), s[0].tags[0].as_str()), ("w-6029-redis-test", "192.168.0.20", "master-test-6029"));
+        assert_eq!(
+            (s[0].id.as_str(), s[0].node.as_str(), s[0].tags[0].as_str()),
+            ("w-6029-redis-test", "192.168.0.20", "master-test-6029")
+        );
         assert_eq!((s[1].id.as_str(), s[1].tags[0].as_str()), ("r-6029-redis-test", "slave-test-6029"));
         assert_eq!(s[0].args[..5], ["/usr/local/bin/check-redis-master", "--host", "192.168.0.20", "--port", "6029"]);
         assert!(s[0].args.windows(2).any(|w| w == ["--master-name", "test"]));

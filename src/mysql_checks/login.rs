@@ -62,13 +62,7 @@ impl MysqlTarget {
         if tls.tls_ca.is_none() {
             tls.tls_ca = group.ssl_ca.clone();
         }
-        Ok(MysqlTarget {
-            address,
-            user: server.user.clone().or(group.user).unwrap_or_else(login_name),
-            password,
-            password_source,
-            tls,
-        })
+        Ok(MysqlTarget { address, user: server.user.clone().or(group.user).unwrap_or_else(login_name), password, password_source, tls })
     }
 
     /// The `login` fact: who logs in and where the password came from (never the password).
@@ -98,4 +92,3 @@ impl MysqlTarget {
         Ok(Some(ssl))
     }
 }
-

@@ -1,11 +1,11 @@
 //! `check-mysql-master`: is this MySQL/MariaDB the writable master?
 
+use super::login::MysqlTarget;
 use super::{MysqlArgs, ServerFacts};
 use crate::cli::ServerArgs;
-use crate::report::{Outcome, Perfdata, Status, Verdict};
 use crate::deadline::Deadline;
+use crate::report::{Outcome, Perfdata, Status, Verdict};
 use crate::runner::Check;
-use super::login::MysqlTarget;
 use anyhow::Result;
 use clap::Parser;
 
@@ -36,11 +36,14 @@ pub struct Args {
 pub fn decide(target: &str, facts: &ServerFacts, allow_read_only: bool, replicas: usize, min_replicas: u32) -> Verdict {
     if let Some(first) = facts.channels.first() {
         let names: Vec<String> = facts.channels.iter().map(|c| format!("{} from {}", c.label(), c.source)).collect();
-        return Verdict::critical(format!("{target} is a replica of {}, not the master", first.source))
-            .because(format!("{} lists {}", facts.status_statement, names.join(", ")));
+        return Verdict::critical(format!("{target} is a replica of {}, not the master", first.source)).because(format!(
+            "{} lists {}",
+            facts.status_statement,
+            names.join(", ")
+        ));
     }
-    let mut verdict = Verdict::passing(format!("{target} is master, writable, {replicas} replica(s) connected"))
-        .because("no replication channel");
+    let mut verdict =
+        Verdict::passing(format!("{target} is master, writable, {replicas} replica(s) connected")).because("no replication channel");
     for (name, value) in [("read_only", Some(facts.read_only)), ("super_read_only", facts.super_read_only)] {
         if value == Some(true) {
             if allow_read_only {

@@ -12,8 +12,8 @@ use crate::deadline::Deadline;
 use anyhow::{Context, Result};
 use login::MysqlTarget;
 use replication::{DumpThread, ReplicaChannel};
-use session::Session;
 use serde_json::json;
+use session::Session;
 use std::path::PathBuf;
 
 /// Options every MySQL check has besides the common ones.
@@ -45,17 +45,14 @@ pub fn observe<'a>(target: &MysqlTarget, deadline: &'a Deadline) -> Result<Obser
 
 /// Replication status statements, newest spelling first; a syntax error moves on to the next.
 /// `ALL` forms list every channel (MariaDB named connections); MySQL lists every channel anyway.
-pub const STATUS_STATEMENTS: &[&str] =
-    &["SHOW ALL REPLICAS STATUS", "SHOW REPLICA STATUS", "SHOW ALL SLAVES STATUS", "SHOW SLAVE STATUS"];
+pub const STATUS_STATEMENTS: &[&str] = &["SHOW ALL REPLICAS STATUS", "SHOW REPLICA STATUS", "SHOW ALL SLAVES STATUS", "SHOW SLAVE STATUS"];
 
 /// Statements listing registered replicas, newest spelling first.
 pub const REPLICA_HOSTS_STATEMENTS: &[&str] = &["SHOW REPLICAS", "SHOW REPLICA HOSTS", "SHOW SLAVE HOSTS"];
 
-const VARIABLES: &str =
-    "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('version', 'read_only', 'super_read_only', 'port')";
+const VARIABLES: &str = "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('version', 'read_only', 'super_read_only', 'port')";
 
-const DUMP_THREADS: &str =
-    "SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%' ORDER BY ID";
+const DUMP_THREADS: &str = "SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%' ORDER BY ID";
 
 /// What a MySQL check decides on, read from one server.
 #[derive(Clone, Debug, PartialEq, Eq)]

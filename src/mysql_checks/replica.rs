@@ -84,10 +84,8 @@ pub fn decide(
             .because("no channel, no replica, read_only=ON: a returning old master or a detached replica serves stale data");
     }
     if replicas > 0 && probes.is_empty() {
-        let unlocated = ReplicaHealth {
-            replica: format!("{replicas} dump thread(s)"),
-            problem: Some("no replica could be located to probe".into()),
-        };
+        let unlocated =
+            ReplicaHealth { replica: format!("{replicas} dump thread(s)"), problem: Some("no replica could be located to probe".into()) };
         return master_verdict(target, &[unlocated], policy);
     }
     master_verdict(target, probes, policy)
@@ -212,12 +210,8 @@ mod tests {
     /// Servers with no channel: replicas x probes x read_only x allow x fallback.
     #[test]
     fn master_table() {
-        let probe_sets: [Vec<ReplicaHealth>; 4] = [
-            vec![],
-            vec![probe("a", false)],
-            vec![probe("a", false), probe("b", true)],
-            vec![probe("a", true), probe("b", true)],
-        ];
+        let probe_sets: [Vec<ReplicaHealth>; 4] =
+            [vec![], vec![probe("a", false)], vec![probe("a", false), probe("b", true)], vec![probe("a", true), probe("b", true)]];
         for replicas in [0usize, 2] {
             for probes in &probe_sets {
                 for ro in [false, true] {
@@ -229,13 +223,20 @@ mod tests {
                             let expected = if !fallback {
                                 Status::Critical
                             } else if replicas == 0 {
-                                if ro && !allow { Status::Critical } else { Status::Passing }
+                                if ro && !allow {
+                                    Status::Critical
+                                } else {
+                                    Status::Passing
+                                }
                             } else if any_healthy {
                                 Status::Critical
                             } else {
                                 Status::Passing
                             };
-                            assert_eq!(v.status, expected, "replicas={replicas} probes={probes:?} ro={ro} allow={allow} fallback={fallback}: {v:?}");
+                            assert_eq!(
+                                v.status, expected,
+                                "replicas={replicas} probes={probes:?} ro={ro} allow={allow} fallback={fallback}: {v:?}"
+                            );
                         }
                     }
                 }

@@ -2,9 +2,9 @@
 //! MySQL 8.0.22+/8.4 spelling (`Replica_IO_Running`, `Seconds_Behind_Source`, `Source_Host`) and the
 //! MySQL 5.7/MariaDB one (`Slave_IO_Running`, `Seconds_Behind_Master`, `Master_Host`).
 
+use crate::read_pool::ReadPolicy;
 use anyhow::{anyhow, bail, Result};
 use serde_json::json;
-use crate::read_pool::ReadPolicy;
 use std::collections::HashMap;
 
 /// One result row: column name to value (`None` for SQL NULL).
@@ -85,7 +85,10 @@ impl ReplicaChannel {
         }
         if self.sql_running != "Yes" {
             let err = if self.last_sql_error.is_empty() { String::new() } else { format!(": {}", self.last_sql_error) };
-            return Some(format!("{from}: SQL thread is {}{err}", if self.sql_running.is_empty() { "not running" } else { &self.sql_running }));
+            return Some(format!(
+                "{from}: SQL thread is {}{err}",
+                if self.sql_running.is_empty() { "not running" } else { &self.sql_running }
+            ));
         }
         match self.lag_seconds {
             None => Some(format!("{from}: lag is NULL (unknown)")),
@@ -219,9 +222,19 @@ pub(crate) mod samples {
     ];
     /// MySQL 8.4 has these columns and MariaDB does not; MariaDB's own extra columns are dropped.
     const MYSQL_ONLY: &[&str] = &[
-        "Source_UUID", "Source_Info_File", "Source_Retry_Count", "Source_Bind", "Last_IO_Error_Timestamp",
-        "Last_SQL_Error_Timestamp", "Retrieved_Gtid_Set", "Executed_Gtid_Set", "Auto_Position",
-        "Source_TLS_Version", "Source_public_key_path", "Get_Source_public_key", "Network_Namespace",
+        "Source_UUID",
+        "Source_Info_File",
+        "Source_Retry_Count",
+        "Source_Bind",
+        "Last_IO_Error_Timestamp",
+        "Last_SQL_Error_Timestamp",
+        "Retrieved_Gtid_Set",
+        "Executed_Gtid_Set",
+        "Auto_Position",
+        "Source_TLS_Version",
+        "Source_public_key_path",
+        "Get_Source_public_key",
+        "Network_Namespace",
     ];
 
     /// The same row set as MySQL 8.4's `SHOW REPLICA STATUS` would spell it.
@@ -298,7 +311,9 @@ mod tests {
     #[test]
     fn lag_at_most_the_limit_passes_and_null_is_unhealthy() {
         let mut c = channels(&healthy()).unwrap().remove(0);
-        for (lag, limit, healthy) in [(Some(0), 0, true), (Some(1), 0, false), (Some(120), 120, true), (Some(121), 120, false), (None, 120, false)] {
+        for (lag, limit, healthy) in
+            [(Some(0), 0, true), (Some(1), 0, false), (Some(120), 120, true), (Some(121), 120, false), (None, 120, false)]
+        {
             c.lag_seconds = lag;
             assert_eq!(c.problem(&max(limit)).is_none(), healthy, "lag {lag:?} max {limit}");
         }

@@ -53,7 +53,13 @@ fn explain(err: &mysql::Error, target: &Address, step: &str, deadline: &Deadline
             format!("{target} closed the connection during the MySQL handshake (is this a MySQL server?)")
         }
         (_, Some(K::UnexpectedEof | K::ConnectionReset | K::BrokenPipe)) => format!("{step} on {target}: the server closed the connection"),
-        (E::CodecError(_) | E::DriverError(D::UnexpectedPacket | D::PacketOutOfSync | D::UnsupportedProtocol(_) | D::Protocol41NotSet | D::CouldNotParseVersion), _) => {
+        (
+            E::CodecError(_)
+            | E::DriverError(
+                D::UnexpectedPacket | D::PacketOutOfSync | D::UnsupportedProtocol(_) | D::Protocol41NotSet | D::CouldNotParseVersion,
+            ),
+            _,
+        ) => {
             format!("{target} does not speak the MySQL protocol ({err})")
         }
         (E::MySqlError(e), _) if step == "connect" => format!("log in to {target}: {e}"),

@@ -28,9 +28,7 @@ pub struct Session<'a> {
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 fn certificates(tls: &TlsArgs) -> Result<redis::TlsCertificates> {
-    let read = |p: &std::path::Path, what: &str| {
-        std::fs::read(p).with_context(|| format!("cannot read {what} {}", p.display()))
-    };
+    let read = |p: &std::path::Path, what: &str| std::fs::read(p).with_context(|| format!("cannot read {what} {}", p.display()));
     let root_cert = match &tls.tls_ca {
         Some(ca) => Some(read(ca, "CA certificate")?),
         None => std::fs::read(SYSTEM_CA_BUNDLE).ok(),
@@ -86,9 +84,8 @@ impl<'a> Session<'a> {
             .set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name());
         let client = if use_tls { Client::build_with_tls(info, certificates(tls)?) } else { Client::open(info) }
             .map_err(|e| anyhow!("cannot set up a connection to {address}: {e}"))?;
-        let conn = client
-            .get_connection_with_timeout(left)
-            .map_err(|e| anyhow!("cannot connect to {address}: {}", explain(&e, deadline)))?;
+        let conn =
+            client.get_connection_with_timeout(left).map_err(|e| anyhow!("cannot connect to {address}: {}", explain(&e, deadline)))?;
         drop(_step);
         let mut session = Session { conn, address, deadline };
         if let Some(password) = &login.password {

@@ -69,10 +69,7 @@ pub fn parse_fields(text: &str) -> HashMap<&str, &str> {
 }
 
 fn int(fields: &HashMap<&str, &str>, key: &str) -> Result<Option<i64>> {
-    fields
-        .get(key)
-        .map(|v| v.trim().parse::<i64>().map_err(|_| anyhow!("{key}:{v} is not a number")))
-        .transpose()
+    fields.get(key).map(|v| v.trim().parse::<i64>().map_err(|_| anyhow!("{key}:{v} is not a number"))).transpose()
 }
 
 fn flag(fields: &HashMap<&str, &str>, key: &str) -> Result<bool> {
@@ -85,10 +82,7 @@ fn parse_replica(value: &str) -> Result<ConnectedReplica> {
     let ip = kv.get("ip").ok_or_else(|| anyhow!("no ip= in '{value}'"))?;
     let port = kv.get("port").ok_or_else(|| anyhow!("no port= in '{value}'"))?;
     let state = kv.get("state").ok_or_else(|| anyhow!("no state= in '{value}'"))?;
-    let lag_seconds = kv
-        .get("lag")
-        .map(|v| v.parse::<i64>().map_err(|_| anyhow!("lag={v} is not a number")))
-        .transpose()?;
+    let lag_seconds = kv.get("lag").map(|v| v.parse::<i64>().map_err(|_| anyhow!("lag={v} is not a number"))).transpose()?;
     Ok(ConnectedReplica { address: format!("{ip}:{port}"), state: state.to_string(), lag_seconds })
 }
 
@@ -113,10 +107,8 @@ impl ReplicationInfo {
             Some(other) => bail!("unexpected role:{other}"),
             None => bail!("the reply has no role: field (is this a Redis server?)"),
         };
-        let mut numbered: Vec<(u32, &str)> = fields
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix("slave").and_then(|n| n.parse::<u32>().ok()).map(|n| (n, *v)))
-            .collect();
+        let mut numbered: Vec<(u32, &str)> =
+            fields.iter().filter_map(|(k, v)| k.strip_prefix("slave").and_then(|n| n.parse::<u32>().ok()).map(|n| (n, *v))).collect();
         numbered.sort_unstable();
         let replicas = numbered
             .into_iter()
@@ -156,11 +148,8 @@ impl ReplicationInfo {
                 f.set("master_link_down_since_seconds", s);
             }
         }
-        let replicas: Vec<_> = self
-            .replicas
-            .iter()
-            .map(|r| json!({"address": r.address, "state": r.state, "lag_seconds": r.lag_seconds}))
-            .collect();
+        let replicas: Vec<_> =
+            self.replicas.iter().map(|r| json!({"address": r.address, "state": r.state, "lag_seconds": r.lag_seconds})).collect();
         f.set("connected_replicas", replicas).set("loading", self.loading);
         if let Some(v) = &self.version {
             f.set("redis_version", v.as_str());

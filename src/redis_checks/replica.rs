@@ -66,8 +66,7 @@ pub fn decide(target: &str, info: &ReplicationInfo, policy: &ReadPolicy, guard: 
                 Verdict::critical(format!("{head}, link up, lag {lag_text}{over}"))
                     .because(format!("master_last_io_seconds_ago is {lag_text}{over}"))
             } else {
-                Verdict::passing(format!("{head}, link up, lag {lag_text}"))
-                    .because("master_link_status is up, no sync in progress")
+                Verdict::passing(format!("{head}, link up, lag {lag_text}")).because("master_link_status is up, no sync in progress")
             }
         }
         Role::Master => {
@@ -83,7 +82,11 @@ pub fn decide(target: &str, info: &ReplicationInfo, policy: &ReadPolicy, guard: 
                     let problem = if !r.is_online() {
                         Some(format!("state={}", r.state))
                     } else if !policy.lag_passes(lag) {
-                        Some(format!("lag {}{}", lag.map(|l| format!("{l}s")).unwrap_or_else(|| "unknown".into()), policy.over_limit_clause()))
+                        Some(format!(
+                            "lag {}{}",
+                            lag.map(|l| format!("{l}s")).unwrap_or_else(|| "unknown".into()),
+                            policy.over_limit_clause()
+                        ))
                     } else {
                         None
                     };
@@ -176,7 +179,8 @@ mod tests {
                         let any_healthy = i.online_replicas().any(|r| p.lag_passes(seconds(r.lag_seconds)));
                         let finding = g.map(|status| GuardFinding { status, reason: "sentinels".into() });
                         let v = decide("t:1", &i, &p, finding.as_ref());
-                        let expected = if fallback && !any_healthy && g != Some(Status::Critical) { Status::Passing } else { Status::Critical };
+                        let expected =
+                            if fallback && !any_healthy && g != Some(Status::Critical) { Status::Passing } else { Status::Critical };
                         assert_eq!(v.status, expected, "{text:?} max={max:?} fallback={fallback} guard={g:?}: {v:?}");
                     }
                 }

@@ -116,11 +116,7 @@ pub fn judge(me: &str, replies: &[SentinelReply]) -> GuardFinding {
             _ => None,
         })
         .collect();
-    let unknown: Vec<&str> = replies
-        .iter()
-        .filter(|r| r.answer == SentinelAnswer::UnknownMaster)
-        .map(|r| r.sentinel.as_str())
-        .collect();
+    let unknown: Vec<&str> = replies.iter().filter(|r| r.answer == SentinelAnswer::UnknownMaster).map(|r| r.sentinel.as_str()).collect();
     let mut problems = Vec::new();
     if !others.is_empty() {
         problems.push(others.join(", "));
@@ -158,7 +154,10 @@ pub fn ask(sentinels: &[Address], master_name: &str, tls: &TlsArgs, login: &Logi
     probe_all(
         sentinels.to_vec(),
         deadline,
-        move |s: &Address, deadline: &Deadline| SentinelReply { sentinel: s.to_string(), answer: ask_one(s, &name, &tls, &login, deadline) },
+        move |s: &Address, deadline: &Deadline| SentinelReply {
+            sentinel: s.to_string(),
+            answer: ask_one(s, &name, &tls, &login, deadline),
+        },
         move |s| SentinelReply {
             sentinel: s.to_string(),
             answer: SentinelAnswer::Unreachable(format!("no answer within the {limit} probe deadline")),
@@ -171,8 +170,7 @@ fn ask_one(sentinel: &Address, master_name: &str, tls: &TlsArgs, login: &Login, 
         let mut session = Session::open(sentinel, tls, login, deadline)?;
         let mut cmd = redis::cmd("SENTINEL");
         cmd.arg("get-master-addr-by-name").arg(master_name);
-        let reply: Option<Vec<String>> =
-            session.request(&cmd, &format!("SENTINEL get-master-addr-by-name on {sentinel}"))?;
+        let reply: Option<Vec<String>> = session.request(&cmd, &format!("SENTINEL get-master-addr-by-name on {sentinel}"))?;
         match reply.as_deref() {
             None => Ok(SentinelAnswer::UnknownMaster),
             Some([host, port]) => match crate::cli::parse_host_port(&format!("{host}:{port}")) {
