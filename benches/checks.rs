@@ -19,7 +19,9 @@ struct Sample {
     code: i32,
 }
 
-/// Runs `argv` once (with `env`) with output discarded, measuring it with wait4's rusage.
+/// Runs `argv` once (with `env`) with output discarded, measuring it with wait4's rusage (wait4
+/// reaps the child: `Child::wait` would lose the child's own resource usage).
+#[allow(clippy::zombie_processes)]
 fn measure(argv: &[String], env: &[(&str, String)]) -> Sample {
     let start = Instant::now();
     let child = Command::new(&argv[0])

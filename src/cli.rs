@@ -180,11 +180,11 @@ impl ServerArgs {
 /// Where to connect when the command line does not say: a my.cnf `[client]` group's values.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientDefaults {
-    /// `host`.
+    /// Server host when the command line gives none (`host`).
     pub host: Option<String>,
-    /// `port`.
+    /// Server port when the command line gives none (`port`).
     pub port: Option<u16>,
-    /// `socket`.
+    /// Unix socket used when no host and port are given, or with host `localhost` (`socket`).
     pub socket: Option<PathBuf>,
 }
 

@@ -1,5 +1,5 @@
-//! Every deadline, measured from outside as Consul measures it: a check exits within its --timeout
-//! + 250 ms whatever the server does. One test runs the scenarios one after another, so that no
+//! Every deadline, measured from outside as Consul measures it: a check exits within its
+//! `--timeout` plus 250 ms whatever the server does. One test runs the scenarios one after another, so that no
 //! server start-up competes with a timed run (test binaries run one at a time).
 
 use lab::mysql_lab::MariaLab;
@@ -44,7 +44,7 @@ fn every_deadline_holds_against_hostile_servers() {
         assert!(v.summary().contains(&addr) && v.summary().contains("handshake") && v.summary().contains(timeout), "{v}");
     }
     // A half-open TLS handshake.
-    let pki = Pki::new();
+    let pki = Pki::generate();
     let ca = pki.arg("ca.crt");
     timed("check-redis-master", &[&sp, "--tls-ca", &ca], "1s", 2);
     timed("check-mysql-master", &[&sp, "--user", "x", "--tls-ca", &ca], "1s", 2);

@@ -32,21 +32,21 @@ fn a_bad_inventory_writes_nothing_and_names_the_entry() {
     )
     .unwrap();
     let out = dir.join("out");
-    let r = run(G, &["--inventory", inv.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let r = run(G, ["--inventory", inv.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(r.exit(), 2);
     assert!(r.stderr.contains("groups[1] (mysql main:3306): timeout 20s is not below the interval 10s"), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was written"));
     assert!(files_under(&out).is_empty(), "{:?}", files_under(&out));
     // A literal password is refused without being echoed.
     std::fs::write(&inv, r#"[{"kind":"redis","name":"x","port":1,"nodes":["n"],"password":"hunter2"}]"#).unwrap();
-    let r = run(G, &["--inventory", inv.to_str().unwrap()]);
+    let r = run(G, ["--inventory", inv.to_str().unwrap()]);
     assert_eq!(r.exit(), 2);
     assert!(!r.output().contains("hunter2") && r.stderr.contains("literal passwords"), "{}", r.stderr);
     // Unreadable and malformed inventories.
-    let r = run(G, &["--inventory", dir.join("missing.json").to_str().unwrap()]);
+    let r = run(G, ["--inventory", dir.join("missing.json").to_str().unwrap()]);
     assert!(r.exit() == 2 && r.stderr.contains("cannot read inventory"), "{}", r.stderr);
     std::fs::write(&inv, "{not json").unwrap();
-    let r = run(G, &["--inventory", inv.to_str().unwrap()]);
+    let r = run(G, ["--inventory", inv.to_str().unwrap()]);
     assert!(r.exit() == 2 && r.stderr.contains("not valid JSON"), "{}", r.stderr);
 }
 
@@ -56,7 +56,7 @@ fn flags_mode_node_selection_and_stdout() {
     let out = dir.join("out");
     let r = run(
         G,
-        &[
+        [
             "--kind",
             "redis",
             "--name",
@@ -83,7 +83,7 @@ fn flags_mode_node_selection_and_stdout() {
     // Running again changes nothing; --check agrees.
     let again = run(
         G,
-        &[
+        [
             "--kind",
             "redis",
             "--name",
@@ -105,29 +105,29 @@ fn flags_mode_node_selection_and_stdout() {
     );
     assert_eq!(again.exit(), 0, "{again:?}");
     // Missing flags and a flag with an inventory are usage errors.
-    let r = run(G, &["--kind", "redis", "--name", "test", "--port", "6029"]);
+    let r = run(G, ["--kind", "redis", "--name", "test", "--port", "6029"]);
     assert!(r.exit() == 2 && r.stderr.contains("--address"), "{}", r.stderr);
 
     let inv = Path::new(env!("CARGO_MANIFEST_DIR")).join("consul.d-examples/inventory.json");
     let one = dir.join("one");
-    let r = run(G, &["--inventory", inv.to_str().unwrap(), "--node", "192.168.0.30", "--out", one.to_str().unwrap()]);
+    let r = run(G, ["--inventory", inv.to_str().unwrap(), "--node", "192.168.0.30", "--out", one.to_str().unwrap()]);
     assert_eq!(r.exit(), 0, "{r:?}");
     assert_eq!(
         files_under(&one),
         vec!["r-3306-mysql-main.json", "r-6029-redis-test.json", "w-3306-mysql-main.json", "w-6029-redis-test.json"]
     );
-    let r = run(G, &["--inventory", inv.to_str().unwrap(), "--node", "10.9.9.9"]);
+    let r = run(G, ["--inventory", inv.to_str().unwrap(), "--node", "10.9.9.9"]);
     assert!(r.exit() == 2 && r.stderr.contains("node 10.9.9.9 is in no group"), "{}", r.stderr);
-    let r = run(G, &["--inventory", inv.to_str().unwrap(), "--name", "x"]);
+    let r = run(G, ["--inventory", inv.to_str().unwrap(), "--name", "x"]);
     assert!(r.exit() == 2, "{r:?}");
     // Without --out every file is printed under a header.
-    let r = run(G, &["--inventory", inv.to_str().unwrap(), "--node", "192.168.0.40", "--format", "keepalived"]);
+    let r = run(G, ["--inventory", inv.to_str().unwrap(), "--node", "192.168.0.40", "--format", "keepalived"]);
     assert_eq!(r.exit(), 0);
     assert!(
         r.stdout.starts_with("==> keepalived-checks.conf <==\n") && r.stdout.contains("vrrp_script chk_w_6029_redis_test {"),
         "{}",
         r.stdout
     );
-    assert_eq!(run(G, &["--help"]).exit(), 0);
-    assert_eq!(run(G, &["--check"]).exit(), 2, "--check needs --out");
+    assert_eq!(run(G, ["--help"]).exit(), 0);
+    assert_eq!(run(G, ["--check"]).exit(), 2, "--check needs --out");
 }

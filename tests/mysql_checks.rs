@@ -244,15 +244,15 @@ fn cdc_dump_thread_and_repl_user() {
         a
     };
     // Counting every dump thread, the CDC reader looks like a second replica.
-    let v = check(M, &with(&["--min-replicas", "2"]));
+    let v = check(M, with(&["--min-replicas", "2"]));
     assert_eq!(v.code(), 0, "{v:?}");
     assert_eq!(v.fact("connected_replicas").as_array().unwrap().len(), 2);
     // With --repl-user only the real replica counts.
-    let v = check(M, &with(&["--min-replicas", "2", "--repl-user", "repl"]));
+    let v = check(M, with(&["--min-replicas", "2", "--repl-user", "repl"]));
     assert_eq!(v.code(), 1, "{v:?}");
     assert_eq!(v.fact("connected_replicas").as_array().unwrap().len(), 1);
     assert_eq!(v.fact("other_dump_threads"), 1);
-    let v = check(S, &with(&["--repl-user", "repl"]));
+    let v = check(S, with(&["--repl-user", "repl"]));
     assert_eq!(v.code(), 2, "the one real replica is healthy: {v:?}");
     // Only the CDC reader, no real replica: the master is a single master for reads.
     lab.replicas[0].sql("STOP SLAVE");
@@ -260,7 +260,7 @@ fn cdc_dump_thread_and_repl_user() {
         lab.master.sql("INSERT INTO lab.t VALUES (FLOOR(RAND() * 1000000) + 100, 'poke') ON DUPLICATE KEY UPDATE v = 'poke'");
         (lab.master.dump_threads(Some("repl")) == 0).then_some(())
     });
-    let v = check(S, &with(&["--repl-user", "repl"]));
+    let v = check(S, with(&["--repl-user", "repl"]));
     assert_eq!(v.code(), 0, "{v:?}");
     assert!(v.summary().contains("single master"), "{v:?}");
 }
@@ -297,7 +297,7 @@ fn least_privilege_user_and_replica_port() {
     let weak = lab.dir.join("weak.cnf");
     write_file(&weak, "[client]\nuser=weak\npassword=weak-pw\n", 0o600);
     for bin in [M, S] {
-        let v = check(bin, &[&r0.port_arg(), "--defaults-file", weak.to_str().unwrap()]);
+        let v = check(bin, [&r0.port_arg(), "--defaults-file", weak.to_str().unwrap()]);
         assert_eq!(v.code(), 2, "{v:?}");
         let s = v.summary();
         assert!(s.contains("SHOW ALL REPLICAS STATUS on") && s.contains("1227") && s.contains("SLAVE MONITOR"), "{s}");
@@ -322,31 +322,31 @@ fn credentials_sockets_and_secrets() {
         0o600,
     );
 
-    let by_cnf = run(M, &[&port, "--defaults-file", lab.checker_cnf.to_str().unwrap()]);
+    let by_cnf = run(M, [&port, "--defaults-file", lab.checker_cnf.to_str().unwrap()]);
     assert_eq!(by_cnf.exit(), 0, "{by_cnf:?}");
     assert!(by_cnf.stdout.contains(&format!("login: {}, password from defaults file", CHECKER.0)), "{}", by_cnf.stdout);
-    let by_file = run(M, &[&port, "--user", CHECKER.0, "--password-file", good.to_str().unwrap()]);
+    let by_file = run(M, [&port, "--user", CHECKER.0, "--password-file", good.to_str().unwrap()]);
     assert_eq!(by_file.exit(), 0, "{by_file:?}");
-    let by_env = run_env(S, &[&port, "--user", CHECKER.0], &[("MYSQL_PWD", CHECKER.1)]);
+    let by_env = run_env(S, [&port, "--user", CHECKER.0], &[("MYSQL_PWD", CHECKER.1)]);
     assert_eq!(by_env.exit(), 0, "{by_env:?}");
     assert!(by_env.stdout.contains("password from environment (MYSQL_PWD)"), "{}", by_env.stdout);
-    let by_arg = run(M, &[&port, CHECKER.1, "--user", CHECKER.0]);
+    let by_arg = run(M, [&port, CHECKER.1, "--user", CHECKER.0]);
     assert_eq!(by_arg.exit(), 0, "{by_arg:?}");
     assert!(by_arg.stdout.contains("note: the password was given on the command line"), "{}", by_arg.stdout);
-    let wrong = run(M, &[&port, "--defaults-file", bad_cnf.to_str().unwrap()]);
+    let wrong = run(M, [&port, "--defaults-file", bad_cnf.to_str().unwrap()]);
     assert_eq!(wrong.exit(), 2);
     assert!(wrong.stdout.starts_with(&format!("MYSQL-MASTER CRITICAL: log in to {}: ERROR 1045", lab.master.addr())), "{}", wrong.stdout);
-    let world = run(M, &[&port, "--defaults-file", world_cnf.to_str().unwrap()]);
+    let world = run(M, [&port, "--defaults-file", world_cnf.to_str().unwrap()]);
     assert_eq!(world.exit(), 2);
     assert!(world.stdout.contains("chmod o-rwx"), "{}", world.stdout);
-    let missing = run(S, &[&port, "--defaults-file", dir.join("nope.cnf").to_str().unwrap()]);
+    let missing = run(S, [&port, "--defaults-file", dir.join("nope.cnf").to_str().unwrap()]);
     assert_eq!(missing.exit(), 2);
     assert!(missing.stdout.contains("cannot read defaults file"), "{}", missing.stdout);
     // The socket, from --socket or from the defaults file.
-    let v = check(M, &["--socket", lab.master.socket.to_str().unwrap(), "--defaults-file", lab.checker_cnf.to_str().unwrap()]);
+    let v = check(M, ["--socket", lab.master.socket.to_str().unwrap(), "--defaults-file", lab.checker_cnf.to_str().unwrap()]);
     assert_eq!(v.code(), 0, "{v:?}");
     assert_eq!(v.target(), lab.master.socket.to_str().unwrap());
-    let v = check(S, &["--defaults-file", sock_cnf.to_str().unwrap()]);
+    let v = check(S, ["--defaults-file", sock_cnf.to_str().unwrap()]);
     assert_eq!(v.code(), 0, "{v:?}");
     assert_eq!(v.target(), lab.master.socket.to_str().unwrap());
     assert_no_secret(&[&by_cnf, &by_file, &by_env, &by_arg, &wrong, &world, &missing], CHECKER.1);
@@ -357,7 +357,7 @@ fn credentials_sockets_and_secrets() {
 fn nothing_listening_and_foreign_servers() {
     let port = free_port().to_string();
     for bin in [M, S] {
-        let v = check(bin, &[&port, "--user", "x"]);
+        let v = check(bin, [&port, "--user", "x"]);
         assert_eq!(v.code(), 2);
         assert_eq!(v.summary(), format!("cannot connect to 127.0.0.1:{port}: connection refused"));
     }
@@ -366,7 +366,7 @@ fn nothing_listening_and_foreign_servers() {
     let garbage = FakeServer::start(Fake::Sends(b"\x05\x00\x00\x00\xff\xfe\x00garbage\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"));
     for srv in [&http, &garbage] {
         for bin in [M, S] {
-            let v = check(bin, &[&srv.port.to_string(), "--user", "x", "--timeout", "1s"]);
+            let v = check(bin, [&srv.port.to_string(), "--user", "x", "--timeout", "1s"]);
             assert_eq!(v.code(), 2, "{v:?}");
             assert!(v.summary().contains(&format!("127.0.0.1:{}", srv.port)), "{v:?}");
         }
@@ -390,10 +390,10 @@ fn bad_usage_exits_2() {
         }
     }
     for bin in [M, S] {
-        let h = run(bin, &["--help"]);
+        let h = run(bin, ["--help"]);
         assert_eq!(h.exit(), 0);
         assert!(h.stdout.contains("--defaults-file") && h.stdout.contains("--repl-user"));
     }
-    assert!(run(S, &["--help"]).stdout.contains("--replica-port"));
+    assert!(run(S, ["--help"]).stdout.contains("--replica-port"));
     let _ = MONITOR;
 }

@@ -46,13 +46,13 @@ fn healthy_topology() {
     assert!(views[0].read.summary().contains("2 healthy replica(s) serve reads"));
 
     // The drop-in call of the original scripts, text output in the monitoring-plugins style.
-    let r = run(S, &[&lab.replicas[0].port_arg()]);
+    let r = run(S, [&lab.replicas[0].port_arg()]);
     assert_eq!(r.exit(), 0, "{r:?}");
     let first = r.stdout.lines().next().unwrap();
     let expected = format!("REDIS-SLAVE OK: {} replica of {}, link up, lag ", lab.replicas[0].addr(), lab.master.addr());
     assert!(first.starts_with(&expected) && first.contains(" | lag="), "{first}");
     assert!(r.stdout.contains("master_link_status: up"), "{}", r.stdout);
-    let r = run(M, &[&lab.replicas[0].port_arg()]);
+    let r = run(M, [&lab.replicas[0].port_arg()]);
     assert_eq!(r.exit(), 2);
     assert!(
         r.stdout.starts_with(&format!("REDIS-MASTER CRITICAL: {} is a replica of {}", lab.replicas[0].addr(), lab.master.addr())),
@@ -61,12 +61,12 @@ fn healthy_topology() {
     );
 
     // --min-replicas: a warning, mapped to 0 for keepalived with --warning-exit-code.
-    let v = check(M, &[&lab.master.port_arg(), "--min-replicas", "3"]);
+    let v = check(M, [&lab.master.port_arg(), "--min-replicas", "3"]);
     assert_eq!(v.code(), 1);
     assert_eq!(v.status(), "warning");
-    let v = check(M, &[&lab.master.port_arg(), "--min-replicas", "3", "--warning-exit-code", "0"]);
+    let v = check(M, [&lab.master.port_arg(), "--min-replicas", "3", "--warning-exit-code", "0"]);
     assert_eq!((v.code(), v.status()), (0, "warning"));
-    let r = run(M, &[&lab.master.port_arg(), "--min-replicas", "2"]);
+    let r = run(M, [&lab.master.port_arg(), "--min-replicas", "2"]);
     assert_eq!(r.exit(), 0, "{r:?}");
 }
 
@@ -80,7 +80,7 @@ fn replica_stopped() {
     let msg = views[2].read.summary();
     assert_eq!(msg, format!("cannot connect to {}: connection refused", lab.replicas[1].addr()));
     assert_invariants(&views);
-    let r = run(M, &[&lab.master.port_arg(), "--min-replicas", "2"]);
+    let r = run(M, [&lab.master.port_arg(), "--min-replicas", "2"]);
     assert_eq!(r.exit(), 1, "{r:?}");
     assert!(r.stdout.contains("fewer than --min-replicas 2"), "{}", r.stdout);
 }
@@ -96,13 +96,13 @@ fn all_replicas_stopped_master_serves_reads() {
     assert_pools(&views, &[lab.master.addr()], &[lab.master.addr()]);
     assert!(views[0].read.summary().ends_with("is a single master: it serves reads"), "{views:#?}");
 
-    let r = run(S, &[&lab.master.port_arg(), "--no-master-fallback"]);
+    let r = run(S, [&lab.master.port_arg(), "--no-master-fallback"]);
     assert_eq!(r.exit(), 2);
     assert!(r.stdout.contains("--no-master-fallback"), "{}", r.stdout);
 
     // Passing output stays the same from run to run when nothing changed.
-    let a = run(S, &[&lab.master.port_arg()]);
-    let b = run(S, &[&lab.master.port_arg()]);
+    let a = run(S, [&lab.master.port_arg()]);
+    let b = run(S, [&lab.master.port_arg()]);
     assert_eq!((a.exit(), &a.stdout), (0, &b.stdout));
 }
 
@@ -130,18 +130,18 @@ fn replica_in_initial_sync_is_out_of_the_read_pool() {
     redis_cmd(lab.master.port, &["CONFIG", "SET", "rdb-key-save-delay", "200000"]).unwrap();
     let replica = RedisNode::start(&lab.dir, "late", free_port(), &replica_of(lab.master.port));
     wait_for("sync in progress", Duration::from_secs(10), || info(replica.port)?.contains("master_sync_in_progress:1").then_some(()));
-    let v = check(S, &[&replica.port_arg()]);
+    let v = check(S, [&replica.port_arg()]);
     assert_eq!(v.code(), 2, "{v:?}");
     assert!(v.summary().contains("initial sync in progress"), "{v:?}");
     assert_eq!(v.fact("master_sync_in_progress"), true);
     // Meanwhile the master, whose only replica is not online, serves reads.
-    let v = check(S, &[&lab.master.port_arg()]);
+    let v = check(S, [&lab.master.port_arg()]);
     assert_eq!(v.code(), 0, "{v:?}");
     assert_ne!(v.fact("connected_replicas.0.state"), "online", "{v:?}");
     // Once synced, the roles swap in the read pool.
     lab.wait_replicas_online(lab.master.port, 1);
-    assert_eq!(run(S, &[&replica.port_arg()]).exit(), 0);
-    assert_eq!(run(S, &[&lab.master.port_arg()]).exit(), 2);
+    assert_eq!(run(S, [&replica.port_arg()]).exit(), 0);
+    assert_eq!(run(S, [&lab.master.port_arg()]).exit(), 2);
 }
 
 #[test]
@@ -176,10 +176,10 @@ fn replica_lag_over_max_lag() {
     assert!(views[1].read.summary().contains("over --max-lag 2s"), "{:?}", views[1].read);
     assert_invariants(&views);
     // Without --max-lag the same replica would pass: that is why the option exists.
-    assert_eq!(run(S, &[&replica.port_arg()]).exit(), 0);
+    assert_eq!(run(S, [&replica.port_arg()]).exit(), 0);
     lab.master.proc.signal(libc::SIGCONT);
     wait_for("replica back within --max-lag", Duration::from_secs(10), || {
-        (run(S, &[&replica.port_arg(), "--max-lag", "2"]).exit() == 0).then_some(())
+        (run(S, [&replica.port_arg(), "--max-lag", "2"]).exit() == 0).then_some(())
     });
 }
 
@@ -206,7 +206,7 @@ fn sentinel_failover_and_returning_old_master() {
 
     // The old master returns as a master. Without the guard it would pass: a second writer.
     lab.master.restart_as_master();
-    let unguarded = run(M, &[&lab.master.port_arg()]);
+    let unguarded = run(M, [&lab.master.port_arg()]);
     if lab.master.role().as_deref() == Some("master") {
         assert_eq!(unguarded.exit(), 0, "without Sentinel the check cannot know: {unguarded:?}");
     }
@@ -233,7 +233,7 @@ fn sentinel_failover_and_returning_old_master() {
     }
     assert!(guarded_runs > 0, "the old master was demoted before any check could see it as master");
     // Demoted: a replica of the new master, it joins the read pool once linked, never the write pool.
-    wait_for("old master linked to the new one", Duration::from_secs(30), || (run(S, &[&lab.master.port_arg()]).exit() == 0).then_some(()));
+    wait_for("old master linked to the new one", Duration::from_secs(30), || (run(S, [&lab.master.port_arg()]).exit() == 0).then_some(()));
     let views = observe(&lab, &guard, &guard);
     assert_eq!(view(&views, &old).write.code(), 2, "{views:#?}");
     // The one writer is the node the Sentinels name now (Sentinel may have failed over again).
@@ -276,24 +276,24 @@ fn passwords_and_acl_users() {
     let world = dir.join("world");
     write_file(&world, &format!("{secret}\n"), 0o644);
 
-    let none = run(M, &[&port]);
+    let none = run(M, [&port]);
     assert_eq!(none.exit(), 2);
     assert!(none.stdout.contains("NOAUTH") && none.stdout.contains("--password-file"), "{}", none.stdout);
-    let wrong = run(M, &[&port, "--password-file", bad.to_str().unwrap()]);
+    let wrong = run(M, [&port, "--password-file", bad.to_str().unwrap()]);
     assert_eq!(wrong.exit(), 2);
     assert!(wrong.stdout.starts_with(&format!("REDIS-MASTER CRITICAL: log in to {}: ", lab.master.addr())), "{}", wrong.stdout);
-    let by_file = run(M, &[&port, "--password-file", good.to_str().unwrap()]);
+    let by_file = run(M, [&port, "--password-file", good.to_str().unwrap()]);
     assert_eq!(by_file.exit(), 0, "{by_file:?}");
-    let by_env = run_env(S, &[&port], &[("REDISCLI_AUTH", secret)]);
+    let by_env = run_env(S, [&port], &[("REDISCLI_AUTH", secret)]);
     assert_eq!(by_env.exit(), 0, "{by_env:?}");
     assert!(by_env.stdout.contains("login: default user, password from environment (REDISCLI_AUTH)"), "{}", by_env.stdout);
-    let by_arg = run(M, &[&port, secret]);
+    let by_arg = run(M, [&port, secret]);
     assert_eq!(by_arg.exit(), 0, "{by_arg:?}");
     assert!(by_arg.stdout.contains("note: the password was given on the command line"), "{}", by_arg.stdout);
-    let world_readable = run(M, &[&port, "--password-file", world.to_str().unwrap()]);
+    let world_readable = run(M, [&port, "--password-file", world.to_str().unwrap()]);
     assert_eq!(world_readable.exit(), 2);
     assert!(world_readable.stdout.contains("chmod o-rwx"), "{}", world_readable.stdout);
-    let missing = run(M, &[&port, "--password-file", dir.join("missing").to_str().unwrap()]);
+    let missing = run(M, [&port, "--password-file", dir.join("missing").to_str().unwrap()]);
     assert_eq!(missing.exit(), 2);
     assert!(missing.stdout.contains("cannot read password file"), "{}", missing.stdout);
 
@@ -314,12 +314,12 @@ fn passwords_and_acl_users() {
     write_file(&mon, "monitor-pw\n", 0o600);
     let nob = dir.join("nob");
     write_file(&nob, "nobody-pw\n", 0o600);
-    let acl = run(M, &[&port, "--user", "monitor", "--password-file", mon.to_str().unwrap()]);
+    let acl = run(M, [&port, "--user", "monitor", "--password-file", mon.to_str().unwrap()]);
     assert_eq!(acl.exit(), 0, "{acl:?}");
-    let denied = run(S, &[&port, "--user", "nobody", "--password-file", nob.to_str().unwrap()]);
+    let denied = run(S, [&port, "--user", "nobody", "--password-file", nob.to_str().unwrap()]);
     assert_eq!(denied.exit(), 2);
     assert!(denied.stdout.contains("NOPERM") && denied.stdout.contains("INFO replication on"), "{}", denied.stdout);
-    let wrong_user = run(M, &[&port, "--user", "monitor", "--password-file", nob.to_str().unwrap()]);
+    let wrong_user = run(M, [&port, "--user", "monitor", "--password-file", nob.to_str().unwrap()]);
     assert_eq!(wrong_user.exit(), 2);
     assert!(wrong_user.stdout.contains("as monitor"), "{}", wrong_user.stdout);
 
@@ -332,11 +332,11 @@ fn unix_socket() {
     let dir = TempDir::new("sock");
     let sock = dir.join("redis.sock");
     let node = RedisNode::start(&dir, "sock", free_port(), &strs(&["--unixsocket", sock.to_str().unwrap(), "--unixsocketperm", "700"]));
-    let v = check(M, &["--socket", sock.to_str().unwrap()]);
+    let v = check(M, ["--socket", sock.to_str().unwrap()]);
     assert_eq!(v.code(), 0, "{v:?}");
     assert_eq!(v.target(), sock.to_str().unwrap());
     drop(node);
-    let r = run(M, &["--socket", sock.to_str().unwrap()]);
+    let r = run(M, ["--socket", sock.to_str().unwrap()]);
     assert_eq!(r.exit(), 2);
     assert!(r.stdout.contains(&format!("cannot connect to {}", sock.display())), "{}", r.stdout);
 }
@@ -345,7 +345,7 @@ fn unix_socket() {
 fn nothing_listening() {
     let port = free_port().to_string();
     for bin in [M, S] {
-        let v = check(bin, &[&port]);
+        let v = check(bin, [&port]);
         assert_eq!(v.code(), 2);
         assert_eq!(v.summary(), format!("cannot connect to 127.0.0.1:{port}: connection refused"));
     }
@@ -366,7 +366,7 @@ fn port_that_speaks_something_else() {
         (&wrong_type, "has no role: field"),
     ] {
         for bin in [M, S] {
-            let v = check(bin, &[&srv.port.to_string(), "--timeout", "1s"]);
+            let v = check(bin, [&srv.port.to_string(), "--timeout", "1s"]);
             assert_eq!(v.code(), 2, "{v:?}");
             let summary = v.summary();
             assert!(summary.contains(&format!("127.0.0.1:{}", srv.port)) && summary.contains(words), "{summary}");
@@ -398,11 +398,11 @@ fn bad_usage_exits_2_and_help_exits_0() {
         }
     }
     for bin in [M, S] {
-        let h = run(bin, &["--help"]);
+        let h = run(bin, ["--help"]);
         assert_eq!(h.exit(), 0);
         assert!(h.stdout.contains("--password-file") && h.stdout.contains("--timeout"));
-        assert_eq!(run(bin, &["--version"]).exit(), 0);
+        assert_eq!(run(bin, ["--version"]).exit(), 0);
     }
-    assert!(run(M, &["--help"]).stdout.contains("--sentinel"));
-    assert!(run(S, &["--help"]).stdout.contains("--max-lag"));
+    assert!(run(M, ["--help"]).stdout.contains("--sentinel"));
+    assert!(run(S, ["--help"]).stdout.contains("--max-lag"));
 }

@@ -46,36 +46,36 @@ fn redis_tls(pki: &Pki, dir: &Path, clients: &str) -> (Proc, u16) {
 
 #[test]
 fn redis_over_tls() {
-    let pki = Pki::new();
+    let pki = Pki::generate();
     let dir = TempDir::new("redis-tls");
     let (_server, port) = redis_tls(&pki, &dir.0, "no");
     let p = port.to_string();
-    let v = check("check-redis-master", &[&p, "--tls-ca", &pki.arg("ca.crt")]);
+    let v = check("check-redis-master", [&p, "--tls-ca", &pki.arg("ca.crt")]);
     assert_eq!(v.code(), 0, "{v}");
-    assert_eq!(run("check-redis-slave", &[&p, "--tls-ca", &pki.arg("ca.crt")]).exit(), 0);
+    assert_eq!(run("check-redis-slave", [&p, "--tls-ca", &pki.arg("ca.crt")]).exit(), 0);
     // Without --tls the TLS port does not speak plain Redis.
-    assert_eq!(run("check-redis-master", &[&p, "--timeout", "1s"]).exit(), 2);
+    assert_eq!(run("check-redis-master", [&p, "--timeout", "1s"]).exit(), 2);
     // A CA that did not sign the server's certificate.
-    let v = check("check-redis-master", &[&p, "--tls-ca", &pki.arg("other-ca.crt")]);
+    let v = check("check-redis-master", [&p, "--tls-ca", &pki.arg("other-ca.crt")]);
     assert_eq!(v.code(), 2);
     let s = v.summary().to_lowercase();
     assert!(s.contains(&format!("127.0.0.1:{port}")) && s.contains("certificate"), "{s}");
     // A missing CA file is named.
-    let r = run("check-redis-master", &[&p, "--tls-ca", "/nonexistent/ca.crt"]);
+    let r = run("check-redis-master", [&p, "--tls-ca", "/nonexistent/ca.crt"]);
     assert!(r.exit() == 2 && r.stdout.contains("cannot read CA certificate /nonexistent/ca.crt"), "{}", r.stdout);
 }
 
 #[test]
 fn redis_mutual_tls() {
-    let pki = Pki::new();
+    let pki = Pki::generate();
     let dir = TempDir::new("redis-mtls");
     let (_server, port) = redis_tls(&pki, &dir.0, "yes");
     let p = port.to_string();
     let (ca, cert, key) = (pki.arg("ca.crt"), pki.arg("client.crt"), pki.arg("client.key"));
     let a = [p.as_str(), "--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key];
-    assert_eq!(run("check-redis-master", &a).exit(), 0);
+    assert_eq!(run("check-redis-master", a).exit(), 0);
     // Without a client certificate the server refuses.
-    let r = run("check-redis-master", &[&p, "--tls-ca", &pki.arg("ca.crt"), "--timeout", "2s"]);
+    let r = run("check-redis-master", [&p, "--tls-ca", &pki.arg("ca.crt"), "--timeout", "2s"]);
     assert_eq!(r.exit(), 2, "{r:?}");
     // A key readable by every user is refused before anything is sent.
     let open_key = dir.join("open.key");
@@ -83,14 +83,14 @@ fn redis_mutual_tls() {
     write_file(&open_key, &std::fs::read_to_string(pki.path("client.key")).unwrap(), 0o644);
     let r = run(
         "check-redis-master",
-        &[&p, "--tls-ca", &pki.arg("ca.crt"), "--tls-cert", &pki.arg("client.crt"), "--tls-key", open_key.to_str().unwrap()],
+        [&p, "--tls-ca", &pki.arg("ca.crt"), "--tls-cert", &pki.arg("client.crt"), "--tls-key", open_key.to_str().unwrap()],
     );
     assert!(r.exit() == 2 && r.stdout.contains("TLS key") && r.stdout.contains("chmod"), "{}", r.stdout);
 }
 
 #[test]
 fn mariadb_over_tls() {
-    let pki = Pki::new();
+    let pki = Pki::generate();
     let dir = TempDir::new("mariadb-tls");
     let node = MariaNode::start(
         &dir,
@@ -107,7 +107,7 @@ fn mariadb_over_tls() {
     let cnf = dir.join("tls.cnf");
     write_file(&cnf, &format!("[client]\nuser=tlsuser\npassword=tls-pw\nssl-ca={}\n", pki.arg("ca.crt")), 0o600);
     let port = node.port_arg();
-    let v = check("check-mysql-master", &[&port, "--defaults-file", cnf.to_str().unwrap()]);
+    let v = check("check-mysql-master", [&port, "--defaults-file", cnf.to_str().unwrap()]);
     assert_eq!(v.code(), 0, "ssl-ca in the defaults file turns TLS on: {v}");
     let pw = dir.join("pw");
     write_file(&pw, "tls-pw\n", 0o600);

@@ -12,7 +12,7 @@ pub struct Pki {
 
 impl Pki {
     /// Makes the certificates.
-    pub fn new() -> Pki {
+    pub fn generate() -> Pki {
         let dir = TempDir::new("pki");
         let sh = |script: &str| {
             let out = Command::new("sh").arg("-ec").arg(script).current_dir(&dir.0).output().expect("openssl (run `make deps`)");

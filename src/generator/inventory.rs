@@ -32,7 +32,7 @@ impl Kind {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
 pub enum DurationSpec {
-    /// Seconds.
+    /// A plain number of seconds (`30`, `2.5`).
     Seconds(f64),
     /// Consul syntax.
     Text(String),
@@ -78,13 +78,13 @@ pub struct GroupSpec {
     pub timeout: Option<DurationSpec>,
     /// The check's own `--timeout` (default: 3/5 of the Consul timeout).
     pub check_timeout: Option<DurationSpec>,
-    /// `--user`.
+    /// User the checks log in as (`--user`).
     pub user: Option<String>,
     /// `--password-file` (an absolute path: never the password).
     pub password_file: Option<String>,
     /// `--defaults-file` (MySQL).
     pub defaults_file: Option<String>,
-    /// `--tls-ca`.
+    /// CA certificate the checks verify the server with (`--tls-ca`; enables TLS).
     pub tls_ca: Option<String>,
     /// `--max-lag` of the read check.
     pub max_lag: Option<DurationSpec>,

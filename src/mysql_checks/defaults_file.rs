@@ -8,15 +8,15 @@ use std::path::{Path, PathBuf};
 /// The `[client]` settings a check uses; later lines override earlier ones.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientGroup {
-    /// `user`.
+    /// User to log in as (`user`).
     pub user: Option<String>,
-    /// `password`.
+    /// Password (`password`); kept out of every output.
     pub password: Option<Secret>,
-    /// `host`.
+    /// Server host (`host`).
     pub host: Option<String>,
-    /// `port`.
+    /// Server TCP port (`port`).
     pub port: Option<u16>,
-    /// `socket`.
+    /// Server Unix socket (`socket`), used for host `localhost`.
     pub socket: Option<PathBuf>,
     /// `ssl-ca` (implies TLS).
     pub ssl_ca: Option<PathBuf>,

@@ -49,11 +49,11 @@ pub fn locate_replicas(session: &mut Session, threads: &[&DumpThread], default_p
 /// The `--replica-*` login options.
 #[derive(Clone, Debug, Default)]
 pub struct ReplicaLoginArgs {
-    /// `--replica-user`.
+    /// User to log in to the replicas as, instead of the check's own (`--replica-user`).
     pub user: Option<String>,
-    /// `--replica-password-file`.
+    /// File holding the replicas' password (`--replica-password-file`).
     pub password_file: Option<PathBuf>,
-    /// `--replica-defaults-file`.
+    /// my.cnf whose `[client]` group logs in to the replicas (`--replica-defaults-file`).
     pub defaults_file: Option<PathBuf>,
 }
 

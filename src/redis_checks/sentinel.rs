@@ -187,13 +187,10 @@ fn ask_one(sentinel: &Address, master_name: &str, tls: &TlsArgs, login: &Login, 
 pub fn facts(replies: &[SentinelReply]) -> serde_json::Value {
     replies
         .iter()
-        .map(|r| {
-            let answer = match &r.answer {
-                SentinelAnswer::Names(a) => json!({"sentinel": r.sentinel, "master": a}),
-                SentinelAnswer::UnknownMaster => json!({"sentinel": r.sentinel, "master": null, "error": "unknown master name"}),
-                SentinelAnswer::Unreachable(e) => json!({"sentinel": r.sentinel, "master": null, "error": e}),
-            };
-            answer
+        .map(|r| match &r.answer {
+            SentinelAnswer::Names(a) => json!({"sentinel": r.sentinel, "master": a}),
+            SentinelAnswer::UnknownMaster => json!({"sentinel": r.sentinel, "master": null, "error": "unknown master name"}),
+            SentinelAnswer::Unreachable(e) => json!({"sentinel": r.sentinel, "master": null, "error": e}),
         })
         .collect()
 }
