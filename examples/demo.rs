@@ -4,7 +4,7 @@
 //! MariaDB replica, and cleans everything up (also on Ctrl-C).
 
 use lab::consul_lab::{ConsulLab, REDIS_HOSTS};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn step(start: Instant, text: &str) {
     println!("\n[{:>4.1}s] {text}", start.elapsed().as_secs_f64());
@@ -70,7 +70,7 @@ fn main() {
     step(start, "Killing the Redis master (kill -9). Sentinel notices after 2s and promotes a replica ...");
     let old = lab.redis.master.addr();
     lab.redis.master.proc.kill();
-    let new_master = lab::wait_for("the Sentinels to agree", Duration::from_secs(40), || lab.redis.agreed_master().filter(|m| *m != old));
+    let new_master = lab.redis.wait_new_master(&old);
     println!("  all 3 Sentinels now name {new_master} master");
     let a = settle(&lab, |a| lab.redis_follows_sentinel(a, &REDIS_HOSTS[1..]).is_some());
     print!("{}", ConsulLab::describe(&a));

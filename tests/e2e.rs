@@ -77,7 +77,7 @@ fn generated_services_follow_the_topology() {
     // Sentinel fails over after the master is killed: the names follow.
     let old = lab.redis.master.addr();
     lab.redis.master.proc.kill();
-    wait_for("Sentinels agree on a new master", Duration::from_secs(40), || lab.redis.agreed_master().filter(|m| *m != old));
+    lab.redis.wait_new_master(&old);
     let a = settle(&lab, "answers after the failover", |a| lab.redis_follows_sentinel(a, &REDIS_HOSTS[1..]).is_some());
     one_writer(&lab, &a);
     // The old master comes back as a master (empty, stale): in no pool while it says so, until

@@ -1,7 +1,7 @@
 //! check-redis-master and check-redis-slave against real redis-server and redis-sentinel processes.
 
 use lab::pools::{assert_invariants, assert_pools, read_pool, view, write_pool, NodeView, NOBODY};
-use lab::redis_lab::{info, redis_cmd, replica_of, RedisLab, RedisNode};
+use lab::redis_lab::{redis_cmd, replica_of, RedisLab, RedisNode};
 use lab::*;
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ fn strs(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn healthy_topology() {
-    let lab = RedisLab::start(2, 3);
+    let lab = RedisLab::builder().replicas(2).sentinels(3).start();
     let views = observe(&lab, &lab.sentinel_args(), &strs(&["--max-lag", "30"]));
     assert_pools(&views, &[lab.master.addr()], &[lab.replicas[0].addr(), lab.replicas[1].addr()]);
 
@@ -72,7 +72,7 @@ fn healthy_topology() {
 
 #[test]
 fn replica_stopped() {
-    let mut lab = RedisLab::start(2, 0);
+    let mut lab = RedisLab::builder().replicas(2).start();
     lab.replicas[1].proc.kill();
     lab.wait_replicas_online(lab.master.port, 1);
     let views = observe(&lab, &[], &[]);
@@ -87,7 +87,7 @@ fn replica_stopped() {
 
 #[test]
 fn all_replicas_stopped_master_serves_reads() {
-    let mut lab = RedisLab::start(2, 0);
+    let mut lab = RedisLab::builder().replicas(2).start();
     for r in &mut lab.replicas {
         r.proc.kill();
     }
@@ -108,10 +108,10 @@ fn all_replicas_stopped_master_serves_reads() {
 
 #[test]
 fn master_stopped_replicas_lose_their_link() {
-    let mut lab = RedisLab::start(2, 0);
+    let mut lab = RedisLab::builder().replicas(2).start();
     lab.master.proc.kill();
     for r in &lab.replicas {
-        wait_for("link down", Duration::from_secs(10), || info(r.port)?.contains("master_link_status:down").then_some(()));
+        r.wait_link_down();
     }
     let views = observe(&lab, &[], &[]);
     assert_pools(&views, &NOBODY, &NOBODY);
@@ -122,14 +122,14 @@ fn master_stopped_replicas_lose_their_link() {
 
 #[test]
 fn replica_in_initial_sync_is_out_of_the_read_pool() {
-    let lab = RedisLab::start(0, 0);
+    let lab = RedisLab::builder().start();
     // Make the full sync slow (a test-only delay per key saved), so the replica stays in it a while.
     for i in 0..20 {
         redis_cmd(lab.master.port, &["SET", &format!("key{i}"), "value"]).unwrap();
     }
     redis_cmd(lab.master.port, &["CONFIG", "SET", "rdb-key-save-delay", "200000"]).unwrap();
     let replica = RedisNode::start(&lab.dir, "late", free_port(), &replica_of(lab.master.port));
-    wait_for("sync in progress", Duration::from_secs(10), || info(replica.port)?.contains("master_sync_in_progress:1").then_some(()));
+    replica.wait_sync_in_progress();
     let v = check(S, [&replica.port_arg()]);
     assert_eq!(v.code(), 2, "{v:?}");
     assert!(v.summary().contains("initial sync in progress"), "{v:?}");
@@ -146,16 +146,10 @@ fn replica_in_initial_sync_is_out_of_the_read_pool() {
 
 #[test]
 fn replica_lag_over_max_lag() {
-    let lab = RedisLab::start(1, 0);
+    let lab = RedisLab::builder().replicas(1).start();
     let replica = &lab.replicas[0];
     lab.master.proc.signal(libc::SIGSTOP);
-    let lagging = || {
-        info(replica.port).and_then(|i| {
-            let lag: i64 = i.lines().find_map(|l| l.strip_prefix("master_last_io_seconds_ago:"))?.trim().parse().ok()?;
-            (lag >= 3).then_some(())
-        })
-    };
-    wait_for("replica lag >= 3s", Duration::from_secs(10), lagging);
+    replica.wait_lag_at_least(3);
     let views = vec![
         NodeView::observe(
             M,
@@ -187,11 +181,11 @@ fn replica_lag_over_max_lag() {
 /// `replicaof`; the guard keeps it out of the write pool until Sentinel demotes it.
 #[test]
 fn sentinel_failover_and_returning_old_master() {
-    let mut lab = RedisLab::start(2, 3);
+    let mut lab = RedisLab::builder().replicas(2).sentinels(3).start();
     let guard = lab.sentinel_args();
     let old = lab.master.addr();
     lab.master.proc.kill();
-    wait_for("all Sentinels agree on a new master", Duration::from_secs(40), || lab.agreed_master().filter(|m| *m != old));
+    lab.wait_new_master(&old);
     // The one writer is the node the Sentinels name (they may fail over more than once under load);
     // the other replica follows it and serves reads.
     let views = wait_for("the pools to follow Sentinel", Duration::from_secs(30), || {
@@ -244,7 +238,7 @@ fn sentinel_failover_and_returning_old_master() {
 
 #[test]
 fn unreachable_sentinels_only_warn() {
-    let mut lab = RedisLab::start(1, 3);
+    let mut lab = RedisLab::builder().replicas(1).sentinels(3).start();
     let guard = lab.sentinel_args();
     let mut a = vec![lab.master.port_arg()];
     a.extend(guard.iter().cloned());

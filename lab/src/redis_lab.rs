@@ -323,6 +323,11 @@ impl RedisLab {
         });
     }
 
+    /// Waits until every Sentinel names the same master, other than `old`; returns it.
+    pub fn wait_new_master(&self, old: &str) -> String {
+        wait_for("all Sentinels to agree on a new master", Duration::from_secs(40), || self.agreed_master().filter(|m| m != old))
+    }
+
     /// The `host:port` all Sentinels name as master right now, if they agree.
     pub fn agreed_master(&self) -> Option<String> {
         let views = self.sentinel_views();
