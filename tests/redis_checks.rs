@@ -236,8 +236,12 @@ fn sentinel_failover_and_returning_old_master() {
     assert_invariants(&views);
 }
 
+/// Sentinels out of reach alone (a Sentinel outage) only warn while the master's replica still
+/// acknowledges; once the replica goes silent too, the master is cut off and being replaced:
+/// critical for both checks. The replica is frozen (SIGSTOP), so the master keeps listing it
+/// `state=online`, as it does for a silent link until `repl-timeout`: only its `lag` shows it.
 #[test]
-fn unreachable_sentinels_only_warn() {
+fn unreachable_sentinels_warn_until_the_replicas_go_silent_too() {
     let mut lab = RedisLab::builder().replicas(1).sentinels(3).start();
     let guard = lab.sentinel_args();
     let mut a = vec![lab.master.port_arg()];
@@ -253,7 +257,28 @@ fn unreachable_sentinels_only_warn() {
     }
     let v = check(M, &a);
     assert_eq!(v.code(), 1, "{v:?}");
-    assert!(v.reason_contains("cannot confirm"), "{v:?}");
+    assert!(v.reason_contains("a Sentinel outage, not an isolation"), "{v:?}");
+
+    lab.replicas[0].proc.signal(libc::SIGSTOP);
+    wait_for("the master to see its replica's lag >= 3s", Duration::from_secs(15), || {
+        let lag: i64 = lab.master.field("slave0")?.rsplit_once("lag=")?.1.parse().ok()?;
+        (lag >= 3).then_some(())
+    });
+    let w = check(M, &a);
+    let r = check(S, &a);
+    lab.replicas[0].proc.signal(libc::SIGCONT);
+    assert_eq!(w.code(), 2, "{w}");
+    assert_eq!(w.summary(), format!("{} says master, but it is cut off from the Sentinel majority and from its replicas", lab.master.addr()));
+    assert!(w.reason_contains("no replica acknowledged within --replica-ack-max-lag 2s"), "{w}");
+    assert_eq!(w.fact("connected_replicas.0.state"), "online", "Redis still lists the silent replica online: {w}");
+    assert_eq!(r.code(), 2, "a master being replaced does not serve reads either: {r}");
+    // With a longer limit the same master is only warned about.
+    let mut longer = a.clone();
+    longer.extend(["--replica-ack-max-lag", "1m"]);
+    lab.replicas[0].proc.signal(libc::SIGSTOP);
+    let v = check(M, &longer);
+    lab.replicas[0].proc.signal(libc::SIGCONT);
+    assert_eq!(v.code(), 1, "{v}");
     // A Sentinel that accepts and never answers: tests/deadlines.rs.
 }
 

@@ -42,7 +42,7 @@ pub fn decide(target: &str, info: &ReplicationInfo, guard: Option<&GuardFinding>
             .because("loading:1: commands are refused until the dataset is loaded");
     }
     if let Some(g) = guard.filter(|g| g.status == Status::Critical) {
-        return Verdict::critical(format!("{target} says master, but Sentinel names another node")).because(g.reason.clone());
+        return Verdict::critical(format!("{target} says master, but {}", g.clause)).because(g.reason.clone());
     }
     let online = info.online_replicas().count();
     let mut verdict = Verdict::passing(format!("{target} is master, {online} replica(s) online")).because("role is master");
@@ -93,7 +93,8 @@ mod tests {
         ReplicationInfo::parse(text).unwrap()
     }
     fn guard(status: Status) -> GuardFinding {
-        GuardFinding { status, reason: format!("sentinels say {status:?}") }
+        let clause = if status == Status::Critical { "Sentinel names another node" } else { "" };
+        GuardFinding { status, clause: clause.into(), reason: format!("sentinels say {status:?}") }
     }
 
     /// The whole table: role x loading x guard x min-replicas.

@@ -71,8 +71,7 @@ pub fn decide(target: &str, info: &ReplicationInfo, policy: &ReadPolicy, guard: 
         }
         Role::Master => {
             if let Some(g) = guard.filter(|g| g.status == Status::Critical) {
-                return Verdict::critical(format!("{target} says master, but Sentinel names another node: its data is stale"))
-                    .because(g.reason.clone());
+                return Verdict::critical(format!("{target} says master, but {}: its data is stale", g.clause)).because(g.reason.clone());
             }
             let replicas: Vec<ReplicaHealth> = info
                 .replicas
@@ -177,7 +176,7 @@ mod tests {
                         let i = info(text);
                         let p = policy(max, fallback);
                         let any_healthy = i.online_replicas().any(|r| p.lag_passes(seconds(r.lag_seconds)));
-                        let finding = g.map(|status| GuardFinding { status, reason: "sentinels".into() });
+                        let finding = g.map(|status| GuardFinding { status, clause: "Sentinel names another node".into(), reason: "sentinels".into() });
                         let v = decide("t:1", &i, &p, finding.as_ref());
                         let expected =
                             if fallback && !any_healthy && g != Some(Status::Critical) { Status::Passing } else { Status::Critical };

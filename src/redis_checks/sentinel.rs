@@ -1,6 +1,7 @@
 //! The split-brain guard: asks the Sentinels which node is master, and judges their answers.
 
 use super::client::{Login, Session};
+use super::info::ReplicationInfo;
 use crate::cli::{parse_host_port, Address, TlsArgs};
 use crate::credentials::read_password_file;
 use crate::deadline::Deadline;
@@ -8,7 +9,9 @@ use crate::probe::probe_all;
 use crate::report::{Facts, Status};
 use anyhow::{bail, Result};
 use serde_json::json;
+use crate::duration::{format_duration, parse_duration};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The split-brain guard's options, shared by both Redis checks.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -25,6 +28,11 @@ pub struct SentinelArgs {
     /// File with the Sentinels' password (their `requirepass`), if they need one.
     #[arg(long, value_name = "PATH")]
     pub sentinel_password_file: Option<PathBuf>,
+    /// A replica counts as still attached only if it acknowledged within this (its `lag` in INFO;
+    /// replicas acknowledge every second). A master that reaches no Sentinel majority and has no
+    /// such replica is cut off and being replaced: critical.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub replica_ack_max_lag: Duration,
 }
 
 /// What the Sentinels were asked and what the guard concluded.
@@ -39,8 +47,10 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Asks the Sentinels about the node at `address`, when `--sentinel` is given.
-    pub fn consult(args: &SentinelArgs, address: &Address, tls: &TlsArgs, deadline: &Deadline) -> Result<Option<Guard>> {
+    /// Asks the Sentinels about the master at `address`, when `--sentinel` is given. `info` is
+    /// what the node itself reported: its replicas' acknowledgements tell an isolation from a
+    /// Sentinel outage.
+    pub fn consult(args: &SentinelArgs, address: &Address, tls: &TlsArgs, info: &ReplicationInfo, deadline: &Deadline) -> Result<Option<Guard>> {
         if args.sentinels.is_empty() {
             return Ok(None);
         }
@@ -52,7 +62,8 @@ impl Guard {
         let login = Login { user: None, password: args.sentinel_password_file.as_deref().map(read_password_file).transpose()? };
         let name = args.master_name.as_deref().unwrap_or_default();
         let replies = ask(&args.sentinels, name, tls, &login, deadline.for_probes());
-        let finding = judge(&me, &replies);
+        let attached = Attachment::of(info, args.replica_ack_max_lag);
+        let finding = judge(&me, &replies, &attached);
         Ok(Some(Guard { me, replies, finding }))
     }
 
@@ -82,22 +93,49 @@ pub struct SentinelReply {
     pub answer: SentinelAnswer,
 }
 
+/// How many of a master's replicas are still attached: listed online and acknowledging recently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// Replicas with `state=online` and `lag` within the limit.
+    pub acknowledging: usize,
+    /// `--replica-ack-max-lag`.
+    pub ack_limit: Duration,
+}
+
+impl Attachment {
+    /// Counts the replicas of `info` that acknowledged within `ack_limit`. Redis keeps a silent
+    /// replica `state=online` until `repl-timeout` (60 s); its `lag` (seconds since its last
+    /// acknowledgement, normally 0-1) is what shows the link is gone, as `min-replicas-max-lag` uses it.
+    pub fn of(info: &ReplicationInfo, ack_limit: Duration) -> Attachment {
+        let acknowledging = info
+            .online_replicas()
+            .filter(|r| r.lag_seconds.is_some_and(|lag| lag >= 0 && lag as f64 <= ack_limit.as_secs_f64()))
+            .count();
+        Attachment { acknowledging, ack_limit }
+    }
+}
+
 /// What the guard concludes: how far the Sentinels let this node be the write master, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GuardFinding {
     /// Passing when a majority names this node and every Sentinel agrees.
     pub status: Status,
+    /// For a critical finding, what is wrong in a few words, for the summary line
+    /// (`Sentinel names another node`); empty otherwise.
+    pub clause: String,
     /// The rule that decided, in words.
     pub reason: String,
 }
 
-/// Judges the Sentinels' answers for the node that Sentinel knows as `me` (`host:port`).
+/// Judges the Sentinels' answers for the master that Sentinel knows as `me` (`host:port`).
 ///
 /// - a majority of the given Sentinels names `me`: passing (warning if any other is unreachable or disagrees);
 /// - otherwise, any reachable Sentinel names another node: critical (a returning old master);
-/// - otherwise (Sentinels unreachable or unaware of the name): warning, since unreachable Sentinels alone
-///   must not take a healthy master out.
-pub fn judge(me: &str, replies: &[SentinelReply]) -> GuardFinding {
+/// - otherwise no majority can be reached (or knows the name): if no replica is still attached,
+///   the node is cut off from the Sentinels and its replicas, the side that is promoting another
+///   node: critical. If replicas still acknowledge, it is a Sentinel outage, not an isolation:
+///   warning, since unreachable Sentinels alone must not take a healthy master out.
+pub fn judge(me: &str, replies: &[SentinelReply], attached: &Attachment) -> GuardFinding {
     let total = replies.len();
     let majority = total / 2 + 1;
     let names_me = |r: &&SentinelReply| matches!(&r.answer, SentinelAnswer::Names(a) if a.eq_ignore_ascii_case(me));
@@ -128,22 +166,37 @@ pub fn judge(me: &str, replies: &[SentinelReply]) -> GuardFinding {
         problems.push(format!("not monitoring this master name: {}", unknown.join(", ")));
     }
     let tally = format!("{for_me} of {total} Sentinels name this node ({me}) master");
+    let finding = |status, clause: &str, reason: String| GuardFinding { status, clause: clause.into(), reason };
     if for_me >= majority {
         if for_me == total {
-            GuardFinding { status: Status::Passing, reason: tally }
+            finding(Status::Passing, "", tally)
         } else {
-            GuardFinding { status: Status::Warning, reason: format!("{tally}; {}", problems.join("; ")) }
+            finding(Status::Warning, "", format!("{tally}; {}", problems.join("; ")))
         }
     } else if !others.is_empty() {
-        GuardFinding {
-            status: Status::Critical,
-            reason: format!("Sentinel says another node is master ({}); {tally}", problems.join("; ")),
-        }
+        finding(Status::Critical, "Sentinel names another node", format!("Sentinel says another node is master ({}); {tally}", problems.join("; ")))
+    } else if attached.acknowledging == 0 {
+        finding(
+            Status::Critical,
+            "it is cut off from the Sentinel majority and from its replicas",
+            format!(
+                "cut off: {tally} (a majority is {majority}) and no replica acknowledged within --replica-ack-max-lag {}: \
+                 the other side is replacing this node; {}",
+                format_duration(attached.ack_limit),
+                problems.join("; ")
+            ),
+        )
     } else {
-        GuardFinding {
-            status: Status::Warning,
-            reason: format!("Sentinel cannot confirm this node: {tally} (a majority is {majority}); {}", problems.join("; ")),
-        }
+        finding(
+            Status::Warning,
+            "",
+            format!(
+                "Sentinel cannot confirm this node: {tally} (a majority is {majority}), but {} replica(s) still acknowledge: \
+                 a Sentinel outage, not an isolation; {}",
+                attached.acknowledging,
+                problems.join("; ")
+            ),
+        )
     }
 }
 
@@ -210,51 +263,84 @@ mod tests {
     }
     const ME: &str = "10.0.0.2:6029";
     const OTHER: &str = "10.0.0.3:6029";
+    const LIMIT: Duration = Duration::from_secs(2);
+    const ATTACHED: Attachment = Attachment { acknowledging: 1, ack_limit: LIMIT };
+    const ALONE: Attachment = Attachment { acknowledging: 0, ack_limit: LIMIT };
 
-    /// Every combination of three Sentinels' answers, against the rule in words.
+    /// Every combination of three Sentinels' answers, with and without an attached replica,
+    /// against the rule in words.
     #[test]
     fn whole_table_for_three_sentinels() {
         let kinds = [names(ME), names(OTHER), SentinelAnswer::UnknownMaster, down()];
         for a in &kinds {
             for b in &kinds {
                 for c in &kinds {
-                    let replies = [reply(1, a.clone()), reply(2, b.clone()), reply(3, c.clone())];
-                    let me = replies.iter().filter(|r| r.answer == names(ME)).count();
-                    let other = replies.iter().filter(|r| r.answer == names(OTHER)).count();
-                    let expected = if me == 3 {
-                        Status::Passing
-                    } else if me >= 2 {
-                        Status::Warning
-                    } else if other >= 1 {
-                        Status::Critical
-                    } else {
-                        Status::Warning
-                    };
-                    let got = judge(ME, &replies);
-                    assert_eq!(got.status, expected, "{replies:?} -> {got:?}");
+                    for attached in [ATTACHED, ALONE] {
+                        let replies = [reply(1, a.clone()), reply(2, b.clone()), reply(3, c.clone())];
+                        let me = replies.iter().filter(|r| r.answer == names(ME)).count();
+                        let other = replies.iter().filter(|r| r.answer == names(OTHER)).count();
+                        let expected = if me == 3 {
+                            Status::Passing
+                        } else if me >= 2 {
+                            Status::Warning
+                        } else if other >= 1 || attached.acknowledging == 0 {
+                            Status::Critical
+                        } else {
+                            Status::Warning
+                        };
+                        let got = judge(ME, &replies, &attached);
+                        assert_eq!(got.status, expected, "{replies:?} {attached:?} -> {got:?}");
+                        assert_eq!(got.status == Status::Critical, !got.clause.is_empty());
+                    }
                 }
             }
         }
     }
 
+    /// The partition policy: the isolated master's own Sentinel still names it, the other two
+    /// are out of reach. With its replicas gone silent it is being replaced; with replicas still
+    /// acknowledging it is a Sentinel outage.
+    #[test]
+    fn isolated_master_fails_but_a_sentinel_outage_only_warns() {
+        let isolated = [reply(1, names(ME)), reply(2, down()), reply(3, down())];
+        let got = judge(ME, &isolated, &ALONE);
+        assert_eq!(got.status, Status::Critical);
+        assert!(got.reason.starts_with("cut off: 1 of 3 Sentinels") && got.reason.contains("--replica-ack-max-lag 2s"), "{}", got.reason);
+        let got = judge(ME, &isolated, &ATTACHED);
+        assert_eq!(got.status, Status::Warning);
+        assert!(got.reason.contains("a Sentinel outage, not an isolation"), "{}", got.reason);
+    }
+
+    /// Replicas listed online but silent longer than the limit are not attached.
+    #[test]
+    fn attachment_counts_recent_acknowledgements_only() {
+        let info = |lags: &str| ReplicationInfo::parse(&format!("role:master\r\n{lags}")).unwrap();
+        let two = info("slave0:ip=a,port=1,state=online,offset=1,lag=0\r\nslave1:ip=b,port=1,state=online,offset=1,lag=2\r\n");
+        assert_eq!(Attachment::of(&two, LIMIT).acknowledging, 2);
+        assert_eq!(Attachment::of(&two, Duration::from_secs(1)).acknowledging, 1);
+        let silent = info("slave0:ip=a,port=1,state=online,offset=1,lag=7\r\nslave1:ip=b,port=1,state=wait_bgsave,offset=0,lag=0\r\n");
+        assert_eq!(Attachment::of(&silent, LIMIT).acknowledging, 0);
+        assert_eq!(Attachment::of(&info(""), LIMIT).acknowledging, 0);
+    }
+
     #[test]
     fn returning_old_master_is_critical_and_says_who() {
-        let got = judge(ME, &[reply(1, names(OTHER)), reply(2, names(OTHER)), reply(3, down())]);
+        let got = judge(ME, &[reply(1, names(OTHER)), reply(2, names(OTHER)), reply(3, down())], &ATTACHED);
         assert_eq!(got.status, Status::Critical);
         assert!(got.reason.contains(OTHER) && got.reason.contains("0 of 3"), "{}", got.reason);
     }
 
     #[test]
     fn unreachable_sentinels_alone_only_warn() {
-        let got = judge(ME, &[reply(1, down()), reply(2, down()), reply(3, down())]);
+        let got = judge(ME, &[reply(1, down()), reply(2, down()), reply(3, down())], &ATTACHED);
         assert_eq!(got.status, Status::Warning);
         assert!(got.reason.contains("unreachable"), "{}", got.reason);
     }
 
     #[test]
     fn single_sentinel_and_case_insensitive_hosts() {
-        assert_eq!(judge("Host:1", &[reply(1, names("host:1"))]).status, Status::Passing);
-        assert_eq!(judge(ME, &[reply(1, names(OTHER))]).status, Status::Critical);
-        assert_eq!(judge(ME, &[reply(1, down()), reply(2, names(ME))]).status, Status::Warning);
+        assert_eq!(judge("Host:1", &[reply(1, names("host:1"))], &ALONE).status, Status::Passing);
+        assert_eq!(judge(ME, &[reply(1, names(OTHER))], &ATTACHED).status, Status::Critical);
+        assert_eq!(judge(ME, &[reply(1, down()), reply(2, names(ME))], &ATTACHED).status, Status::Warning);
     }
 }
