@@ -111,29 +111,50 @@ fn generated_services_follow_the_topology() {
     one_writer(&lab, &a);
 }
 
+/// `keepalived -t` on a configuration. Debian 12's keepalived 2.2.7 exits 143 from `-t` whenever
+/// `script_user` is not root (fixed in 2.2.8), so the copy tested names root; the namespace lab
+/// (tests/netlab.rs) runs the unmodified file for real, as an unprivileged script user. The
+/// examples' checks are in /usr/local/bin: the copy runs the ones just built (keepalived refuses a
+/// configuration whose scripts do not exist).
+fn keepalived_test(conf: &Path, body: &str) -> (Option<i32>, String) {
+    let copy = conf.with_extension("root.conf");
+    let built = format!("{}/", bin("check-redis-master").parent().unwrap().display());
+    std::fs::write(&copy, body.replace("script_user keepalived_script", "script_user root").replace("/usr/local/bin/", &built)).unwrap();
+    run_program(Path::new("keepalived"), &["-t".into(), "-f".into(), copy.display().to_string()], Duration::from_secs(20))
+}
+
 #[test]
-fn keepalived_accepts_the_generated_scripts() {
+fn keepalived_accepts_the_generated_configuration() {
     let lab = ConsulLab::start();
     let out = TempDir::new("keepalived");
     let (code, text) = lab.generate(&out.0, &["--format", "keepalived", "--weight", "-20", "--fall", "3"]);
     assert_eq!(code, Some(0), "{text}");
-    for node in REDIS_HOSTS.iter().chain(MYSQL_HOSTS.iter()) {
-        let conf = out.0.join(node).join("keepalived-checks.conf");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("consul.d-examples/keepalived");
+    let generated = REDIS_HOSTS.iter().chain(MYSQL_HOSTS.iter()).map(|node| out.0.join(node).join("keepalived.conf"));
+    let checked_in = std::fs::read_dir(&examples).unwrap().flatten().map(|d| d.path().join("keepalived.conf"));
+    let mut tested = 0;
+    for conf in generated.chain(checked_in) {
         let body = std::fs::read_to_string(&conf).unwrap();
-        assert!(body.contains("--warning-exit-code 0") && body.contains("weight -20") && body.contains("fall 3"), "{body}");
-        let (code, msg) =
-            run_program(Path::new("keepalived"), &["-t".into(), "-f".into(), conf.display().to_string()], Duration::from_secs(20));
+        assert!(body.contains("--warning-exit-code 0") && body.contains("enable_script_security"), "{body}");
+        let copy_dir = TempDir::new("keepalived-t");
+        let conf = copy_dir.join("keepalived.conf");
+        let (code, msg) = keepalived_test(&conf, &body);
         assert_eq!(code, Some(0), "keepalived -t rejected {}: {msg}\n{body}", conf.display());
         // The same file with a broken quote is rejected: the test has teeth.
-        let broken = out.0.join(format!("{node}-broken.conf"));
-        std::fs::write(&broken, body.replacen("--host", "'--host", 1)).unwrap();
-        let (code, _) =
-            run_program(Path::new("keepalived"), &["-t".into(), "-f".into(), broken.display().to_string()], Duration::from_secs(20));
+        let (code, _) = keepalived_test(&copy_dir.join("broken.conf"), &body.replacen("--host", "'--host", 1));
         assert_ne!(code, Some(0), "keepalived -t accepted a broken quote");
+        tested += 1;
     }
+    assert_eq!(tested, 8, "5 lab nodes and 3 example nodes");
+    let lab_conf = std::fs::read_to_string(out.0.join(REDIS_HOSTS[0]).join("keepalived.conf")).unwrap();
+    assert!(lab_conf.contains("weight -20") && lab_conf.contains("fall 3"), "{lab_conf}");
+    let example = std::fs::read_to_string(examples.join("192.168.0.20/keepalived.conf")).unwrap();
+    assert!(
+        example.contains("vrrp_instance VI_w_6029_redis_test {") && example.contains("track_script {\n        chk_w_6029_redis_test"),
+        "{example}"
+    );
     // The scripts keepalived would run are the checks, and they pass or fail like the Consul ones.
-    let conf = std::fs::read_to_string(out.0.join(REDIS_HOSTS[0]).join("keepalived-checks.conf")).unwrap();
-    let line = conf.lines().find(|l| l.trim_start().starts_with("script ") && l.contains("check-redis-master")).unwrap();
+    let line = lab_conf.lines().find(|l| l.trim_start().starts_with("script ") && l.contains("check-redis-master")).unwrap();
     let argv: Vec<String> = line.trim().trim_start_matches("script \"").trim_end_matches('"').split(' ').map(String::from).collect();
     let (code, stdout) = run_program(Path::new(&argv[0]), &argv[1..], Duration::from_secs(5));
     assert_eq!(code, Some(0), "{stdout}");

@@ -268,7 +268,10 @@ fn unreachable_sentinels_warn_until_the_replicas_go_silent_too() {
     let r = check(S, &a);
     lab.replicas[0].proc.signal(libc::SIGCONT);
     assert_eq!(w.code(), 2, "{w}");
-    assert_eq!(w.summary(), format!("{} says master, but it is cut off from the Sentinel majority and from its replicas", lab.master.addr()));
+    assert_eq!(
+        w.summary(),
+        format!("{} says master, but it is cut off from the Sentinel majority and from its replicas", lab.master.addr())
+    );
     assert!(w.reason_contains("no replica acknowledged within --replica-ack-max-lag 2s"), "{w}");
     assert_eq!(w.fact("connected_replicas.0.state"), "online", "Redis still lists the silent replica online: {w}");
     assert_eq!(r.code(), 2, "a master being replaced does not serve reads either: {r}");

@@ -2,7 +2,7 @@
 //! parses with that check's own command line.
 
 use super::inventory::{GroupSpec, Kind};
-use super::plan::{PlanOptions, Role};
+use super::plan::Role;
 use crate::duration::format_duration;
 use std::time::Duration;
 
@@ -13,7 +13,8 @@ fn flag_value(a: &mut Vec<String>, flag: &str, value: Option<String>) {
     }
 }
 
-/// The argv of one node's check for one role.
+/// The argv of one node's check for one role; `for_keepalived` maps warning to exit 0.
+#[allow(clippy::too_many_arguments)]
 pub fn check_args(
     g: &GroupSpec,
     role: Role,
@@ -21,7 +22,8 @@ pub fn check_args(
     port: u16,
     check_timeout: Duration,
     max_lag: Option<Duration>,
-    opts: &PlanOptions,
+    bin_dir: &str,
+    for_keepalived: bool,
 ) -> Vec<String> {
     let exe = match (g.kind, role) {
         (Kind::Redis, Role::Write) => "check-redis-master",
@@ -30,7 +32,7 @@ pub fn check_args(
         (Kind::Mysql, Role::Read) => "check-mysql-slave",
     };
     let mut a: Vec<String> =
-        vec![format!("{}/{exe}", opts.bin_dir.trim_end_matches('/')), "--host".into(), node.into(), "--port".into(), port.to_string()];
+        vec![format!("{}/{exe}", bin_dir.trim_end_matches('/')), "--host".into(), node.into(), "--port".into(), port.to_string()];
     flag_value(&mut a, "--defaults-file", g.defaults_file.clone());
     flag_value(&mut a, "--user", g.user.clone());
     flag_value(&mut a, "--password-file", g.password_file.clone());
@@ -63,7 +65,8 @@ pub fn check_args(
         a.push("--allow-read-only".into());
     }
     flag_value(&mut a, "--timeout", Some(format_duration(check_timeout)));
-    if opts.warning_is_ok {
+    // keepalived treats any non-zero exit as a fault: a warning (a master still serving) is 0 there.
+    if for_keepalived {
         flag_value(&mut a, "--warning-exit-code", Some("0".into()));
     }
     a
@@ -106,13 +109,14 @@ mod tests {
            "no_master_fallback":true}
         ]"#;
         let (groups, _) = parse_inventory(inventory).unwrap();
-        for warning_is_ok in [false, true] {
-            let opts = PlanOptions { bin_dir: "/usr/local/bin".into(), name_template: DEFAULT_NAME_TEMPLATE.into(), warning_is_ok };
-            let services = plan(&groups, &opts).unwrap();
-            assert_eq!(services.len(), 6);
-            for s in &services {
-                parse_with_own_check(&s.args).unwrap_or_else(|e| panic!("{:?} does not parse: {e}", s.args));
+        let opts = PlanOptions { bin_dir: "/usr/local/bin".into(), name_template: DEFAULT_NAME_TEMPLATE.into(), vrrp_weight: None };
+        let services = plan(&groups, &opts).unwrap();
+        assert_eq!(services.len(), 6);
+        for s in &services {
+            for argv in [&s.args, &s.vrrp_args] {
+                parse_with_own_check(argv).unwrap_or_else(|e| panic!("{argv:?} does not parse: {e}"));
             }
+            assert!(s.vrrp_args.ends_with(&["--warning-exit-code".to_string(), "0".to_string()]), "{:?}", s.vrrp_args);
         }
     }
 }

@@ -119,6 +119,32 @@ pub struct GroupSpec {
     /// Consul service `meta`.
     #[serde(default)]
     pub meta: BTreeMap<String, String>,
+    /// keepalived: a VIP that follows the write check (`--format keepalived`).
+    pub vrrp: Option<VrrpSpec>,
+}
+
+/// A group's VIP, floated by keepalived to the node whose write check passes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpSpec {
+    /// The virtual address with its prefix length, e.g. `198.18.0.100/24`.
+    pub vip: String,
+    /// VRRP router id (1-255), unique among the groups on one network segment.
+    pub virtual_router_id: u64,
+    /// The interface that carries the VIP on every node, e.g. `eth0`.
+    pub interface: String,
+    /// Every node's VRRP priority (default 100).
+    pub priority: Option<u64>,
+    /// Priorities of single nodes, overriding `priority`.
+    #[serde(default)]
+    pub node_priorities: BTreeMap<String, u64>,
+    /// Advertisement interval (default 250ms; VRRP version 3 allows centiseconds).
+    pub advert_interval: Option<DurationSpec>,
+    /// The unprivileged user keepalived runs the checks as (default `keepalived_script`).
+    pub script_user: Option<String>,
+    /// `nopreempt` (refused together with `--weight`).
+    #[serde(default)]
+    pub nopreempt: bool,
 }
 
 /// Refuses a `password`-like key anywhere in the raw JSON, before it can be echoed in an error.

@@ -6,6 +6,7 @@ pub mod inventory;
 pub mod output;
 pub mod plan;
 pub mod render;
+pub mod vrrp;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
@@ -97,7 +98,8 @@ pub struct Args {
     /// Write nothing; list the files under --out that would change, exit 1 if any.
     #[arg(long, requires = "out")]
     pub check: bool,
-    /// consul (service files) or keepalived (vrrp_script blocks).
+    /// consul (service files) or keepalived (one keepalived.conf per node: vrrp_script blocks, and a
+    /// vrrp_instance per group with a vrrp block).
     #[arg(long, value_enum, default_value_t = OutputFormat::Consul)]
     pub format: OutputFormat,
     /// Where the check executables are installed [default: the inventory's bin_dir, else /usr/local/bin].
@@ -106,12 +108,12 @@ pub struct Args {
     /// Service name template: {role} (w/r), {port}, {kind}, {name}.
     #[arg(long, value_name = "TEMPLATE", default_value = DEFAULT_NAME_TEMPLATE)]
     pub name_template: String,
-    /// keepalived: failures before fault.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub fall: u32,
-    /// keepalived: successes before recovery.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub rise: u32,
+    /// keepalived: failures before fault [default: 1 for the write check, 2 for the read check].
+    #[arg(long, value_name = "N")]
+    pub fall: Option<u32>,
+    /// keepalived: successes before recovery [default: 1 for the write check, 2 for the read check].
+    #[arg(long, value_name = "N")]
+    pub rise: Option<u32>,
     /// keepalived: priority change on failure (omit: failure means FAULT).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub weight: Option<i32>,
@@ -186,7 +188,7 @@ fn files(services: &[Service], per_node_dirs: bool, a: &Args) -> Result<Vec<Outp
                 .into_iter()
                 .map(|node| {
                     let mine: Vec<&Service> = services.iter().filter(|s| s.node == node).collect();
-                    Ok(OutputFile { path: dir(node).join("keepalived-checks.conf"), content: render::keepalived_file(&mine, opts)? })
+                    Ok(OutputFile { path: dir(node).join("keepalived.conf"), content: render::keepalived_file(&mine, opts)? })
                 })
                 .collect()
         }
@@ -209,7 +211,7 @@ pub fn generate(a: &Args) -> Result<Vec<OutputFile>> {
     let opts = PlanOptions {
         bin_dir: a.bin_dir.clone().or(inventory_bin_dir).unwrap_or_else(|| "/usr/local/bin".into()),
         name_template: a.name_template.clone(),
-        warning_is_ok: a.format == OutputFormat::Keepalived,
+        vrrp_weight: a.weight,
     };
     let mut services = plan(&groups, &opts)?;
     if let Some(node) = &a.node {

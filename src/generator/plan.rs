@@ -2,6 +2,7 @@
 
 use super::argv::check_args;
 use super::inventory::{DurationSpec, GroupSpec, Kind, Tags};
+use super::vrrp::{ScriptTiming, VrrpInstance};
 use crate::duration::format_duration;
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeMap;
@@ -51,6 +52,12 @@ pub struct Service {
     pub interval: Duration,
     /// Consul's timeout for the check.
     pub timeout: Duration,
+    /// The check command as keepalived runs it: its own deadline, warning mapped to exit 0.
+    pub vrrp_args: Vec<String>,
+    /// How keepalived runs it.
+    pub vrrp_timing: ScriptTiming,
+    /// For the write service of a group with a `vrrp` block: the instance holding its VIP.
+    pub vrrp_instance: Option<VrrpInstance>,
 }
 
 /// Default service name template.
@@ -93,8 +100,8 @@ pub struct PlanOptions {
     pub bin_dir: String,
     /// Service name template (`{role}`, `{port}`, `{kind}`, `{name}`).
     pub name_template: String,
-    /// Add `--warning-exit-code 0` (keepalived treats any non-zero exit as a fault).
-    pub warning_is_ok: bool,
+    /// keepalived `weight` of every `vrrp_script` (`--weight`); `None`: a failing check means FAULT.
+    pub vrrp_weight: Option<i32>,
 }
 
 /// Validates every group and lays out every node's services; nothing is returned unless all is valid.
@@ -205,7 +212,15 @@ fn plan_group(g: &GroupSpec, opts: &PlanOptions) -> Result<Vec<Service>> {
             if !is_dns_label(&id) {
                 bail!("service name '{id}' (from --name-template) is not a DNS label");
             }
-            let args = check_args(g, role, node, port, check_timeout, max_lag, opts);
+            let args = check_args(g, role, node, port, check_timeout, max_lag, &opts.bin_dir, false);
+            let vrrp_timing = ScriptTiming::default_for(role);
+            let vrrp_args = check_args(g, role, node, port, vrrp_timing.check_timeout, max_lag, &opts.bin_dir, true);
+            let vrrp_instance = match (&g.vrrp, role) {
+                (Some(spec), Role::Write) => {
+                    Some(super::vrrp::instance(spec, &id, node, &g.nodes, opts.vrrp_weight).map_err(|e| anyhow!("vrrp: {e}"))?)
+                }
+                _ => None,
+            };
             out.push(Service {
                 node: node.clone(),
                 id,
@@ -218,6 +233,9 @@ fn plan_group(g: &GroupSpec, opts: &PlanOptions) -> Result<Vec<Service>> {
                 args,
                 interval,
                 timeout,
+                vrrp_args,
+                vrrp_timing,
+                vrrp_instance,
             });
         }
     }
@@ -234,7 +252,7 @@ mod tests {
     use super::*;
 
     fn opts() -> PlanOptions {
-        PlanOptions { bin_dir: "/usr/local/bin".into(), name_template: DEFAULT_NAME_TEMPLATE.into(), warning_is_ok: false }
+        PlanOptions { bin_dir: "/usr/local/bin".into(), name_template: DEFAULT_NAME_TEMPLATE.into(), vrrp_weight: None }
     }
     fn group(json: &str) -> Result<Vec<Service>> {
         let (g, _) = parse_inventory(&format!("[{json}]"))?;

@@ -35,23 +35,25 @@ pub fn consul_file(s: &Service) -> String {
     text
 }
 
-/// keepalived's own options for every `vrrp_script` block.
-#[derive(Clone, Copy, Debug)]
+/// keepalived options given on the generator's command line.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct KeepalivedOptions {
-    /// Failures before a fault (`fall`).
-    pub fall: u32,
-    /// Successes before recovery (`rise`).
-    pub rise: u32,
+    /// Failures before a fault (`fall`), for every script [default: per role].
+    pub fall: Option<u32>,
+    /// Successes before recovery (`rise`), for every script [default: per role].
+    pub rise: Option<u32>,
     /// Priority change (`weight`); none means a failing script puts the instance in FAULT.
     pub weight: Option<i32>,
 }
 
-/// keepalived wants whole seconds.
-fn whole_seconds(d: Duration, what: &str, id: &str) -> Result<u64> {
-    if d.subsec_nanos() != 0 || d.as_secs() == 0 {
-        bail!("{id}: keepalived needs the {what} in whole seconds (at least 1s), not {}", format_duration(d));
+/// A duration as keepalived reads it: seconds with up to three decimals (`1`, `0.25`).
+fn seconds(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}", ms / 1000)
+    } else {
+        format!("{}", d.as_secs_f64()).trim_end_matches('0').to_string()
     }
-    Ok(d.as_secs())
 }
 
 /// Quotes one argument for keepalived's `script`: bare when safe, else in single quotes.
@@ -75,23 +77,65 @@ pub fn script_name(s: &Service) -> String {
     format!("chk_{}", s.id.replace('-', "_"))
 }
 
-/// The keepalived file of one node: one `vrrp_script` block per service.
+/// The keepalived configuration of one node: `global_defs` (VRRP version 3, script security),
+/// one `vrrp_script` per service, and one `vrrp_instance` per group with a VIP, tracking the
+/// write check. Usable as the node's `keepalived.conf`.
 pub fn keepalived_file(services: &[&Service], opts: KeepalivedOptions) -> Result<String> {
-    let mut out = String::from(
-        "# vrrp_script blocks for consul-db-checks, written by gen-consul-services: do not edit.\n\
-         # Reference them from a vrrp_instance with track_script { chk_... }.\n",
+    let mut users: Vec<&str> = services.iter().filter_map(|s| s.vrrp_instance.as_ref()).map(|i| i.script_user.as_str()).collect();
+    users.dedup();
+    if users.len() > 1 {
+        bail!("the groups on one node name different script_user values ({}): keepalived has one", users.join(", "));
+    }
+    let script_user = users.first().copied().unwrap_or(super::vrrp::DEFAULT_SCRIPT_USER);
+    let instances: Vec<&super::vrrp::VrrpInstance> = services.iter().filter_map(|s| s.vrrp_instance.as_ref()).collect();
+    for (n, a) in instances.iter().enumerate() {
+        if let Some(b) = instances[..n].iter().find(|b| b.interface == a.interface && b.virtual_router_id == a.virtual_router_id) {
+            bail!(
+                "{} and {} both use virtual_router_id {} on {}: each VIP needs its own",
+                b.name,
+                a.name,
+                a.virtual_router_id,
+                a.interface
+            );
+        }
+    }
+    let mut out = format!(
+        "# keepalived configuration for consul-db-checks, written by gen-consul-services: do not edit.\n\
+         # The checks run as {script_user}, who must be able to read their credential files.\n\n\
+         global_defs {{\n    vrrp_version 3\n    enable_script_security\n    script_user {script_user}\n}}\n"
     );
     for s in services {
-        let quoted = s.args.iter().map(|a| quote_arg(a)).collect::<Result<Vec<_>>>()?;
+        let t = s.vrrp_timing;
+        let (fall, rise) = (opts.fall.unwrap_or(t.fall), opts.rise.unwrap_or(t.rise));
+        let quoted = s.vrrp_args.iter().map(|a| quote_arg(a)).collect::<Result<Vec<_>>>()?;
         out.push_str(&format!("\nvrrp_script {} {{\n", script_name(s)));
         out.push_str(&format!("    script \"{}\"\n", quoted.join(" ")));
-        out.push_str(&format!("    interval {}\n", whole_seconds(s.interval, "interval", &s.id)?));
-        out.push_str(&format!("    timeout {}\n", whole_seconds(s.timeout, "timeout", &s.id)?));
-        out.push_str(&format!("    fall {}\n    rise {}\n", opts.fall, opts.rise));
+        out.push_str(&format!("    interval {}\n    timeout {}\n", seconds(t.interval), seconds(t.timeout)));
+        out.push_str(&format!("    fall {fall}\n    rise {rise}\n"));
         if let Some(w) = opts.weight {
             out.push_str(&format!("    weight {w}\n"));
         }
         out.push_str("}\n");
+    }
+    for s in services {
+        let Some(i) = &s.vrrp_instance else { continue };
+        out.push_str(&format!(
+            "\n# {vip} follows the node whose write check ({script}) passes.\n\
+             vrrp_instance {name} {{\n    state BACKUP\n    interface {iface}\n    virtual_router_id {vrid}\n\
+             \x20   priority {prio}\n    advert_int {advert}\n{nopreempt}\
+             \x20   virtual_ipaddress {{\n        {vip}\n    }}\n\
+             \x20   track_script {{\n        {script}\n    }}\n\
+             \x20   # Refresh the clients' ARP entries while master, not only on a state change.\n\
+             \x20   garp_master_refresh 1\n}}\n",
+            vip = i.vip,
+            script = script_name(s),
+            name = i.name,
+            iface = i.interface,
+            vrid = i.virtual_router_id,
+            prio = i.priority,
+            advert = seconds(i.advert_interval),
+            nopreempt = if i.nopreempt { "    nopreempt\n" } else { "" },
+        ));
     }
     Ok(out)
 }
@@ -102,17 +146,24 @@ mod tests {
     use super::super::plan::{plan, PlanOptions, DEFAULT_NAME_TEMPLATE};
     use super::*;
 
-    fn services(warning_is_ok: bool) -> Vec<Service> {
-        let (g, _) = parse_inventory(
-            r#"[{"kind":"mysql","name":"main","port":3306,"nodes":["10.0.0.5"],"defaults_file":"/etc/consul.d/my check.cnf","meta":{"team":"dba"}}]"#,
-        )
-        .unwrap();
-        plan(&g, &PlanOptions { bin_dir: "/usr/local/bin".into(), name_template: DEFAULT_NAME_TEMPLATE.into(), warning_is_ok }).unwrap()
+    fn services_of(inventory: &str, weight: Option<i32>) -> Result<Vec<Service>> {
+        let (g, _) = parse_inventory(inventory)?;
+        plan(&g, &PlanOptions { bin_dir: "/usr/local/bin".into(), name_template: DEFAULT_NAME_TEMPLATE.into(), vrrp_weight: weight })
     }
+    fn services() -> Vec<Service> {
+        services_of(
+            r#"[{"kind":"mysql","name":"main","port":3306,"nodes":["10.0.0.5"],"defaults_file":"/etc/consul.d/my check.cnf","meta":{"team":"dba"}}]"#,
+            None,
+        )
+        .unwrap()
+    }
+    const REDIS_VIP: &str = r#"[{"kind":"redis","name":"test","port":6029,"nodes":["198.18.0.11","198.18.0.12"],
+        "sentinels":["198.18.0.11:26379","198.18.0.12:26379"],
+        "vrrp":{"vip":"198.18.0.100/24","virtual_router_id":51,"interface":"eth0"}}]"#;
 
     #[test]
     fn consul_file_shape_and_no_script_field() {
-        let s = services(false);
+        let s = services();
         let text = consul_file(&s[0]);
         assert!(text.ends_with("}\n"));
         let v: Value = serde_json::from_str(&text).unwrap();
@@ -126,6 +177,7 @@ mod tests {
         assert_eq!(check["args"][0], "/usr/local/bin/check-mysql-master");
         assert_eq!((check["interval"].as_str(), check["timeout"].as_str()), (Some("10s"), Some("5s")));
         assert!(check.get("script").is_none());
+        assert!(!check["args"].to_string().contains("--warning-exit-code"), "Consul keeps warnings: {check}");
         // Deterministic key order.
         let keys: Vec<&String> = svc.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["id", "name", "tags", "address", "port", "meta", "checks"]);
@@ -133,23 +185,75 @@ mod tests {
     }
 
     #[test]
-    fn keepalived_blocks_quote_safely() {
-        let s = services(true);
+    fn keepalived_scripts_per_role_quoted_safely() {
+        let s = services();
         let refs: Vec<&Service> = s.iter().collect();
-        let text = keepalived_file(&refs, KeepalivedOptions { fall: 2, rise: 3, weight: Some(-20) }).unwrap();
+        let text = keepalived_file(&refs, KeepalivedOptions::default()).unwrap();
+        assert!(
+            text.contains("global_defs {\n    vrrp_version 3\n    enable_script_security\n    script_user keepalived_script\n}"),
+            "{text}"
+        );
         assert!(text.contains("vrrp_script chk_w_3306_mysql_main {"), "{text}");
         assert!(text.contains("'/etc/consul.d/my check.cnf'"), "{text}");
-        assert!(text.contains("--warning-exit-code 0\"\n"), "{text}");
-        assert!(text.contains("    interval 10\n    timeout 5\n    fall 2\n    rise 3\n    weight -20\n"), "{text}");
+        assert!(
+            text.contains("--timeout 700ms --warning-exit-code 0\"\n    interval 1\n    timeout 1\n    fall 1\n    rise 1\n}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--timeout 1500ms --warning-exit-code 0\"\n    interval 2\n    timeout 2\n    fall 2\n    rise 2\n}"),
+            "{text}"
+        );
+        assert!(!text.contains("vrrp_instance"), "no vrrp block, no instance: {text}");
+        let text = keepalived_file(&refs, KeepalivedOptions { fall: Some(3), rise: Some(4), weight: Some(-20) }).unwrap();
+        assert!(text.contains("    fall 3\n    rise 4\n    weight -20\n"), "{text}");
         assert_eq!(quote_arg("").unwrap(), "''");
         assert!(quote_arg("a'b").is_err() && quote_arg("a\"b").is_err() && quote_arg("a\\b").is_err() && quote_arg("a\nb").is_err());
     }
 
     #[test]
-    fn keepalived_needs_whole_seconds() {
-        let mut s = services(true);
-        s[0].interval = Duration::from_millis(2500);
-        let e = keepalived_file(&[&s[0]], KeepalivedOptions { fall: 1, rise: 1, weight: None }).unwrap_err().to_string();
-        assert!(e.contains("whole seconds") && e.contains("2500ms"), "{e}");
+    fn vrrp_instance_tracks_the_write_check() {
+        let s = services_of(REDIS_VIP, None).unwrap();
+        let node: Vec<&Service> = s.iter().filter(|s| s.node == "198.18.0.12").collect();
+        let text = keepalived_file(&node, KeepalivedOptions::default()).unwrap();
+        let instance = "vrrp_instance VI_w_6029_redis_test {\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    \
+                        priority 100\n    advert_int 0.25\n    virtual_ipaddress {\n        198.18.0.100/24\n    }\n    \
+                        track_script {\n        chk_w_6029_redis_test\n    }\n";
+        assert!(text.contains(instance), "{text}");
+        assert!(text.contains("garp_master_refresh 1"), "{text}");
+        assert_eq!(text.matches("vrrp_instance").count(), 1, "one instance, for the write service: {text}");
+        assert!(!text.contains("weight"), "no weight by default: a failing check means FAULT: {text}");
+    }
+
+    /// The lint: settings with which the VIP would never move, or scripts would run as root.
+    #[test]
+    fn vrrp_settings_that_cannot_work_are_refused() {
+        let with = |vrrp: &str, weight: Option<i32>| {
+            let inv = REDIS_VIP.replace(r#""vrrp":{"vip":"198.18.0.100/24","virtual_router_id":51,"interface":"eth0"}"#, vrrp);
+            services_of(&inv, weight).map(|_| ()).map_err(|e| format!("{e:#}"))
+        };
+        let base = r#""vip":"198.18.0.100/24","virtual_router_id":51,"interface":"eth0""#;
+        assert_eq!(with(&format!(r#""vrrp":{{{base}}}"#), Some(-20)), Ok(()));
+        for (vrrp, weight, words) in [
+            (format!(r#""vrrp":{{{base},"nopreempt":true}}"#), Some(-20), "--weight with nopreempt"),
+            (format!(r#""vrrp":{{{base},"node_priorities":{{"198.18.0.11":150}}}}"#), Some(-20), "does not exceed the priority spread 50"),
+            (format!(r#""vrrp":{{{base},"script_user":"root"}}"#), None, "must not be root"),
+            (r#""vrrp":{"vip":"198.18.0.100","virtual_router_id":51,"interface":"eth0"}"#.into(), None, "needs a prefix length"),
+            (r#""vrrp":{"vip":"198.18.0.100/24","virtual_router_id":256,"interface":"eth0"}"#.into(), None, "out of range (1-255)"),
+            (r#""vrrp":{"vip":"198.18.0.100/24","virtual_router_id":5,"interface":"eth 0"}"#.into(), None, "not an interface name"),
+            (format!(r#""vrrp":{{{base},"advert_interval":"15ms"}}"#), None, "multiple of 10ms"),
+            (format!(r#""vrrp":{{{base},"node_priorities":{{"198.18.0.99":150}}}}"#), None, "not a node of the group"),
+            (format!(r#""vrrp":{{{base},"colour":1}}"#), None, "unknown field"),
+        ] {
+            let e = with(&vrrp, weight).unwrap_err();
+            assert!(e.contains(words), "{vrrp}: {e}");
+        }
+        assert_eq!(with(&format!(r#""vrrp":{{{base},"node_priorities":{{"198.18.0.11":150}}}}"#), Some(-51)), Ok(()));
+        // Two groups, one router id on one interface.
+        let two = REDIS_VIP.replacen("[{", "[{", 1).trim_end_matches(']').to_string()
+            + &REDIS_VIP.trim_start_matches('[').replace(r#""name":"test""#, r#""name":"other""#).replacen("{", ",{", 1);
+        let s = services_of(&two, None).unwrap();
+        let node: Vec<&Service> = s.iter().filter(|s| s.node == "198.18.0.11").collect();
+        let e = keepalived_file(&node, KeepalivedOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("both use virtual_router_id 51 on eth0"), "{e}");
     }
 }

@@ -176,7 +176,11 @@ mod tests {
                         let i = info(text);
                         let p = policy(max, fallback);
                         let any_healthy = i.online_replicas().any(|r| p.lag_passes(seconds(r.lag_seconds)));
-                        let finding = g.map(|status| GuardFinding { status, clause: "Sentinel names another node".into(), reason: "sentinels".into() });
+                        let finding = g.map(|status| GuardFinding {
+                            status,
+                            clause: "Sentinel names another node".into(),
+                            reason: "sentinels".into(),
+                        });
                         let v = decide("t:1", &i, &p, finding.as_ref());
                         let expected =
                             if fallback && !any_healthy && g != Some(Status::Critical) { Status::Passing } else { Status::Critical };

@@ -5,11 +5,11 @@ use super::info::ReplicationInfo;
 use crate::cli::{parse_host_port, Address, TlsArgs};
 use crate::credentials::read_password_file;
 use crate::deadline::Deadline;
+use crate::duration::{format_duration, parse_duration};
 use crate::probe::probe_all;
 use crate::report::{Facts, Status};
 use anyhow::{bail, Result};
 use serde_json::json;
-use crate::duration::{format_duration, parse_duration};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -50,7 +50,13 @@ impl Guard {
     /// Asks the Sentinels about the master at `address`, when `--sentinel` is given. `info` is
     /// what the node itself reported: its replicas' acknowledgements tell an isolation from a
     /// Sentinel outage.
-    pub fn consult(args: &SentinelArgs, address: &Address, tls: &TlsArgs, info: &ReplicationInfo, deadline: &Deadline) -> Result<Option<Guard>> {
+    pub fn consult(
+        args: &SentinelArgs,
+        address: &Address,
+        tls: &TlsArgs,
+        info: &ReplicationInfo,
+        deadline: &Deadline,
+    ) -> Result<Option<Guard>> {
         if args.sentinels.is_empty() {
             return Ok(None);
         }
@@ -107,10 +113,8 @@ impl Attachment {
     /// replica `state=online` until `repl-timeout` (60 s); its `lag` (seconds since its last
     /// acknowledgement, normally 0-1) is what shows the link is gone, as `min-replicas-max-lag` uses it.
     pub fn of(info: &ReplicationInfo, ack_limit: Duration) -> Attachment {
-        let acknowledging = info
-            .online_replicas()
-            .filter(|r| r.lag_seconds.is_some_and(|lag| lag >= 0 && lag as f64 <= ack_limit.as_secs_f64()))
-            .count();
+        let acknowledging =
+            info.online_replicas().filter(|r| r.lag_seconds.is_some_and(|lag| lag >= 0 && lag as f64 <= ack_limit.as_secs_f64())).count();
         Attachment { acknowledging, ack_limit }
     }
 }
@@ -174,7 +178,11 @@ pub fn judge(me: &str, replies: &[SentinelReply], attached: &Attachment) -> Guar
             finding(Status::Warning, "", format!("{tally}; {}", problems.join("; ")))
         }
     } else if !others.is_empty() {
-        finding(Status::Critical, "Sentinel names another node", format!("Sentinel says another node is master ({}); {tally}", problems.join("; ")))
+        finding(
+            Status::Critical,
+            "Sentinel names another node",
+            format!("Sentinel says another node is master ({}); {tally}", problems.join("; ")),
+        )
     } else if attached.acknowledging == 0 {
         finding(
             Status::Critical,
