@@ -249,8 +249,8 @@ mod tests {
         }
         assert_eq!(with(&format!(r#""vrrp":{{{base},"node_priorities":{{"198.18.0.11":150}}}}"#), Some(-51)), Ok(()));
         // Two groups, one router id on one interface.
-        let two = REDIS_VIP.replacen("[{", "[{", 1).trim_end_matches(']').to_string()
-            + &REDIS_VIP.trim_start_matches('[').replace(r#""name":"test""#, r#""name":"other""#).replacen("{", ",{", 1);
+        let group = REDIS_VIP.trim_start_matches('[').trim_end_matches(']');
+        let two = format!("[{group},{}]", group.replace(r#""name":"test""#, r#""name":"other""#));
         let s = services_of(&two, None).unwrap();
         let node: Vec<&Service> = s.iter().filter(|s| s.node == "198.18.0.11").collect();
         let e = keepalived_file(&node, KeepalivedOptions::default()).unwrap_err().to_string();
