@@ -32,9 +32,11 @@
 
 pub mod consul_lab;
 pub mod mysql_lab;
+pub mod netlab;
 pub mod pki;
 pub mod pools;
 pub mod redis_lab;
+pub mod vip_lab;
 
 use serde_json::Value;
 use std::ffi::OsStr;

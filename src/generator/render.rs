@@ -196,7 +196,7 @@ mod tests {
         assert!(text.contains("vrrp_script chk_w_3306_mysql_main {"), "{text}");
         assert!(text.contains("'/etc/consul.d/my check.cnf'"), "{text}");
         assert!(
-            text.contains("--timeout 700ms --warning-exit-code 0\"\n    interval 1\n    timeout 1\n    fall 1\n    rise 1\n}"),
+            text.contains("--timeout 250ms --warning-exit-code 0\"\n    interval 0.5\n    timeout 0.5\n    fall 2\n    rise 1\n}"),
             "{text}"
         );
         assert!(
@@ -216,7 +216,7 @@ mod tests {
         let node: Vec<&Service> = s.iter().filter(|s| s.node == "198.18.0.12").collect();
         let text = keepalived_file(&node, KeepalivedOptions::default()).unwrap();
         let instance = "vrrp_instance VI_w_6029_redis_test {\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    \
-                        priority 100\n    advert_int 0.25\n    virtual_ipaddress {\n        198.18.0.100/24\n    }\n    \
+                        priority 100\n    advert_int 0.1\n    virtual_ipaddress {\n        198.18.0.100/24\n    }\n    \
                         track_script {\n        chk_w_6029_redis_test\n    }\n";
         assert!(text.contains(instance), "{text}");
         assert!(text.contains("garp_master_refresh 1"), "{text}");

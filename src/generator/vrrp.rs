@@ -25,16 +25,17 @@ pub struct ScriptTiming {
 }
 
 impl ScriptTiming {
-    /// The defaults per role. The write check runs every second and faults on the first failure:
-    /// a node that stops being the master gives up the VIP at once, and the new master takes it one
-    /// check after the Sentinels name it. The read check may ride out one slow answer.
+    /// The defaults per role. The write check runs twice a second: a node that stops being the
+    /// master gives up the VIP after two failures (within a second, riding out one slow answer),
+    /// and the new master takes it at the first pass after the Sentinels name it (within half a
+    /// second). The read check runs every two seconds and also rides out one slow answer.
     pub fn default_for(role: Role) -> ScriptTiming {
         match role {
             Role::Write => ScriptTiming {
-                interval: Duration::from_secs(1),
-                timeout: Duration::from_secs(1),
-                check_timeout: Duration::from_millis(700),
-                fall: 1,
+                interval: Duration::from_millis(500),
+                timeout: Duration::from_millis(500),
+                check_timeout: Duration::from_millis(250),
+                fall: 2,
                 rise: 1,
             },
             Role::Read => ScriptTiming {
@@ -50,7 +51,7 @@ impl ScriptTiming {
 
 /// Default VRRP advertisement interval: sub-second (VRRP version 3), so a backup takes over about
 /// 0.85 s (three adverts and the skew) after the master goes silent or faults.
-pub const DEFAULT_ADVERT_INTERVAL: Duration = Duration::from_millis(250);
+pub const DEFAULT_ADVERT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Default `script_user`: a dedicated unprivileged user (keepalived refuses scripts that a
 /// non-root user could replace, with `enable_script_security`).
