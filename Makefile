@@ -17,7 +17,7 @@ deps:
 	@bash scripts/deps.sh
 
 test: deps
-	$(CARGO) test --locked
+	$(CARGO) test --locked --no-fail-fast
 
 # The style gates .ci/run applies before the tests.
 lint:
