@@ -1,10 +1,18 @@
-//! `make demo`: the end-to-end lab, run for a person. Starts Redis (master, two replicas, three
-//! Sentinels) and MariaDB (master, replica) on 127.0.0.2-6, generates the Consul service files, shows
-//! what Consul DNS would answer for each name and why, fails Redis over with Sentinel, promotes a
-//! MariaDB replica, and cleans everything up (also on Ctrl-C).
+//! `make demo`: the end-to-end lab, run for a person.
+//!
+//! As root: three Redis hosts in network namespaces (198.18.0.11-13, Redis 6029 and a Sentinel
+//! 26379 on each) with keepalived running the generated configuration, a client writing through
+//! the VIP; the master is killed, Sentinel fails over, the VIP follows, the old master comes back
+//! and stays out; then a MariaDB pair whose replica is promoted by hand. It shows where the VIP is,
+//! what Consul DNS answers, the write outage and the lost writes.
+//!
+//! Otherwise (no namespaces): Redis (master, two replicas, three Sentinels) and MariaDB (master,
+//! replica) on 127.0.0.2-6, what Consul DNS would answer for each name and why, through the same
+//! changes. Everything is cleaned up, also on Ctrl-C.
 
 use lab::consul_lab::{ConsulLab, REDIS_HOSTS};
-use std::time::Instant;
+use lab::vip_lab::{answers_of, HostCheck, MariaVipLab, Outcome, RedisVipLab, Timings, MYSQL_VIP, VIP};
+use std::time::{Duration, Instant};
 
 fn step(start: Instant, text: &str) {
     println!("\n[{:>4.1}s] {text}", start.elapsed().as_secs_f64());
@@ -23,6 +31,7 @@ fn clean_up_on_interrupt() {
             let mut sig = 0;
             libc::sigwait(&set, &mut sig);
             println!("\ninterrupted: stopping the servers and removing the lab");
+            lab::netlab::remove_all();
             remove_lab_dirs();
             std::process::exit(130);
         });
@@ -49,7 +58,106 @@ fn settle(lab: &ConsulLab, ok: impl Fn(&lab::consul_lab::Answers) -> bool) -> la
 fn main() {
     clean_up_on_interrupt();
     let start = Instant::now();
-    println!("consul-db-checks demo: what Consul DNS answers for each service, and why, while the topology changes.");
+    println!("consul-db-checks demo: where writes and reads go, and why, while the topology changes.");
+    step(start, "Starting three Redis hosts in network namespaces (198.18.0.11-13: Redis 6029, Sentinel 26379, keepalived) ...");
+    match RedisVipLab::start(Timings { down_after: Duration::from_secs(5) }) {
+        Ok(lab) => namespace_demo(start, lab),
+        Err(why) => {
+            println!("  network namespaces are not available here ({why}): running the loopback lab instead");
+            loopback_demo(start);
+        }
+    }
+    remove_lab_dirs();
+    println!("done in {:.1}s", start.elapsed().as_secs_f64());
+}
+
+/// Prints each host's checks as Consul records them, and what DNS answers per name.
+fn show(checks: &[HostCheck]) {
+    let answers = answers_of(checks);
+    for (service, hosts) in &answers {
+        println!("  {service}.service.consul -> {}", if hosts.is_empty() { "(nothing)".into() } else { hosts.join(", ") });
+        for c in checks.iter().filter(|c| &c.service == service) {
+            let status = match c.code {
+                Some(0) => "passing",
+                Some(1) => "warning",
+                _ => "critical",
+            };
+            println!("      {:<3} {:<9} {}", c.host, status, c.first_line);
+        }
+    }
+}
+
+fn namespace_demo(start: Instant, mut lab: RedisVipLab) {
+    println!("  keepalived on each host runs what `gen-consul-services --format keepalived` wrote, e.g. on h1:");
+    let conf = lab.keepalived_conf("h1");
+    for line in
+        conf.lines().filter(|l| l.contains("script \"") && l.contains("master") || l.contains("advert_int") || l.contains("fall")).take(3)
+    {
+        println!("    {}", line.trim());
+    }
+    println!("  VIP {VIP} is on: {}", lab.vip_holders().join(", "));
+    show(&lab.consul.run_all());
+
+    step(start, "A client in its own namespace writes a key through the VIP every 10 ms. Killing the Redis master on h1 (kill -9) ...");
+    let writer = lab.writer("c1", "demo");
+    std::thread::sleep(Duration::from_secs(1));
+    let watch = lab.watch_promotion();
+    let fault = lab.now();
+    lab.nodes[0].proc.kill();
+    let Some((new_master, promotion)) = watch.join().unwrap() else {
+        println!("  Sentinel promoted no replica within 60 s");
+        return;
+    };
+    println!("  Sentinel promoted {new_master} {:.1}s after the kill (down-after 5s)", (promotion - fault).as_secs_f64());
+    let moved = lab.wait_vip_on(&new_master, Duration::from_secs(30));
+    println!("  the VIP moved to {new_master} {:.1}s after the kill", (moved - fault).as_secs_f64());
+    std::thread::sleep(Duration::from_secs(1));
+    show(&lab.consul.run_all());
+
+    step(start, "The old master restarts as a master with an empty dataset (no replicaof): the Sentinel guard keeps it out ...");
+    lab.nodes[0].restart_as_master();
+    std::thread::sleep(Duration::from_secs(2));
+    let checks = lab.consul.run_all();
+    for c in checks.iter().filter(|c| c.host == "h1") {
+        println!("      h1  {:<20} {}", c.service, c.first_line);
+    }
+    println!("  VIP {VIP} is on: {}", lab.vip_holders().join(", "));
+    let writes = writer.finish();
+    let o = Outcome::of(&lab, &[&writes], fault, promotion, &new_master);
+    println!(
+        "  the client: {} writes acknowledged; write outage {}; acknowledged writes lost: {}; acknowledged by a node after the promotion: {}",
+        o.acked,
+        o.write_outage.map(|d| format!("{:.1}s", d.as_secs_f64())).unwrap_or_else(|| "none".into()),
+        o.lost_before_promotion,
+        o.split_brain_writes,
+    );
+    drop(lab);
+
+    step(start, "A MariaDB pair on two more hosts (198.18.0.31-32, port 3306), keepalived floating 198.18.0.101 ...");
+    let mut maria = match MariaVipLab::start() {
+        Ok(m) => m,
+        Err(why) => {
+            println!("  cannot start it: {why}");
+            return;
+        }
+    };
+    println!("  VIP {MYSQL_VIP} is on: {}", maria.net.holders(MYSQL_VIP).join(", "));
+    step(start, "Killing the master m1, promoting m2 by hand (STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0) ...");
+    let t = Instant::now();
+    maria.nodes[0].proc.kill();
+    maria.nodes[1].wait_status("", "Slave_IO_Running", |v| v != Some("Yes"));
+    maria.nodes[1].sql("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0");
+    lab::wait_for("the VIP on m2", Duration::from_secs(20), || (maria.net.holders(MYSQL_VIP) == ["m2"]).then_some(()));
+    println!("  the VIP moved to m2 {:.1}s after the kill", t.elapsed().as_secs_f64());
+    step(start, "m1 comes back with read_only=ON: it stays out of the write pool and the VIP stays on m2:");
+    maria.nodes[0].restart_with(&["--read-only"]);
+    std::thread::sleep(Duration::from_secs(1));
+    show(&maria.consul.run_all());
+    println!("  VIP {MYSQL_VIP} is on: {}", maria.net.holders(MYSQL_VIP).join(", "));
+    step(start, "Stopping every server and keepalived, removing the namespaces ...");
+}
+
+fn loopback_demo(start: Instant) {
     step(start, "Starting Redis 127.0.0.2 (master), .3 and .4 (replicas), 3 Sentinels; MariaDB 127.0.0.5 (master), .6 (replica) ...");
     let mut lab = ConsulLab::start();
     step(start, "gen-consul-services writes one service file per service and node, e.g.:");
@@ -92,6 +200,4 @@ fn main() {
 
     step(start, "Stopping every server and removing the lab ...");
     drop(lab);
-    remove_lab_dirs();
-    println!("done in {:.1}s", start.elapsed().as_secs_f64());
 }

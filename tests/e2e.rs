@@ -111,16 +111,59 @@ fn generated_services_follow_the_topology() {
     one_writer(&lab, &a);
 }
 
-/// `keepalived -t` on a configuration. Debian 12's keepalived 2.2.7 exits 143 from `-t` whenever
-/// `script_user` is not root (fixed in 2.2.8), so the copy tested names root; the namespace lab
-/// (tests/netlab.rs) runs the unmodified file for real, as an unprivileged script user. The
-/// examples' checks are in /usr/local/bin: the copy runs the ones just built (keepalived refuses a
-/// configuration whose scripts do not exist).
-fn keepalived_test(conf: &Path, body: &str) -> (Option<i32>, String) {
+/// A directory only root can write (keepalived's script security refuses scripts below a
+/// directory another user could write, such as a clone under /tmp), holding copies of the checks.
+struct SafeBinDir(std::path::PathBuf);
+
+impl SafeBinDir {
+    fn new() -> SafeBinDir {
+        use std::os::unix::fs::PermissionsExt;
+        let base = if unsafe { libc::geteuid() } == 0 {
+            std::path::PathBuf::from("/run")
+        } else {
+            bin("check-redis-master").parent().unwrap().to_path_buf()
+        };
+        let dir = base.join(format!("cdc-kt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for exe in ["check-redis-master", "check-redis-slave", "check-mysql-master", "check-mysql-slave"] {
+            std::fs::copy(bin(exe), dir.join(exe)).unwrap();
+        }
+        SafeBinDir(dir)
+    }
+}
+
+impl Drop for SafeBinDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `keepalived -t` on a configuration, with the checks in `safe`. Debian 12's keepalived 2.2.7
+/// exits 143 from `-t` whenever `script_user` is not root (fixed in 2.2.8), so the copy tested
+/// names root; the namespace lab (tests/netlab.rs) runs the unmodified file for real, as an
+/// unprivileged script user.
+fn keepalived_test(conf: &Path, body: &str, safe: &SafeBinDir) -> (Option<i32>, String) {
     let copy = conf.with_extension("root.conf");
-    let built = format!("{}/", bin("check-redis-master").parent().unwrap().display());
-    std::fs::write(&copy, body.replace("script_user keepalived_script", "script_user root").replace("/usr/local/bin/", &built)).unwrap();
-    run_program(Path::new("keepalived"), &["-t".into(), "-f".into(), copy.display().to_string()], Duration::from_secs(20))
+    let body = body.replace("script_user keepalived_script", "script_user root");
+    let body = body.lines().map(|l| rebase_script(l, &safe.0)).collect::<Vec<_>>().join("\n") + "\n";
+    std::fs::write(&copy, body).unwrap();
+    let mut cmd = std::process::Command::new("keepalived");
+    cmd.arg("-t").arg("-f").arg(&copy);
+    let r = run_command(&mut cmd, Duration::from_secs(20));
+    (r.code, format!("{}{}", r.stdout, r.stderr))
+}
+
+/// A `script "..."` line with its program moved into `dir` (same file name).
+fn rebase_script(line: &str, dir: &Path) -> String {
+    match line.split_once("script \"") {
+        Some((indent, rest)) => {
+            let (program, args) = rest.split_once(' ').unwrap_or((rest, ""));
+            let name = Path::new(program).file_name().unwrap().to_string_lossy().into_owned();
+            format!("{indent}script \"{}/{name} {args}", dir.display())
+        }
+        None => line.to_string(),
+    }
 }
 
 #[test]
@@ -132,16 +175,17 @@ fn keepalived_accepts_the_generated_configuration() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("consul.d-examples/keepalived");
     let generated = REDIS_HOSTS.iter().chain(MYSQL_HOSTS.iter()).map(|node| out.0.join(node).join("keepalived.conf"));
     let checked_in = std::fs::read_dir(&examples).unwrap().flatten().map(|d| d.path().join("keepalived.conf"));
+    let safe = SafeBinDir::new();
     let mut tested = 0;
     for conf in generated.chain(checked_in) {
         let body = std::fs::read_to_string(&conf).unwrap();
         assert!(body.contains("--warning-exit-code 0") && body.contains("enable_script_security"), "{body}");
         let copy_dir = TempDir::new("keepalived-t");
         let conf = copy_dir.join("keepalived.conf");
-        let (code, msg) = keepalived_test(&conf, &body);
+        let (code, msg) = keepalived_test(&conf, &body, &safe);
         assert_eq!(code, Some(0), "keepalived -t rejected {}: {msg}\n{body}", conf.display());
         // The same file with a broken quote is rejected: the test has teeth.
-        let (code, _) = keepalived_test(&copy_dir.join("broken.conf"), &body.replacen("--host", "'--host", 1));
+        let (code, _) = keepalived_test(&copy_dir.join("broken.conf"), &body.replacen("--host", "'--host", 1), &safe);
         assert_ne!(code, Some(0), "keepalived -t accepted a broken quote");
         tested += 1;
     }

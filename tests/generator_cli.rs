@@ -123,11 +123,7 @@ fn flags_mode_node_selection_and_stdout() {
     // Without --out every file is printed under a header.
     let r = run(G, ["--inventory", inv.to_str().unwrap(), "--node", "192.168.0.40", "--format", "keepalived"]);
     assert_eq!(r.exit(), 0);
-    assert!(
-        r.stdout.starts_with("==> keepalived-checks.conf <==\n") && r.stdout.contains("vrrp_script chk_w_6029_redis_test {"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.starts_with("==> keepalived.conf <==\n") && r.stdout.contains("vrrp_script chk_w_6029_redis_test {"), "{}", r.stdout);
     assert_eq!(run(G, ["--help"]).exit(), 0);
     assert_eq!(run(G, ["--check"]).exit(), 2, "--check needs --out");
 }

@@ -8,7 +8,7 @@
 //! Needs root (network namespaces). Elsewhere each scenario prints `NOT RUN:` and returns, and
 //! `.ci/run` counts it as skipped; under CI (`CI=true`) it fails instead.
 
-use lab::vip_lab::{Outcome, RedisVipLab, Timings};
+use lab::vip_lab::{Answers, ConsulOnHosts, MariaVipLab, Outcome, RedisVipLab, Timings, MYSQL_VIP};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -50,6 +50,28 @@ fn report(scenario: &str, o: &Outcome, extra: &str) {
     );
 }
 
+/// Consul's view through the same scenario: each host's agent runs its generated service files.
+const W: &str = "w-6029-redis-lab";
+const R: &str = "r-6029-redis-lab";
+
+/// Evaluates the hosts' Consul checks until `ok` holds (a check may lag a change by a run), for
+/// up to 20 s; panics with the last answers.
+fn consul_settles(consul: &ConsulOnHosts, what: &str, ok: impl Fn(&Answers) -> bool) -> Answers {
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let a = consul.answers();
+        if ok(&a) {
+            return a;
+        }
+        assert!(std::time::Instant::now() < until, "Consul DNS never showed {what}: {a:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn answer<'a>(a: &'a Answers, service: &str) -> Vec<&'a str> {
+    a.get(service).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default()
+}
+
 /// Waits `span` while asserting, every 100 ms, that `host` never holds the VIP.
 fn never_holds(lab: &RedisVipLab, host: &str, span: Duration) {
     let until = std::time::Instant::now() + span;
@@ -68,6 +90,7 @@ fn vip_follows_a_failover_and_stays_off_the_returning_old_master() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut lab) = lab_or_skip("failover") else { return };
     assert_eq!(lab.vip_holders(), ["h1"], "the VIP sits on the master");
+    consul_settles(&lab.consul, "h1 writing, h2 and h3 reading", |a| answer(a, W) == ["h1"] && answer(a, R) == ["h2", "h3"]);
     let conf = lab.keepalived_conf("h1");
     assert!(conf.contains("script_user nobody") && conf.contains("track_script {\n        chk_w_6029_redis_lab"), "{conf}");
 
@@ -78,11 +101,22 @@ fn vip_follows_a_failover_and_stays_off_the_returning_old_master() {
     lab.nodes[0].proc.kill();
     let (new_master, promotion) = watch.join().unwrap().expect("Sentinel promoted no replica within 60s");
     let vip_moved = lab.wait_vip_on(&new_master, Duration::from_secs(30));
-    std::thread::sleep(Duration::from_secs(2));
+    let other = if new_master == "h2" { "h3" } else { "h2" };
+    consul_settles(&lab.consul, "the new master writing, the other replica reading", |a| {
+        answer(a, W) == [new_master.as_str()] && answer(a, R) == [other]
+    });
 
-    // The old master returns as a master with an empty dataset: it must not take the VIP back.
+    // The old master returns as a master with an empty dataset: it must not take the VIP back,
+    // nor join either Consul pool while it says master.
     lab.nodes[0].restart_as_master();
-    never_holds(&lab, "h1", Duration::from_secs(8));
+    for _ in 0..3 {
+        let a = lab.consul.answers();
+        assert_eq!(answer(&a, W), [new_master.as_str()], "{a:?}");
+        if lab.nodes[0].field("role").as_deref() == Some("master") {
+            assert!(!answer(&a, R).contains(&"h1"), "the returning old master serves reads: {a:?}");
+        }
+    }
+    never_holds(&lab, "h1", Duration::from_secs(6));
     let named = lab.sentinel_says(&new_master).map(|a| lab.host_of(&a));
     assert_eq!(named.as_deref(), Some(new_master.as_str()), "the Sentinels still name {new_master}");
     assert_eq!(lab.vip_holders(), std::slice::from_ref(&new_master));
@@ -133,7 +167,9 @@ fn partition(scenario: &str, link_down: bool) {
     }
     let (new_master, promotion) = watch.join().unwrap().expect("the majority promoted no replica within 60s");
     lab.wait_vip_on(&new_master, Duration::from_secs(30));
-    std::thread::sleep(Duration::from_secs(2));
+    // Consul on every host, h1 included (its agent runs its checks on its side of the cut): one
+    // writer, the new master; h1 writes nowhere.
+    consul_settles(&lab.consul, "the new master alone writing while h1 is cut off", |a| answer(a, W) == [new_master.as_str()]);
 
     let heal = lab.now();
     lab.net.heal(&h1);
@@ -142,7 +178,10 @@ fn partition(scenario: &str, link_down: bool) {
     lab::wait_for("one VIP holder, the Sentinel-named master, and h1 demoted", Duration::from_secs(30), || {
         (lab.vip_holders() == [new_master.clone()] && lab.nodes[0].field("role").as_deref() == Some("slave")).then_some(())
     });
-    never_holds(&lab, "h1", Duration::from_secs(4));
+    never_holds(&lab, "h1", Duration::from_secs(2));
+    consul_settles(&lab.consul, "one writer after the heal, h1 back as a reader", |a| {
+        answer(a, W) == [new_master.as_str()] && answer(a, R).contains(&"h1")
+    });
     let timeline = vip.finish();
     let majority = majority_side.finish();
     let isolated = isolated_side.finish();
@@ -171,4 +210,39 @@ fn partition(scenario: &str, link_down: bool) {
     assert!(outage <= OUTAGE_BOUND, "write outage {outage:?} over the bound {OUTAGE_BOUND:?}");
     let settled = settled.expect("no single VIP holder after the heal");
     assert!(settled - heal <= Duration::from_secs(2), "the VIP took {:?} to settle after the heal", settled - heal);
+}
+
+/// A MariaDB pair with keepalived: the VIP sits on the master; the master dies and the replica is
+/// promoted by hand (as MHA or an operator would): the VIP follows; the old master returns with
+/// `read_only=ON` (as every server's my.cnf should say) and the VIP stays where it is.
+#[test]
+fn mysql_vip_follows_the_promotion_and_stays_off_the_read_only_old_master() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = match MariaVipLab::start() {
+        Ok(lab) => lab,
+        Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("NOT RUN: netlab mysql: {why} (run as root to test with network namespaces and keepalived)");
+            return;
+        }
+        Err(why) => panic!("netlab mysql cannot run under CI: {why}"),
+    };
+    let (w, r) = ("w-3306-mysql-lab", "r-3306-mysql-lab");
+    consul_settles(&lab.consul, "m1 writing, m2 reading", |a| answer(a, w) == ["m1"] && answer(a, r) == ["m2"]);
+    let fault = std::time::Instant::now();
+    lab.nodes[0].proc.kill();
+    lab.nodes[1].wait_status("", "Slave_IO_Running", |v| v != Some("Yes"));
+    lab.nodes[1].sql("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0");
+    let promoted = fault.elapsed();
+    lab::wait_for("the MySQL VIP on m2 alone", Duration::from_secs(20), || (lab.net.holders(MYSQL_VIP) == ["m2"]).then_some(()));
+    let moved = fault.elapsed();
+    consul_settles(&lab.consul, "m2 writing and reading", |a| answer(a, w) == ["m2"] && answer(a, r) == ["m2"]);
+    lab.nodes[0].restart_with(&["--read-only"]);
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    while std::time::Instant::now() < until {
+        assert_eq!(lab.net.holders(MYSQL_VIP), ["m2"], "the VIP left the promoted master");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let a = lab.consul.answers();
+    assert_eq!((answer(&a, w), answer(&a, r)), (vec!["m2"], vec!["m2"]), "the read_only old master joined a pool: {a:?}");
+    println!("netlab: scenario=mysql promotion_ms={} vip_moved_ms={}", promoted.as_millis(), moved.as_millis());
 }

@@ -61,6 +61,9 @@ pub struct MariaNode {
     pub socket: PathBuf,
     /// The process.
     pub proc: Proc,
+    /// The network namespace it runs in (a namespace lab host), if any: the harness then talks to
+    /// it through its Unix socket.
+    pub ns: Option<String>,
     args: Vec<String>,
 }
 
@@ -72,6 +75,12 @@ impl MariaNode {
 
     /// Starts a server (binary log on) on `host:port` and waits until root can log in.
     pub fn start_on(dir: &TempDir, name: &str, server_id: u32, host: &str, port: u16, extra: &[&str]) -> MariaNode {
+        Self::start_in(dir, name, server_id, None, host, port, extra)
+    }
+
+    /// Like `start_on`, inside the network namespace `ns` when given (listening on every address
+    /// of the host, so that a VIP reaches it too).
+    pub fn start_in(dir: &TempDir, name: &str, server_id: u32, ns: Option<&str>, host: &str, port: u16, extra: &[&str]) -> MariaNode {
         let datadir = dir.join(name);
         copy_dir(template(), &datadir);
         let socket = dir.join(&format!("{name}.sock"));
@@ -79,7 +88,7 @@ impl MariaNode {
             "--no-defaults".into(),
             format!("--datadir={}", datadir.display()),
             format!("--port={port}"),
-            format!("--bind-address={host}"),
+            format!("--bind-address={}", if ns.is_some() { "0.0.0.0" } else { host }),
             format!("--socket={}", socket.display()),
             format!("--pid-file={}", dir.join(&format!("{name}.pid")).display()),
             format!("--log-error={}", dir.join(&format!("{name}.err")).display()),
@@ -98,7 +107,15 @@ impl MariaNode {
             "--max-connections=60".into(),
         ];
         args.extend(extra.iter().map(|s| s.replace("{port}", &port.to_string())));
-        let mut node = MariaNode { host: host.into(), port, server_id, socket, proc: Proc { child: None, name: name.into() }, args };
+        let mut node = MariaNode {
+            host: host.into(),
+            port,
+            server_id,
+            socket,
+            proc: Proc { child: None, name: name.into() },
+            ns: ns.map(String::from),
+            args,
+        };
         node.restart();
         node
     }
@@ -113,19 +130,25 @@ impl MariaNode {
     pub fn restart(&mut self) {
         self.proc.kill();
         // mariadbd writes a few start-up warnings to stderr before --log-error takes over.
-        self.proc.child = Some(spawn_tied(Command::new("mariadbd").args(&self.args).stderr(std::process::Stdio::null())));
+        let mut cmd = match &self.ns {
+            Some(ns) => crate::netlab::ns_command(ns, "mariadbd"),
+            None => Command::new("mariadbd"),
+        };
+        self.proc.child = Some(spawn_tied(cmd.args(&self.args).stderr(std::process::Stdio::null())));
         let port = self.port;
         wait_for(&format!("mariadbd on {port}"), Duration::from_secs(30), || self.conn_opt().map(|_| ()));
     }
 
     fn conn_opt(&self) -> Option<mysql::Conn> {
         let opts = mysql::OptsBuilder::new()
-            .ip_or_hostname(Some(self.host.clone()))
-            .tcp_port(self.port)
             .user(Some("root"))
-            .prefer_socket(false)
             .tcp_connect_timeout(Some(Duration::from_secs(2)))
             .read_timeout(Some(Duration::from_secs(10)));
+        let opts = match &self.ns {
+            // A Unix socket is a file: it reaches a server in any network namespace.
+            Some(_) => opts.socket(Some(self.socket.display().to_string())),
+            None => opts.ip_or_hostname(Some(self.host.clone())).tcp_port(self.port).prefer_socket(false),
+        };
         mysql::Conn::new(opts).ok()
     }
 

@@ -88,6 +88,13 @@ fn remove(created: &Created) {
     }
 }
 
+/// Removes every lab of this process now (for a program that handles SIGINT itself).
+pub fn remove_all() {
+    for (_, created) in CREATED.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        remove(created);
+    }
+}
+
 /// On SIGINT or SIGTERM: remove every lab of this process, then exit 130 (the servers die with
 /// the process: they are tied to it).
 fn clean_up_on_signals() {
@@ -110,9 +117,7 @@ fn clean_up_on_signals() {
             let mut b = [0u8; 1];
             libc::read(fds[0], b.as_mut_ptr().cast(), 1);
             eprintln!("netlab: interrupted, removing the lab's namespaces and links");
-            for (_, created) in CREATED.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                remove(created);
-            }
+            remove_all();
             libc::_exit(130);
         });
         for sig in [libc::SIGINT, libc::SIGTERM] {

@@ -5,7 +5,7 @@
 
 use crate::netlab::{in_namespace, ns_command, start_proc, Host, NetLab, LAB_INTERFACE, LAB_PREFIX};
 use crate::{bin, wait_for, Proc};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -91,6 +91,59 @@ impl NsRedis {
     }
 }
 
+/// The MariaDB master and replica on hosts m1 and m2 (port 3306 on both), keepalived floating
+/// 198.18.0.101 to the node whose `check-mysql-master` passes.
+pub struct MariaVipLab {
+    /// keepalived on both hosts (stopped first).
+    pub keepalived: Vec<Proc>,
+    /// m1 (the first master) and m2 (its replica, `read_only`).
+    pub nodes: Vec<crate::mysql_lab::MariaNode>,
+    /// The Consul service files each host's agent would run.
+    pub consul: ConsulOnHosts,
+    /// The data directories.
+    pub dir: crate::TempDir,
+    /// The hosts (dropped last).
+    pub net: NetLab,
+}
+
+/// The MariaDB lab's VIP.
+pub const MYSQL_VIP: &str = "198.18.0.101";
+
+impl MariaVipLab {
+    /// Starts both servers with replication, and keepalived; waits until the VIP is on m1.
+    pub fn start() -> Result<MariaVipLab, String> {
+        use crate::mysql_lab::{create_users, MariaNode, CHECKER};
+        let net = NetLab::create(&[("m1", 31), ("m2", 32)])?;
+        let dir = crate::TempDir::new("maria-vip");
+        let (m1, m2) = (net.host("m1").clone(), net.host("m2").clone());
+        let master = MariaNode::start_in(&dir, "m1", 1, Some(&m1.ns), &m1.addr, 3306, &[]);
+        create_users(&master);
+        let replica = MariaNode::start_in(&dir, "m2", 2, Some(&m2.ns), &m2.addr, 3306, &["--read-only"]);
+        replica.replicate_from(&master, "");
+        install_checks(&net, &["check-mysql-master", "check-mysql-slave"]);
+        let secrets = net.dir.join("secrets");
+        std::fs::create_dir_all(&secrets).unwrap();
+        let cnf = secrets.join("mysql-check.cnf");
+        std::fs::write(&cnf, format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1)).unwrap();
+        chown_to(&cnf, SCRIPT_USER, 0o400);
+        let inventory = format!(
+            r#"[{{"kind":"mysql","name":"lab","port":3306,"nodes":["{a}","{b}"],"defaults_file":"{cnf}","repl_users":["repl"],
+                "vrrp":{{"vip":"{MYSQL_VIP}/24","virtual_router_id":52,"interface":"{LAB_INTERFACE}","script_user":"{SCRIPT_USER}"}}}}]"#,
+            a = m1.addr,
+            b = m2.addr,
+            cnf = cnf.display(),
+        );
+        let hosts = [m1, m2];
+        let keepalived = keepalived_on(&net, &hosts, &inventory);
+        let consul = ConsulOnHosts::generate(&net, &hosts, &inventory);
+        let lab = MariaVipLab { keepalived, nodes: vec![master, replica], consul, dir, net };
+        wait_for("the MySQL VIP on m1 alone", Duration::from_secs(20), || (lab.net.holders(MYSQL_VIP) == ["m1"]).then_some(()));
+        let complaints = keepalived_complaints(&lab.net);
+        assert!(complaints.is_empty(), "keepalived did not take the generated configuration as written:\n{}", complaints.join("\n"));
+        Ok(lab)
+    }
+}
+
 /// Lab timings, chosen for the budget in the README.
 #[derive(Clone, Copy, Debug)]
 pub struct Timings {
@@ -109,6 +162,8 @@ pub struct RedisVipLab {
     pub nodes: Vec<NsRedis>,
     /// The timings in force.
     pub timings: Timings,
+    /// The Consul service files each host's agent would run.
+    pub consul: ConsulOnHosts,
     /// When the lab started: every recorded time counts from here.
     pub epoch: Instant,
     /// The hosts (dropped last).
@@ -120,14 +175,12 @@ impl RedisVipLab {
     pub fn start(timings: Timings) -> Result<RedisVipLab, String> {
         let net = NetLab::create(&[("h1", 11), ("h2", 12), ("h3", 13), ("c1", 21), ("c2", 22)])?;
         let dir = net.dir.clone();
-        for sub in ["bin", "secrets", "data", "keepalived"] {
+        for sub in ["secrets", "data"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        // The checks, where keepalived's script security accepts them (no directory a non-root
-        // user could write), and the password file readable by the script user alone.
-        for exe in ["check-redis-master", "check-redis-slave"] {
-            std::fs::copy(bin(exe), dir.join("bin").join(exe)).unwrap();
-        }
+        // The checks, where keepalived's script security accepts them, and the password file
+        // readable by the script user alone.
+        install_checks(&net, &["check-redis-master", "check-redis-slave"]);
         let pw_file = dir.join("secrets/redis.pw");
         std::fs::write(&pw_file, format!("{PASSWORD}\n")).unwrap();
         chown_to(&pw_file, SCRIPT_USER, 0o400);
@@ -219,9 +272,13 @@ impl RedisVipLab {
                 })
                 .then_some(())
         });
-        let mut lab = RedisVipLab { keepalived: Vec::new(), sentinels, nodes, timings, epoch: Instant::now(), net };
+        let consul = ConsulOnHosts { checks: Vec::new() };
+        let mut lab = RedisVipLab { keepalived: Vec::new(), sentinels, nodes, timings, consul, epoch: Instant::now(), net };
         lab.start_keepalived(&pw_file);
+        lab.consul = ConsulOnHosts::generate(&lab.net, &redis_hosts, &lab.inventory(&pw_file));
         lab.wait_vip_on("h1", Duration::from_secs(20));
+        let complaints = keepalived_complaints(&lab.net);
+        assert!(complaints.is_empty(), "keepalived did not take the generated configuration as written:\n{}", complaints.join("\n"));
         Ok(lab)
     }
 
@@ -240,42 +297,8 @@ impl RedisVipLab {
     }
 
     fn start_keepalived(&mut self, pw_file: &Path) {
-        let dir = self.net.dir.join("keepalived");
-        let inventory = dir.join("inventory.json");
-        std::fs::write(&inventory, self.inventory(pw_file)).unwrap();
-        for node in &self.nodes {
-            let out = dir.join(&node.host.name);
-            let bin_dir = self.net.dir.join("bin");
-            let gen = crate::run(
-                "gen-consul-services",
-                [
-                    "--inventory",
-                    inventory.to_str().unwrap(),
-                    "--node",
-                    &node.host.addr,
-                    "--format",
-                    "keepalived",
-                    "--bin-dir",
-                    bin_dir.to_str().unwrap(),
-                    "--out",
-                    out.to_str().unwrap(),
-                ],
-            );
-            assert_eq!(gen.code, Some(0), "gen-consul-services: {}{}", gen.stdout, gen.stderr);
-            let conf = out.join("keepalived.conf");
-            let log = std::fs::File::create(out.join("keepalived.log")).unwrap();
-            let mut cmd = std::process::Command::new("ip");
-            cmd.args(["netns", "exec", &node.host.ns, "keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp"])
-                .arg("--use-file")
-                .arg(&conf)
-                .arg("--pid")
-                .arg(out.join("keepalived.pid"))
-                .arg("--vrrp_pid")
-                .arg(out.join("vrrp.pid"))
-                .stdout(log.try_clone().unwrap())
-                .stderr(log);
-            self.keepalived.push(start_proc(&format!("keepalived {}", node.host.name), &mut cmd));
-        }
+        let hosts: Vec<Host> = self.nodes.iter().map(|n| n.host.clone()).collect();
+        self.keepalived = keepalived_on(&self.net, &hosts, &self.inventory(pw_file));
     }
 
     /// The generated keepalived configuration of `host`.
@@ -399,8 +422,182 @@ impl RedisVipLab {
     }
 }
 
+/// Writes `inventory` into the lab, generates each host's keepalived.conf from it with the real
+/// `gen-consul-services` (checks in the lab's `bin/`), and starts keepalived on every host with
+/// exactly that file.
+pub fn keepalived_on(net: &NetLab, hosts: &[Host], inventory: &str) -> Vec<Proc> {
+    let dir = net.dir.join("keepalived");
+    std::fs::create_dir_all(&dir).unwrap();
+    let inventory_file = dir.join("inventory.json");
+    std::fs::write(&inventory_file, inventory).unwrap();
+    let bin_dir = net.dir.join("bin");
+    hosts
+        .iter()
+        .map(|host| {
+            let out = dir.join(&host.name);
+            let gen = crate::run(
+                "gen-consul-services",
+                [
+                    "--inventory",
+                    inventory_file.to_str().unwrap(),
+                    "--node",
+                    &host.addr,
+                    "--format",
+                    "keepalived",
+                    "--bin-dir",
+                    bin_dir.to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(gen.code, Some(0), "gen-consul-services: {}{}", gen.stdout, gen.stderr);
+            let log = std::fs::File::create(out.join("keepalived.log")).unwrap();
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args(["netns", "exec", &host.ns, "keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp"])
+                .arg("--use-file")
+                .arg(out.join("keepalived.conf"))
+                .arg("--pid")
+                .arg(out.join("keepalived.pid"))
+                .arg("--vrrp_pid")
+                .arg(out.join("vrrp.pid"))
+                .stdout(log.try_clone().unwrap())
+                .stderr(log);
+            start_proc(&format!("keepalived {}", host.name), &mut cmd)
+        })
+        .collect()
+}
+
+/// The lines of every host's keepalived log that complain about the configuration (keepalived
+/// ignores what it cannot read and carries on: a test must notice).
+pub fn keepalived_complaints(net: &NetLab) -> Vec<String> {
+    let dir = net.dir.join("keepalived");
+    let mut found = Vec::new();
+    for host in &net.hosts {
+        if let Ok(log) = std::fs::read_to_string(dir.join(&host.name).join("keepalived.log")) {
+            for line in log.lines() {
+                let l = line.to_ascii_lowercase();
+                if ["invalid", "ignoring", "not valid", "unknown keyword", "error", "unsafe", "disabling"].iter().any(|w| l.contains(w)) {
+                    found.push(format!("{}: {line}", host.name));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Copies the project's executables `names` into the lab's `bin/` (root-owned, 0755: where
+/// keepalived's script security accepts them).
+pub fn install_checks(net: &NetLab, names: &[&str]) {
+    let dir = net.dir.join("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for exe in names {
+        std::fs::copy(bin(exe), dir.join(exe)).unwrap();
+    }
+}
+
+/// What Consul DNS would answer per service name, from the checks each host's agent runs.
+pub type Answers = std::collections::BTreeMap<String, Vec<String>>;
+
+/// Each host's Consul service files, generated from the inventory, run as its local agent would:
+/// inside the host's namespace, against its own address, with no shell and Consul's timeout.
+pub struct ConsulOnHosts {
+    checks: Vec<(Host, String, Vec<String>, Duration)>,
+}
+
+impl ConsulOnHosts {
+    /// Generates every host's service files with the real `gen-consul-services`.
+    pub fn generate(net: &NetLab, hosts: &[Host], inventory: &str) -> ConsulOnHosts {
+        let dir = net.dir.join("consul");
+        std::fs::create_dir_all(&dir).unwrap();
+        let inventory_file = dir.join("inventory.json");
+        std::fs::write(&inventory_file, inventory).unwrap();
+        let bin_dir = net.dir.join("bin");
+        let mut checks = Vec::new();
+        for host in hosts {
+            let out = dir.join(&host.name);
+            let gen = crate::run(
+                "gen-consul-services",
+                [
+                    "--inventory",
+                    inventory_file.to_str().unwrap(),
+                    "--node",
+                    &host.addr,
+                    "--bin-dir",
+                    bin_dir.to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(gen.code, Some(0), "gen-consul-services: {}{}", gen.stdout, gen.stderr);
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.path()).collect();
+            files.sort();
+            for f in files {
+                let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+                let service = v["service"]["name"].as_str().unwrap().to_string();
+                let check = &v["service"]["checks"][0];
+                let args: Vec<String> = check["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+                let timeout = consul_db_checks::duration::parse_duration(check["timeout"].as_str().unwrap()).unwrap();
+                checks.push((host.clone(), service, args, timeout));
+            }
+        }
+        ConsulOnHosts { checks }
+    }
+
+    /// Runs every check once, all at once, each killed at its Consul timeout: per check, the
+    /// service, the host, the exit code and the first output line.
+    pub fn run_all(&self) -> Vec<HostCheck> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .checks
+                .iter()
+                .map(|(host, service, args, timeout)| {
+                    scope.spawn(move || {
+                        let mut cmd = ns_command(&host.ns, &args[0]);
+                        cmd.args(&args[1..]);
+                        let r = crate::run_command(&mut cmd, *timeout);
+                        let first_line = r.stdout.lines().next().unwrap_or("").to_string();
+                        HostCheck { service: service.clone(), host: host.name.clone(), code: r.code, first_line }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    /// Runs every check once and returns, per service name, the hosts whose check is not
+    /// critical: what Consul DNS answers.
+    pub fn answers(&self) -> Answers {
+        answers_of(&self.run_all())
+    }
+}
+
+/// One check run by a host's agent.
+#[derive(Clone, Debug)]
+pub struct HostCheck {
+    /// The service name.
+    pub service: String,
+    /// The host.
+    pub host: String,
+    /// Exit code (`None`: killed at Consul's timeout).
+    pub code: Option<i32>,
+    /// The first line it printed.
+    pub first_line: String,
+}
+
+/// What Consul DNS answers per service name, from the checks' results.
+pub fn answers_of(checks: &[HostCheck]) -> Answers {
+    let mut answers = Answers::new();
+    for c in checks {
+        let entry = answers.entry(c.service.clone()).or_default();
+        if matches!(c.code, Some(0) | Some(1)) {
+            entry.push(c.host.clone());
+        }
+    }
+    answers
+}
+
 /// Changes the owner of `path` to `user` and its mode to `mode`.
-fn chown_to(path: &Path, user: &str, mode: u32) {
+pub fn chown_to(path: &Path, user: &str, mode: u32) {
     let name = std::ffi::CString::new(user).unwrap();
     let pw = unsafe { libc::getpwnam(name.as_ptr()) };
     assert!(!pw.is_null(), "no user {user} on this machine");

@@ -46,7 +46,15 @@ pub struct KeepalivedOptions {
     pub weight: Option<i32>,
 }
 
-/// A duration as keepalived reads it: seconds with up to three decimals (`1`, `0.25`).
+/// A script interval or timeout as keepalived 2.2 reads it: whole seconds, at least 1.
+fn whole_seconds(d: Duration) -> Result<u64> {
+    if d.subsec_nanos() != 0 || d.is_zero() {
+        bail!("keepalived reads a script's interval and timeout in whole seconds (at least 1s), not {}", format_duration(d));
+    }
+    Ok(d.as_secs())
+}
+
+/// An advertisement interval as keepalived reads it: seconds with decimals (`1`, `0.1`).
 fn seconds(d: Duration) -> String {
     let ms = d.as_millis();
     if ms % 1000 == 0 {
@@ -110,7 +118,9 @@ pub fn keepalived_file(services: &[&Service], opts: KeepalivedOptions) -> Result
         let quoted = s.vrrp_args.iter().map(|a| quote_arg(a)).collect::<Result<Vec<_>>>()?;
         out.push_str(&format!("\nvrrp_script {} {{\n", script_name(s)));
         out.push_str(&format!("    script \"{}\"\n", quoted.join(" ")));
-        out.push_str(&format!("    interval {}\n    timeout {}\n", seconds(t.interval), seconds(t.timeout)));
+        // keepalived before 2.3.2 (Debian 12 has 2.2.7) reads a script's interval and timeout in
+        // whole seconds only, and ignores anything else.
+        out.push_str(&format!("    interval {}\n    timeout {}\n", whole_seconds(t.interval)?, whole_seconds(t.timeout)?));
         out.push_str(&format!("    fall {fall}\n    rise {rise}\n"));
         if let Some(w) = opts.weight {
             out.push_str(&format!("    weight {w}\n"));
@@ -196,7 +206,7 @@ mod tests {
         assert!(text.contains("vrrp_script chk_w_3306_mysql_main {"), "{text}");
         assert!(text.contains("'/etc/consul.d/my check.cnf'"), "{text}");
         assert!(
-            text.contains("--timeout 250ms --warning-exit-code 0\"\n    interval 0.5\n    timeout 0.5\n    fall 2\n    rise 1\n}"),
+            text.contains("--timeout 700ms --warning-exit-code 0\"\n    interval 1\n    timeout 1\n    fall 2\n    rise 1\n}"),
             "{text}"
         );
         assert!(

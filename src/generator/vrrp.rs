@@ -25,16 +25,16 @@ pub struct ScriptTiming {
 }
 
 impl ScriptTiming {
-    /// The defaults per role. The write check runs twice a second: a node that stops being the
-    /// master gives up the VIP after two failures (within a second, riding out one slow answer),
-    /// and the new master takes it at the first pass after the Sentinels name it (within half a
-    /// second). The read check runs every two seconds and also rides out one slow answer.
+    /// The defaults per role. The write check runs every second (keepalived before 2.3.2 reads
+    /// whole seconds only): a node that stops being the master gives up the VIP after two failures
+    /// (riding out one slow answer), and the new master takes it at the first pass after the
+    /// Sentinels name it. The read check runs every two seconds and also rides out one slow answer.
     pub fn default_for(role: Role) -> ScriptTiming {
         match role {
             Role::Write => ScriptTiming {
-                interval: Duration::from_millis(500),
-                timeout: Duration::from_millis(500),
-                check_timeout: Duration::from_millis(250),
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+                check_timeout: Duration::from_millis(700),
                 fall: 2,
                 rise: 1,
             },
