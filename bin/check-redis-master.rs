@@ -1,4 +1,2 @@
 //! `check-redis-master`: passing iff this Redis is the writable master.
-fn main() {
-    consul_db_checks::runner::run::<consul_db_checks::redis_checks::master::RedisMaster>()
-}
+consul_db_checks::check_main!(consul_db_checks::redis_checks::master::RedisMaster);

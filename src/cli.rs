@@ -146,7 +146,8 @@ impl ServerArgs {
             }
             return Ok(Address::Socket(path.clone()));
         }
-        let host = self.host.clone().or_else(|| defaults.host.clone());
+        // `[::1]` and `::1` are the same host; the address prints the brackets itself.
+        let host = self.host.clone().or_else(|| defaults.host.clone()).map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string());
         let port = port.or(defaults.port);
         Ok(match (&host, port, &defaults.socket) {
             (Some(h), None, Some(sock)) if h == "localhost" => Address::Socket(sock.clone()),
@@ -240,6 +241,14 @@ mod tests {
         assert_eq!(sock.address(6379).unwrap(), Address::Socket("/run/redis.sock".into()));
         assert!(parse(&["--socket", "/s", "6029"]).unwrap().address(6379).is_err());
         assert!(parse(&["--tls-cert", "c"]).is_err(), "cert needs key");
+    }
+
+    #[test]
+    fn bracketed_ipv6_hosts_print_once() {
+        for host in ["[::1]", "::1"] {
+            let s = parse(&["--host", host, "--port", "6029"]).unwrap();
+            assert_eq!(s.address(6379).unwrap().to_string(), "[::1]:6029", "{host}");
+        }
     }
 
     #[test]

@@ -92,10 +92,44 @@ pub fn check_private(path: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Size limits of the files a check reads: far above any real one, far below harm.
+pub mod limits {
+    /// A password file.
+    pub const PASSWORD_FILE: u64 = 4 << 10;
+    /// One my.cnf (each included file too).
+    pub const DEFAULTS_FILE: u64 = 64 << 10;
+    /// A CA bundle (Debian's whole bundle is about 200 KiB).
+    pub const CA_BUNDLE: u64 = 1 << 20;
+    /// A client certificate or key.
+    pub const CERTIFICATE: u64 = 64 << 10;
+    /// A generator inventory.
+    pub const INVENTORY: u64 = 4 << 20;
+}
+
+/// Reads a whole file of at most `limit` bytes. It must be a regular file (not a FIFO, device or
+/// directory, which could block or never end); a larger one is refused, naming it and the limit.
+pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{what} {} is not a regular file", path.display());
+    }
+    if meta.len() > limit {
+        bail!("{what} {} is {} bytes, more than the {} bytes a real one needs", path.display(), meta.len(), limit);
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        bail!("{what} {} grew past {limit} bytes while being read", path.display());
+    }
+    Ok(bytes)
+}
+
 /// Reads a password file: the first line, without its line ending; refused when other users can read it.
 pub fn read_password_file(path: &Path) -> Result<Secret> {
     check_private(path, "password file")?;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read password file {}", path.display()))?;
+    let bytes = read_bounded(path, limits::PASSWORD_FILE, "password file")?;
     let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("password file {} is not UTF-8 text", path.display()))?;
     let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
     if first.is_empty() {
@@ -143,5 +177,17 @@ mod tests {
         assert!(format!("{:#}", read_password_file(&e).unwrap_err()).contains("empty"));
         let missing = std::env::temp_dir().join("cdc-no-such-file");
         assert!(format!("{:#}", read_password_file(&missing).unwrap_err()).contains("cannot read password file"));
+    }
+
+    #[test]
+    fn files_are_bounded_and_regular() {
+        let big = temp_file("big", &"x".repeat(5000), 0o600);
+        let e = format!("{:#}", read_bounded(&big, 4096, "password file").unwrap_err());
+        assert!(e.contains("5000 bytes, more than the 4096"), "{e}");
+        for special in ["/dev/zero", "/dev/null", "/"] {
+            let e = format!("{:#}", read_bounded(Path::new(special), 4096, "defaults file").unwrap_err());
+            assert!(e.contains("not a regular file"), "{special}: {e}");
+        }
+        assert_eq!(read_bounded(&temp_file("small", "abc", 0o600), 3, "x").unwrap(), b"abc");
     }
 }

@@ -71,7 +71,9 @@ impl Step {
     /// Records that `what` has started.
     pub fn begin(what: impl Into<String>) -> Step {
         let id = NEXT_STEP.fetch_add(1, Ordering::Relaxed);
-        STEPS.lock().unwrap_or_else(|e| e.into_inner()).push((id, what.into()));
+        let what = what.into();
+        crate::memory::note_step(&what);
+        STEPS.lock().unwrap_or_else(|e| e.into_inner()).push((id, what));
         Step(id)
     }
 }

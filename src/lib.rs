@@ -13,9 +13,24 @@ pub mod credentials;
 pub mod deadline;
 pub mod duration;
 pub mod generator;
+pub mod memory;
 pub mod mysql_checks;
 pub mod probe;
 pub mod read_pool;
 pub mod redis_checks;
 pub mod report;
 pub mod runner;
+
+/// Declares a check executable: its `main`, and the allocator that bounds its memory
+/// (`check_main!(redis_checks::master::RedisMaster)` is the whole entry file).
+#[macro_export]
+macro_rules! check_main {
+    ($check:ty) => {
+        #[global_allocator]
+        static ALLOCATOR: $crate::memory::CappedAllocator = $crate::memory::CappedAllocator;
+
+        fn main() {
+            $crate::runner::run::<$check>()
+        }
+    };
+}

@@ -226,18 +226,22 @@ impl Report {
             let perf: Vec<String> = self.outcome.perfdata.iter().map(Perfdata::render).collect();
             let _ = write!(first, " | {}", perf.join(" "));
         }
-        let mut lines = vec![first];
-        lines.extend(v.reasons.iter().map(|r| format!("- {}", one_line(r))));
-        lines.extend(self.outcome.facts.0.iter().map(|(k, val)| format!("{k}: {}", one_line(&text_value(val)))));
-        lines.extend(self.notes.iter().map(|n| format!("note: {}", one_line(n))));
+        // Long lines are shortened rather than dropped: the status line and the deciding reasons,
+        // which come first, always fit.
+        let mut lines = vec![shorten(first, MAX_FIRST_LINE)];
+        lines.extend(v.reasons.iter().map(|r| shorten(format!("- {}", one_line(r)), MAX_LINE)));
+        lines.extend(self.outcome.facts.0.iter().map(|(k, val)| shorten(format!("{k}: {}", one_line(&text_value(val))), MAX_LINE)));
+        lines.extend(self.notes.iter().map(|n| shorten(format!("note: {}", one_line(n)), MAX_LINE)));
         fit_lines(lines, MAX_OUTPUT_BYTES)
     }
 
-    /// The JSON object of the spec: check, status, exit_code, summary, target, reasons, facts, notes.
+    /// The JSON object of the README: check, status, exit_code, summary, target, reasons, facts,
+    /// perfdata, notes. Under [`MAX_OUTPUT_BYTES`] and always valid: long lists are summarised with
+    /// a count and long strings shortened, facts first, the deciding reasons last.
     pub fn render_json(&self) -> String {
         let v = &self.outcome.verdict;
         let perfdata: Map<String, Value> = self.outcome.perfdata.iter().map(|p| (p.label.to_string(), Value::from(p.value))).collect();
-        let obj = serde_json::json!({
+        let mut obj = serde_json::json!({
             "check": self.check,
             "status": v.status,
             "exit_code": self.exit_code(),
@@ -248,6 +252,23 @@ impl Report {
             "perfdata": perfdata,
             "notes": self.notes,
         });
+        let fits = |o: &Value| o.to_string().len() < MAX_OUTPUT_BYTES;
+        let steps: [(&str, usize, usize); 4] = [("facts", 5, 200), ("facts", 2, 80), ("reasons", 3, 300), ("notes", 1, 200)];
+        for (field, items, chars) in steps {
+            if fits(&obj) {
+                break;
+            }
+            summarise(&mut obj[field], items, chars);
+        }
+        if !fits(&obj) {
+            obj["facts"] = serde_json::json!({"omitted": "the facts do not fit in 4 KiB"});
+            obj["summary"] = Value::from(shorten(v.summary.clone(), 1000));
+            obj["target"] = Value::from(shorten(self.target.clone(), 200));
+            obj["notes"] = Value::Array(Vec::new());
+        }
+        if !fits(&obj) {
+            obj["reasons"] = Value::Array(Vec::new());
+        }
         format!("{obj}\n")
     }
 }
@@ -258,6 +279,41 @@ pub fn seconds_value(d: std::time::Duration) -> Value {
         Value::from(d.as_secs())
     } else {
         Value::from(d.as_secs_f64())
+    }
+}
+
+/// Longest status line kept whole.
+const MAX_FIRST_LINE: usize = 1500;
+/// Longest reason, fact or note line kept whole.
+const MAX_LINE: usize = 500;
+
+/// Cuts `line` to at most `max` bytes (on a character boundary), marking the cut.
+fn shorten(line: String, max: usize) -> String {
+    if line.len() <= max {
+        return line;
+    }
+    let mut cut = max.saturating_sub(4);
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{} ...", &line[..cut])
+}
+
+/// Shortens a JSON value in place: arrays beyond `items` become the first ones plus a count,
+/// strings beyond `chars` bytes are cut, recursively.
+fn summarise(v: &mut Value, items: usize, chars: usize) {
+    match v {
+        Value::String(s) if s.len() > chars => *s = shorten(std::mem::take(s), chars),
+        Value::Array(list) => {
+            if list.len() > items {
+                let more = list.len() - items;
+                list.truncate(items);
+                list.push(Value::from(format!("... and {more} more")));
+            }
+            list.iter_mut().for_each(|x| summarise(x, items, chars));
+        }
+        Value::Object(map) => map.values_mut().for_each(|x| summarise(x, items, chars)),
+        _ => {}
     }
 }
 
@@ -367,6 +423,31 @@ mod tests {
         assert!(!text.lines().any(|l| l.starts_with("INJECTED")));
         let huge = Report { outcome: Outcome::bare(Verdict::critical("y".repeat(9000))), ..report(Status::Critical) };
         assert!(huge.render_text().len() <= MAX_OUTPUT_BYTES);
+    }
+
+    /// Thousands of replicas or Sentinels, huge reasons: text keeps the deciding reason (shortened),
+    /// JSON stays valid and under the cap, with a count of what was left out.
+    #[test]
+    fn long_lists_are_summarised_in_both_formats() {
+        let mut r = report(Status::Critical);
+        r.outcome.facts.set(
+            "connected_replicas",
+            Value::Array((0..5000).map(|i| Value::from(format!("10.0.{}.{}:6029", i / 256, i % 256))).collect()),
+        );
+        r.outcome.verdict.reasons = vec!["the deciding reason ".to_string() + &"z".repeat(3000), "second".into()];
+        let text = r.render_text();
+        assert!(text.len() <= MAX_OUTPUT_BYTES);
+        assert!(text.lines().nth(1).unwrap().starts_with("- the deciding reason zzz") && text.contains(" ..."), "{text}");
+        let json = r.render_json();
+        assert!(json.len() <= MAX_OUTPUT_BYTES, "{} bytes", json.len());
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["status"], "critical");
+        assert!(v["reasons"][0].as_str().unwrap().starts_with("the deciding reason"), "{json}");
+        assert!(v["facts"]["connected_replicas"].to_string().contains("more"), "{json}");
+        r.outcome.verdict.summary = "s".repeat(20_000);
+        r.target = "t".repeat(20_000);
+        let json = r.render_json();
+        assert!(json.len() <= MAX_OUTPUT_BYTES && serde_json::from_str::<Value>(&json).is_ok(), "{} bytes", json.len());
     }
 
     #[test]

@@ -78,6 +78,11 @@ pub fn run<C: Check>() -> ! {
     if server.password_arg.as_deref().is_some_and(|p| !p.is_empty()) {
         notes.push(crate::credentials::COMMAND_LINE_PASSWORD_NOTE.to_string());
     }
+    crate::memory::set_report(crate::memory::OverLimitReport {
+        check: C::NAME,
+        target: target.clone(),
+        json: server.output.format == Format::Json,
+    });
     let _ = CONTEXT.set(RunContext { target, notes, format: server.output.format, warning_exit_code: server.output.warning_exit_code });
     let deadline = Deadline::starting_at(started, server.timeout);
     arm_watchdog(deadline);

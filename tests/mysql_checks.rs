@@ -397,3 +397,18 @@ fn bad_usage_exits_2() {
     assert!(run(S, ["--help"]).stdout.contains("--replica-port"));
     let _ = MONITOR;
 }
+
+/// `innodb_read_only` (a server that cannot write at all) is in no pool, whatever else it says.
+#[test]
+fn innodb_read_only_server_is_in_no_pool() {
+    let dir = TempDir::new("innodb-ro");
+    let node = MariaNode::start(&dir, "ro", 21, &["--innodb-read-only", "--skip-log-bin"]);
+    let cnf = dir.join("root.cnf");
+    write_file(&cnf, "[client]\nuser=root\n", 0o600);
+    for bin in [M, S] {
+        let v = check(bin, [node.port_arg(), "--defaults-file".into(), cnf.display().to_string(), "--allow-read-only".into()]);
+        assert_eq!(v.code(), 2, "{v}");
+        assert!(v.summary().contains("innodb_read_only=ON"), "{v}");
+        assert_eq!(v.fact("innodb_read_only"), true, "{v}");
+    }
+}

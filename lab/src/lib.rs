@@ -168,6 +168,8 @@ pub struct CheckRun {
     pub stderr: String,
     /// Wall time.
     pub elapsed: Duration,
+    /// Peak resident set size of the process, in KiB (from `wait4`).
+    pub max_rss_kib: i64,
 }
 
 impl CheckRun {
@@ -218,7 +220,9 @@ where
     run_command(&mut cmd, Duration::from_secs(20))
 }
 
-/// Runs `cmd` to its end (killed after `limit`), capturing its output and timing it.
+/// Runs `cmd` to its end (killed after `limit`), capturing its output and timing it. The child is
+/// reaped with `wait4` (which also reports its peak RSS), not `Child::wait`.
+#[allow(clippy::zombie_processes)]
 pub fn run_command(cmd: &mut Command, limit: Duration) -> CheckRun {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
@@ -235,18 +239,25 @@ pub fn run_command(cmd: &mut Command, limit: Duration) -> CheckRun {
         let _ = err.read_to_string(&mut s);
         s
     });
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
+    // wait4 rather than Child::wait: it also reports the child's peak RSS.
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break;
         }
         if start.elapsed() > limit {
             let _ = child.kill();
-            break child.wait().unwrap();
+            unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+            break;
         }
         std::thread::sleep(Duration::from_millis(2));
-    };
+    }
     let elapsed = start.elapsed();
-    CheckRun { code: status.code(), stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap(), elapsed }
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    CheckRun { code, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap(), elapsed, max_rss_kib: usage.ru_maxrss }
 }
 
 /// Runs an executable with `args` (anything string-like: `&[&str]`, `Vec<String>`, ...).
@@ -359,6 +370,12 @@ pub enum Fake {
     Sends(&'static [u8]),
     /// Reads the request, answers with these bytes, then closes.
     Answers(&'static [u8]),
+    /// Reads the request, sends these bytes, then streams filler (64 KiB at a time) until the
+    /// client goes away: at most 512 MiB and 20 s per connection.
+    Streams(&'static [u8]),
+    /// Reads the request, then sends these bytes one at a time, 100 ms apart, then keeps the
+    /// connection open and silent (at most 20 s).
+    Trickles(&'static [u8]),
 }
 
 impl FakeServer {
@@ -379,6 +396,35 @@ impl FakeServer {
                         let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
                         let _ = conn.read(&mut buf);
                         let _ = conn.write_all(bytes);
+                    }
+                    Fake::Streams(prefix) => {
+                        std::thread::spawn(move || {
+                            let mut buf = [0u8; 1024];
+                            let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+                            let _ = conn.read(&mut buf);
+                            let _ = conn.write_all(prefix);
+                            let chunk = vec![b'a'; 64 << 10];
+                            let start = Instant::now();
+                            for _ in 0..(512 << 20) / chunk.len() {
+                                if start.elapsed() > Duration::from_secs(20) || conn.write_all(&chunk).is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                    }
+                    Fake::Trickles(bytes) => {
+                        std::thread::spawn(move || {
+                            let mut buf = [0u8; 1024];
+                            let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+                            let _ = conn.read(&mut buf);
+                            for b in bytes {
+                                if conn.write_all(&[*b]).is_err() {
+                                    return;
+                                }
+                                std::thread::sleep(Duration::from_millis(100));
+                            }
+                            std::thread::sleep(Duration::from_secs(20));
+                        });
                     }
                 }
             }

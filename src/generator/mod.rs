@@ -200,7 +200,8 @@ pub fn generate(a: &Args) -> Result<Vec<OutputFile>> {
     let flags_group = group_from_flags(a)?;
     let (groups, inventory_bin_dir, per_node_dirs) = match (&a.inventory, flags_group) {
         (Some(path), None) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read inventory {}", path.display()))?;
+            let bytes = crate::credentials::read_bounded(path, crate::credentials::limits::INVENTORY, "inventory")?;
+            let text = String::from_utf8(bytes).map_err(|_| anyhow!("inventory {} is not UTF-8 text", path.display()))?;
             let (groups, bin_dir) = parse_inventory(&text).with_context(|| format!("inventory {}", path.display()))?;
             (groups, bin_dir, a.node.is_none())
         }

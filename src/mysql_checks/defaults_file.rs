@@ -38,7 +38,8 @@ impl ClientGroup {
         if depth > MAX_INCLUDE_DEPTH {
             bail!("defaults file {}: !include nested more than {MAX_INCLUDE_DEPTH} deep (a loop?)", path.display());
         }
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read defaults file {}", path.display()))?;
+        let bytes = crate::credentials::read_bounded(path, crate::credentials::limits::DEFAULTS_FILE, "defaults file")?;
+        let text = String::from_utf8(bytes).map_err(|_| anyhow!("defaults file {} is not UTF-8 text", path.display()))?;
         if self.read_text(&text, path, depth)? {
             check_private(path, "defaults file")?;
         }

@@ -4,7 +4,7 @@
 use super::defaults_file::ClientGroup;
 use crate::cli::{Address, ClientDefaults, ServerArgs, TlsArgs};
 use crate::credentials::{PasswordSource, Secret};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::PathBuf;
 
 /// MySQL's default port.
@@ -81,12 +81,16 @@ impl MysqlTarget {
             return Ok(None);
         }
         let mut ssl = mysql::SslOpts::default();
+        use crate::credentials::{limits, read_bounded};
         if let Some(ca) = &self.tls.tls_ca {
-            std::fs::metadata(ca).with_context(|| format!("cannot read CA certificate {}", ca.display()))?;
+            // The driver reads the file itself: make sure it is a regular file of a sane size first.
+            read_bounded(ca, limits::CA_BUNDLE, "CA certificate")?;
             ssl = ssl.with_root_cert_path(Some(PathBuf::from(ca)));
         }
         if let (Some(cert), Some(key)) = (&self.tls.tls_cert, &self.tls.tls_key) {
             crate::credentials::check_private(key, "TLS key")?;
+            read_bounded(cert, limits::CERTIFICATE, "client certificate")?;
+            read_bounded(key, limits::CERTIFICATE, "TLS key")?;
             ssl = ssl.with_client_identity(Some(mysql::ClientIdentity::new(cert.clone(), key.clone())));
         }
         Ok(Some(ssl))

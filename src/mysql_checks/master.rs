@@ -34,6 +34,9 @@ pub struct Args {
 
 /// Decides from the facts: no channel, writable (unless allowed), enough replicas.
 pub fn decide(target: &str, facts: &ServerFacts, allow_read_only: bool, replicas: usize, min_replicas: u32) -> Verdict {
+    if let Some(why) = facts.out_of_service() {
+        return Verdict::critical(format!("{target} is out of service: {why}")).because(why);
+    }
     if let Some(first) = facts.channels.first() {
         let names: Vec<String> = facts.channels.iter().map(|c| format!("{} from {}", c.label(), c.source)).collect();
         return Verdict::critical(format!("{target} is a replica of {}, not the master", first.source)).because(format!(
@@ -102,6 +105,8 @@ mod tests {
             version: "10.11.19-MariaDB".into(),
             read_only,
             super_read_only,
+            innodb_read_only: false,
+            offline_mode: None,
             port: Some(3306),
             status_statement: "SHOW ALL REPLICAS STATUS".into(),
             channels: channels(&rows).unwrap(),
@@ -144,5 +149,14 @@ mod tests {
         assert_eq!(v.summary, "m:3306 has no replication channel but read_only=ON: not writable");
         let v = decide("m:3306", &facts(vec![], false, Some(true)), false, 0, 0);
         assert!(v.summary.contains("super_read_only=ON"));
+        // innodb_read_only and offline_mode take it out whatever else holds, --allow-read-only too.
+        let mut f = facts(vec![], false, None);
+        f.innodb_read_only = true;
+        let v = decide("m:3306", &f, true, 1, 0);
+        assert_eq!(v.status, Status::Critical);
+        assert!(v.summary.contains("innodb_read_only=ON"), "{v:?}");
+        let mut f = facts(vec![], false, Some(false));
+        f.offline_mode = Some(true);
+        assert!(decide("m:3306", &f, false, 1, 0).summary.contains("offline_mode=ON"));
     }
 }

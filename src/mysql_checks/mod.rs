@@ -50,19 +50,61 @@ pub const STATUS_STATEMENTS: &[&str] = &["SHOW ALL REPLICAS STATUS", "SHOW REPLI
 /// Statements listing registered replicas, newest spelling first.
 pub const REPLICA_HOSTS_STATEMENTS: &[&str] = &["SHOW REPLICAS", "SHOW REPLICA HOSTS", "SHOW SLAVE HOSTS"];
 
-const VARIABLES: &str = "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('version', 'read_only', 'super_read_only', 'port')";
+const VARIABLES: &str = "SHOW GLOBAL VARIABLES WHERE Variable_name IN \
+     ('version', 'read_only', 'super_read_only', 'innodb_read_only', 'offline_mode', 'port')";
 
 const DUMP_THREADS: &str = "SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%' ORDER BY ID";
+
+/// The version and the read-only switches, read strictly: a switch the server did not report is an
+/// error, never "off".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Switches {
+    /// `@@version`.
+    pub version: String,
+    /// `@@read_only`.
+    pub read_only: bool,
+    /// `@@super_read_only`, required on MySQL 5.7+, absent on MariaDB.
+    pub super_read_only: Option<bool>,
+    /// `@@innodb_read_only`.
+    pub innodb_read_only: bool,
+    /// `@@offline_mode`, when the server has it (MySQL 5.7.5+).
+    pub offline_mode: Option<bool>,
+}
+
+impl Switches {
+    /// Reads them from `SHOW GLOBAL VARIABLES` rows.
+    pub fn from_variables(vars: &Variables) -> Result<Switches> {
+        let version = required(vars, "version")?.to_string();
+        let mariadb = version.to_ascii_lowercase().contains("mariadb");
+        let old_mysql = version.starts_with("5.5.") || version.starts_with("5.6.");
+        let super_read_only = match vars.get("super_read_only") {
+            Some(Some(v)) => Some(switch_on(v)),
+            _ if mariadb || old_mysql => None,
+            _ => anyhow::bail!("the server did not report @@super_read_only (MySQL {version} has it; fail closed: critical)"),
+        };
+        Ok(Switches {
+            read_only: switch_on(required(vars, "read_only")?),
+            super_read_only,
+            innodb_read_only: switch_on(required(vars, "innodb_read_only")?),
+            offline_mode: vars.get("offline_mode").cloned().flatten().map(|v| switch_on(&v)),
+            version,
+        })
+    }
+}
 
 /// What a MySQL check decides on, read from one server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerFacts {
     /// `@@version`.
     pub version: String,
-    /// `@@read_only`.
+    /// `@@read_only`: anything but `OFF`/`0` (MariaDB 11 adds `NO_LOCK`, `NO_LOCK_NO_ADMIN`).
     pub read_only: bool,
     /// `@@super_read_only` (MySQL only; `None` on MariaDB).
     pub super_read_only: Option<bool>,
+    /// `@@innodb_read_only`: the whole server is read-only (out of both pools).
+    pub innodb_read_only: bool,
+    /// `@@offline_mode` (MySQL 5.7.5+; `None` on MariaDB): it refuses client connections.
+    pub offline_mode: Option<bool>,
     /// `@@port`.
     pub port: Option<u16>,
     /// The status statement the server answered.
@@ -73,14 +115,27 @@ pub struct ServerFacts {
     pub dump_threads: Vec<DumpThread>,
 }
 
-fn on(v: Option<&Option<String>>) -> Option<bool> {
-    v.cloned().flatten().map(|s| matches!(s.to_ascii_uppercase().as_str(), "ON" | "1" | "TRUE"))
+/// A variable's name to value, from `SHOW GLOBAL VARIABLES`.
+pub type Variables = std::collections::HashMap<String, Option<String>>;
+
+/// Whether a switch variable is on: anything but `OFF`/`0`/`FALSE` (an enum value such as MariaDB's
+/// `NO_LOCK` counts as on). Reading a read-only switch as off when unsure would add a writer.
+fn switch_on(value: &str) -> bool {
+    !matches!(value.trim().to_ascii_uppercase().as_str(), "OFF" | "0" | "FALSE")
+}
+
+/// The value of a variable the decision needs: an error naming it when the server did not report it.
+fn required<'a>(vars: &'a Variables, name: &str) -> Result<&'a str> {
+    match vars.get(name) {
+        Some(Some(v)) if !v.trim().is_empty() => Ok(v.as_str()),
+        _ => anyhow::bail!("the server did not report @@{name}, which the decision needs (fail closed: critical)"),
+    }
 }
 
 impl ServerFacts {
     /// Reads variables, replication status and dump threads (three round trips, one connection).
     pub fn read(session: &mut Session) -> Result<ServerFacts> {
-        let vars: std::collections::HashMap<String, Option<String>> = session
+        let vars: Variables = session
             .rows(VARIABLES)?
             .into_iter()
             .filter_map(|r| Some((r.get("Variable_name")?.clone()?, r.get("Value")?.clone())))
@@ -95,15 +150,29 @@ impl ServerFacts {
                 host: r.get("HOST").cloned().flatten().unwrap_or_default(),
             })
             .collect();
+        let switches = Switches::from_variables(&vars)?;
         Ok(ServerFacts {
-            version: vars.get("version").cloned().flatten().unwrap_or_default(),
-            read_only: on(vars.get("read_only")).unwrap_or(false),
-            super_read_only: on(vars.get("super_read_only")),
+            version: switches.version,
+            read_only: switches.read_only,
+            super_read_only: switches.super_read_only,
+            innodb_read_only: switches.innodb_read_only,
+            offline_mode: switches.offline_mode,
             port: vars.get("port").cloned().flatten().and_then(|p| p.parse().ok()),
             status_statement,
             channels,
             dump_threads,
         })
+    }
+
+    /// Why the server belongs in no pool at all (`innodb_read_only`, `offline_mode`), if it does not.
+    pub fn out_of_service(&self) -> Option<String> {
+        if self.innodb_read_only {
+            Some("innodb_read_only=ON: the server cannot write at all".into())
+        } else if self.offline_mode == Some(true) {
+            Some("offline_mode=ON: the server refuses client connections".into())
+        } else {
+            None
+        }
     }
 
     /// The dump threads that count as replicas: all, or those of the `--repl-user` names.
@@ -118,6 +187,8 @@ impl ServerFacts {
         f.set("role", role)
             .set("read_only", self.read_only)
             .set("super_read_only", self.super_read_only)
+            .set("innodb_read_only", self.innodb_read_only)
+            .set("offline_mode", self.offline_mode)
             .set("channels", self.channels.iter().map(ReplicaChannel::fact).collect::<Vec<_>>())
             .set(
                 "connected_replicas",
@@ -130,5 +201,58 @@ impl ServerFacts {
         f.set("version", self.version.as_str()).set("status_statement", self.status_statement.as_str());
         f.set("login", login);
         f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, Option<&str>)]) -> Variables {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.map(String::from))).collect()
+    }
+    const MARIADB: &str = "10.11.14-MariaDB-0+deb12u2-log";
+
+    /// MariaDB 11's enum values all mean read-only; only OFF/0 is writable.
+    #[test]
+    fn read_only_enum_values_are_read_only() {
+        for (value, ro) in [
+            ("OFF", false),
+            ("0", false),
+            ("off", false),
+            ("ON", true),
+            ("1", true),
+            ("NO_LOCK", true),
+            ("NO_LOCK_NO_ADMIN", true),
+            ("", true),
+        ] {
+            let v = vars(&[("version", Some(MARIADB)), ("read_only", Some(value)), ("innodb_read_only", Some("OFF"))]);
+            match Switches::from_variables(&v) {
+                Ok(s) => assert_eq!(s.read_only, ro, "{value:?}"),
+                Err(e) => assert!(value.is_empty() && e.to_string().contains("@@read_only"), "{value:?}: {e}"),
+            }
+        }
+    }
+
+    /// A server that answers with no rows (or leaves a switch out) is never read as writable.
+    #[test]
+    fn missing_facts_fail_closed() {
+        let full = [("version", Some(MARIADB)), ("read_only", Some("OFF")), ("innodb_read_only", Some("OFF"))];
+        assert!(Switches::from_variables(&vars(&full)).is_ok());
+        for missing in ["version", "read_only", "innodb_read_only"] {
+            let v: Vec<_> = full.iter().copied().filter(|(k, _)| *k != missing).collect();
+            let e = Switches::from_variables(&vars(&v)).unwrap_err().to_string();
+            assert!(e.contains(&format!("@@{missing}")) && e.contains("critical"), "{missing}: {e}");
+        }
+        assert!(Switches::from_variables(&Variables::new()).is_err());
+        let null = [("version", Some(MARIADB)), ("read_only", None), ("innodb_read_only", Some("OFF"))];
+        assert!(Switches::from_variables(&vars(&null)).is_err());
+        // MySQL 8 must report super_read_only; MariaDB has none.
+        let mysql = [("version", Some("8.4.3")), ("read_only", Some("OFF")), ("innodb_read_only", Some("OFF"))];
+        assert!(Switches::from_variables(&vars(&mysql)).unwrap_err().to_string().contains("@@super_read_only"));
+        let mut with = mysql.to_vec();
+        with.extend([("super_read_only", Some("ON")), ("offline_mode", Some("OFF"))]);
+        let s = Switches::from_variables(&vars(&with)).unwrap();
+        assert_eq!((s.super_read_only, s.offline_mode), (Some(true), Some(false)));
     }
 }

@@ -65,6 +65,9 @@ pub fn decide(
     policy: &ReadPolicy,
     allow_read_only: bool,
 ) -> Verdict {
+    if let Some(why) = facts.out_of_service() {
+        return Verdict::critical(format!("{target} is out of service: {why}")).because(why);
+    }
     if !facts.channels.is_empty() {
         let problems = replica_problems(&facts.channels, policy);
         let sources: Vec<&str> = facts.channels.iter().map(|c| c.source.as_str()).collect();
@@ -166,6 +169,8 @@ mod tests {
             version: "8.4.3".into(),
             read_only,
             super_read_only: Some(false),
+            innodb_read_only: false,
+            offline_mode: None,
             port: Some(3306),
             status_statement: "SHOW REPLICA STATUS".into(),
             channels: channels(&rows).unwrap(),
@@ -205,6 +210,9 @@ mod tests {
         assert!(v.summary.contains("lag 5s, over --max-lag 4s"), "{}", v.summary);
         let v = decide("r:3306", &facts(samples::multi_source(), false), 0, &[], &policy(120, true), false);
         assert_eq!(v.reasons.len(), 2, "both broken channels are named: {v:?}");
+        let mut offline = facts(samples::healthy(), true);
+        offline.offline_mode = Some(true);
+        assert_eq!(decide("r:3306", &offline, 0, &[], &policy(120, true), false).status, Status::Critical);
     }
 
     /// Servers with no channel: replicas x probes x read_only x allow x fallback.

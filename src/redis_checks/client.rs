@@ -5,7 +5,7 @@ use crate::cli::{Address, TlsArgs};
 use crate::credentials::Secret;
 use crate::deadline::{Deadline, Step};
 use crate::duration::format_duration;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError};
 
 /// How to log in: optional ACL user and password.
@@ -28,10 +28,13 @@ pub struct Session<'a> {
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 fn certificates(tls: &TlsArgs) -> Result<redis::TlsCertificates> {
-    let read = |p: &std::path::Path, what: &str| std::fs::read(p).with_context(|| format!("cannot read {what} {}", p.display()));
+    use crate::credentials::{limits, read_bounded};
+    let read = |p: &std::path::Path, what: &str| {
+        read_bounded(p, if what == "CA certificate" { limits::CA_BUNDLE } else { limits::CERTIFICATE }, what)
+    };
     let root_cert = match &tls.tls_ca {
         Some(ca) => Some(read(ca, "CA certificate")?),
-        None => std::fs::read(SYSTEM_CA_BUNDLE).ok(),
+        None => read_bounded(std::path::Path::new(SYSTEM_CA_BUNDLE), limits::CA_BUNDLE, "CA bundle").ok(),
     };
     let client_tls = match (&tls.tls_cert, &tls.tls_key) {
         (Some(cert), Some(key)) => {

@@ -1,0 +1,161 @@
+//! A hard bound on a check's memory: the heap allocator of every check executable counts the live
+//! bytes and, past [`HEAP_LIMIT`], ends the run at once, critical, naming the step under way. No
+//! server reply (a bulk string announcing 2 GB, a result set announcing 2^40 columns, a stream
+//! without end) and no file can grow a check beyond it, whatever the client libraries allocate.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+/// Most live heap a check may use. A real run needs well under 1 MiB of heap (about 4 MiB of RSS
+/// in all), so this leaves room for any real reply and keeps the peak RSS under 64 MiB.
+pub const HEAP_LIMIT: usize = 32 << 20;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// The step under way, for the message (a leaked string: never freed, so always readable here).
+static STEP: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Records `what` as the step under way, for the over-limit message.
+pub fn note_step(what: &str) {
+    let leaked: &'static mut String = Box::leak(Box::new(what.to_string()));
+    STEP.store(leaked, Ordering::Release);
+}
+
+/// How the over-limit message is printed: set once by the runner.
+pub struct OverLimitReport {
+    /// The check's name (`redis-master`).
+    pub check: &'static str,
+    /// `host:port` or socket.
+    pub target: String,
+    /// JSON instead of text.
+    pub json: bool,
+}
+
+static REPORT: std::sync::OnceLock<OverLimitReport> = std::sync::OnceLock::new();
+
+/// Sets how the over-limit message names the check and its target.
+pub fn set_report(report: OverLimitReport) {
+    let _ = REPORT.set(report);
+}
+
+/// The heap allocator of the check executables: the system's, with the live bytes bounded.
+pub struct CappedAllocator;
+
+unsafe impl GlobalAlloc for CappedAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        reserve(layout.size());
+        System.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        reserve(layout.size());
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        System.dealloc(ptr, layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > layout.size() {
+            reserve(new_size - layout.size());
+        } else {
+            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+        }
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+/// Counts `size` more live bytes, or ends the run when that passes the limit.
+fn reserve(size: usize) {
+    let before = LIVE.fetch_add(size, Ordering::Relaxed);
+    if before.saturating_add(size) > HEAP_LIMIT {
+        over_limit(size)
+    }
+}
+
+/// A fixed buffer to compose the message in without allocating.
+struct Buf {
+    bytes: [u8; 1536],
+    len: usize,
+}
+
+impl Buf {
+    fn push(&mut self, s: &[u8]) {
+        for &b in s {
+            if self.len < self.bytes.len() - 2 {
+                self.bytes[self.len] = b;
+                self.len += 1;
+            }
+        }
+    }
+
+    /// Appends text that came from outside (host names): no quotes, backslashes or control bytes.
+    fn push_clean(&mut self, s: &[u8]) {
+        for &b in s.iter().take(400) {
+            let safe = if b == b'"' || b == b'\\' || b < 0x20 || b == 0x7f { b'_' } else { b };
+            self.push(&[safe]);
+        }
+    }
+
+    fn push_number(&mut self, mut n: usize) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[i..]);
+    }
+}
+
+/// Prints the critical result and exits 2, allocating nothing.
+fn over_limit(asked: usize) -> ! {
+    let mut buf = Buf { bytes: [0; 1536], len: 0 };
+    let step: &[u8] = match unsafe { STEP.load(Ordering::Acquire).as_ref() } {
+        Some(s) => s.as_bytes(),
+        None => b"the check",
+    };
+    let (check, target, json) = match REPORT.get() {
+        Some(r) => (r.check, r.target.as_bytes(), r.json),
+        None => ("check", &b""[..], false),
+    };
+    let mut summary = Buf { bytes: [0; 1536], len: 0 };
+    summary.push_clean(step);
+    summary.push(b": refused to use more than ");
+    summary.push_number(HEAP_LIMIT >> 20);
+    summary.push(b" MiB of memory (");
+    summary.push_number(asked);
+    summary.push(b" more bytes asked): the reply or file is far larger than any real one");
+    let summary = &summary.bytes[..summary.len];
+    if json {
+        buf.push(b"{\"check\":\"");
+        buf.push(check.as_bytes());
+        buf.push(b"\",\"status\":\"critical\",\"exit_code\":2,\"summary\":\"");
+        buf.push(summary);
+        buf.push(b"\",\"target\":\"");
+        buf.push_clean(target);
+        buf.push(b"\",\"reasons\":[\"memory limit\"],\"facts\":{},\"perfdata\":{},\"notes\":[]}");
+    } else {
+        for c in check.bytes() {
+            buf.push(&[c.to_ascii_uppercase()]);
+        }
+        buf.push(b" CRITICAL: ");
+        buf.push(summary);
+    }
+    buf.push(b"\n");
+    unsafe {
+        libc::write(1, buf.bytes.as_ptr().cast(), buf.len);
+        libc::_exit(2)
+    }
+}
+
+/// The live heap now, in bytes (for tests).
+pub fn live_bytes() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}

@@ -1,0 +1,266 @@
+//! Every check against servers and files that misbehave the way an attacker would make them: huge
+//! announced sizes, replies that never end, trickles, random bytes, truncations, special files.
+//! Each run must exit 0, 1 or 2, within its deadline plus 250 ms, with a peak RSS under 64 MiB,
+//! output under 4 KiB, and no panic.
+//!
+//! The random cases come from a fixed seed; `HOSTILE_CASES=500 cargo test --test hostile` runs a
+//! longer campaign (default 24 per check).
+
+use lab::*;
+use std::time::Duration;
+
+const CHECKS: [&str; 4] = ["check-redis-master", "check-redis-slave", "check-mysql-master", "check-mysql-slave"];
+const RSS_LIMIT_KIB: i64 = 64 << 10;
+const TIMEOUT: &str = "2s";
+
+/// Runs `bin` with `args` and `--timeout 2s`; asserts the bounds every run must keep.
+fn bounded(bin: &str, args: &[&str]) -> CheckRun {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--timeout", TIMEOUT]);
+    let r = run(bin, &all);
+    let what = format!("{bin} {args:?}");
+    assert!(matches!(r.code, Some(0..=2)), "{what}: exit {:?}: {}{}", r.code, r.stdout, r.stderr);
+    assert!(r.elapsed <= Duration::from_millis(2250), "{what}: took {:?}: {}", r.elapsed, r.stdout);
+    assert!(r.max_rss_kib <= RSS_LIMIT_KIB, "{what}: peak RSS {} KiB: {}", r.max_rss_kib, r.stdout);
+    assert!(r.stdout.len() < 4096, "{what}: {} bytes of output", r.stdout.len());
+    assert!(!r.stdout.contains("panicked") && !r.stderr.contains("panicked"), "{what}: {}{}", r.stdout, r.stderr);
+    r
+}
+
+/// Replies announcing sizes no real server sends, or never ending: the checks refuse them in
+/// bounded memory and time, critical, naming the server.
+#[test]
+fn huge_and_endless_redis_replies() {
+    let cases: [(&str, Fake); 6] = [
+        ("a 2 GB bulk string", Fake::Streams(b"$2000000000\r\n")),
+        ("a 2 GB bulk string, JSON output", Fake::Streams(b"$2000000001\r\n")),
+        ("a 2-billion-element array", Fake::Streams(b"*2000000000\r\n")),
+        ("a 2-billion-entry map (RESP3)", Fake::Streams(b"%2000000000\r\n")),
+        ("an endless simple string", Fake::Streams(b"+")),
+        ("deep nesting", Fake::Streams(b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n")),
+    ];
+    for (what, behaviour) in cases {
+        let srv = FakeServer::start(behaviour);
+        let port = srv.port.to_string();
+        for bin in ["check-redis-master", "check-redis-slave"] {
+            if what.ends_with("JSON output") {
+                let r = bounded(bin, &[&port, "--format", "json"]);
+                let v: serde_json::Value =
+                    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", r.stdout));
+                assert_eq!((v["status"].as_str(), v["exit_code"].as_i64()), (Some("critical"), Some(2)), "{}", r.stdout);
+                assert_eq!(v["target"], format!("127.0.0.1:{port}"));
+                continue;
+            }
+            let r = bounded(bin, &[&port]);
+            assert_eq!(r.code, Some(2), "{what}: {bin}: {}", r.stdout);
+            assert!(r.stdout.contains(&format!("127.0.0.1:{port}")), "{what}: {bin} does not name the server: {}", r.stdout);
+            let check = bin.trim_start_matches("check-").to_uppercase();
+            assert!(r.stdout.starts_with(&format!("{check} CRITICAL: ")), "{what}: {}", r.stdout);
+            println!("hostile: {what}: {bin}: peak RSS {} KiB, {:?}: {}", r.max_rss_kib, r.elapsed, r.stdout.lines().next().unwrap_or(""));
+        }
+    }
+}
+
+/// A Sentinel that trickles its answer one byte every 100 ms is cut off at the probes' share of
+/// the deadline, as a whole, and counts as unreachable: a healthy master stays warning, in time.
+#[test]
+fn trickling_sentinel_is_cut_off_as_a_whole() {
+    let lab = lab::redis_lab::RedisLab::builder().replicas(1).start();
+    let trickle = FakeServer::start(Fake::Trickles(b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n"));
+    let sentinel = format!("127.0.0.1:{}", trickle.port);
+    let r = bounded("check-redis-master", &[&lab.master.port_arg(), "--sentinel", &sentinel, "--master-name", "m"]);
+    assert_eq!(r.code, Some(1), "an unreachable Sentinel alone only warns: {}", r.stdout);
+    assert!(r.stdout.contains(&sentinel), "{}", r.stdout);
+}
+
+/// Files that are not what they claim: special files, FIFOs, huge files. Refused at once, naming
+/// the file, never read without end.
+#[test]
+fn special_and_huge_files_are_refused() {
+    let dir = TempDir::new("hostile-files");
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let huge = dir.join("huge.cnf");
+    write_file(&huge, &format!("[client]\n{}", "# padding\n".repeat(200_000)), 0o600);
+    let include = dir.join("include.cnf");
+    write_file(&include, "[client]\n!include /dev/zero\n", 0o600);
+    let big_pw = dir.join("big.pw");
+    write_file(&big_pw, &"p".repeat(100_000), 0o600);
+    let fifo = fifo.to_str().unwrap();
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        ("check-mysql-master", vec!["--defaults-file", "/dev/zero"], "/dev/zero is not a regular file"),
+        ("check-mysql-master", vec!["--defaults-file", fifo], "is not a regular file"),
+        ("check-mysql-slave", vec!["--defaults-file", huge.to_str().unwrap()], "more than the 65536 bytes"),
+        ("check-mysql-slave", vec!["--defaults-file", include.to_str().unwrap()], "/dev/zero is not a regular file"),
+        ("check-mysql-master", vec!["--tls-ca", "/dev/zero"], "/dev/zero is not a regular file"),
+        ("check-redis-master", vec!["--tls-ca", "/dev/zero"], "/dev/zero is not a regular file"),
+        ("check-redis-master", vec!["--password-file", fifo], "is not a regular file"),
+        ("check-redis-slave", vec!["--password-file", big_pw.to_str().unwrap()], "more than the 4096 bytes"),
+    ];
+    for (bin, args, words) in cases {
+        let r = bounded(bin, &args);
+        assert_eq!(r.code, Some(2), "{bin} {args:?}: {}", r.stdout);
+        assert!(r.stdout.contains(words), "{bin} {args:?}: {}", r.stdout);
+        assert!(r.elapsed < Duration::from_millis(500), "{bin} {args:?} took {:?}", r.elapsed);
+    }
+}
+
+/// A small deterministic generator (xorshift), so that a failing case can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Pieces of real protocol to mutate: RESP replies and a MySQL greeting.
+const SEEDS: [&[u8]; 6] = [
+    b"$120\r\n# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=10.0.0.3,port=6029,state=online,offset=1,lag=0\r\n\r\n",
+    b"*3\r\n$5\r\nhello\r\n:42\r\n%1\r\n+a\r\n-ERR x\r\n",
+    b"-ERR max number of clients reached\r\n",
+    b"J\x00\x00\x00\x0a5.5.5-10.11.14-MariaDB\x00\x08\x00\x00\x00abcdefgh\x00\xfe\xf7\x2d\x02\x00\xff\x81\x15\x00\x00\x00\x00\x00\x00\x1d\x00\x00\x00ijklmnopqrst\x00mysql_native_password\x00",
+    b"\x07\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00",
+    b"\xff\xff\xff\x01\xfe\xff\xff\xff\xff\xff\xff\xff\xff",
+];
+
+fn mutate(rng: &mut Rng) -> Vec<u8> {
+    let seed = SEEDS[rng.below(SEEDS.len() as u64) as usize];
+    let mut bytes = seed.to_vec();
+    match rng.below(4) {
+        // Truncated at a random offset.
+        0 => bytes.truncate(rng.below(bytes.len() as u64 + 1) as usize),
+        // Random bytes flipped.
+        1 => {
+            for _ in 0..1 + rng.below(8) {
+                let i = rng.below(bytes.len() as u64) as usize;
+                bytes[i] = rng.next() as u8;
+            }
+        }
+        // Pure noise.
+        2 => bytes = (0..rng.below(300)).map(|_| rng.next() as u8).collect(),
+        // An absurd length prefix before the real reply.
+        _ => {
+            let mut p = format!("${}\r\n", rng.next() >> 1).into_bytes();
+            p.extend(bytes);
+            bytes = p;
+        }
+    }
+    bytes
+}
+
+/// Random and mutated bytes on the port, for every check: always 0/1/2, in time, bounded.
+#[test]
+fn random_bytes_on_the_port() {
+    let cases: usize = std::env::var("HOSTILE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+    let mut rng = Rng(0x5eed_cafe_f00d_1234);
+    for i in 0..cases {
+        let bytes: &'static [u8] = Box::leak(mutate(&mut rng).into_boxed_slice());
+        let srv = FakeServer::start(if i % 2 == 0 { Fake::Sends(bytes) } else { Fake::Answers(bytes) });
+        let port = srv.port.to_string();
+        for bin in CHECKS {
+            let r = bounded(bin, &[&port, "--user", "x"]);
+            assert_ne!(r.code, Some(0), "{bin} passed on garbage {bytes:?}: {}", r.stdout);
+        }
+    }
+}
+
+/// What a fake MySQL server does after the login.
+#[derive(Clone, Copy)]
+enum MysqlFake {
+    /// Answers every query with a result-set header announcing 2^40 columns.
+    HugeColumnCount,
+    /// Answers every query with a bare OK: no rows, no columns.
+    OkToEverything,
+}
+
+/// A fake MySQL server: a real protocol-10 greeting, any login accepted, then `mode`.
+fn fake_mysql(mode: MysqlFake) -> u16 {
+    use std::io::{Read, Write};
+    fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
+        let n = payload.len() as u32;
+        let mut p = vec![n as u8, (n >> 8) as u8, (n >> 16) as u8, seq];
+        p.extend_from_slice(payload);
+        p
+    }
+    fn read_packet(c: &mut std::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+        let mut h = [0u8; 4];
+        c.read_exact(&mut h).ok()?;
+        let n = h[0] as usize | (h[1] as usize) << 8 | (h[2] as usize) << 16;
+        let mut body = vec![0u8; n.min(1 << 20)];
+        c.read_exact(&mut body).ok()?;
+        Some((h[3], body))
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut c = conn;
+                let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut greeting = vec![0x0a];
+                greeting.extend_from_slice(b"5.5.5-10.11.14-MariaDB\0");
+                greeting.extend_from_slice(&[1, 0, 0, 0]);
+                greeting.extend_from_slice(b"abcdefgh\0");
+                greeting.extend_from_slice(&[0x0f, 0xa2, 0x21, 0x02, 0x00, 0x0b, 0x00, 21]);
+                greeting.extend_from_slice(&[0; 10]);
+                greeting.extend_from_slice(b"ijklmnopqrst\0mysql_native_password\0");
+                if c.write_all(&packet(0, &greeting)).is_err() {
+                    return;
+                }
+                let Some((seq, _login)) = read_packet(&mut c) else { return };
+                let ok = [0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00];
+                if c.write_all(&packet(seq + 1, &ok)).is_err() {
+                    return;
+                }
+                // At most 20 queries per connection.
+                for _ in 0..20 {
+                    let Some((_, query)) = read_packet(&mut c) else { return };
+                    if query.first() == Some(&0x01) {
+                        return; // COM_QUIT
+                    }
+                    let reply = match mode {
+                        MysqlFake::HugeColumnCount => packet(1, &[0xfe, 0, 0, 0, 0, 0, 1, 0, 0]),
+                        MysqlFake::OkToEverything => packet(1, &ok),
+                    };
+                    if c.write_all(&reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A MySQL server announcing 2^40 columns: refused in bounded memory (it used to abort the
+/// process on a failed allocation, exit 134).
+#[test]
+fn mysql_result_set_announcing_2_to_the_40_columns() {
+    let port = fake_mysql(MysqlFake::HugeColumnCount).to_string();
+    for bin in ["check-mysql-master", "check-mysql-slave"] {
+        let r = bounded(bin, &[&port, "--user", "x"]);
+        assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
+        assert!(r.stdout.contains(&format!("127.0.0.1:{port}")), "{bin}: {}", r.stdout);
+        println!("hostile: 2^40 columns: {bin}: peak RSS {} KiB: {}", r.max_rss_kib, r.stdout.lines().next().unwrap_or(""));
+    }
+}
+
+/// A MySQL server that answers OK with no rows to every query: it never reported `read_only`, so it
+/// is not "a writable master" (it used to be): critical, naming the missing fact.
+#[test]
+fn mysql_server_that_reports_nothing_fails_closed() {
+    let port = fake_mysql(MysqlFake::OkToEverything).to_string();
+    for bin in ["check-mysql-master", "check-mysql-slave"] {
+        let r = bounded(bin, &[&port, "--user", "x"]);
+        assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
+        assert!(r.stdout.contains("did not report @@version"), "{bin}: {}", r.stdout);
+    }
+}
