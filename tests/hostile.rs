@@ -61,6 +61,20 @@ fn huge_and_endless_redis_replies() {
     }
 }
 
+/// A server that writes an error and closes is reported in its own words, not as "closed".
+#[test]
+fn redis_error_then_close_in_the_servers_words() {
+    for words in ["ERR max number of clients reached", "DENIED Redis is running in protected mode because protected mode is enabled"] {
+        let reply: &'static [u8] = Box::leak(format!("-{words}\r\n").into_bytes().into_boxed_slice());
+        let srv = FakeServer::start(Fake::Sends(reply));
+        for bin in ["check-redis-master", "check-redis-slave"] {
+            let r = bounded(bin, &[&srv.port.to_string()]);
+            assert_eq!(r.code, Some(2), "{}", r.stdout);
+            assert!(r.stdout.contains(words) && r.stdout.contains(&format!("127.0.0.1:{}", srv.port)), "{bin}: {}", r.stdout);
+        }
+    }
+}
+
 /// A Sentinel that trickles its answer one byte every 100 ms is cut off at the probes' share of
 /// the deadline, as a whole, and counts as unreachable: a healthy master stays warning, in time.
 #[test]

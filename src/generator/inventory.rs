@@ -164,6 +164,7 @@ fn refuse_literal_secrets(v: &Value) -> Result<()> {
 /// Reads an inventory: a list of groups, or `{"bin_dir": ..., "groups": [...]}`. Returns the groups
 /// and the inventory's `bin_dir`, if any. Errors name the entry.
 pub fn parse_inventory(text: &str) -> Result<(Vec<GroupSpec>, Option<String>)> {
+    serde_json::from_str::<NoDuplicateKeys>(text).context("the inventory is not valid JSON")?;
     let v: Value = serde_json::from_str(text).context("the inventory is not valid JSON")?;
     let (groups, bin_dir) = match v {
         Value::Array(items) => (items, None),
@@ -194,6 +195,58 @@ pub fn parse_inventory(text: &str) -> Result<(Vec<GroupSpec>, Option<String>)> {
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((specs, bin_dir))
+}
+
+/// Walks a JSON document and fails on an object with a key twice (`"groups"` twice, a field twice
+/// in one group): plain JSON parsing keeps the last one silently.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeysVisitor)
+    }
+}
+
+struct NoDuplicateKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeysVisitor {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<NoDuplicateKeys, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<NoDuplicateKeys, A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("the key \"{key}\" appears twice in one object")));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(NoDuplicateKeys)
+    }
 }
 
 /// `groups[i] (kind name:port)`, from whatever the raw entry has.

@@ -322,6 +322,19 @@ mod tests {
         assert_eq!(plan(&parse_inventory(ok).unwrap().0, &opts()).unwrap().len(), 4);
     }
 
+    /// A key twice is refused like any invalid inventory (JSON parsing alone keeps the last one).
+    #[test]
+    fn duplicate_keys_are_refused() {
+        for text in [
+            r#"{"groups":[],"groups":[{"kind":"redis","name":"a","port":1,"nodes":["n"]}]}"#,
+            r#"[{"kind":"redis","name":"a","port":6029,"port":6030,"nodes":["n"]}]"#,
+            r#"[{"kind":"redis","name":"a","port":1,"nodes":["n"],"vrrp":{"vip":"198.18.0.1/24","vip":"198.18.0.2/24","virtual_router_id":1,"interface":"e"}}]"#,
+        ] {
+            let e = format!("{:#}", parse_inventory(text).unwrap_err());
+            assert!(e.contains("appears twice"), "{text}: {e}");
+        }
+    }
+
     #[test]
     fn inventory_shapes() {
         assert!(parse_inventory(r#"{"groups":[],"bin_dir":"/opt/bin"}"#).unwrap().1.as_deref() == Some("/opt/bin"));

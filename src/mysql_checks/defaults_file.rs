@@ -34,6 +34,14 @@ impl ClientGroup {
         Ok(group)
     }
 
+    /// Reads the `[client]` group from option-file text; `origin` names it in errors and anchors
+    /// relative includes.
+    pub fn parse(text: &str, origin: &Path) -> Result<ClientGroup> {
+        let mut group = ClientGroup::default();
+        group.read_text(text, origin, 0)?;
+        Ok(group)
+    }
+
     fn read_file(&mut self, path: &Path, depth: usize) -> Result<()> {
         if depth > MAX_INCLUDE_DEPTH {
             bail!("defaults file {}: !include nested more than {MAX_INCLUDE_DEPTH} deep (a loop?)", path.display());

@@ -60,13 +60,27 @@ fn explain(err: &mysql::Error, target: &Address, step: &str, deadline: &Deadline
             ),
             _,
         ) => {
-            format!("{target} does not speak the MySQL protocol ({err})")
+            format!("{target} does not speak the MySQL protocol ({})", words(err))
         }
         (E::MySqlError(e), _) if step == "connect" => format!("log in to {target}: {e}"),
         (E::MySqlError(e), _) => format!("{step} on {target}: {e}"),
         (E::TlsError(e), _) => format!("TLS with {target}: {e}"),
-        _ if step == "connect" => format!("cannot connect to {target}: {err}"),
-        _ => format!("{step} on {target}: {err}"),
+        _ if step == "connect" => format!("cannot connect to {target}: {}", words(err)),
+        _ => format!("{step} on {target}: {}", words(err)),
+    }
+}
+
+/// The driver's error in words, without its type names (`DriverError { .. }`).
+fn words(err: &mysql::Error) -> String {
+    use mysql::Error as E;
+    match err {
+        E::IoError(e) => e.to_string(),
+        E::CodecError(e) => e.to_string(),
+        E::MySqlError(e) => e.to_string(),
+        E::DriverError(e) => e.to_string(),
+        E::UrlError(e) => e.to_string(),
+        E::TlsError(e) => e.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -136,5 +150,30 @@ impl<'a> Session<'a> {
         let _step = Step::begin(&step);
         self.deadline.remaining(&step)?;
         Ok(self.conn.query_iter(sql).and_then(|result| result.map(|row| row.map(row_map)).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Messages say what happened, never the driver's type names.
+    #[test]
+    fn errors_in_words() {
+        let deadline = Deadline::new(std::time::Duration::from_secs(3));
+        let target = Address::Tcp { host: "10.0.0.2".into(), port: 3306 };
+        let errors = [
+            mysql::Error::DriverError(mysql::DriverError::CouldNotConnect(None)),
+            mysql::Error::DriverError(mysql::DriverError::UnexpectedPacket),
+            mysql::Error::DriverError(mysql::DriverError::ConnectTimeout),
+            mysql::Error::IoError(std::io::Error::other("boom")),
+        ];
+        for e in &errors {
+            for step in ["connect", "SHOW GLOBAL VARIABLES"] {
+                let m = explain(e, &target, step, &deadline);
+                assert!(!m.contains("DriverError") && !m.contains("IoError") && !m.contains("CodecError"), "{m}");
+                assert!(m.contains("10.0.0.2:3306"), "{m}");
+            }
+        }
     }
 }

@@ -110,11 +110,6 @@ impl<'a> Session<'a> {
         self.exchange(step, |conn| cmd.query(conn))
     }
 
-    /// Sends a pipeline in one round trip, within the deadline; `step` names it in errors.
-    pub fn request_pipeline<T: redis::FromRedisValue>(&mut self, pipe: &redis::Pipeline, step: &str) -> Result<T> {
-        self.exchange(step, |conn| pipe.query(conn))
-    }
-
     fn exchange<T>(&mut self, step: &str, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T> {
         let _step = Step::begin(step);
         let left = self.deadline.remaining(step)?;
@@ -126,14 +121,17 @@ impl<'a> Session<'a> {
     }
 
     /// `INFO server`, `INFO replication` and `INFO persistence` in one round trip, as one text.
+    ///
+    /// One `INFO` with its default sections (server, replication and persistence among them), not a
+    /// pipeline of three: a server that answers with an error and closes (`ERR max number of clients
+    /// reached`, a protected-mode refusal) is then reported in its own words, where the second reply
+    /// of a pipeline would only say that the connection was closed. Every Redis and Valkey version
+    /// knows it.
     pub fn replication_info(&mut self) -> Result<String> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("INFO").arg("server").cmd("INFO").arg("replication").cmd("INFO").arg("persistence");
         let step = format!("INFO replication on {}", self.address);
-        let parts: Vec<String> = self.request_pipeline(&pipe, &step).map_err(|e| match format!("{e:#}") {
+        self.request::<String>(&redis::cmd("INFO"), &step).map_err(|e| match format!("{e:#}") {
             m if m.contains("NOAUTH") => anyhow!("{m} (the server needs a password: give --password-file or REDISCLI_AUTH)"),
             _ => e,
-        })?;
-        Ok(parts.join("\r\n"))
+        })
     }
 }

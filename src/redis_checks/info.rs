@@ -55,8 +55,10 @@ pub struct ReplicationInfo {
     pub replicas: Vec<ConnectedReplica>,
     /// `loading:1` (or `async_loading:1`): the dataset is being loaded; commands answer `-LOADING`.
     pub loading: bool,
-    /// `redis_version`, when the reply had the server section.
+    /// `valkey_version` or `redis_version`, when the reply had the server section.
     pub version: Option<String>,
+    /// `server_name` (`valkey`), when the server says it.
+    pub server_name: Option<String>,
 }
 
 /// Splits INFO text (CRLF or LF lines, `# Section` headers) into `field -> value`.
@@ -117,8 +119,14 @@ impl ReplicationInfo {
         Ok(ReplicationInfo {
             role,
             replicas,
-            loading: flag(&fields, "loading")? || flag(&fields, "async_loading")?,
-            version: fields.get("redis_version").or(fields.get("valkey_version")).map(|v| v.to_string()),
+            // Fail closed: a reply without the loading flag could be a server loading its dataset.
+            loading: match fields.get("loading") {
+                Some(_) => flag(&fields, "loading")? || flag(&fields, "async_loading")?,
+                None => bail!("the reply has no loading: field (INFO persistence), which the decision needs"),
+            },
+            // Valkey keeps redis_version frozen at 7.2.4: its own version is valkey_version.
+            version: fields.get("valkey_version").or(fields.get("redis_version")).map(|v| v.to_string()),
+            server_name: fields.get("server_name").map(|v| v.to_string()),
         })
     }
 
@@ -151,8 +159,11 @@ impl ReplicationInfo {
         let replicas: Vec<_> =
             self.replicas.iter().map(|r| json!({"address": r.address, "state": r.state, "lag_seconds": r.lag_seconds})).collect();
         f.set("connected_replicas", replicas).set("loading", self.loading);
+        if let Some(name) = &self.server_name {
+            f.set("server_name", name.as_str());
+        }
         if let Some(v) = &self.version {
-            f.set("redis_version", v.as_str());
+            f.set(if self.server_name.as_deref() == Some("valkey") { "valkey_version" } else { "redis_version" }, v.as_str());
         }
         f
     }
@@ -242,7 +253,24 @@ mod tests {
 
     #[test]
     fn old_style_slave_lines_without_lag() {
-        let info = ReplicationInfo::parse("role:master\r\nslave0:ip=10.0.0.3,port=6029,state=online\r\n").unwrap();
+        let info = ReplicationInfo::parse("role:master\r\nslave0:ip=10.0.0.3,port=6029,state=online\r\nloading:0\r\n").unwrap();
         assert_eq!(info.replicas[0].lag_seconds, None);
+    }
+
+    /// A reply without the loading flag is an error (fail closed), not "not loading".
+    #[test]
+    fn missing_loading_flag_fails_closed() {
+        let e = ReplicationInfo::parse("role:master\r\nconnected_slaves:0\r\n").unwrap_err().to_string();
+        assert!(e.contains("no loading: field"), "{e}");
+    }
+
+    /// Valkey: its own version and name are reported (redis_version stays 7.2.4 there).
+    #[test]
+    fn valkey_names_itself() {
+        let text = format!("# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.1.1\r\n{MASTER_ALONE}");
+        let info = ReplicationInfo::parse(&text).unwrap();
+        assert_eq!((info.version.as_deref(), info.server_name.as_deref()), (Some("8.1.1"), Some("valkey")));
+        let facts = format!("{:?}", info.facts());
+        assert!(facts.contains("valkey_version") && !facts.contains("redis_version"), "{facts}");
     }
 }

@@ -322,7 +322,7 @@ mod tests {
     /// Replicas listed online but silent longer than the limit are not attached.
     #[test]
     fn attachment_counts_recent_acknowledgements_only() {
-        let info = |lags: &str| ReplicationInfo::parse(&format!("role:master\r\n{lags}")).unwrap();
+        let info = |lags: &str| ReplicationInfo::parse(&format!("role:master\r\nloading:0\r\n{lags}")).unwrap();
         let two = info("slave0:ip=a,port=1,state=online,offset=1,lag=0\r\nslave1:ip=b,port=1,state=online,offset=1,lag=2\r\n");
         assert_eq!(Attachment::of(&two, LIMIT).acknowledging, 2);
         assert_eq!(Attachment::of(&two, Duration::from_secs(1)).acknowledging, 1);
