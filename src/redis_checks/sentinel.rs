@@ -67,7 +67,7 @@ impl Guard {
         };
         let login = Login { user: None, password: args.sentinel_password_file.as_deref().map(read_password_file).transpose()? };
         let name = args.master_name.as_deref().unwrap_or_default();
-        let replies = ask(&args.sentinels, name, tls, &login, deadline.for_probes());
+        let replies = same_node_as_me(&me, ask(&args.sentinels, name, tls, &login, deadline.for_probes()));
         let attached = Attachment::of(info, args.replica_ack_max_lag);
         let finding = judge(&me, &replies, &attached);
         Ok(Some(Guard { me, replies, finding }))
@@ -77,6 +77,41 @@ impl Guard {
     pub fn add_facts(&self, facts: &mut Facts) {
         facts.set("sentinels", self::facts(&self.replies)).set("announce", self.me.as_str());
     }
+}
+
+/// Sentinels with `announce-hostnames` answer with a name where this node is known by an address (or
+/// the other way round, and it can switch after a failover): an answer that resolves to the same
+/// address and port as `me` is read as naming `me`. Only names are resolved; two IP addresses are
+/// compared as they are.
+fn same_node_as_me(me: &str, replies: Vec<SentinelReply>) -> Vec<SentinelReply> {
+    use std::net::ToSocketAddrs;
+    let resolve = |a: &str| -> Vec<std::net::SocketAddr> {
+        match parse_host_port(a) {
+            Ok(Address::Tcp { host, port }) if host.parse::<std::net::IpAddr>().is_err() => {
+                (host.as_str(), port).to_socket_addrs().map(|i| i.collect()).unwrap_or_default()
+            }
+            Ok(Address::Tcp { host, port }) => host.parse().map(|ip| vec![std::net::SocketAddr::new(ip, port)]).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    };
+    let mut mine: Option<Vec<std::net::SocketAddr>> = None;
+    replies
+        .into_iter()
+        .map(|mut r| {
+            if let SentinelAnswer::Names(a) = &r.answer {
+                let both_ips = [a.as_str(), me].iter().all(|x| {
+                    parse_host_port(x).is_ok_and(|p| matches!(p, Address::Tcp { host, .. } if host.parse::<std::net::IpAddr>().is_ok()))
+                });
+                if !a.eq_ignore_ascii_case(me) && !both_ips {
+                    let me_addrs = mine.get_or_insert_with(|| resolve(me));
+                    if resolve(a).iter().any(|x| me_addrs.contains(x)) {
+                        r.answer = SentinelAnswer::Names(me.to_string());
+                    }
+                }
+            }
+            r
+        })
+        .collect()
 }
 
 /// What one Sentinel said about the master name.
@@ -343,6 +378,17 @@ mod tests {
         let got = judge(ME, &[reply(1, down()), reply(2, down()), reply(3, down())], &ATTACHED);
         assert_eq!(got.status, Status::Warning);
         assert!(got.reason.contains("unreachable"), "{}", got.reason);
+    }
+
+    /// `announce-hostnames`: a Sentinel that names this node by host name names this node.
+    #[test]
+    fn host_names_resolving_to_this_node_count_as_this_node() {
+        let replies = vec![reply(1, names("localhost:6029")), reply(2, names("127.0.0.1:6029")), reply(3, names("localhost:6030"))];
+        let got = same_node_as_me("127.0.0.1:6029", replies);
+        assert_eq!(got[0].answer, names("127.0.0.1:6029"), "localhost resolves to 127.0.0.1");
+        assert_eq!(got[2].answer, names("localhost:6030"), "another port is another node");
+        let got = same_node_as_me("localhost:6029", vec![reply(1, names("127.0.0.1:6029")), reply(2, names("10.0.0.3:6029"))]);
+        assert_eq!((got[0].answer.clone(), got[1].answer.clone()), (names("localhost:6029"), names("10.0.0.3:6029")));
     }
 
     #[test]
