@@ -193,6 +193,8 @@ enum MysqlFake {
     HugeColumnCount,
     /// Answers every query with a bare OK: no rows, no columns.
     OkToEverything,
+    /// Answers every query with one column and rows that never end (at most 512 MiB and 20 s).
+    EndlessRows,
 }
 
 /// A fake MySQL server: a real protocol-10 greeting, any login accepted, then `mode`.
@@ -243,8 +245,31 @@ fn fake_mysql(mode: MysqlFake) -> u16 {
                     let reply = match mode {
                         MysqlFake::HugeColumnCount => packet(1, &[0xfe, 0, 0, 0, 0, 0, 1, 0, 0]),
                         MysqlFake::OkToEverything => packet(1, &ok),
+                        MysqlFake::EndlessRows => {
+                            let mut column = Vec::new();
+                            for part in ["def", "", "", "", "Value", ""] {
+                                column.push(part.len() as u8);
+                                column.extend_from_slice(part.as_bytes());
+                            }
+                            column.extend_from_slice(&[0x0c, 0x21, 0x00, 0xff, 0xff, 0, 0, 0xfd, 0, 0, 0, 0, 0]);
+                            let mut head = packet(1, &[1]);
+                            head.extend(packet(2, &column));
+                            head.extend(packet(3, &[0xfe, 0, 0, 2, 0]));
+                            head
+                        }
                     };
                     if c.write_all(&reply).is_err() {
+                        return;
+                    }
+                    if let MysqlFake::EndlessRows = mode {
+                        let mut row = vec![0xfc, 0xe8, 0x03];
+                        row.extend(std::iter::repeat_n(b'a', 1000));
+                        let start = std::time::Instant::now();
+                        for seq in 0..(512usize << 20) / 1004 {
+                            if start.elapsed() > Duration::from_secs(20) || c.write_all(&packet((4 + seq) as u8, &row)).is_err() {
+                                return;
+                            }
+                        }
                         return;
                     }
                 }
@@ -264,6 +289,23 @@ fn mysql_result_set_announcing_2_to_the_40_columns() {
         assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
         assert!(r.stdout.contains(&format!("127.0.0.1:{port}")), "{bin}: {}", r.stdout);
         println!("hostile: 2^40 columns: {bin}: peak RSS {} KiB: {}", r.max_rss_kib, r.stdout.lines().next().unwrap_or(""));
+    }
+}
+
+/// A MySQL result set that never ends: refused in bounded memory, in time.
+#[test]
+fn mysql_result_set_without_end() {
+    let port = fake_mysql(MysqlFake::EndlessRows).to_string();
+    for bin in ["check-mysql-master", "check-mysql-slave"] {
+        let r = bounded(bin, &[&port, "--user", "x"]);
+        assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
+        assert!(r.stdout.contains(&format!("127.0.0.1:{port}")), "{bin}: {}", r.stdout);
+        println!(
+            "hostile: endless rows: {bin}: peak RSS {} KiB, {:?}: {}",
+            r.max_rss_kib,
+            r.elapsed,
+            r.stdout.lines().next().unwrap_or("")
+        );
     }
 }
 

@@ -9,6 +9,10 @@ use crate::duration::format_duration;
 use anyhow::{anyhow, Result};
 use mysql::prelude::Queryable;
 
+/// Most rows read from one statement: real answers have a few (variables, channels) to a few
+/// thousand (the processlist of a busy server).
+const MAX_ROWS: usize = 10_000;
+
 /// MySQL error: a statement the server does not know (older or newer syntax).
 const ER_PARSE_ERROR: u16 = 1064;
 
@@ -149,7 +153,23 @@ impl<'a> Session<'a> {
         let step = format!("{sql} on {}", self.address);
         let _step = Step::begin(&step);
         self.deadline.remaining(&step)?;
-        Ok(self.conn.query_iter(sql).and_then(|result| result.map(|row| row.map(row_map)).collect()))
+        let mut result = match self.conn.query_iter(sql) {
+            Ok(result) => result,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut rows = Vec::new();
+        while let Some(row) = result.next() {
+            match row {
+                Ok(row) if rows.len() < MAX_ROWS => rows.push(row_map(row)),
+                Ok(_) => {
+                    // Dropping the result would read the rest of it, which may never end.
+                    std::mem::forget(result);
+                    anyhow::bail!("{step}: more than {MAX_ROWS} rows, far more than a real server answers");
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(rows))
     }
 }
 
