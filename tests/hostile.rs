@@ -263,7 +263,7 @@ fn fake_mysql(mode: MysqlFake) -> u16 {
                     }
                     if let MysqlFake::EndlessRows = mode {
                         let mut row = vec![0xfc, 0xe8, 0x03];
-                        row.extend(std::iter::repeat_n(b'a', 1000));
+                        row.extend([b'a'; 1000]);
                         let start = std::time::Instant::now();
                         for seq in 0..(512usize << 20) / 1004 {
                             if start.elapsed() > Duration::from_secs(20) || c.write_all(&packet((4 + seq) as u8, &row)).is_err() {
