@@ -102,7 +102,11 @@ impl ReplicationInfo {
                     master: crate::cli::Address::Tcp { host: host.to_string(), port }.to_string(),
                     link_up: fields.get("master_link_status").map(|s| s.trim()) == Some("up"),
                     last_io_seconds_ago: int(&fields, "master_last_io_seconds_ago")?.filter(|v| *v >= 0),
-                    sync_in_progress: flag(&fields, "master_sync_in_progress")?,
+                    // Fail closed: without it, a replica still loading its first copy would look synced.
+                    sync_in_progress: match fields.get("master_sync_in_progress") {
+                        Some(_) => flag(&fields, "master_sync_in_progress")?,
+                        None => bail!("a replica without master_sync_in_progress, which the decision needs"),
+                    },
                     link_down_since_seconds: int(&fields, "master_link_down_since_seconds")?.filter(|v| *v >= 0),
                 })
             }
@@ -255,6 +259,13 @@ mod tests {
     fn old_style_slave_lines_without_lag() {
         let info = ReplicationInfo::parse("role:master\r\nslave0:ip=10.0.0.3,port=6029,state=online\r\nloading:0\r\n").unwrap();
         assert_eq!(info.replicas[0].lag_seconds, None);
+    }
+
+    /// A replica without its sync flag is an error (fail closed), not "synced".
+    #[test]
+    fn replica_without_sync_flag_fails_closed() {
+        let text = REPLICA_UP.replace("master_sync_in_progress:0\r\n", "");
+        assert!(ReplicationInfo::parse(&text).unwrap_err().to_string().contains("master_sync_in_progress"));
     }
 
     /// A reply without the loading flag is an error (fail closed), not "not loading".
