@@ -130,6 +130,16 @@ impl ServerArgs {
         }
     }
 
+    /// What the runner needs from these options.
+    pub fn common(&self, default_port: u16) -> crate::runner::Common<'_> {
+        crate::runner::Common {
+            timeout: self.timeout,
+            output: &self.output,
+            target_hint: self.address(default_port).map(|a| a.to_string()).unwrap_or_else(|_| "?".into()),
+            password_on_command_line: self.password_arg.as_deref().is_some_and(|p| !p.is_empty()),
+        }
+    }
+
     /// The server address, with `default_port` when none is given.
     pub fn address(&self, default_port: u16) -> Result<Address> {
         self.address_with(&ClientDefaults::default(), default_port)

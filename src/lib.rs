@@ -20,6 +20,7 @@ pub mod read_pool;
 pub mod redis_checks;
 pub mod report;
 pub mod runner;
+pub mod topology;
 
 /// Declares a check executable: its `main`, and the allocator that bounds its memory
 /// (`check_main!(redis_checks::master::RedisMaster)` is the whole entry file).

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 /// Most probes in flight at once: a master listing thousands of replicas does not open thousands
 /// of connections.
-pub const MAX_IN_FLIGHT: usize = 8;
+pub const MAX_IN_FLIGHT: usize = 4;
 
 /// Runs `probe` on every item, at most [`MAX_IN_FLIGHT`] at once, and returns the results in the
 /// items' order. Items whose probe has not finished when `deadline` passes get `unanswered(item)`.

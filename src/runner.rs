@@ -1,7 +1,7 @@
 //! Runs one check as a process: parses arguments, arms the watchdog, evaluates, prints once, exits
 //! 0/1/2. Panics, bad usage and timeouts all end here as exit 2 with a message.
 
-use crate::cli::ServerArgs;
+use crate::cli::OutputArgs;
 use crate::deadline::{steps_under_way, Deadline};
 use crate::duration::format_duration;
 use crate::report::{Format, Outcome, Report, Verdict};
@@ -20,14 +20,26 @@ pub trait Check {
     type Args: clap::Parser;
     /// The server and login, resolved from the arguments, files and environment before any I/O.
     type Target;
-    /// The connection options inside the check's arguments.
-    fn server(args: &Self::Args) -> &ServerArgs;
+    /// What the runner needs from the arguments: deadline, output options, a target to name.
+    fn common(args: &Self::Args) -> Common<'_>;
     /// Resolves the target (reads password and defaults files); errors name the file or option.
     fn resolve(args: &Self::Args) -> Result<Self::Target>;
     /// How the target is shown in output: `host:port` or the socket path.
     fn describe(target: &Self::Target) -> String;
     /// Connects, gathers facts and decides, within `deadline`. Errors become a critical verdict.
     fn evaluate(args: &Self::Args, target: &Self::Target, deadline: &Deadline) -> Result<Outcome>;
+}
+
+/// What the runner needs from any check's arguments.
+pub struct Common<'a> {
+    /// `--timeout`: the whole run's deadline.
+    pub timeout: std::time::Duration,
+    /// `--format`, `--warning-exit-code`.
+    pub output: &'a OutputArgs,
+    /// The target to name when resolving it fails (`host:port` as given).
+    pub target_hint: String,
+    /// A password was given on the command line (the output then says so).
+    pub password_on_command_line: bool,
 }
 
 /// What every report of this run shares, set once before the check starts (before that, the
@@ -68,23 +80,23 @@ pub fn run<C: Check>() -> ! {
         Ok(args) => args,
         Err(err) => usage_exit(err),
     };
-    let server = C::server(&args);
+    let common = C::common(&args);
     let resolved = C::resolve(&args);
     let target = match &resolved {
         Ok(t) => C::describe(t),
-        Err(_) => server.address(C::DEFAULT_PORT).map(|a| a.to_string()).unwrap_or_else(|_| "?".into()),
+        Err(_) => common.target_hint.clone(),
     };
     let mut notes = Vec::new();
-    if server.password_arg.as_deref().is_some_and(|p| !p.is_empty()) {
+    if common.password_on_command_line {
         notes.push(crate::credentials::COMMAND_LINE_PASSWORD_NOTE.to_string());
     }
     crate::memory::set_report(crate::memory::OverLimitReport {
         check: C::NAME,
         target: target.clone(),
-        json: server.output.format == Format::Json,
+        json: common.output.format == Format::Json,
     });
-    let _ = CONTEXT.set(RunContext { target, notes, format: server.output.format, warning_exit_code: server.output.warning_exit_code });
-    let deadline = Deadline::starting_at(started, server.timeout);
+    let _ = CONTEXT.set(RunContext { target, notes, format: common.output.format, warning_exit_code: common.output.warning_exit_code });
+    let deadline = Deadline::starting_at(started, common.timeout);
     arm_watchdog(deadline);
     let outcome = resolved.and_then(|t| C::evaluate(&args, &t, &deadline));
     emit(outcome.unwrap_or_else(|err| Outcome::bare(Verdict::critical(format!("{err:#}")))))

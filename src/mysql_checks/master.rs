@@ -5,7 +5,7 @@ use super::{MysqlArgs, ServerFacts};
 use crate::cli::ServerArgs;
 use crate::deadline::Deadline;
 use crate::report::{Outcome, Perfdata, Status, Verdict};
-use crate::runner::Check;
+use crate::runner::{Check, Common};
 use anyhow::Result;
 use clap::Parser;
 
@@ -74,8 +74,8 @@ impl Check for MysqlMaster {
     type Args = Args;
     type Target = MysqlTarget;
 
-    fn server(args: &Args) -> &ServerArgs {
-        &args.server
+    fn common(args: &Args) -> Common<'_> {
+        args.server.common(Self::DEFAULT_PORT)
     }
 
     fn resolve(args: &Args) -> Result<MysqlTarget> {

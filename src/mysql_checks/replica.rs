@@ -9,7 +9,7 @@ use crate::deadline::Deadline;
 use crate::duration::{format_duration, parse_duration};
 use crate::read_pool::{master_verdict, ReadPolicy, ReplicaHealth};
 use crate::report::{seconds_value, Outcome, Perfdata, Verdict};
-use crate::runner::Check;
+use crate::runner::{Check, Common};
 use anyhow::Result;
 use clap::Parser;
 use serde_json::json;
@@ -107,8 +107,8 @@ impl Check for MysqlReplica {
     type Args = Args;
     type Target = MysqlTarget;
 
-    fn server(args: &Args) -> &ServerArgs {
-        &args.server
+    fn common(args: &Args) -> Common<'_> {
+        args.server.common(Self::DEFAULT_PORT)
     }
 
     fn resolve(args: &Args) -> Result<MysqlTarget> {

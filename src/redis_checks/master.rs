@@ -6,7 +6,7 @@ use super::RedisTarget;
 use crate::cli::ServerArgs;
 use crate::deadline::Deadline;
 use crate::report::{Outcome, Perfdata, Status, Verdict};
-use crate::runner::Check;
+use crate::runner::{Check, Common};
 use anyhow::Result;
 use clap::Parser;
 
@@ -64,8 +64,8 @@ impl Check for RedisMaster {
     type Args = Args;
     type Target = RedisTarget;
 
-    fn server(args: &Args) -> &ServerArgs {
-        &args.server
+    fn common(args: &Args) -> Common<'_> {
+        args.server.common(Self::DEFAULT_PORT)
     }
 
     fn resolve(args: &Args) -> Result<RedisTarget> {

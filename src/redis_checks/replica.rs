@@ -8,7 +8,7 @@ use crate::deadline::Deadline;
 use crate::duration::parse_duration;
 use crate::read_pool::{master_verdict, ReadPolicy, ReplicaHealth};
 use crate::report::{Outcome, Perfdata, Status, Verdict};
-use crate::runner::Check;
+use crate::runner::{Check, Common};
 use anyhow::Result;
 use clap::Parser;
 use std::time::Duration;
@@ -106,8 +106,8 @@ impl Check for RedisReplica {
     type Args = Args;
     type Target = RedisTarget;
 
-    fn server(args: &Args) -> &ServerArgs {
-        &args.server
+    fn common(args: &Args) -> Common<'_> {
+        args.server.common(Self::DEFAULT_PORT)
     }
 
     fn resolve(args: &Args) -> Result<RedisTarget> {

@@ -1,0 +1,292 @@
+//! `check-topology`: what Consul DNS answers for every group of an inventory right now, and whether
+//! anything is split. It runs every node's write and read checks with exactly the options the
+//! generator gives them, in this process and in parallel (a bounded number at once, one deadline
+//! for the whole run), and judges each group as a whole: two nodes passing the write check is the
+//! split brain no per-node check can see.
+
+use crate::cli::OutputArgs;
+use crate::deadline::Deadline;
+use crate::duration::parse_positive_duration;
+use crate::generator::inventory::parse_inventory;
+use crate::generator::plan::{plan, PlanOptions, Role, Service, DEFAULT_NAME_TEMPLATE};
+use crate::probe::probe_all;
+use crate::report::{Facts, Outcome, Perfdata, Report, Status, Verdict};
+use crate::runner::{Check, Common};
+use anyhow::{bail, Result};
+use clap::Parser;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Command line of `check-topology`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "check-topology",
+    version,
+    about = "Passing (0) iff every group of the inventory has exactly one write member and a read member; \
+             critical (2) on a split brain, no writer or no reader; warning (1) when a node is unreachable or warning.",
+    after_help = "Exit codes: 0 passing, 1 warning, 2 critical."
+)]
+pub struct Args {
+    /// The inventory `gen-consul-services` reads.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// Only this group (by name; repeat for several) [default: every group].
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+    /// Deadline for the whole run, every node's checks included (3s, 500ms, 1m, 2.5).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: OutputArgs,
+}
+
+/// One node's check in one group, as Consul would record it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeCheck {
+    /// Group label (`redis test:6029`).
+    pub group: String,
+    /// The node's address.
+    pub node: String,
+    /// Write or read service.
+    pub role: Role,
+    /// passing, warning or critical.
+    pub status: Status,
+    /// False when the check could not get an answer from the server (connect, login, deadline).
+    pub reachable: bool,
+    /// The check's first output line.
+    pub line: String,
+}
+
+/// What one group looks like: who Consul DNS answers with for each name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupView {
+    /// `redis test:6029`.
+    pub group: String,
+    /// Nodes in the write pool (check passing or warning).
+    pub write: Vec<String>,
+    /// Nodes in the read pool.
+    pub read: Vec<String>,
+    /// Nodes whose server did not answer.
+    pub unreachable: Vec<String>,
+    /// Nodes with a warning check.
+    pub warning: Vec<String>,
+}
+
+impl GroupView {
+    /// Gathers a group's view from its checks.
+    pub fn of(group: &str, checks: &[&NodeCheck]) -> GroupView {
+        let nodes = |role: Role| -> Vec<String> {
+            checks.iter().filter(|c| c.role == role && c.status != Status::Critical).map(|c| c.node.clone()).collect()
+        };
+        let mut unreachable: Vec<String> = checks.iter().filter(|c| !c.reachable).map(|c| c.node.clone()).collect();
+        unreachable.dedup();
+        let mut warning: Vec<String> = checks.iter().filter(|c| c.status == Status::Warning).map(|c| c.node.clone()).collect();
+        warning.dedup();
+        GroupView { group: group.to_string(), write: nodes(Role::Write), read: nodes(Role::Read), unreachable, warning }
+    }
+}
+
+/// Judges every group: critical when a group has no write member, more than one (a split brain),
+/// or no read member; warning when a node is unreachable or any check is warning; else passing.
+pub fn decide(views: &[GroupView]) -> Verdict {
+    let mut critical = Vec::new();
+    let mut warnings = Vec::new();
+    for v in views {
+        match v.write.len() {
+            0 => critical.push(format!("{}: no write member", v.group)),
+            1 => {}
+            n => critical.push(format!("{}: {n} write members ({}): split brain", v.group, v.write.join(", "))),
+        }
+        if v.read.is_empty() {
+            critical.push(format!("{}: no read member", v.group));
+        }
+        if !v.unreachable.is_empty() {
+            warnings.push(format!("{}: unreachable: {}", v.group, v.unreachable.join(", ")));
+        }
+        if !v.warning.is_empty() {
+            warnings.push(format!("{}: warning on {}", v.group, v.warning.join(", ")));
+        }
+    }
+    let healthy = views.len() - views.iter().filter(|v| critical.iter().any(|c| c.starts_with(&format!("{}:", v.group)))).count();
+    if let Some(first) = critical.first() {
+        Verdict::critical(first.clone()).because_all(critical.clone()).because_all(warnings)
+    } else if let Some(first) = warnings.first() {
+        Verdict::new(Status::Warning, first.clone()).because_all(warnings.clone())
+    } else {
+        Verdict::passing(format!("{healthy} group(s): one writer and readers each"))
+            .because("every group has exactly one write member and a read member")
+    }
+}
+
+/// The services of the selected groups, as the generator lays them out.
+pub struct Plan {
+    /// Every node's write and read service.
+    pub services: Vec<Service>,
+    /// The inventory, as named in output.
+    pub inventory: String,
+}
+
+/// The `check-topology` check.
+pub struct Topology;
+
+/// `check-topology`'s heap cap: it runs up to four checks at once in one process.
+pub const TOPOLOGY_HEAP_LIMIT: usize = 160 << 20;
+
+/// Runs one check of the project from its argv, in this process, within `deadline`.
+fn run_argv(service: &Service, deadline: &Deadline) -> NodeCheck {
+    use crate::mysql_checks::{master::MysqlMaster, replica::MysqlReplica};
+    use crate::redis_checks::{master::RedisMaster, replica::RedisReplica};
+    let exe = service.args[0].rsplit('/').next().unwrap_or_default();
+    let (status, reachable, line) = match exe {
+        "check-redis-master" => run_one::<RedisMaster>(&service.args, deadline),
+        "check-redis-slave" => run_one::<RedisReplica>(&service.args, deadline),
+        "check-mysql-master" => run_one::<MysqlMaster>(&service.args, deadline),
+        "check-mysql-slave" => run_one::<MysqlReplica>(&service.args, deadline),
+        other => (Status::Critical, false, format!("unknown check {other}")),
+    };
+    NodeCheck { group: group_label(service), node: service.node.clone(), role: service.role, status, reachable, line }
+}
+
+/// Parses `argv` with check `C`'s command line, resolves and evaluates it: status, whether the
+/// server answered, and the first line the check would print.
+fn run_one<C: Check>(argv: &[String], deadline: &Deadline) -> (Status, bool, String) {
+    let args = match <C::Args as Parser>::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) => return (Status::Critical, false, format!("bad arguments: {}", e.to_string().lines().next().unwrap_or(""))),
+    };
+    // The check's own --timeout, within what is left of the whole run.
+    let own = C::common(&args).timeout;
+    let deadline = if own < deadline.left() { Deadline::new(own) } else { *deadline };
+    let (outcome, reachable, target) = match C::resolve(&args) {
+        Err(e) => (Outcome::bare(Verdict::critical(format!("{e:#}"))), false, String::new()),
+        Ok(target) => {
+            let name = C::describe(&target);
+            match C::evaluate(&args, &target, &deadline) {
+                Ok(o) => (o, true, name),
+                Err(e) => (Outcome::bare(Verdict::critical(format!("{e:#}"))), false, name),
+            }
+        }
+    };
+    let status = outcome.verdict.status;
+    let report = Report { check: C::NAME, target, outcome, notes: Vec::new(), warning_exit_code: 1 };
+    (status, reachable, report.render_text().lines().next().unwrap_or_default().to_string())
+}
+
+fn group_label(s: &Service) -> String {
+    format!("{} {}:{}", s.kind.as_str(), s.group, s.port)
+}
+
+impl Check for Topology {
+    const NAME: &'static str = "topology";
+    const DEFAULT_PORT: u16 = 0;
+    type Args = Args;
+    type Target = Plan;
+
+    fn common(args: &Args) -> Common<'_> {
+        Common {
+            timeout: args.timeout,
+            output: &args.output,
+            target_hint: args.inventory.display().to_string(),
+            password_on_command_line: false,
+        }
+    }
+
+    fn resolve(args: &Args) -> Result<Plan> {
+        // Up to four checks at once, each possibly probing replicas: room for their handshakes.
+        crate::memory::set_limit(TOPOLOGY_HEAP_LIMIT);
+        let bytes = crate::credentials::read_bounded(&args.inventory, crate::credentials::limits::INVENTORY, "inventory")?;
+        let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("inventory {} is not UTF-8 text", args.inventory.display()))?;
+        let (mut groups, bin_dir) = parse_inventory(&text)?;
+        if !args.groups.is_empty() {
+            for name in &args.groups {
+                if !groups.iter().any(|g| &g.name == name) {
+                    bail!("no group named {name} in {}", args.inventory.display());
+                }
+            }
+            groups.retain(|g| args.groups.contains(&g.name));
+        }
+        let opts = PlanOptions {
+            bin_dir: bin_dir.unwrap_or_else(|| "/usr/local/bin".into()),
+            name_template: DEFAULT_NAME_TEMPLATE.into(),
+            vrrp_weight: None,
+        };
+        Ok(Plan { services: plan(&groups, &opts)?, inventory: args.inventory.display().to_string() })
+    }
+
+    fn describe(plan: &Plan) -> String {
+        plan.inventory.clone()
+    }
+
+    fn evaluate(_args: &Args, plan: &Plan, deadline: &Deadline) -> Result<Outcome> {
+        let limit = crate::duration::format_duration(deadline.limit());
+        let checks = probe_all(plan.services.clone(), *deadline, run_argv, move |s: &Service| NodeCheck {
+            group: group_label(s),
+            node: s.node.clone(),
+            role: s.role,
+            status: Status::Critical,
+            reachable: false,
+            line: format!("did not finish within the {limit} deadline"),
+        });
+        let mut labels: Vec<String> = Vec::new();
+        for c in &checks {
+            if !labels.contains(&c.group) {
+                labels.push(c.group.clone());
+            }
+        }
+        let views: Vec<GroupView> =
+            labels.iter().map(|g| GroupView::of(g, &checks.iter().filter(|c| &c.group == g).collect::<Vec<_>>())).collect();
+        let verdict = decide(&views);
+        let mut facts = Facts::new();
+        let groups: Vec<serde_json::Value> = views
+            .iter()
+            .map(|v| {
+                let nodes: Vec<serde_json::Value> = checks
+                    .iter()
+                    .filter(|c| c.group == v.group)
+                    .map(|c| json!({"node": c.node, "service": if c.role == Role::Write { "write" } else { "read" }, "status": c.status, "line": c.line}))
+                    .collect();
+                json!({"group": v.group, "write": v.write, "read": v.read, "checks": nodes})
+            })
+            .collect();
+        facts.set("groups", groups);
+        let critical = views.iter().filter(|v| v.write.len() != 1 || v.read.is_empty()).count() as i64;
+        let perfdata = vec![Perfdata::new("groups", views.len() as i64, ""), Perfdata::new("critical_groups", critical, "")];
+        Ok(Outcome { verdict, facts, perfdata })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(write: &[&str], read: &[&str], unreachable: &[&str], warning: &[&str]) -> GroupView {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
+        GroupView { group: "redis test:6029".into(), write: s(write), read: s(read), unreachable: s(unreachable), warning: s(warning) }
+    }
+
+    /// The group table: writers x readers x unreachable x warning.
+    #[test]
+    fn decision_table() {
+        for writers in [&[][..], &["a"], &["a", "b"]] {
+            for readers in [&[][..], &["b"], &["b", "c"]] {
+                for unreachable in [&[][..], &["c"]] {
+                    for warning in [&[][..], &["a"]] {
+                        let v = decide(&[view(writers, readers, unreachable, warning)]);
+                        let expected = if writers.len() != 1 || readers.is_empty() {
+                            Status::Critical
+                        } else if !unreachable.is_empty() || !warning.is_empty() {
+                            Status::Warning
+                        } else {
+                            Status::Passing
+                        };
+                        assert_eq!(v.status, expected, "{writers:?} {readers:?} {unreachable:?} {warning:?}: {v:?}");
+                    }
+                }
+            }
+        }
+        let v = decide(&[view(&["10.0.0.2", "10.0.0.3"], &["10.0.0.4"], &[], &[])]);
+        assert_eq!(v.summary, "redis test:6029: 2 write members (10.0.0.2, 10.0.0.3): split brain");
+    }
+}
