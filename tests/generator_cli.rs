@@ -127,3 +127,15 @@ fn flags_mode_node_selection_and_stdout() {
     assert_eq!(run(G, ["--help"]).exit(), 0);
     assert_eq!(run(G, ["--check"]).exit(), 2, "--check needs --out");
 }
+
+/// The agent snippet next to the examples is what the generated files need: script checks from
+/// local files enabled, and DNS answering with warning instances too (the checks' warning means
+/// "keep serving").
+#[test]
+fn agent_snippet_enables_local_script_checks() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("consul.d-examples/agent/consul-db-checks.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(v["enable_local_script_checks"], true);
+    assert_eq!(v["dns_config"]["only_passing"], false);
+    assert!(v.get("enable_script_checks").is_none(), "remote script registration stays off");
+}

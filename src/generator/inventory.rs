@@ -121,6 +121,41 @@ pub struct GroupSpec {
     pub meta: BTreeMap<String, String>,
     /// keepalived: a VIP that follows the write check (`--format keepalived`).
     pub vrrp: Option<VrrpSpec>,
+    /// Consul flap control per service (default: see [`FlapControl::default_for`]).
+    pub flap: Option<FlapSpec>,
+}
+
+/// Consul's flap control of the two services' checks.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlapSpec {
+    /// The write service's check.
+    pub write: Option<FlapControl>,
+    /// The read service's check.
+    pub read: Option<FlapControl>,
+}
+
+/// `success_before_passing` and `failures_before_critical` of one Consul check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlapControl {
+    /// Consecutive passes before the check turns passing.
+    pub success_before_passing: u32,
+    /// Consecutive failures before it turns critical.
+    pub failures_before_critical: u32,
+}
+
+impl FlapControl {
+    /// The defaults. Write: out at the first failure (a node that stops being the master must stop
+    /// taking writes now), back in only after two passes (a restarted old master does not flap into
+    /// the write pool on one lucky answer). Read: rides out one slow answer, back at once.
+    pub fn default_for(write: bool) -> FlapControl {
+        if write {
+            FlapControl { success_before_passing: 2, failures_before_critical: 1 }
+        } else {
+            FlapControl { success_before_passing: 1, failures_before_critical: 2 }
+        }
+    }
 }
 
 /// A group's VIP, floated by keepalived to the node whose write check passes.
@@ -138,7 +173,7 @@ pub struct VrrpSpec {
     /// Priorities of single nodes, overriding `priority`.
     #[serde(default)]
     pub node_priorities: BTreeMap<String, u64>,
-    /// Advertisement interval (default 250ms; VRRP version 3 allows centiseconds).
+    /// Advertisement interval (default 100ms; VRRP version 3 allows centiseconds).
     pub advert_interval: Option<DurationSpec>,
     /// The unprivileged user keepalived runs the checks as (default `keepalived_script`).
     pub script_user: Option<String>,

@@ -52,6 +52,8 @@ pub struct Service {
     pub interval: Duration,
     /// Consul's timeout for the check.
     pub timeout: Duration,
+    /// Consul's flap control of the check.
+    pub flap: super::inventory::FlapControl,
     /// The check command as keepalived runs it: its own deadline, warning mapped to exit 0.
     pub vrrp_args: Vec<String>,
     /// How keepalived runs it.
@@ -233,6 +235,11 @@ fn plan_group(g: &GroupSpec, opts: &PlanOptions) -> Result<Vec<Service>> {
                 args,
                 interval,
                 timeout,
+                flap: {
+                    let spec = g.flap.clone().unwrap_or_default();
+                    let chosen = if role == Role::Write { spec.write } else { spec.read };
+                    chosen.unwrap_or_else(|| super::inventory::FlapControl::default_for(role == Role::Write))
+                },
                 vrrp_args,
                 vrrp_timing,
                 vrrp_instance,
@@ -320,6 +327,20 @@ mod tests {
         // The same name on another port is another service.
         let ok = r#"[{"kind":"redis","name":"a","port":6029,"nodes":["n1"]},{"kind":"redis","name":"a","port":6030,"nodes":["n1"]}]"#;
         assert_eq!(plan(&parse_inventory(ok).unwrap().0, &opts()).unwrap().len(), 4);
+    }
+
+    /// Flap control per group overrides the defaults per service.
+    #[test]
+    fn flap_control_per_group() {
+        let s = group(
+            r#"{"kind":"redis","name":"t","port":1,"nodes":["n"],
+            "flap":{"write":{"success_before_passing":3,"failures_before_critical":1}}}"#,
+        )
+        .unwrap();
+        assert_eq!((s[0].flap.success_before_passing, s[0].flap.failures_before_critical), (3, 1));
+        assert_eq!(s[1].flap, super::super::inventory::FlapControl::default_for(false));
+        assert!(err(r#"{"kind":"redis","name":"t","port":1,"nodes":["n"],"flap":{"write":{"success_before_passing":3}}}"#)
+            .contains("failures_before_critical"));
     }
 
     /// A key twice is refused like any invalid inventory (JSON parsing alone keeps the last one).

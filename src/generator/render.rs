@@ -18,6 +18,8 @@ pub fn consul_file(s: &Service) -> String {
         "args": s.args,
         "interval": format_duration(s.interval),
         "timeout": format_duration(s.timeout),
+        "success_before_passing": s.flap.success_before_passing,
+        "failures_before_critical": s.flap.failures_before_critical,
     });
     let mut service = Map::new();
     service.insert("id".into(), json!(s.id));
@@ -187,6 +189,11 @@ mod tests {
         assert_eq!(check["args"][0], "/usr/local/bin/check-mysql-master");
         assert_eq!((check["interval"].as_str(), check["timeout"].as_str()), (Some("10s"), Some("5s")));
         assert!(check.get("script").is_none());
+        // Flap control: the write check drops at once and needs two passes to come back.
+        assert_eq!((check["success_before_passing"].as_u64(), check["failures_before_critical"].as_u64()), (Some(2), Some(1)));
+        let read = serde_json::from_str::<Value>(&consul_file(&s[1])).unwrap();
+        let read = &read["service"]["checks"][0];
+        assert_eq!((read["success_before_passing"].as_u64(), read["failures_before_critical"].as_u64()), (Some(1), Some(2)));
         assert!(!check["args"].to_string().contains("--warning-exit-code"), "Consul keeps warnings: {check}");
         // Deterministic key order.
         let keys: Vec<&String> = svc.as_object().unwrap().keys().collect();
