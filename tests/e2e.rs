@@ -33,7 +33,11 @@ fn generated_services_follow_the_topology() {
     for node in REDIS_HOSTS.iter().chain(MYSQL_HOSTS.iter()) {
         assert!(lab.out.0.join(node).is_dir(), "no files for {node}");
     }
-    let all = std::fs::read_dir(&lab.out.0).unwrap().flatten().flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten());
+    let all = std::fs::read_dir(&lab.out.0)
+        .unwrap()
+        .flatten()
+        .filter(|d| d.path().is_dir())
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten());
     for f in all {
         let text = std::fs::read_to_string(f.path()).unwrap();
         assert!(text.contains("\"args\"") && !text.contains("\"script\""), "{text}");
@@ -174,7 +178,8 @@ fn keepalived_accepts_the_generated_configuration() {
     assert_eq!(code, Some(0), "{text}");
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("consul.d-examples/keepalived");
     let generated = REDIS_HOSTS.iter().chain(MYSQL_HOSTS.iter()).map(|node| out.0.join(node).join("keepalived.conf"));
-    let checked_in = std::fs::read_dir(&examples).unwrap().flatten().map(|d| d.path().join("keepalived.conf"));
+    let checked_in =
+        std::fs::read_dir(&examples).unwrap().flatten().filter(|d| d.path().is_dir()).map(|d| d.path().join("keepalived.conf"));
     let safe = SafeBinDir::new();
     let mut tested = 0;
     for conf in generated.chain(checked_in) {
@@ -218,7 +223,7 @@ fn checked_in_examples_are_current() {
         assert_eq!(code, Some(0), "{text}");
         let listing = |dir: &Path| -> Vec<(String, Vec<u8>)> {
             let mut v = Vec::new();
-            for node in std::fs::read_dir(dir).unwrap().flatten() {
+            for node in std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.path().is_dir()) {
                 for f in std::fs::read_dir(node.path()).unwrap().flatten() {
                     v.push((
                         format!("{}/{}", node.file_name().to_string_lossy(), f.file_name().to_string_lossy()),

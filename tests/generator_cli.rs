@@ -5,10 +5,14 @@ use std::path::Path;
 
 const G: &str = "gen-consul-services";
 
+/// The generated files under `dir` (the generator's own manifest left out).
 fn files_under(dir: &Path) -> Vec<String> {
     let mut v = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
+            if e.file_name() == ".gen-consul-services.manifest" {
+                continue;
+            }
             if e.path().is_dir() {
                 v.extend(files_under(&e.path()).into_iter().map(|f| format!("{}/{f}", e.file_name().to_string_lossy())));
             } else {
@@ -138,4 +142,39 @@ fn agent_snippet_enables_local_script_checks() {
     assert_eq!(v["enable_local_script_checks"], true);
     assert_eq!(v["dns_config"]["only_passing"], false);
     assert!(v.get("enable_script_checks").is_none(), "remote script registration stays off");
+}
+
+/// --prune removes the files this generator wrote for groups no longer in the inventory, and
+/// nothing else; --check --prune lists them.
+#[test]
+fn prune_removes_only_what_it_wrote() {
+    let dir = TempDir::new("prune");
+    let out = dir.join("out");
+    let two = dir.join("two.json");
+    std::fs::write(
+        &two,
+        r#"[{"kind":"redis","name":"a","port":6029,"nodes":["10.0.0.1"]},{"kind":"redis","name":"b","port":6030,"nodes":["10.0.0.1"]}]"#,
+    )
+    .unwrap();
+    let one = dir.join("one.json");
+    std::fs::write(&one, r#"[{"kind":"redis","name":"a","port":6029,"nodes":["10.0.0.1"]}]"#).unwrap();
+    let gen = |inv: &std::path::Path, extra: &[&str]| {
+        let mut a = vec!["--inventory", inv.to_str().unwrap(), "--node", "10.0.0.1", "--out", out.to_str().unwrap()];
+        a.extend(extra);
+        run("gen-consul-services", &a)
+    };
+    assert_eq!(gen(&two, &[]).exit(), 0);
+    std::fs::write(out.join("someone-elses.json"), "{}\n").unwrap();
+    // Without --prune the old group's files stay (and stay remembered).
+    assert_eq!(gen(&one, &[]).exit(), 0);
+    assert!(out.join("w-6030-redis-b.json").exists());
+    let check = gen(&one, &["--check", "--prune"]);
+    assert_eq!(check.exit(), 1, "{check:?}");
+    assert!(check.stdout.contains("would remove") && check.stdout.contains("w-6030-redis-b.json"), "{}", check.stdout);
+    let pruned = gen(&one, &["--prune"]);
+    assert_eq!(pruned.exit(), 0, "{pruned:?}");
+    assert!(pruned.stdout.contains("removed"), "{}", pruned.stdout);
+    assert!(!out.join("w-6030-redis-b.json").exists() && !out.join("r-6030-redis-b.json").exists());
+    assert!(out.join("w-6029-redis-a.json").exists() && out.join("someone-elses.json").exists(), "only its own files go");
+    assert_eq!(gen(&one, &["--check", "--prune"]).exit(), 0);
 }

@@ -157,7 +157,7 @@ impl ConsulLab {
     /// `timeout`; 0 passing, 1 warning, anything else critical. In parallel, as agents do.
     pub fn evaluate(&self) -> Answers {
         let mut files: Vec<PathBuf> = Vec::new();
-        for node in std::fs::read_dir(&self.out.0).unwrap().flatten() {
+        for node in std::fs::read_dir(&self.out.0).unwrap().flatten().filter(|e| e.path().is_dir()) {
             for f in std::fs::read_dir(node.path()).unwrap().flatten() {
                 if f.path().extension().is_some_and(|e| e == "json") {
                     files.push(f.path());

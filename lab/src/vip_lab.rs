@@ -529,7 +529,12 @@ impl ConsulOnHosts {
                 ],
             );
             assert_eq!(gen.code, Some(0), "gen-consul-services: {}{}", gen.stdout, gen.stderr);
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.path()).collect();
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
             files.sort();
             for f in files {
                 let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();

@@ -98,6 +98,10 @@ pub struct Args {
     /// Write nothing; list the files under --out that would change, exit 1 if any.
     #[arg(long, requires = "out")]
     pub check: bool,
+    /// Also remove the files this generator wrote earlier under --out (its manifest lists them)
+    /// that the inventory no longer produces; with --check, list them.
+    #[arg(long, requires = "out")]
+    pub prune: bool,
     /// consul (service files) or keepalived (one keepalived.conf per node: vrrp_script blocks, and a
     /// vrrp_instance per group with a vrrp block).
     #[arg(long, value_enum, default_value_t = OutputFormat::Consul)]
@@ -232,8 +236,17 @@ fn emit(a: &Args, files: &[OutputFile]) -> Result<i32> {
         }
         return Ok(0);
     };
+    let current: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
+    let earlier = output::manifest(dir)?;
+    let obsolete: Vec<&PathBuf> = earlier.iter().filter(|p| !current.contains(p) && dir.join(p).exists()).collect();
     if a.check {
         let mut stale = 0;
+        if a.prune {
+            for p in &obsolete {
+                stale += 1;
+                println!("would remove: {}", dir.join(p).display());
+            }
+        }
         for f in files {
             match output::state(dir, f)? {
                 FileState::Unchanged => {}
@@ -259,6 +272,17 @@ fn emit(a: &Args, files: &[OutputFile]) -> Result<i32> {
             println!("wrote {}", dir.join(&f.path).display());
         }
     }
+    let mut listed = current.clone();
+    if a.prune {
+        for p in &obsolete {
+            std::fs::remove_file(dir.join(p)).with_context(|| format!("cannot remove {}", dir.join(p).display()))?;
+            println!("removed {}", dir.join(p).display());
+        }
+    } else {
+        // Remember what was written before too, so that a later --prune still finds it.
+        listed.extend(obsolete.iter().map(|p| (*p).clone()));
+    }
+    output::write_manifest(dir, &listed)?;
     println!("{changed} of {} files written in {} ({} unchanged)", files.len(), dir.display(), files.len() - changed);
     Ok(0)
 }

@@ -24,6 +24,37 @@ pub enum FileState {
     Missing,
 }
 
+/// The manifest of the files this generator wrote under an output directory: `--prune` removes
+/// those (and only those) that the inventory no longer produces.
+pub const MANIFEST: &str = ".gen-consul-services.manifest";
+
+/// The paths the manifest under `dir` lists (none when there is no manifest).
+pub fn manifest(dir: &Path) -> Result<Vec<PathBuf>> {
+    let path = dir.join(MANIFEST);
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        _ => {}
+    }
+    let bytes = crate::credentials::read_bounded(&path, 4 << 20, "manifest")?;
+    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("manifest {} is not UTF-8 text", path.display()))?;
+    let text: String = text.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+    // Only plain relative paths: a manifest must not point a prune outside the directory.
+    Ok(text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('/') && !l.split('/').any(|c| c == ".." || c.is_empty()))
+        .map(PathBuf::from)
+        .collect())
+}
+
+/// Writes the manifest under `dir` (atomically), listing `paths` sorted.
+pub fn write_manifest(dir: &Path, paths: &[PathBuf]) -> Result<()> {
+    let mut lines: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    lines.sort();
+    lines.dedup();
+    let content = format!("# Files written by gen-consul-services; --prune removes those no longer generated.\n{}\n", lines.join("\n"));
+    write_atomically(dir, &OutputFile { path: PathBuf::from(MANIFEST), content }).map(|_| ())
+}
+
 /// Compares `file` with what is under `dir`.
 pub fn state(dir: &Path, file: &OutputFile) -> Result<FileState> {
     let path = dir.join(&file.path);
