@@ -86,8 +86,31 @@ fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
+/// check-topology over 100 Redis groups x 3 nodes (all pointing at one real master, two replicas and
+/// three Sentinels, as the same port on 127.0.0.2-4): the whole run, as a monitoring host runs it.
+fn bench_topology(runs: usize) {
+    let hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+    let lab = RedisLab::start_on(&hosts, Some(lab::free_port()), 3, &[]);
+    let sentinels: Vec<String> = lab.sentinel_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let groups: Vec<serde_json::Value> = (0..100)
+        .map(|i| {
+            serde_json::json!({"kind": "redis", "name": format!("g{i}"), "port": lab.master.port, "nodes": hosts,
+                "sentinels": sentinels, "master_name": lab::redis_lab::MASTER_NAME, "max_lag": "10s"})
+        })
+        .collect();
+    let inventory = lab.dir.join("inventory.json");
+    std::fs::write(&inventory, serde_json::to_string(&groups).unwrap()).unwrap();
+    let t = lab::bin("check-topology").display().to_string();
+    header(&format!("check-topology: 100 Redis groups x 3 nodes (600 checks, 1800 Sentinel probes), {runs} runs"));
+    bench("check-topology --inventory (100 groups) (0)", &s(&[&t, "--inventory", inventory.to_str().unwrap()]), runs, 0);
+}
+
 fn main() {
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("topology") {
+        bench_topology(runs.min(20));
+        return;
+    }
     let lab = RedisLab::start(1, 0);
     let (m, r) = (lab.master.port_arg(), lab.replicas[0].port_arg());
     let rm = lab::bin("check-redis-master").display().to_string();
@@ -126,5 +149,7 @@ fn main() {
     bench_env("original: check_mysql_master.sh MASTER", &s(&["bash", &script("check_mysql_master.sh"), &m]), &creds, runs / 3, 0);
     bench_env("original: check_mysql_slave.sh REPLICA", &s(&["bash", &script("check_mysql_slave.sh"), &r]), &creds, runs / 3, 0);
     bench_env("original: check_mysql_slave.sh MASTER", &s(&["bash", &script("check_mysql_slave.sh"), &m]), &creds, runs / 3, 2);
+    drop(lab);
+    bench_topology(20);
     println!();
 }
