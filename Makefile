@@ -5,7 +5,7 @@ CARGO ?= cargo
 # The executables, read from the [[bin]] entries of Cargo.toml (the one list).
 BINS := $(shell awk -F'"' '/^\[\[bin\]\]/ {b = 1} b && /^name/ {print $$2; b = 0}' Cargo.toml)
 
-.PHONY: all release deps test lint bench install clean examples demo
+.PHONY: all release deps test lint bench docs install clean examples demo
 
 all: release
 
@@ -33,9 +33,17 @@ lint:
 bench: deps
 	$(CARGO) bench --locked --bench checks
 
-install: release
-	install -d $(DESTDIR)$(PREFIX)/bin
+# Man pages and bash/zsh completions, from the same clap definitions as --help.
+docs:
+	$(CARGO) run --quiet --release --locked --example gen-docs -- target/docs
+
+install: release docs
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 	for b in $(BINS); do install -m 0755 target/release/$$b $(DESTDIR)$(PREFIX)/bin/$$b; done
+	install -m 0644 target/docs/man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	for b in $(BINS); do install -m 0644 target/docs/completions/bash/$$b.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$b; done
+	install -m 0644 target/docs/completions/zsh/_* $(DESTDIR)$(PREFIX)/share/zsh/site-functions/
 
 clean:
 	$(CARGO) clean

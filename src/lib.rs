@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod credentials;
 pub mod deadline;
+pub mod docs;
 pub mod duration;
 pub mod generator;
 pub mod memory;
