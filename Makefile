@@ -5,7 +5,7 @@ CARGO ?= cargo
 # The executables, read from the [[bin]] entries of Cargo.toml (the one list).
 BINS := $(shell awk -F'"' '/^\[\[bin\]\]/ {b = 1} b && /^name/ {print $$2; b = 0}' Cargo.toml)
 
-.PHONY: all release deps test lint bench docs install clean examples demo
+.PHONY: all release deps test lint bench docs install deb clean examples demo
 
 all: release
 
@@ -36,6 +36,11 @@ bench: deps
 # Man pages and bash/zsh completions, from the same clap definitions as --help.
 docs:
 	$(CARGO) run --quiet --release --locked --example gen-docs -- target/docs
+
+# A Debian package (dpkg-deb): executables, man pages, completions, the examples as documentation.
+# tests/deb.rs builds and inspects it as part of make test.
+deb:
+	bash scripts/deb.sh
 
 install: release docs
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

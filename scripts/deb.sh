@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds target/deb/consul-db-checks_<version>_<arch>.deb with dpkg-deb: the executables, their man
+# pages and bash/zsh completions, and consul.d-examples as documentation. Prints the package's path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+arch=$(dpkg --print-architecture)
+bins=$(awk -F'"' '/^\[\[bin\]\]/ {b = 1} b && /^name/ {print $2; b = 0}' Cargo.toml)
+cargo build --quiet --release --locked --bins >&2
+cargo run --quiet --release --locked --example gen-docs -- target/docs >&2
+root=target/deb/root
+rm -rf "$root"
+doc="$root/usr/share/doc/consul-db-checks"
+install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/man/man1" "$doc" \
+  "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions"
+for b in $bins; do
+  install -m 0755 "target/release/$b" "$root/usr/bin/$b"
+  gzip -9n < "target/docs/man/man1/$b.1" > "$root/usr/share/man/man1/$b.1.gz"
+  install -m 0644 "target/docs/completions/bash/$b.bash" "$root/usr/share/bash-completion/completions/$b"
+  install -m 0644 "target/docs/completions/zsh/_$b" "$root/usr/share/zsh/vendor-completions/_$b"
+done
+chmod 0644 "$root"/usr/share/man/man1/*.gz
+cp -r consul.d-examples "$doc/examples"
+find "$doc/examples" -type d -exec chmod 0755 {} + && find "$doc/examples" -type f -exec chmod 0644 {} +
+cat > "$doc/copyright" <<COPYRIGHT
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: consul-db-checks
+License: MIT
+
+Files: *
+Copyright: the consul-db-checks authors
+License: MIT
+COPYRIGHT
+printf 'consul-db-checks (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- consul-db-checks maintainers <maintainers@consul-db-checks.invalid>  %s\n' \
+  "$version" "$version" "$(date -R -d @0)" | gzip -9n > "$doc/changelog.Debian.gz"
+# The C library version the binaries need: the highest GLIBC_x.y symbol version they use.
+glibc=$(for b in $bins; do objdump -T "target/release/$b"; done | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
+size=$(du -sk "$root/usr" | cut -f1)
+cat > "$root/DEBIAN/control" <<CONTROL
+Package: consul-db-checks
+Version: $version
+Architecture: $arch
+Maintainer: consul-db-checks maintainers <maintainers@consul-db-checks.invalid>
+Installed-Size: $size
+Depends: libc6 (>= $glibc)
+Section: admin
+Priority: optional
+Homepage: https://consul-db-checks.invalid
+Description: health checks that decide which Redis or MySQL server takes writes
+ Single-shot checks for Consul script checks and keepalived vrrp_script:
+ check-redis-master, check-redis-slave, check-mysql-master, check-mysql-slave
+ (exit 0 passing, 1 warning, 2 critical), check-topology (every group of an
+ inventory at once) and gen-consul-services (Consul service files and
+ keepalived configuration for an inventory).
+CONTROL
+deb="target/deb/consul-db-checks_${version}_${arch}.deb"
+dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >&2
+echo "$deb"
