@@ -28,11 +28,11 @@ Upstream-Name: consul-db-checks
 License: MIT
 
 Files: *
-Copyright: the consul-db-checks authors
+Copyright: 2026 the consul-db-checks authors
 License: MIT
 COPYRIGHT
 printf 'consul-db-checks (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- consul-db-checks maintainers <maintainers@consul-db-checks.invalid>  %s\n' \
-  "$version" "$version" "$(date -R -d @0)" | gzip -9n > "$doc/changelog.Debian.gz"
+  "$version" "$version" "$(date -R -d @0)" | gzip -9n > "$doc/changelog.gz"
 # The C library version the binaries need: the highest GLIBC_x.y symbol version they use.
 glibc=$(for b in $bins; do objdump -T "target/release/$b"; done | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
 size=$(du -sk "$root/usr" | cut -f1)
