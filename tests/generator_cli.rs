@@ -58,55 +58,32 @@ fn a_bad_inventory_writes_nothing_and_names_the_entry() {
 fn flags_mode_node_selection_and_stdout() {
     let dir = TempDir::new("gen-flags");
     let out = dir.join("out");
-    let r = run(
-        G,
-        [
-            "--kind",
-            "redis",
-            "--name",
-            "test",
-            "--port",
-            "6029",
-            "--address",
-            "192.168.0.20",
-            "--password-file",
-            "/etc/consul.d/secrets/redis-6029",
-            "--max-lag",
-            "30s",
-            "--meta",
-            "team=dba",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let flags = [
+        "--kind",
+        "redis",
+        "--name",
+        "test",
+        "--port",
+        "6029",
+        "--address",
+        "192.168.0.20",
+        "--password-file",
+        "/etc/consul.d/secrets/redis-6029",
+        "--max-lag",
+        "30s",
+        "--meta",
+        "team=dba",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let r = run(G, flags);
     assert_eq!(r.exit(), 0, "{r:?}");
     assert_eq!(files_under(&out), vec!["r-6029-redis-test.json", "w-6029-redis-test.json"]);
     let w: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("w-6029-redis-test.json")).unwrap()).unwrap();
     assert_eq!(w["service"]["meta"]["team"], "dba");
     assert_eq!(w["service"]["tags"][0], "master-test-6029");
     // Running again changes nothing; --check agrees.
-    let again = run(
-        G,
-        [
-            "--kind",
-            "redis",
-            "--name",
-            "test",
-            "--port",
-            "6029",
-            "--address",
-            "192.168.0.20",
-            "--password-file",
-            "/etc/consul.d/secrets/redis-6029",
-            "--max-lag",
-            "30s",
-            "--meta",
-            "team=dba",
-            "--out",
-            out.to_str().unwrap(),
-            "--check",
-        ],
-    );
+    let again = run(G, flags.iter().chain(&["--check"]));
     assert_eq!(again.exit(), 0, "{again:?}");
     // Missing flags and a flag with an inventory are usage errors.
     let r = run(G, ["--kind", "redis", "--name", "test", "--port", "6029"]);

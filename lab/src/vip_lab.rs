@@ -422,35 +422,28 @@ impl RedisVipLab {
     }
 }
 
+/// Runs the real `gen-consul-services --format FORMAT` for `host` on `inventory` (checks in the
+/// lab's `bin/`); returns the directory it wrote into.
+fn generate_for(net: &NetLab, host: &Host, inventory: &str, format: &str) -> PathBuf {
+    let dir = net.dir.join(format);
+    std::fs::create_dir_all(&dir).unwrap();
+    let inventory_file = dir.join("inventory.json");
+    std::fs::write(&inventory_file, inventory).unwrap();
+    let (out, bin_dir) = (dir.join(&host.name), net.dir.join("bin"));
+    let args = ["--inventory", inventory_file.to_str().unwrap(), "--node", &host.addr, "--format", format, "--bin-dir"];
+    let gen = crate::run("gen-consul-services", args.iter().copied().chain([bin_dir.to_str().unwrap(), "--out", out.to_str().unwrap()]));
+    assert_eq!(gen.code, Some(0), "gen-consul-services: {}{}", gen.stdout, gen.stderr);
+    out
+}
+
 /// Writes `inventory` into the lab, generates each host's keepalived.conf from it with the real
 /// `gen-consul-services` (checks in the lab's `bin/`), and starts keepalived on every host with
 /// exactly that file.
 pub fn keepalived_on(net: &NetLab, hosts: &[Host], inventory: &str) -> Vec<Proc> {
-    let dir = net.dir.join("keepalived");
-    std::fs::create_dir_all(&dir).unwrap();
-    let inventory_file = dir.join("inventory.json");
-    std::fs::write(&inventory_file, inventory).unwrap();
-    let bin_dir = net.dir.join("bin");
     hosts
         .iter()
         .map(|host| {
-            let out = dir.join(&host.name);
-            let gen = crate::run(
-                "gen-consul-services",
-                [
-                    "--inventory",
-                    inventory_file.to_str().unwrap(),
-                    "--node",
-                    &host.addr,
-                    "--format",
-                    "keepalived",
-                    "--bin-dir",
-                    bin_dir.to_str().unwrap(),
-                    "--out",
-                    out.to_str().unwrap(),
-                ],
-            );
-            assert_eq!(gen.code, Some(0), "gen-consul-services: {}{}", gen.stdout, gen.stderr);
+            let out = generate_for(net, host, inventory, "keepalived");
             let log = std::fs::File::create(out.join("keepalived.log")).unwrap();
             let mut cmd = std::process::Command::new("ip");
             cmd.args(["netns", "exec", &host.ns, "keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp"])
@@ -507,28 +500,9 @@ pub struct ConsulOnHosts {
 impl ConsulOnHosts {
     /// Generates every host's service files with the real `gen-consul-services`.
     pub fn generate(net: &NetLab, hosts: &[Host], inventory: &str) -> ConsulOnHosts {
-        let dir = net.dir.join("consul");
-        std::fs::create_dir_all(&dir).unwrap();
-        let inventory_file = dir.join("inventory.json");
-        std::fs::write(&inventory_file, inventory).unwrap();
-        let bin_dir = net.dir.join("bin");
         let mut checks = Vec::new();
         for host in hosts {
-            let out = dir.join(&host.name);
-            let gen = crate::run(
-                "gen-consul-services",
-                [
-                    "--inventory",
-                    inventory_file.to_str().unwrap(),
-                    "--node",
-                    &host.addr,
-                    "--bin-dir",
-                    bin_dir.to_str().unwrap(),
-                    "--out",
-                    out.to_str().unwrap(),
-                ],
-            );
-            assert_eq!(gen.code, Some(0), "gen-consul-services: {}{}", gen.stdout, gen.stderr);
+            let out = generate_for(net, host, inventory, "consul");
             let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
                 .unwrap()
                 .flatten()
