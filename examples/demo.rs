@@ -59,6 +59,12 @@ fn main() {
     clean_up_on_interrupt();
     let start = Instant::now();
     println!("consul-db-checks demo: where writes and reads go, and why, while the topology changes.");
+    if std::env::var_os("CDC_DEMO_LOOPBACK").is_some() {
+        println!("  CDC_DEMO_LOOPBACK is set: the loopback lab");
+        loopback_demo(start);
+        remove_lab_dirs();
+        return;
+    }
     step(start, "Starting three Redis hosts in network namespaces (198.18.0.11-13: Redis 6029, Sentinel 26379, keepalived) ...");
     match RedisVipLab::start(Timings { down_after: Duration::from_secs(5) }) {
         Ok(lab) => namespace_demo(start, lab),
@@ -157,6 +163,32 @@ fn namespace_demo(start: Instant, mut lab: RedisVipLab) {
     step(start, "Stopping every server and keepalived, removing the namespaces ...");
 }
 
+/// Prints what `check-topology` sees for the inventory: per group, who Consul DNS answers with for
+/// the write and read names, each node's check line, and its own verdict.
+fn show_topology(inventory: &std::path::Path) {
+    let r = lab::run("check-topology", ["--inventory", inventory.to_str().unwrap(), "--format", "json"]);
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.stdout) else {
+        println!("  check-topology: {}", r.stdout.trim());
+        return;
+    };
+    for g in v["facts"]["groups"].as_array().into_iter().flatten() {
+        let names =
+            |pool: &str| g[pool].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        println!("  {}: write -> {}   read -> {}", g["group"].as_str().unwrap_or("?"), names("write"), names("read"));
+        for c in g["checks"].as_array().into_iter().flatten() {
+            let line = c["line"].as_str().unwrap_or("");
+            println!(
+                "      {:<9} {:<5} {:<9} {}",
+                c["node"].as_str().unwrap_or(""),
+                c["service"].as_str().unwrap_or(""),
+                c["status"].as_str().unwrap_or(""),
+                line
+            );
+        }
+    }
+    println!("  check-topology: {} {}", v["status"].as_str().unwrap_or("?"), v["summary"].as_str().unwrap_or(""));
+}
+
 fn loopback_demo(start: Instant) {
     step(start, "Starting Redis 127.0.0.2 (master), .3 and .4 (replicas), 3 Sentinels; MariaDB 127.0.0.5 (master), .6 (replica) ...");
     let mut lab = ConsulLab::start();
@@ -169,34 +201,30 @@ fn loopback_demo(start: Instant) {
     println!("  {}/{}:", REDIS_HOSTS[0], example.file_name().unwrap().to_string_lossy());
     println!("    \"args\": {}", args.join(" "));
 
-    let (rw, rr) = (lab.redis_service("w"), lab.redis_service("r"));
+    let rr = lab.redis_service("r");
     let (mw, mr) = (lab.mysql_service("w"), lab.mysql_service("r"));
-    step(start, "Consul runs every check; DNS answers with the instances that are not critical:");
-    let a = settle(&lab, |a| a.dns(&rr).len() == 2 && a.dns(&mr).len() == 1);
-    print!("{}", ConsulLab::describe(&a));
+    step(start, "Consul runs every check; DNS answers with the instances that are not critical (as check-topology shows):");
+    settle(&lab, |a| a.dns(&rr).len() == 2 && a.dns(&mr).len() == 1);
+    show_topology(&lab.inventory);
 
     step(start, "Killing the Redis master (kill -9). Sentinel notices after 2s and promotes a replica ...");
     let old = lab.redis.master.addr();
     lab.redis.master.proc.kill();
     let new_master = lab.redis.wait_new_master(&old);
     println!("  all 3 Sentinels now name {new_master} master");
-    let a = settle(&lab, |a| lab.redis_follows_sentinel(a, &REDIS_HOSTS[1..]).is_some());
-    print!("{}", ConsulLab::describe(&a));
+    settle(&lab, |a| lab.redis_follows_sentinel(a, &REDIS_HOSTS[1..]).is_some());
+    show_topology(&lab.inventory);
 
     step(start, "The old Redis master restarts as a master (no replicaof): the Sentinel guard keeps it out of the write pool:");
     lab.redis.master.restart_as_master();
-    let a = lab.evaluate();
-    for r in a.results.iter().filter(|r| r.service == rw) {
-        println!("      {:<9} {:<10} {}", r.node, r.status, r.first_line);
-    }
-    println!("  {rw}.service.consul -> {}", a.dns(&rw).join(", "));
+    show_topology(&lab.inventory);
 
     step(start, "MariaDB: killing the master, then promoting the replica (STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0) ...");
     lab.mysql[0].proc.kill();
     lab.mysql[1].wait_status("", "Slave_IO_Running", |v| v != Some("Yes"));
     lab.mysql[1].sql("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0");
-    let a = settle(&lab, |a| a.dns(&mw).len() == 1 && a.dns(&mr).len() == 1);
-    print!("{}", ConsulLab::describe(&a));
+    settle(&lab, |a| a.dns(&mw).len() == 1 && a.dns(&mr).len() == 1);
+    show_topology(&lab.inventory);
 
     step(start, "Stopping every server and removing the lab ...");
     drop(lab);
