@@ -143,13 +143,31 @@ mod tests {
     use super::*;
     use std::fs;
 
-    fn temp_file(name: &str, content: &str, mode: u32) -> std::path::PathBuf {
+    /// A file in its own directory, both removed when the test ends.
+    struct TempFile(std::path::PathBuf);
+
+    impl std::ops::Deref for TempFile {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    fn temp_file(name: &str, content: &str, mode: u32) -> TempFile {
         let dir = std::env::temp_dir().join(format!("cdc-cred-{}-{name}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let p = dir.join(name);
         fs::write(&p, content).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-        p
+        TempFile(p)
     }
 
     #[test]
