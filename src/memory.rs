@@ -161,8 +161,3 @@ fn over_limit(asked: usize) -> ! {
         libc::_exit(2)
     }
 }
-
-/// The live heap now, in bytes (for tests).
-pub fn live_bytes() -> usize {
-    LIVE.load(Ordering::Relaxed)
-}

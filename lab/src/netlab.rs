@@ -6,7 +6,7 @@
 //! Everything created is removed when the lab is dropped, when the test panics, and on SIGINT or
 //! SIGTERM; a lab left behind by a process that was killed outright is swept by the next one.
 //! The root namespace gets no address: the harness talks to a host from a thread that entered
-//! the host's namespace ([`NetLab::run_in`]), and starts processes in it ([`NetLab::command`]).
+//! the host's namespace ([`in_namespace`]), and starts processes in it ([`ns_command`]).
 //! Root is needed; [`NetLab::create`] says why not, for the caller to report the test as not run.
 
 use crate::{spawn_tied, Proc};
@@ -231,16 +231,6 @@ impl NetLab {
         self.hosts.iter().find(|h| h.name == name).unwrap_or_else(|| panic!("no host {name}"))
     }
 
-    /// A command that will run inside `host`'s namespace.
-    pub fn command(&self, host: &Host, program: &str) -> Command {
-        ns_command(&host.ns, program)
-    }
-
-    /// Runs `f` on a thread inside `host`'s namespace: sockets it opens belong to that host.
-    pub fn run_in<T: Send + 'static>(&self, host: &Host, f: impl FnOnce() -> T + Send + 'static) -> T {
-        in_namespace(&host.ns, f)
-    }
-
     /// Cuts `host` off from segment A while its link stays up: its port moves to segment B.
     pub fn cut_off(&self, host: &Host) {
         ip(&["link", "set", &host.veth, "master", &self.bridges[1]]).unwrap();
@@ -256,15 +246,15 @@ impl NetLab {
         ip(&["link", "set", &host.veth, "master", &self.bridges[0], "up"]).unwrap();
     }
 
-    /// The IPv4 addresses on `host`'s `eth0`.
-    pub fn addresses(&self, host: &Host) -> Vec<String> {
-        addresses_of(host)
-    }
-
     /// The hosts holding `vip` right now.
     pub fn holders(&self, vip: &str) -> Vec<String> {
-        self.hosts.iter().filter(|h| self.addresses(h).iter().any(|a| a == vip)).map(|h| h.name.clone()).collect()
+        holders_of(&self.hosts, vip)
     }
+}
+
+/// The names of the `hosts` holding `vip` right now.
+pub fn holders_of(hosts: &[Host], vip: &str) -> Vec<String> {
+    hosts.iter().filter(|h| addresses_of(h).iter().any(|a| a == vip)).map(|h| h.name.clone()).collect()
 }
 
 /// The IPv4 addresses on `host`'s `eth0`.

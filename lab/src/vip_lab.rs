@@ -372,8 +372,7 @@ impl RedisVipLab {
             let mut samples = Vec::new();
             let until = Instant::now() + Duration::from_secs(120);
             while !stop_flag.load(Ordering::SeqCst) && Instant::now() < until {
-                let holders: Vec<String> =
-                    hosts.iter().filter(|h| crate::netlab::addresses_of(h).iter().any(|a| a == VIP)).map(|h| h.name.clone()).collect();
+                let holders = crate::netlab::holders_of(&hosts, VIP);
                 samples.push((epoch.elapsed(), holders));
                 std::thread::sleep(Duration::from_millis(50));
             }
