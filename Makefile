@@ -29,9 +29,12 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-# Release-built checks, each run many times as a process (BENCH_RUNS=300 by default).
+# Release-built checks, each run many times as a process (BENCH_RUNS=300 by default), and paired run
+# by run against the release build of BENCH_BASELINE_REV (the last commit before the speed work).
+BENCH_BASELINE_REV ?= 4d1e9c3
 bench: deps
-	$(CARGO) bench --locked --bench checks
+	BENCH_BASELINE="$$(bash scripts/bench-baseline.sh $(BENCH_BASELINE_REV) target/bench-baseline)" \
+		$(CARGO) bench --locked --bench checks
 
 # Man pages and bash/zsh completions, from the same clap definitions as --help.
 docs:

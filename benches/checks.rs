@@ -7,7 +7,7 @@
 
 use lab::mysql_lab::{MariaLab, CHECKER};
 use lab::redis_lab::RedisLab;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,19 +60,40 @@ fn bench_env(label: &str, argv: &[String], env: &[(&str, String)], runs: usize, 
         measure(argv, env);
     }
     let samples: Vec<Sample> = (0..runs).map(|_| measure(argv, env)).collect();
+    row(label, &samples, expect_code);
+}
+
+/// Runs `argv` with this build's executable and with the baseline's (same name in `baseline`),
+/// alternating run by run so that both see the same machine, and prints both rows and the ratio.
+fn bench_pair(label: &str, argv: &[String], baseline: &Path, runs: usize, expect_code: i32) {
+    let name = Path::new(&argv[0]).file_name().unwrap();
+    let mut old = argv.to_vec();
+    old[0] = baseline.join(name).display().to_string();
+    for _ in 0..5 {
+        measure(argv, &[]);
+        measure(&old, &[]);
+    }
+    let (mut new_samples, mut old_samples) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        new_samples.push(measure(argv, &[]));
+        old_samples.push(measure(&old, &[]));
+    }
+    let new_row = row(&format!("{label}, this build"), &new_samples, expect_code);
+    let old_row = row(&format!("{label}, baseline"), &old_samples, expect_code);
+    println!("| {:<44} | {:>8.2} |          |          |        |", format!("{label}: ratio of medians"), new_row / old_row);
+}
+
+/// Prints one table row for `samples` (all must have exited `expect_code`); returns the median in ms.
+fn row(label: &str, samples: &[Sample], expect_code: i32) -> f64 {
     let bad = samples.iter().filter(|s| s.code != expect_code).count();
     assert_eq!(bad, 0, "{label}: {bad} runs did not exit {expect_code}");
     let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
     walls.sort();
-    let cpu: Duration = samples.iter().map(|s| s.cpu).sum::<Duration>() / runs as u32;
+    let cpu: Duration = samples.iter().map(|s| s.cpu).sum::<Duration>() / samples.len() as u32;
     let rss = samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0);
-    println!(
-        "| {label:<44} | {:>8} | {:>8} | {:>8} | {:>6.1} |",
-        ms(percentile(&walls, 0.5)),
-        ms(percentile(&walls, 0.9)),
-        ms(cpu),
-        rss as f64 / 1024.0
-    );
+    let median = percentile(&walls, 0.5);
+    println!("| {label:<44} | {:>8} | {:>8} | {:>8} | {:>6.1} |", ms(median), ms(percentile(&walls, 0.9)), ms(cpu), rss as f64 / 1024.0);
+    median.as_secs_f64() * 1000.0
 }
 
 fn header(title: &str) {
@@ -105,11 +126,37 @@ fn bench_topology(runs: usize) {
     bench("check-topology --inventory (100 groups) (0)", &s(&[&t, "--inventory", inventory.to_str().unwrap()]), runs, 0);
 }
 
+/// The baseline's executables (`BENCH_BASELINE`, set by `make bench`), if any.
+fn baseline() -> Option<PathBuf> {
+    std::env::var_os("BENCH_BASELINE").filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// This build against the baseline, run by run, on a Redis and a MariaDB master + replica.
+fn bench_paired(baseline: &Path, runs: usize) {
+    let lab = RedisLab::start(1, 0);
+    let (m, r) = (lab.master.port_arg(), lab.replicas[0].port_arg());
+    let rm = lab::bin("check-redis-master").display().to_string();
+    let rs = lab::bin("check-redis-slave").display().to_string();
+    header(&format!("This build against the baseline ({}), alternating, {runs} runs each", baseline.display()));
+    bench_pair("check-redis-master MASTER (0)", &s(&[&rm, &m]), baseline, runs, 0);
+    bench_pair("check-redis-slave REPLICA (0)", &s(&[&rs, &r]), baseline, runs, 0);
+    drop(lab);
+    let lab = MariaLab::start(1);
+    let (m, r) = (lab.master.port_arg(), lab.replicas[0].port_arg());
+    let mm = lab::bin("check-mysql-master").display().to_string();
+    let ms = lab::bin("check-mysql-slave").display().to_string();
+    let cnf = lab.checker_cnf.display().to_string();
+    bench_pair("check-mysql-master MASTER (0)", &s(&[&mm, &m, "--defaults-file", &cnf]), baseline, runs, 0);
+    bench_pair("check-mysql-slave REPLICA (0)", &s(&[&ms, &r, "--defaults-file", &cnf]), baseline, runs, 0);
+    bench_pair("check-mysql-slave MASTER, probes 1 replica (2)", &s(&[&ms, &m, "--defaults-file", &cnf]), baseline, runs, 2);
+}
+
 fn main() {
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("topology") {
-        bench_topology(runs.min(20));
-        return;
+    match std::env::var("BENCH_ONLY").as_deref() {
+        Ok("topology") => return bench_topology(runs.min(20)),
+        Ok("paired") => return bench_paired(&baseline().expect("BENCH_ONLY=paired needs BENCH_BASELINE"), runs),
+        _ => {}
     }
     let lab = RedisLab::start(1, 0);
     let (m, r) = (lab.master.port_arg(), lab.replicas[0].port_arg());
@@ -151,5 +198,9 @@ fn main() {
     bench_env("original: check_mysql_slave.sh MASTER", &s(&["bash", &script("check_mysql_slave.sh"), &m]), &creds, runs / 3, 2);
     drop(lab);
     bench_topology(20);
+    match baseline() {
+        Some(dir) => bench_paired(&dir, runs),
+        None => println!("\nNo baseline (BENCH_BASELINE): no paired table."),
+    }
     println!();
 }

@@ -6,6 +6,7 @@ use crate::deadline::{steps_under_way, Deadline};
 use crate::duration::format_duration;
 use crate::report::{Format, Outcome, Report, Verdict};
 use anyhow::Result;
+use std::cell::Cell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -60,6 +61,9 @@ pub fn run<C: Check>() -> ! {
     let started = std::time::Instant::now();
     let _ = CHECK_NAME.set(C::NAME);
     std::panic::set_hook(Box::new(|info| {
+        if CONTAINING.with(Cell::get) {
+            return; // `contained` turns it into an error.
+        }
         let msg = info
             .payload()
             .downcast_ref::<&str>()
@@ -114,6 +118,20 @@ fn arm_watchdog(deadline: Deadline) {
             Verdict::critical(format!("{what} did not finish within {}", format_duration(limit))).because("the --timeout deadline passed"),
         ));
     });
+}
+
+thread_local! {
+    /// Set while [`contained`] runs a closure on this thread.
+    static CONTAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, returning `None` if it panics instead of ending the run: for a dependency that panics
+/// on input a server controls (the MySQL driver on a greeting it cannot parse).
+pub fn contained<T>(f: impl FnOnce() -> T) -> Option<T> {
+    let outer = CONTAINING.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINING.with(|c| c.set(outer));
+    result.ok()
 }
 
 /// Set by the first caller of [`emit`].

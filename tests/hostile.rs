@@ -199,6 +199,11 @@ enum MysqlFake {
 
 /// A fake MySQL server: a real protocol-10 greeting, any login accepted, then `mode`.
 fn fake_mysql(mode: MysqlFake) -> u16 {
+    fake_mysql_announcing(b"5.5.5-10.11.14-MariaDB", mode)
+}
+
+/// Like [`fake_mysql`], with `version` as the greeting's server version.
+fn fake_mysql_announcing(version: &'static [u8], mode: MysqlFake) -> u16 {
     use std::io::{Read, Write};
     fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
         let n = payload.len() as u32;
@@ -222,7 +227,8 @@ fn fake_mysql(mode: MysqlFake) -> u16 {
                 let mut c = conn;
                 let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut greeting = vec![0x0a];
-                greeting.extend_from_slice(b"5.5.5-10.11.14-MariaDB\0");
+                greeting.extend_from_slice(version);
+                greeting.push(0);
                 greeting.extend_from_slice(&[1, 0, 0, 0]);
                 greeting.extend_from_slice(b"abcdefgh\0");
                 greeting.extend_from_slice(&[0x0f, 0xa2, 0x21, 0x02, 0x00, 0x0b, 0x00, 21]);
@@ -318,5 +324,26 @@ fn mysql_server_that_reports_nothing_fails_closed() {
         let r = bounded(bin, &[&port, "--user", "x"]);
         assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
         assert!(r.stdout.contains("did not report @@version"), "{bin}: {}", r.stdout);
+    }
+}
+
+/// Greetings whose version the MySQL driver cannot parse: none (no dialect: statement by
+/// statement), or digits that are not ASCII (the driver panics on them): exit 2 naming the server,
+/// never an internal error.
+#[test]
+fn mysql_greeting_versions_the_driver_cannot_read() {
+    let cases: [(&[u8], &str); 3] = [
+        (b"garbage", "did not report @@version"),
+        ("\u{661}\u{660}.\u{661}.\u{662}-MariaDB".as_bytes(), "greeting the MySQL driver cannot read"),
+        ("5.\u{665}.5-x".as_bytes(), "greeting the MySQL driver cannot read"),
+    ];
+    for (version, expected) in cases {
+        let port = fake_mysql_announcing(version, MysqlFake::OkToEverything).to_string();
+        for bin in ["check-mysql-master", "check-mysql-slave"] {
+            let r = bounded(bin, &[&port, "--user", "x"]);
+            assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
+            assert!(r.stdout.contains(expected) && r.stdout.contains(&format!("127.0.0.1:{port}")), "{bin}: {}", r.stdout);
+            assert!(!r.stdout.contains("internal error"), "{bin}: {}", r.stdout);
+        }
     }
 }

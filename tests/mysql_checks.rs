@@ -412,3 +412,52 @@ fn innodb_read_only_server_is_in_no_pool() {
         assert_eq!(v.fact("innodb_read_only"), true, "{v}");
     }
 }
+
+/// The facts read in one multi-statement round trip are the ones read statement by statement, on a
+/// master with dump threads, a healthy replica and a broken one; a dialect the server contradicts
+/// (MySQL 8.4's `@@super_read_only` on MariaDB) is not understood, so the check falls back.
+#[test]
+fn one_round_trip_reads_the_same_facts_as_step_by_step() {
+    use consul_db_checks::cli::{Address, TlsArgs};
+    use consul_db_checks::credentials::{PasswordSource, Secret};
+    use consul_db_checks::deadline::Deadline;
+    use consul_db_checks::mysql_checks::dialect::{Dialect, Flavour};
+    use consul_db_checks::mysql_checks::login::MysqlTarget;
+    use consul_db_checks::mysql_checks::session::{Batch, Session, Statement};
+    use consul_db_checks::mysql_checks::ServerFacts;
+
+    let lab = MariaLab::start(2);
+    lab.replicas[1].sql("STOP SLAVE IO_THREAD");
+    lab.replicas[1].wait_status("", "Slave_IO_Running", |v| v == Some("No"));
+    let deadline = Deadline::new(Duration::from_secs(5));
+    for node in lab.nodes() {
+        let target = MysqlTarget {
+            address: Address::Tcp { host: node.host.clone(), port: node.port },
+            user: CHECKER.0.into(),
+            password: Some(Secret::new(CHECKER.1)),
+            password_source: PasswordSource::File,
+            tls: TlsArgs::default(),
+        };
+        let mut session = Session::open(&target, &deadline).unwrap();
+        let dialect = session.dialect().expect("MariaDB's greeting has a version");
+        assert_eq!(dialect.flavour, Flavour::MariaDb);
+        let batched = ServerFacts::read_batched(&mut session, dialect).unwrap().expect("MariaDB 10.11 understands the batch");
+        let stepped = ServerFacts::read_step_by_step(&mut session).unwrap();
+        assert_eq!(batched, stepped, "{}", node.addr());
+        if node.port == lab.master.port {
+            assert_eq!((batched.dump_threads.len(), batched.channels.len()), (2, 0), "{batched:?}");
+        } else {
+            assert_eq!((batched.dump_threads.len(), batched.channels.len()), (0, 1), "{batched:?}");
+        }
+        assert_eq!(ServerFacts::read(&mut session).unwrap(), batched);
+
+        let mysql84 = Dialect { flavour: Flavour::MySql((8, 4, 3)) };
+        assert_eq!(ServerFacts::read_batched(&mut session, mysql84).unwrap(), None, "{}", node.addr());
+        match session.batch(&[Statement::all(&mysql84.variables_select())]).unwrap() {
+            Batch::NotUnderstood(words) => assert!(words.contains("1193") && words.contains("super_read_only"), "{words}"),
+            other => panic!("{other:?}"),
+        }
+        // The session is still usable after a refused statement.
+        assert_eq!(ServerFacts::read(&mut session).unwrap(), batched);
+    }
+}

@@ -1,10 +1,10 @@
 //! A master's replicas: where they listen, how to log in to them, and probing each one's channels.
 
 use super::defaults_file::ClientGroup;
+use super::dialect::{status_statements, REPLICA_HOSTS_STATEMENTS};
 use super::login::MysqlTarget;
 use super::replication::{channels, replica_hosts, replica_problems, DumpThread};
 use super::session::Session;
-use super::{REPLICA_HOSTS_STATEMENTS, STATUS_STATEMENTS};
 use crate::cli::Address;
 use crate::credentials::read_password_file;
 use crate::deadline::Deadline;
@@ -88,7 +88,7 @@ pub fn probe_replicas(replicas: &[Address], login: &MysqlTarget, policy: ReadPol
         move |addr: &Address, deadline: &Deadline| {
             let problems = (|| -> Result<Vec<String>> {
                 let mut session = Session::open(&login.at(addr.clone()), deadline)?;
-                let (_, rows) = session.rows_first_known(STATUS_STATEMENTS)?;
+                let (_, rows) = session.rows_first_known(&status_statements(session.dialect()))?;
                 let channels = channels(&rows)?;
                 if channels.is_empty() {
                     return Ok(vec!["is not replicating (no channel)".into()]);

@@ -1,6 +1,7 @@
 //! The MySQL/MariaDB role checks: `check-mysql-master` and `check-mysql-slave`.
 
 pub mod defaults_file;
+pub mod dialect;
 pub mod discovery;
 pub mod login;
 pub mod master;
@@ -10,10 +11,11 @@ pub mod session;
 
 use crate::deadline::Deadline;
 use anyhow::{Context, Result};
+use dialect::{Dialect, DUMP_THREADS, SHOW_VARIABLES};
 use login::MysqlTarget;
-use replication::{DumpThread, ReplicaChannel};
+use replication::{DumpThread, ReplicaChannel, RowMap};
 use serde_json::json;
-use session::Session;
+use session::{Batch, Session, Statement};
 use std::path::PathBuf;
 
 /// Options every MySQL check has besides the common ones.
@@ -43,18 +45,6 @@ pub fn observe<'a>(target: &MysqlTarget, deadline: &'a Deadline) -> Result<Obser
     Ok(Observation { session, facts })
 }
 
-/// Replication status statements, newest spelling first; a syntax error moves on to the next.
-/// `ALL` forms list every channel (MariaDB named connections); MySQL lists every channel anyway.
-pub const STATUS_STATEMENTS: &[&str] = &["SHOW ALL REPLICAS STATUS", "SHOW REPLICA STATUS", "SHOW ALL SLAVES STATUS", "SHOW SLAVE STATUS"];
-
-/// Statements listing registered replicas, newest spelling first.
-pub const REPLICA_HOSTS_STATEMENTS: &[&str] = &["SHOW REPLICAS", "SHOW REPLICA HOSTS", "SHOW SLAVE HOSTS"];
-
-const VARIABLES: &str = "SHOW GLOBAL VARIABLES WHERE Variable_name IN \
-     ('version', 'read_only', 'super_read_only', 'innodb_read_only', 'offline_mode', 'port')";
-
-const DUMP_THREADS: &str = "SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%' ORDER BY ID";
-
 /// The version and the read-only switches, read strictly: a switch the server did not report is an
 /// error, never "off".
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,7 +62,7 @@ pub struct Switches {
 }
 
 impl Switches {
-    /// Reads them from `SHOW GLOBAL VARIABLES` rows.
+    /// Reads them from the variables the server reported.
     pub fn from_variables(vars: &Variables) -> Result<Switches> {
         let version = required(vars, "version")?.to_string();
         let mariadb = version.to_ascii_lowercase().contains("mariadb");
@@ -115,7 +105,7 @@ pub struct ServerFacts {
     pub dump_threads: Vec<DumpThread>,
 }
 
-/// A variable's name to value, from `SHOW GLOBAL VARIABLES`.
+/// A variable's name to value, as the server reported it (`SELECT @@...` or `SHOW GLOBAL VARIABLES`).
 pub type Variables = std::collections::HashMap<String, Option<String>>;
 
 /// Whether a switch variable is on: anything but `OFF`/`0`/`FALSE` (an enum value such as MariaDB's
@@ -133,24 +123,66 @@ fn required<'a>(vars: &'a Variables, name: &str) -> Result<&'a str> {
 }
 
 impl ServerFacts {
-    /// Reads variables, replication status and dump threads (three round trips, one connection).
+    /// Reads variables, replication status and dump threads: in one round trip when the server's
+    /// dialect is known and confirmed, else statement by statement.
     pub fn read(session: &mut Session) -> Result<ServerFacts> {
+        if let Some(dialect) = session.dialect() {
+            if let Some(facts) = Self::read_batched(session, dialect)? {
+                return Ok(facts);
+            }
+        }
+        Self::read_step_by_step(session)
+    }
+
+    /// Reads everything in one multi-statement round trip in `dialect`; `None` when the server did
+    /// not understand it or its `@@version` contradicts the dialect.
+    pub fn read_batched(session: &mut Session, dialect: Dialect) -> Result<Option<ServerFacts>> {
+        let variables = dialect.variables_select();
+        let status_statement = dialect.status_statement();
+        let statements = [Statement::all(&variables), Statement::all(status_statement), DUMP_THREADS];
+        let Batch::Answered(mut answers) = session.batch(&statements)? else { return Ok(None) };
+        let (threads, status) = (answers.pop().unwrap_or_default(), answers.pop().unwrap_or_default());
+        // One row whose columns are named after the variables.
+        let vars: Variables = answers.pop().unwrap_or_default().into_iter().next().unwrap_or_default().into_iter().collect();
+        match vars.get("version") {
+            Some(Some(version)) if !dialect.confirmed_by(version) => return Ok(None),
+            _ => {}
+        }
+        Self::from_answers(session, &vars, status_statement, &status, &threads).map(Some)
+    }
+
+    /// Reads everything one statement at a time, with the spellings every server knows.
+    pub fn read_step_by_step(session: &mut Session) -> Result<ServerFacts> {
         let vars: Variables = session
-            .rows(VARIABLES)?
+            .rows(SHOW_VARIABLES)?
             .into_iter()
             .filter_map(|r| Some((r.get("Variable_name")?.clone()?, r.get("Value")?.clone())))
             .collect();
-        let (status_statement, rows) = session.rows_first_known(STATUS_STATEMENTS)?;
-        let channels = replication::channels(&rows).with_context(|| format!("cannot read {status_statement}"))?;
-        let dump_threads = session
-            .rows(DUMP_THREADS)?
-            .into_iter()
-            .map(|r| DumpThread {
-                user: r.get("USER").cloned().flatten().unwrap_or_default(),
-                host: r.get("HOST").cloned().flatten().unwrap_or_default(),
+        let (status_statement, status) = session.rows_first_known(&dialect::status_statements(session.dialect()))?;
+        let threads = session.kept_rows(DUMP_THREADS)?;
+        Self::from_answers(session, &vars, &status_statement, &status, &threads)
+    }
+
+    /// The facts from `session`'s answers: variables, the status statement's rows, `SHOW
+    /// PROCESSLIST`'s dump-thread rows.
+    fn from_answers(
+        session: &Session,
+        vars: &Variables,
+        status_statement: &str,
+        status: &[RowMap],
+        threads: &[RowMap],
+    ) -> Result<ServerFacts> {
+        let server = session.address();
+        let channels = replication::channels(status).with_context(|| format!("cannot read {status_statement} of {server}"))?;
+        let mut dump_threads: Vec<(u64, DumpThread)> = threads
+            .iter()
+            .map(|r| {
+                let field = |name: &str| r.get(name).cloned().flatten().unwrap_or_default();
+                (field("Id").parse().unwrap_or(u64::MAX), DumpThread { user: field("User"), host: field("Host") })
             })
             .collect();
-        let switches = Switches::from_variables(&vars)?;
+        dump_threads.sort_by_key(|(id, _)| *id);
+        let switches = Switches::from_variables(vars).with_context(|| format!("the variables of {server}"))?;
         Ok(ServerFacts {
             version: switches.version,
             read_only: switches.read_only,
@@ -158,9 +190,9 @@ impl ServerFacts {
             innodb_read_only: switches.innodb_read_only,
             offline_mode: switches.offline_mode,
             port: vars.get("port").cloned().flatten().and_then(|p| p.parse().ok()),
-            status_statement,
+            status_statement: status_statement.to_string(),
             channels,
-            dump_threads,
+            dump_threads: dump_threads.into_iter().map(|(_, t)| t).collect(),
         })
     }
 

@@ -1,26 +1,36 @@
 //! One connection to a MySQL/MariaDB server, bounded by the deadline, with errors that name the
 //! step and the server in the server's own words.
 
+use super::dialect::Dialect;
 use super::login::MysqlTarget;
 use super::replication::RowMap;
 use crate::cli::Address;
 use crate::deadline::{Deadline, Step};
 use crate::duration::format_duration;
+use crate::runner::contained;
 use anyhow::{anyhow, Result};
 use mysql::prelude::Queryable;
 
-/// Most rows read from one statement: real answers have a few (variables, channels) to a few
-/// thousand (the processlist of a busy server).
+/// Most rows kept from one statement: real answers have a few (variables, channels, dump threads)
+/// to a few hundred (replicas of one master).
 const MAX_ROWS: usize = 10_000;
+
+/// Most rows read (and mostly dropped) from one statement: `SHOW PROCESSLIST` lists every
+/// connection, and a server allows at most 100,000.
+const MAX_SCANNED_ROWS: usize = 250_000;
 
 /// MySQL error: a statement the server does not know (older or newer syntax).
 const ER_PARSE_ERROR: u16 = 1064;
+
+/// MySQL error: a system variable the server does not have (`@@super_read_only` on MariaDB).
+const ER_UNKNOWN_SYSTEM_VARIABLE: u16 = 1193;
 
 /// An open connection to one server.
 pub struct Session<'a> {
     conn: mysql::Conn,
     address: Address,
     deadline: &'a Deadline,
+    dialect: Option<Dialect>,
 }
 
 /// Says what went wrong in words an operator expects, for the step `step` against `target`.
@@ -106,6 +116,43 @@ fn row_map(row: mysql::Row) -> RowMap {
         .collect()
 }
 
+/// A statement of a batch, and which of its rows to keep.
+#[derive(Clone, Copy, Debug)]
+pub struct Statement<'s> {
+    /// The SQL.
+    pub sql: &'s str,
+    /// Keep only rows whose column `.0` starts with `.1` (the rest are read and dropped).
+    pub keep_only: Option<(&'static str, &'static str)>,
+}
+
+impl<'s> Statement<'s> {
+    /// A statement whose rows are all kept.
+    pub const fn all(sql: &'s str) -> Statement<'s> {
+        Statement { sql, keep_only: None }
+    }
+
+    /// A statement of which only rows whose `column` starts with `prefix` are kept.
+    pub const fn keeping(sql: &'s str, column: &'static str, prefix: &'static str) -> Statement<'s> {
+        Statement { sql, keep_only: Some((column, prefix)) }
+    }
+}
+
+/// How a server answered a batch of statements.
+#[derive(Debug)]
+pub enum Batch {
+    /// Every statement's rows, in order.
+    Answered(Vec<Vec<RowMap>>),
+    /// A statement the server does not know (syntax error, unknown variable), or fewer answers
+    /// than statements: the server's words. The statements are then worth sending one by one.
+    NotUnderstood(String),
+}
+
+/// Whether the server refused a statement for not knowing it (older or newer syntax, or a
+/// variable its flavour does not have), rather than for a reason that sending it again would hit.
+fn not_known(err: &mysql::Error) -> bool {
+    matches!(err, mysql::Error::MySqlError(e) if e.code == ER_PARSE_ERROR || e.code == ER_UNKNOWN_SYSTEM_VARIABLE)
+}
+
 impl<'a> Session<'a> {
     /// Connects and logs in within the deadline.
     pub fn open(target: &MysqlTarget, deadline: &'a Deadline) -> Result<Session<'a>> {
@@ -127,50 +174,129 @@ impl<'a> Session<'a> {
             Address::Tcp { host, port } => opts.ip_or_hostname(Some(host.clone())).tcp_port(*port),
             Address::Socket(path) => opts.socket(Some(path.to_string_lossy().into_owned())),
         };
-        let conn = mysql::Conn::new(opts).map_err(|e| anyhow!(explain(&e, &target.address, "connect", deadline)))?;
-        Ok(Session { conn, address: target.address.clone(), deadline })
+        // The driver panics on a greeting whose version it matches but cannot parse (non-ASCII digits).
+        let conn = contained(|| mysql::Conn::new(opts))
+            .ok_or_else(|| anyhow!("{} sent a greeting the MySQL driver cannot read (is this a MySQL server?)", target.address))?
+            .map_err(|e| anyhow!(explain(&e, &target.address, "connect", deadline)))?;
+        // `server_version()` panics when the greeting had no version at all.
+        let dialect = contained(|| conn.server_version()).and_then(|v| Dialect::from_greeting(Some(v)));
+        Ok(Session { conn, address: target.address.clone(), deadline, dialect })
     }
 
-    /// Runs `sql` and returns its rows; `step` names it in errors.
+    /// The server this session is connected to.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// The statements the server understands, as its greeting tells; `None` when it does not say.
+    pub fn dialect(&self) -> Option<Dialect> {
+        self.dialect
+    }
+
+    /// Runs `sql` and returns its rows.
     pub fn rows(&mut self, sql: &str) -> Result<Vec<RowMap>> {
-        self.try_rows(sql)?.map_err(|e| anyhow!(explain(&e, &self.address, sql, self.deadline)))
+        self.kept_rows(Statement::all(sql))
+    }
+
+    /// Runs `statement` and returns the rows it keeps.
+    pub fn kept_rows(&mut self, statement: Statement) -> Result<Vec<RowMap>> {
+        match self.batch(&[statement])? {
+            Batch::Answered(mut sets) => Ok(sets.pop().unwrap_or_default()),
+            Batch::NotUnderstood(words) => Err(anyhow!("{} on {}: {words}", statement.sql, self.address)),
+        }
     }
 
     /// Runs the first statement the server knows: a syntax error (1064) moves on to the next.
     /// Any other error is an error, never "no rows".
     pub fn rows_first_known(&mut self, statements: &[&str]) -> Result<(String, Vec<RowMap>)> {
         for sql in statements {
-            match self.try_rows(sql)? {
-                Ok(rows) => return Ok((sql.to_string(), rows)),
-                Err(mysql::Error::MySqlError(e)) if e.code == ER_PARSE_ERROR => continue,
-                Err(e) => return Err(anyhow!(explain(&e, &self.address, sql, self.deadline))),
+            if let Batch::Answered(mut sets) = self.batch(&[Statement::all(sql)])? {
+                return Ok((sql.to_string(), sets.pop().unwrap_or_default()));
             }
         }
         Err(anyhow!("{} knows none of: {}", self.address, statements.join(", ")))
     }
 
-    fn try_rows(&mut self, sql: &str) -> Result<std::result::Result<Vec<RowMap>, mysql::Error>> {
+    /// Sends `statements` as one multi-statement query (one round trip) and reads every answer.
+    /// Errors other than "not understood" name the statement and the server.
+    pub fn batch(&mut self, statements: &[Statement]) -> Result<Batch> {
+        let sql = statements.iter().map(|s| s.sql).collect::<Vec<_>>().join("; ");
         let step = format!("{sql} on {}", self.address);
         let _step = Step::begin(&step);
         self.deadline.remaining(&step)?;
-        let mut result = match self.conn.query_iter(sql) {
-            Ok(result) => result,
-            Err(e) => return Ok(Err(e)),
+        let (address, deadline) = (&self.address, self.deadline);
+        let failed = |e: &mysql::Error, statement: &Statement| -> Result<Batch> {
+            if not_known(e) {
+                return Ok(Batch::NotUnderstood(words(e)));
+            }
+            Err(anyhow!(explain(e, address, statement.sql, deadline)))
         };
-        let mut rows = Vec::new();
-        while let Some(row) = result.next() {
-            match row {
-                Ok(row) if rows.len() < MAX_ROWS => rows.push(row_map(row)),
-                Ok(_) => {
+        let mut result = match self.conn.query_iter(&sql) {
+            Ok(result) => result,
+            Err(e) => return failed(&e, &statements[0]),
+        };
+        let mut answers = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let Some(set) = result.iter() else {
+                return Ok(Batch::NotUnderstood(format!("{} answers to {} statements", answers.len(), statements.len())));
+            };
+            match read_set(set, statement) {
+                Ok(rows) => answers.push(rows),
+                Err(SetError::Driver(e)) => {
+                    drop(result);
+                    return failed(&e, statement);
+                }
+                Err(SetError::TooMany(what)) => {
                     // Dropping the result would read the rest of it, which may never end.
                     std::mem::forget(result);
-                    anyhow::bail!("{step}: more than {MAX_ROWS} rows, far more than a real server answers");
+                    anyhow::bail!("{} on {address}: {what}, far more than a real server answers", statement.sql);
                 }
-                Err(e) => return Ok(Err(e)),
             }
         }
-        Ok(Ok(rows))
+        if result.iter().is_some() {
+            std::mem::forget(result);
+            anyhow::bail!("{step}: more answers than statements (is this a MySQL server?)");
+        }
+        Ok(Batch::Answered(answers))
     }
+}
+
+/// Why reading one result set stopped.
+enum SetError {
+    /// The driver's error (the server refused the statement, or the connection failed).
+    Driver(mysql::Error),
+    /// More rows than any real answer has.
+    TooMany(String),
+}
+
+/// Reads one result set, keeping the rows `statement` keeps, within the row limits.
+fn read_set<T: mysql::prelude::Protocol>(
+    mut set: mysql::ResultSet<'_, '_, '_, '_, T>,
+    statement: &Statement,
+) -> std::result::Result<Vec<RowMap>, SetError> {
+    let filter = statement.keep_only.map(|(column, prefix)| (set.columns().column_index(column), prefix.as_bytes()));
+    let mut rows = Vec::new();
+    let mut scanned = 0usize;
+    for row in set.by_ref() {
+        let row = row.map_err(SetError::Driver)?;
+        scanned += 1;
+        if scanned > MAX_SCANNED_ROWS {
+            return Err(SetError::TooMany(format!("more than {MAX_SCANNED_ROWS} rows")));
+        }
+        let keep = match filter {
+            None => true,
+            Some((Some(i), prefix)) => matches!(row.as_ref(i), Some(mysql::Value::Bytes(b)) if b.starts_with(prefix)),
+            // The column is missing: keep nothing here; the caller finds the fields missing.
+            Some((None, _)) => false,
+        };
+        if keep {
+            if rows.len() == MAX_ROWS {
+                return Err(SetError::TooMany(format!("more than {MAX_ROWS} rows")));
+            }
+            rows.push(row_map(row));
+        }
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]
