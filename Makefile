@@ -5,12 +5,19 @@ CARGO ?= cargo
 # The executables, read from the [[bin]] entries of Cargo.toml (the one list).
 BINS := $(shell awk -F'"' '/^\[\[bin\]\]/ {b = 1} b && /^name/ {print $$2; b = 0}' Cargo.toml)
 
+# Release executables: built for the host triple with the flags of scripts/release-env.sh (static,
+# not position-independent, on Linux with glibc), into target/<host>/release.
+HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+RELEASE_RUSTFLAGS := $(shell bash -c '. scripts/release-env.sh && echo "$$release_rustflags"')
+RELEASE_DIR := target/$(HOST)/release
+RELEASE_CARGO := RUSTFLAGS="$(RELEASE_RUSTFLAGS)" $(CARGO)
+
 .PHONY: all release deps test lint bench docs install deb clean examples demo
 
 all: release
 
 release:
-	$(CARGO) build --release --locked
+	$(RELEASE_CARGO) build --release --locked --target $(HOST) --bins
 
 # Installs redis-server, redis-sentinel, mariadb-server, mariadb-client, keepalived when missing.
 deps:
@@ -34,11 +41,11 @@ lint:
 BENCH_BASELINE_REV ?= 4d1e9c3
 bench: deps
 	BENCH_BASELINE="$$(bash scripts/bench-baseline.sh $(BENCH_BASELINE_REV) target/bench-baseline)" \
-		$(CARGO) bench --locked --bench checks
+		$(RELEASE_CARGO) bench --locked --target $(HOST) --bench checks
 
 # Man pages and bash/zsh completions, from the same clap definitions as --help.
 docs:
-	$(CARGO) run --quiet --release --locked --example gen-docs -- target/docs
+	$(RELEASE_CARGO) run --quiet --release --locked --target $(HOST) --example gen-docs -- target/docs
 
 # A Debian package (dpkg-deb): executables, man pages, completions, the examples as documentation.
 # tests/deb.rs builds and inspects it as part of make test.
@@ -48,7 +55,7 @@ deb:
 install: release docs
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions
-	for b in $(BINS); do install -m 0755 target/release/$$b $(DESTDIR)$(PREFIX)/bin/$$b; done
+	for b in $(BINS); do install -m 0755 $(RELEASE_DIR)/$$b $(DESTDIR)$(PREFIX)/bin/$$b; done
 	install -m 0644 target/docs/man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	for b in $(BINS); do install -m 0644 target/docs/completions/bash/$$b.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$b; done
 	install -m 0644 target/docs/completions/zsh/_* $(DESTDIR)$(PREFIX)/share/zsh/site-functions/

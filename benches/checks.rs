@@ -2,8 +2,11 @@
 //!
 //! Starts a local master + replica, runs each check many times as a process (as Consul does), and
 //! reports median and p90 wall time, CPU time per run (user + system, from the child's rusage) and
-//! peak RSS. `redis-cli info replication` is the floor reference; the original shell scripts (benches/original/) are the
-//! cost being replaced.
+//! peak RSS. `redis-cli info replication` is the floor reference; the original shell scripts
+//! (benches/original/) are the cost being replaced. With `BENCH_BASELINE` (a directory of another
+//! build's executables, set by `make bench`), the last table runs this build and that one
+//! alternately, run by run, so that both see the same machine. `BENCH_ONLY=paired` or `topology`
+//! runs only that table. Children run without `RUST_BACKTRACE`, as Consul runs them.
 
 use lab::mysql_lab::{MariaLab, CHECKER};
 use lab::redis_lab::RedisLab;
@@ -26,6 +29,8 @@ fn measure(argv: &[String], env: &[(&str, String)]) -> Sample {
     let start = Instant::now();
     let child = Command::new(&argv[0])
         .args(&argv[1..])
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -6,20 +6,28 @@ cd "$(dirname "$0")/.."
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 arch=$(dpkg --print-architecture)
 bins=$(awk -F'"' '/^\[\[bin\]\]/ {b = 1} b && /^name/ {print $2; b = 0}' Cargo.toml)
-cargo build --quiet --release --locked --bins >&2
-cargo run --quiet --release --locked --example gen-docs -- target/docs >&2
+. scripts/release-env.sh
+RUSTFLAGS="$release_rustflags" cargo build --quiet --release --locked --target "$host" --bins >&2
+RUSTFLAGS="$release_rustflags" cargo run --quiet --release --locked --target "$host" --example gen-docs -- target/docs >&2
 root=target/deb/root
 rm -rf "$root"
 doc="$root/usr/share/doc/consul-db-checks"
 install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/man/man1" "$doc" \
   "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions"
 for b in $bins; do
-  install -m 0755 "target/release/$b" "$root/usr/bin/$b"
+  install -m 0755 "$release_dir/$b" "$root/usr/bin/$b"
   gzip -9n < "target/docs/man/man1/$b.1" > "$root/usr/share/man/man1/$b.1.gz"
   install -m 0644 "target/docs/completions/bash/$b.bash" "$root/usr/share/bash-completion/completions/$b"
   install -m 0644 "target/docs/completions/zsh/_$b" "$root/usr/share/zsh/vendor-completions/_$b"
 done
 chmod 0644 "$root"/usr/share/man/man1/*.gz
+if [ -n "$release_rustflags" ]; then
+  # Static on purpose (scripts/release-env.sh): lintian's rule is for libraries a distribution patches.
+  install -d "$root/usr/share/lintian/overrides"
+  printf '# Linked statically for start-up time: see scripts/release-env.sh and the README, "Speed".\nconsul-db-checks: statically-linked-binary\n' \
+    > "$root/usr/share/lintian/overrides/consul-db-checks"
+  chmod 0644 "$root/usr/share/lintian/overrides/consul-db-checks"
+fi
 cp -r consul.d-examples "$doc/examples"
 find "$doc/examples" -type d -exec chmod 0755 {} + && find "$doc/examples" -type f -exec chmod 0644 {} +
 cat > "$doc/copyright" <<COPYRIGHT
@@ -33,8 +41,13 @@ License: MIT
 COPYRIGHT
 printf 'consul-db-checks (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- consul-db-checks maintainers <maintainers@consul-db-checks.invalid>  %s\n' \
   "$version" "$version" "$(date -R -d @0)" | gzip -9n > "$doc/changelog.gz"
-# The C library version the binaries need: the highest GLIBC_x.y symbol version they use.
-glibc=$(for b in $bins; do objdump -T "target/release/$b"; done | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
+# The C library version the binaries need: the highest GLIBC_x.y symbol version they use; for static
+# binaries, the version they were linked with (glibc loads NSS modules other than files and dns from
+# the installed libc6, which must not be older).
+glibc=$(for b in $bins; do objdump -T "$release_dir/$b" 2>/dev/null || true; done | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1 || true)
+if [ -z "$glibc" ]; then
+  glibc=$(getconf GNU_LIBC_VERSION | awk '{print $2}')
+fi
 size=$(du -sk "$root/usr" | cut -f1)
 cat > "$root/DEBIAN/control" <<CONTROL
 Package: consul-db-checks

@@ -29,6 +29,9 @@ pub trait Check {
     fn describe(target: &Self::Target) -> String;
     /// Connects, gathers facts and decides, within `deadline`. Errors become a critical verdict.
     fn evaluate(args: &Self::Args, target: &Self::Target, deadline: &Deadline) -> Result<Outcome>;
+    /// CPU work `evaluate` will need that does not depend on the arguments, done on the watchdog
+    /// thread while the main thread parses them and waits for the network. Nothing by default.
+    fn warm_up() {}
 }
 
 /// What the runner needs from any check's arguments.
@@ -59,6 +62,12 @@ static CONTEXT: OnceLock<RunContext> = OnceLock::new();
 pub fn run<C: Check>() -> ! {
     // The deadline counts from here, not from after argument parsing.
     let started = std::time::Instant::now();
+    // anyhow captures a backtrace with every error when RUST_BACKTRACE is set; a check never shows
+    // one, and capturing costs about a millisecond. Set while this is the only thread.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+    let watchdog = Watchdog::start(C::warm_up);
     let _ = CHECK_NAME.set(C::NAME);
     std::panic::set_hook(Box::new(|info| {
         if CONTAINING.with(Cell::get) {
@@ -101,23 +110,48 @@ pub fn run<C: Check>() -> ! {
     });
     let _ = CONTEXT.set(RunContext { target, notes, format: common.output.format, warning_exit_code: common.output.warning_exit_code });
     let deadline = Deadline::starting_at(started, common.timeout);
-    arm_watchdog(deadline);
+    watchdog.arm(deadline);
     let outcome = resolved.and_then(|t| C::evaluate(&args, &t, &deadline));
     emit(outcome.unwrap_or_else(|err| Outcome::bare(Verdict::critical(format!("{err:#}")))))
 }
 
-/// Starts the thread that ends the run, critical, naming the steps under way, when the deadline
-/// passes. Socket timeouts end just before it, so a step's own error usually reports first.
-fn arm_watchdog(deadline: Deadline) {
-    std::thread::spawn(move || {
-        std::thread::sleep(deadline.left());
-        let limit = deadline.limit();
-        let steps = steps_under_way();
-        let what = if steps.is_empty() { "the check".to_string() } else { steps.join(", ") };
-        emit(Outcome::bare(
-            Verdict::critical(format!("{what} did not finish within {}", format_duration(limit))).because("the --timeout deadline passed"),
-        ));
-    });
+/// The thread that ends the run, critical, naming the steps under way, when the deadline passes.
+/// Socket timeouts end just before it, so a step's own error usually reports first. Started first
+/// thing, it does the check's warm-up while the deadline is not known yet.
+struct Watchdog {
+    thread: std::thread::Thread,
+}
+
+/// The deadline the watchdog enforces, once the arguments have set it.
+static WATCHDOG_DEADLINE: OnceLock<Deadline> = OnceLock::new();
+
+impl Watchdog {
+    /// Starts the thread: `warm_up` (a panic in it is ignored), then wait for [`Watchdog::arm`].
+    fn start(warm_up: fn()) -> Watchdog {
+        let handle = std::thread::spawn(move || {
+            let _ = contained(warm_up);
+            let deadline = loop {
+                match WATCHDOG_DEADLINE.get() {
+                    Some(deadline) => break deadline,
+                    None => std::thread::park(),
+                }
+            };
+            std::thread::sleep(deadline.left());
+            let steps = steps_under_way();
+            let what = if steps.is_empty() { "the check".to_string() } else { steps.join(", ") };
+            emit(Outcome::bare(
+                Verdict::critical(format!("{what} did not finish within {}", format_duration(deadline.limit())))
+                    .because("the --timeout deadline passed"),
+            ));
+        });
+        Watchdog { thread: handle.thread().clone() }
+    }
+
+    /// Sets the deadline the thread enforces from now on.
+    fn arm(&self, deadline: Deadline) {
+        let _ = WATCHDOG_DEADLINE.set(deadline);
+        self.thread.unpark();
+    }
 }
 
 thread_local! {

@@ -1,8 +1,14 @@
 //! `make deb`: the Debian package holds every executable, its man page and completions, and the
-//! examples; it declares its C library dependency; every binary runs from the extracted package;
-//! lintian (where installed) reports no error.
+//! examples; it declares its C library dependency; every binary runs from the extracted package,
+//! and, built static and not position-independent (scripts/release-env.sh), still resolves host
+//! names, looks up the user running it and speaks TLS; lintian (where installed) reports no error.
 
+use lab::mysql_lab::MariaNode;
+use lab::pki::Pki;
+use lab::redis_lab::RedisLab;
 use lab::*;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -42,6 +48,7 @@ fn debian_package_contents_and_binaries() {
         assert_eq!(r.code, Some(0), "{exe} --version: {}{}", r.stdout, r.stderr);
         assert!(r.stdout.contains(env!("CARGO_PKG_VERSION")), "{exe}: {}", r.stdout);
     }
+    names_users_and_tls(&dir.join("usr/bin"));
     // lintian, where installed: no error.
     if let Ok(out) = Command::new("lintian").arg("--no-tag-display-limit").arg(&deb).output() {
         let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -49,4 +56,59 @@ fn debian_package_contents_and_binaries() {
     } else {
         println!("lintian is not installed: not run");
     }
+}
+
+/// The packaged executables against real servers: a host name resolved by glibc (`localhost`, from
+/// /etc/hosts), the login name of an unnamed user read with getpwuid, TLS with rustls.
+fn names_users_and_tls(bin_dir: &Path) {
+    let bin = |exe: &str| bin_dir.join(exe);
+    let limit = Duration::from_secs(10);
+    let redis = RedisLab::start(0, 0);
+    let port = redis.master.port_arg();
+    let r = run_command(Command::new(bin("check-redis-master")).args(["--host", "localhost", "--port", &port]), limit);
+    assert_eq!(r.code, Some(0), "check-redis-master --host localhost: {}", r.stdout);
+    assert!(r.stdout.contains(&format!("localhost:{port}")), "{}", r.stdout);
+
+    let pki = Pki::generate();
+    let data = TempDir::new("deb-servers");
+    let node = MariaNode::start(
+        &data,
+        "static",
+        1,
+        &[
+            &format!("--ssl-cert={}", pki.arg("server.crt")),
+            &format!("--ssl-key={}", pki.arg("server.key")),
+            &format!("--ssl-ca={}", pki.arg("ca.crt")),
+        ],
+    );
+    node.sql("CREATE USER tlsuser@'%' IDENTIFIED BY 'tls-pw' REQUIRE SSL; GRANT SLAVE MONITOR, PROCESS ON *.* TO tlsuser@'%'");
+    let pw = data.join("pw");
+    write_file(&pw, "tls-pw\n", 0o600);
+    let port = node.port_arg();
+    let tls = |ca: &str, host: &str| {
+        let args = ["--host", host, "--port", &port, "--user", "tlsuser", "--password-file", pw.to_str().unwrap(), "--tls-ca", ca];
+        run_command(Command::new(bin("check-mysql-master")).args(args), limit)
+    };
+    let r = tls(&pki.arg("ca.crt"), "127.0.0.1");
+    assert_eq!(r.code, Some(0), "check-mysql-master over TLS: {}", r.stdout);
+    let r = tls(&pki.arg("other-ca.crt"), "127.0.0.1");
+    assert!(r.code == Some(2) && r.stdout.contains(&format!("TLS with 127.0.0.1:{port}")), "{}", r.stdout);
+    // The certificate names 127.0.0.1, not localhost: reaching the server by name proves the
+    // lookup, and the name check refuses it.
+    let r = tls(&pki.arg("ca.crt"), "localhost");
+    assert!(r.code == Some(2) && r.stdout.contains(&format!("TLS with localhost:{port}")), "{}", r.stdout);
+
+    // No USER or LOGNAME, run as uid 65534: the login name comes from getpwuid (the server names it
+    // in its refusal). The executable is copied where that user may run it.
+    let exe_dir = TempDir::new("deb-nobody");
+    std::fs::set_permissions(&exe_dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = exe_dir.join("check-mysql-master");
+    std::fs::copy(bin("check-mysql-master"), &exe).unwrap();
+    let nobody = run_command(
+        Command::new(&exe).args(["--host", "127.0.0.1", "--port", &port]).env_clear().env("PATH", "/usr/bin:/bin").uid(65534).gid(65534),
+        limit,
+    );
+    let expected = lab::passwd_name(65534).expect("uid 65534 in /etc/passwd");
+    assert_eq!(nobody.code, Some(2), "{}", nobody.stdout);
+    assert!(nobody.stdout.contains(&format!("user '{expected}'@")), "the login name should be {expected}: {}", nobody.stdout);
 }

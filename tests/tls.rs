@@ -3,52 +3,14 @@
 
 use lab::mysql_lab::MariaNode;
 use lab::pki::Pki;
+use lab::redis_lab;
 use lab::*;
-use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
-
-fn listening(port: u16) -> Option<()> {
-    std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
-}
-
-fn redis_tls(pki: &Pki, dir: &Path, clients: &str) -> (Proc, u16) {
-    let port = free_port();
-    let args: Vec<String> = [
-        "--port",
-        "0",
-        "--tls-port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--tls-cert-file",
-        &pki.arg("server.crt"),
-        "--tls-key-file",
-        &pki.arg("server.key"),
-        "--tls-ca-cert-file",
-        &pki.arg("ca.crt"),
-        "--tls-auth-clients",
-        clients,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let child = spawn_tied(Command::new("redis-server").args(&args).stdout(std::process::Stdio::null()));
-    wait_for("redis-server TLS port", Duration::from_secs(10), || listening(port));
-    (Proc { child: Some(child), name: "redis-tls".into() }, port)
-}
 
 #[test]
 fn redis_over_tls() {
     let pki = Pki::generate();
     let dir = TempDir::new("redis-tls");
-    let (_server, port) = redis_tls(&pki, &dir.0, "no");
+    let (_server, port) = redis_lab::start_tls(&pki, &dir.0, "no");
     let p = port.to_string();
     let v = check("check-redis-master", [&p, "--tls-ca", &pki.arg("ca.crt")]);
     assert_eq!(v.code(), 0, "{v}");
@@ -69,7 +31,7 @@ fn redis_over_tls() {
 fn redis_mutual_tls() {
     let pki = Pki::generate();
     let dir = TempDir::new("redis-mtls");
-    let (_server, port) = redis_tls(&pki, &dir.0, "yes");
+    let (_server, port) = redis_lab::start_tls(&pki, &dir.0, "yes");
     let p = port.to_string();
     let (ca, cert, key) = (pki.arg("ca.crt"), pki.arg("client.crt"), pki.arg("client.key"));
     let a = [p.as_str(), "--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key];

@@ -446,3 +446,12 @@ pub fn assert_no_secret(runs: &[&CheckRun], secret: &str) {
         assert!(!r.output().contains(secret), "secret leaked: {r:?}");
     }
 }
+
+/// The user name of `uid` in /etc/passwd, read directly (not through the C library under test).
+pub fn passwd_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() > 2 && fields[2] == uid.to_string()).then(|| fields[0].to_string())
+    })
+}

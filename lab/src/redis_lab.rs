@@ -394,3 +394,42 @@ impl RedisLab {
         std::iter::once(&self.master).chain(self.replicas.iter()).collect()
     }
 }
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+fn listening(port: u16) -> Option<()> {
+    std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+}
+
+/// A Redis server with only a TLS port (`pki`'s server certificate), its client-certificate rule
+/// `clients` (`yes`, `no`, `optional`), data in `dir`.
+pub fn start_tls(pki: &crate::pki::Pki, dir: &std::path::Path, clients: &str) -> (Proc, u16) {
+    let port = free_port();
+    let args: Vec<String> = [
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--tls-cert-file",
+        &pki.arg("server.crt"),
+        "--tls-key-file",
+        &pki.arg("server.key"),
+        "--tls-ca-cert-file",
+        &pki.arg("ca.crt"),
+        "--tls-auth-clients",
+        clients,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let child = spawn_tied(Command::new("redis-server").args(&args).stdout(std::process::Stdio::null()));
+    wait_for("redis-server TLS port", Duration::from_secs(10), || listening(port));
+    (Proc { child: Some(child), name: "redis-tls".into() }, port)
+}

@@ -86,6 +86,10 @@ impl Check for MysqlMaster {
         target.address.to_string()
     }
 
+    fn warm_up() {
+        super::session::warm_up_driver()
+    }
+
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
         let facts = super::observe(target, deadline)?.facts;
         let replicas = facts.replica_threads(&args.mysql.repl_users).count();

@@ -119,6 +119,10 @@ impl Check for MysqlReplica {
         target.address.to_string()
     }
 
+    fn warm_up() {
+        super::session::warm_up_driver()
+    }
+
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
         let super::Observation { mut session, facts } = super::observe(target, deadline)?;
         let threads: Vec<&DumpThread> = facts.replica_threads(&args.mysql.repl_users).collect();
