@@ -67,6 +67,7 @@ pub fn run<C: Check>() -> ! {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
+    crate::memory::tune_for_short_run();
     let watchdog = Watchdog::start(C::warm_up);
     let _ = CHECK_NAME.set(C::NAME);
     std::panic::set_hook(Box::new(|info| {
