@@ -136,24 +136,61 @@ fn baseline() -> Option<PathBuf> {
     std::env::var_os("BENCH_BASELINE").filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
+/// A Redis master + replica on loopback, and the Redis checks' paths and port arguments.
+struct RedisSetup {
+    lab: RedisLab,
+    master: String,
+    replica: String,
+    check_master: String,
+    check_slave: String,
+}
+
+fn redis_setup() -> RedisSetup {
+    let lab = RedisLab::start(1, 0);
+    RedisSetup {
+        master: lab.master.port_arg(),
+        replica: lab.replicas[0].port_arg(),
+        check_master: lab::bin("check-redis-master").display().to_string(),
+        check_slave: lab::bin("check-redis-slave").display().to_string(),
+        lab,
+    }
+}
+
+/// A MariaDB master + replica on loopback, the MySQL checks' paths and port arguments, and the
+/// defaults file of the `checker` login.
+struct MysqlSetup {
+    lab: MariaLab,
+    master: String,
+    replica: String,
+    check_master: String,
+    check_slave: String,
+    cnf: String,
+}
+
+fn mysql_setup() -> MysqlSetup {
+    let lab = MariaLab::start(1);
+    MysqlSetup {
+        master: lab.master.port_arg(),
+        replica: lab.replicas[0].port_arg(),
+        check_master: lab::bin("check-mysql-master").display().to_string(),
+        check_slave: lab::bin("check-mysql-slave").display().to_string(),
+        cnf: lab.checker_cnf.display().to_string(),
+        lab,
+    }
+}
+
 /// This build against the baseline, run by run, on a Redis and a MariaDB master + replica.
 fn bench_paired(baseline: &Path, runs: usize) {
-    let lab = RedisLab::start(1, 0);
-    let (m, r) = (lab.master.port_arg(), lab.replicas[0].port_arg());
-    let rm = lab::bin("check-redis-master").display().to_string();
-    let rs = lab::bin("check-redis-slave").display().to_string();
+    let RedisSetup { lab, master: m, replica: r, check_master: rm, check_slave: rs } = redis_setup();
     header(&format!("This build against the baseline ({}), alternating, {runs} runs each", baseline.display()));
     bench_pair("check-redis-master MASTER (0)", &s(&[&rm, &m]), baseline, runs, 0);
     bench_pair("check-redis-slave REPLICA (0)", &s(&[&rs, &r]), baseline, runs, 0);
     drop(lab);
-    let lab = MariaLab::start(1);
-    let (m, r) = (lab.master.port_arg(), lab.replicas[0].port_arg());
-    let mm = lab::bin("check-mysql-master").display().to_string();
-    let ms = lab::bin("check-mysql-slave").display().to_string();
-    let cnf = lab.checker_cnf.display().to_string();
+    let MysqlSetup { lab, master: m, replica: r, check_master: mm, check_slave: ms, cnf } = mysql_setup();
     bench_pair("check-mysql-master MASTER (0)", &s(&[&mm, &m, "--defaults-file", &cnf]), baseline, runs, 0);
     bench_pair("check-mysql-slave REPLICA (0)", &s(&[&ms, &r, "--defaults-file", &cnf]), baseline, runs, 0);
     bench_pair("check-mysql-slave MASTER, probes 1 replica (2)", &s(&[&ms, &m, "--defaults-file", &cnf]), baseline, runs, 2);
+    drop(lab);
 }
 
 fn main() {
@@ -163,10 +200,7 @@ fn main() {
         Ok("paired") => return bench_paired(&baseline().expect("BENCH_ONLY=paired needs BENCH_BASELINE"), runs),
         _ => {}
     }
-    let lab = RedisLab::start(1, 0);
-    let (m, r) = (lab.master.port_arg(), lab.replicas[0].port_arg());
-    let rm = lab::bin("check-redis-master").display().to_string();
-    let rs = lab::bin("check-redis-slave").display().to_string();
+    let RedisSetup { lab, master: m, replica: r, check_master: rm, check_slave: rs } = redis_setup();
     let originals = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/original");
     let script = |name: &str| originals.join(name).display().to_string();
 
@@ -180,11 +214,7 @@ fn main() {
     bench("original: check_redis_slave.sh REPLICA", &s(&["bash", &script("check_redis_slave.sh"), &r]), runs / 3, 0);
     drop(lab);
 
-    let lab = MariaLab::start(1);
-    let (m, r) = (lab.master.port_arg(), lab.replicas[0].port_arg());
-    let mm = lab::bin("check-mysql-master").display().to_string();
-    let ms = lab::bin("check-mysql-slave").display().to_string();
-    let cnf = lab.checker_cnf.display().to_string();
+    let MysqlSetup { lab, master: m, replica: r, check_master: mm, check_slave: ms, cnf } = mysql_setup();
     let creds =
         [("BENCH_MYSQL_USER", CHECKER.0.to_string()), ("BENCH_MYSQL_PASSWORD", CHECKER.1.to_string()), ("BENCH_REPLICA_PORT", r.clone())];
     header(&format!("MariaDB 10.11 on loopback, master + 1 replica, {runs} runs each"));

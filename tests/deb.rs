@@ -3,7 +3,7 @@
 //! and, built static and not position-independent (scripts/release-env.sh), still resolves host
 //! names, looks up the user running it and speaks TLS; lintian (where installed) reports no error.
 
-use lab::mysql_lab::MariaNode;
+use lab::mysql_lab::{MariaNode, TLS_USER};
 use lab::pki::Pki;
 use lab::redis_lab::RedisLab;
 use lab::*;
@@ -71,22 +71,12 @@ fn names_users_and_tls(bin_dir: &Path) {
 
     let pki = Pki::generate();
     let data = TempDir::new("deb-servers");
-    let node = MariaNode::start(
-        &data,
-        "static",
-        1,
-        &[
-            &format!("--ssl-cert={}", pki.arg("server.crt")),
-            &format!("--ssl-key={}", pki.arg("server.key")),
-            &format!("--ssl-ca={}", pki.arg("ca.crt")),
-        ],
-    );
-    node.sql("CREATE USER tlsuser@'%' IDENTIFIED BY 'tls-pw' REQUIRE SSL; GRANT SLAVE MONITOR, PROCESS ON *.* TO tlsuser@'%'");
+    let node = MariaNode::start_tls(&data, "static", &pki);
     let pw = data.join("pw");
-    write_file(&pw, "tls-pw\n", 0o600);
+    write_file(&pw, &format!("{}\n", TLS_USER.1), 0o600);
     let port = node.port_arg();
     let tls = |ca: &str, host: &str| {
-        let args = ["--host", host, "--port", &port, "--user", "tlsuser", "--password-file", pw.to_str().unwrap(), "--tls-ca", ca];
+        let args = ["--host", host, "--port", &port, "--user", TLS_USER.0, "--password-file", pw.to_str().unwrap(), "--tls-ca", ca];
         run_command(Command::new(bin("check-mysql-master")).args(args), limit)
     };
     let r = tls(&pki.arg("ca.crt"), "127.0.0.1");

@@ -1,7 +1,7 @@
 //! TLS (rustls) against real servers: Redis with --tls-port, MariaDB with --ssl-*, certificates made
 //! by openssl for the test; verification, mutual TLS, a wrong CA, and a half-open TLS handshake.
 
-use lab::mysql_lab::MariaNode;
+use lab::mysql_lab::{MariaNode, TLS_USER};
 use lab::pki::Pki;
 use lab::redis_lab;
 use lab::*;
@@ -54,26 +54,17 @@ fn redis_mutual_tls() {
 fn mariadb_over_tls() {
     let pki = Pki::generate();
     let dir = TempDir::new("mariadb-tls");
-    let node = MariaNode::start(
-        &dir,
-        "tls",
-        1,
-        &[
-            &format!("--ssl-cert={}", pki.arg("server.crt")),
-            &format!("--ssl-key={}", pki.arg("server.key")),
-            &format!("--ssl-ca={}", pki.arg("ca.crt")),
-        ],
-    );
-    // A user who may only log in over TLS: a silent fallback to plain text would fail.
-    node.sql("CREATE USER tlsuser@'%' IDENTIFIED BY 'tls-pw' REQUIRE SSL; GRANT SLAVE MONITOR, PROCESS ON *.* TO tlsuser@'%'");
+    // Its user may only log in over TLS: a silent fallback to plain text would fail.
+    let node = MariaNode::start_tls(&dir, "tls", &pki);
     let cnf = dir.join("tls.cnf");
-    write_file(&cnf, &format!("[client]\nuser=tlsuser\npassword=tls-pw\nssl-ca={}\n", pki.arg("ca.crt")), 0o600);
+    let (user, password) = TLS_USER;
+    write_file(&cnf, &format!("[client]\nuser={user}\npassword={password}\nssl-ca={}\n", pki.arg("ca.crt")), 0o600);
     let port = node.port_arg();
     let v = check("check-mysql-master", [&port, "--defaults-file", cnf.to_str().unwrap()]);
     assert_eq!(v.code(), 0, "ssl-ca in the defaults file turns TLS on: {v}");
     let pw = dir.join("pw");
-    write_file(&pw, "tls-pw\n", 0o600);
-    let base = [port.as_str(), "--user", "tlsuser", "--password-file", pw.to_str().unwrap()];
+    write_file(&pw, &format!("{password}\n"), 0o600);
+    let base = [port.as_str(), "--user", user, "--password-file", pw.to_str().unwrap()];
     let with = |extra: &[&str]| {
         let mut a: Vec<&str> = base.to_vec();
         a.extend(extra);

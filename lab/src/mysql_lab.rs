@@ -313,3 +313,28 @@ impl MariaLab {
         std::iter::once(&self.master).chain(self.replicas.iter()).collect()
     }
 }
+
+/// The user of [`MariaNode::start_tls`] who may log in only over TLS, and its password.
+pub const TLS_USER: (&str, &str) = ("tlsuser", "tls-pw");
+
+impl MariaNode {
+    /// A MariaDB server with `pki`'s server certificate, and [`TLS_USER`] (`REQUIRE SSL`, the
+    /// checks' privileges): a silent fallback to plain text fails its login.
+    pub fn start_tls(dir: &TempDir, name: &str, pki: &crate::pki::Pki) -> MariaNode {
+        let node = MariaNode::start(
+            dir,
+            name,
+            1,
+            &[
+                &format!("--ssl-cert={}", pki.arg("server.crt")),
+                &format!("--ssl-key={}", pki.arg("server.key")),
+                &format!("--ssl-ca={}", pki.arg("ca.crt")),
+            ],
+        );
+        let (user, password) = TLS_USER;
+        node.sql(&format!(
+            "CREATE USER {user}@'%' IDENTIFIED BY '{password}' REQUIRE SSL; GRANT SLAVE MONITOR, PROCESS ON *.* TO {user}@'%'"
+        ));
+        node
+    }
+}
