@@ -195,6 +195,35 @@ enum MysqlFake {
     OkToEverything,
     /// Answers every query with one column and rows that never end (at most 512 MiB and 20 s).
     EndlessRows,
+    /// A writable master in every answer but the processlist, which has no `Command` column
+    /// (`false`) or no row at all (`true`); the multi-statement query is refused (1064).
+    OddProcesslist { empty: bool },
+}
+
+/// A text-protocol result set (column definitions, rows, classic EOF packets) from sequence id 1.
+fn result_set(columns: &[&str], rows: &[&[&str]]) -> Vec<u8> {
+    let mut packets: Vec<Vec<u8>> = vec![vec![columns.len() as u8]];
+    for name in columns {
+        let mut column = Vec::new();
+        for part in ["def", "", "", "", name, ""] {
+            column.push(part.len() as u8);
+            column.extend_from_slice(part.as_bytes());
+        }
+        column.extend_from_slice(&[0x0c, 0x21, 0x00, 0xff, 0x00, 0, 0, 0xfd, 0, 0, 0, 0, 0]);
+        packets.push(column);
+    }
+    packets.push(vec![0xfe, 0, 0, 2, 0]);
+    for row in rows {
+        packets.push(row.iter().flat_map(|v| std::iter::once(v.len() as u8).chain(v.bytes())).collect());
+    }
+    packets.push(vec![0xfe, 0, 0, 2, 0]);
+    let mut out = Vec::new();
+    for (i, p) in packets.iter().enumerate() {
+        let n = p.len() as u32;
+        out.extend_from_slice(&[n as u8, (n >> 8) as u8, (n >> 16) as u8, (i + 1) as u8]);
+        out.extend_from_slice(p);
+    }
+    out
 }
 
 /// A fake MySQL server: a real protocol-10 greeting, any login accepted, then `mode`.
@@ -251,6 +280,22 @@ fn fake_mysql_announcing(version: &'static [u8], mode: MysqlFake) -> u16 {
                     let reply = match mode {
                         MysqlFake::HugeColumnCount => packet(1, &[0xfe, 0, 0, 0, 0, 0, 1, 0, 0]),
                         MysqlFake::OkToEverything => packet(1, &ok),
+                        MysqlFake::OddProcesslist { empty } => {
+                            let sql = String::from_utf8_lossy(&query[1..]).to_string();
+                            if sql.contains(';') {
+                                packet(1, b"\xff\x28\x04#42000You have an error in your SQL syntax")
+                            } else if sql.starts_with("SHOW GLOBAL VARIABLES") {
+                                let vars: [&[&str]; 3] =
+                                    [&["version", "10.11.14-MariaDB"], &["read_only", "OFF"], &["innodb_read_only", "OFF"]];
+                                result_set(&["Variable_name", "Value"], &vars)
+                            } else if sql.starts_with("SHOW PROCESSLIST") && empty {
+                                result_set(&["Id", "User", "Host", "db", "Command"], &[])
+                            } else if sql.starts_with("SHOW PROCESSLIST") {
+                                result_set(&["Id", "User", "Host"], &[&["7", "repl", "10.0.0.2:4000"]])
+                            } else {
+                                result_set(&["Connection_name", "Slave_IO_Running"], &[])
+                            }
+                        }
                         MysqlFake::EndlessRows => {
                             let mut column = Vec::new();
                             for part in ["def", "", "", "", "Value", ""] {
@@ -344,6 +389,22 @@ fn mysql_greeting_versions_the_driver_cannot_read() {
             assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
             assert!(r.stdout.contains(expected) && r.stdout.contains(&format!("127.0.0.1:{port}")), "{bin}: {}", r.stdout);
             assert!(!r.stdout.contains("internal error"), "{bin}: {}", r.stdout);
+        }
+    }
+}
+
+/// A processlist without a `Command` column, or listing no connection at all (a real one always
+/// lists the connection asking), is not "no replicas": critical, naming the statement and the server,
+/// for the master check and for the read check (which would otherwise let the master serve reads).
+#[test]
+fn mysql_processlist_that_cannot_be_true_fails_closed() {
+    for (empty, expected) in [(false, "has no Command column"), (true, "no row at all")] {
+        let port = fake_mysql(MysqlFake::OddProcesslist { empty }).to_string();
+        for bin in ["check-mysql-master", "check-mysql-slave"] {
+            let r = bounded(bin, &[&port, "--user", "x"]);
+            assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
+            let line = r.stdout.lines().next().unwrap_or("");
+            assert!(line.contains(&format!("SHOW PROCESSLIST on 127.0.0.1:{port}")) && line.contains(expected), "{bin}: {line}");
         }
     }
 }

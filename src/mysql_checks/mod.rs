@@ -122,6 +122,11 @@ fn required<'a>(vars: &'a Variables, name: &str) -> Result<&'a str> {
     }
 }
 
+/// The switches `session`'s server reported, or an error naming the server and the missing fact.
+fn switches(session: &Session, vars: &Variables) -> Result<Switches> {
+    Switches::from_variables(vars).with_context(|| format!("the variables of {}", session.address()))
+}
+
 impl ServerFacts {
     /// Reads variables, replication status and dump threads: in one round trip when the server's
     /// dialect is known and confirmed, else statement by statement.
@@ -158,6 +163,8 @@ impl ServerFacts {
             .into_iter()
             .filter_map(|r| Some((r.get("Variable_name")?.clone()?, r.get("Value")?.clone())))
             .collect();
+        // The switches first: a server that reports none of them fails on that, the most basic fact.
+        switches(session, &vars)?;
         let (status_statement, status) = session.rows_first_known(&dialect::status_statements(session.dialect()))?;
         let threads = session.kept_rows(DUMP_THREADS)?;
         Self::from_answers(session, &vars, &status_statement, &status, &threads)
@@ -182,7 +189,7 @@ impl ServerFacts {
             })
             .collect();
         dump_threads.sort_by_key(|(id, _)| *id);
-        let switches = Switches::from_variables(vars).with_context(|| format!("the variables of {server}"))?;
+        let switches = switches(session, vars)?;
         Ok(ServerFacts {
             version: switches.version,
             read_only: switches.read_only,
