@@ -153,7 +153,8 @@ impl ServerFacts {
             Some(Some(version)) if !dialect.confirmed_by(version) => return Ok(None),
             _ => {}
         }
-        Self::from_answers(session, &vars, status_statement, &status, &threads).map(Some)
+        let switches = switches(session, &vars)?;
+        Self::from_answers(session, switches, &vars, status_statement, &status, &threads).map(Some)
     }
 
     /// Reads everything one statement at a time, with the spellings every server knows.
@@ -164,16 +165,17 @@ impl ServerFacts {
             .filter_map(|r| Some((r.get("Variable_name")?.clone()?, r.get("Value")?.clone())))
             .collect();
         // The switches first: a server that reports none of them fails on that, the most basic fact.
-        switches(session, &vars)?;
+        let switches = switches(session, &vars)?;
         let (status_statement, status) = session.rows_first_known(&dialect::status_statements(session.dialect()))?;
         let threads = session.kept_rows(DUMP_THREADS)?;
-        Self::from_answers(session, &vars, &status_statement, &status, &threads)
+        Self::from_answers(session, switches, &vars, &status_statement, &status, &threads)
     }
 
-    /// The facts from `session`'s answers: variables, the status statement's rows, `SHOW
-    /// PROCESSLIST`'s dump-thread rows.
+    /// The facts from `session`'s answers: the switches and the other variables, the status
+    /// statement's rows, `SHOW PROCESSLIST`'s dump-thread rows.
     fn from_answers(
         session: &Session,
+        switches: Switches,
         vars: &Variables,
         status_statement: &str,
         status: &[RowMap],
@@ -189,7 +191,6 @@ impl ServerFacts {
             })
             .collect();
         dump_threads.sort_by_key(|(id, _)| *id);
-        let switches = switches(session, vars)?;
         Ok(ServerFacts {
             version: switches.version,
             read_only: switches.read_only,
