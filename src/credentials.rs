@@ -141,34 +141,7 @@ pub fn read_password_file(path: &Path) -> Result<Secret> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
-
-    /// A file in its own directory, both removed when the test ends.
-    struct TempFile(std::path::PathBuf);
-
-    impl std::ops::Deref for TempFile {
-        type Target = Path;
-        fn deref(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            if let Some(dir) = self.0.parent() {
-                let _ = fs::remove_dir_all(dir);
-            }
-        }
-    }
-
-    fn temp_file(name: &str, content: &str, mode: u32) -> TempFile {
-        let dir = std::env::temp_dir().join(format!("cdc-cred-{}-{name}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
-        fs::write(&p, content).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-        TempFile(p)
-    }
+    use crate::test_files::TestDir;
 
     #[test]
     fn secret_never_prints() {
@@ -179,19 +152,21 @@ mod tests {
 
     #[test]
     fn password_file_first_line_only() {
-        let p = temp_file("ok", "s3cret\r\nsecond line\n", 0o600);
+        let d = TestDir::new("cred-first-line");
+        let p = d.file("ok", "s3cret\r\nsecond line\n", 0o600);
         assert_eq!(read_password_file(&p).unwrap().expose(), "s3cret");
-        let g = temp_file("group", "s3cret\n", 0o640);
+        let g = d.file("group", "s3cret\n", 0o640);
         assert!(read_password_file(&g).is_ok(), "group-readable (e.g. root:consul 0640) is allowed");
     }
 
     #[test]
     fn world_readable_or_empty_refused_without_leaking() {
-        let p = temp_file("world", "s3cret\n", 0o644);
+        let d = TestDir::new("cred-refused");
+        let p = d.file("world", "s3cret\n", 0o644);
         let err = format!("{:#}", read_password_file(&p).unwrap_err());
         assert!(err.contains("readable") && err.contains("chmod"), "{err}");
         assert!(!err.contains("s3cret"));
-        let e = temp_file("empty", "\n", 0o600);
+        let e = d.file("empty", "\n", 0o600);
         assert!(format!("{:#}", read_password_file(&e).unwrap_err()).contains("empty"));
         let missing = std::env::temp_dir().join("cdc-no-such-file");
         assert!(format!("{:#}", read_password_file(&missing).unwrap_err()).contains("cannot read password file"));
@@ -199,13 +174,14 @@ mod tests {
 
     #[test]
     fn files_are_bounded_and_regular() {
-        let big = temp_file("big", &"x".repeat(5000), 0o600);
+        let d = TestDir::new("cred-bounded");
+        let big = d.file("big", &"x".repeat(5000), 0o600);
         let e = format!("{:#}", read_bounded(&big, 4096, "password file").unwrap_err());
         assert!(e.contains("5000 bytes, more than the 4096"), "{e}");
         for special in ["/dev/zero", "/dev/null", "/"] {
             let e = format!("{:#}", read_bounded(Path::new(special), 4096, "defaults file").unwrap_err());
             assert!(e.contains("not a regular file"), "{special}: {e}");
         }
-        assert_eq!(read_bounded(&temp_file("small", "abc", 0o600), 3, "x").unwrap(), b"abc");
+        assert_eq!(read_bounded(&d.file("small", "abc", 0o600), 3, "x").unwrap(), b"abc");
     }
 }

@@ -21,6 +21,8 @@ pub mod read_pool;
 pub mod redis_checks;
 pub mod report;
 pub mod runner;
+#[cfg(test)]
+mod test_files;
 pub mod topology;
 
 /// Declares a check executable: its `main`, and the allocator that bounds its memory

@@ -330,15 +330,26 @@ fn fake_mysql_announcing(version: &'static [u8], mode: MysqlFake) -> u16 {
     port
 }
 
+/// Both MySQL checks against the fake server on `port`: each must exit 2 and name the server. The
+/// runs, for the caller's own assertions.
+fn both_mysql_checks_critical(port: &str) -> Vec<(&'static str, CheckRun)> {
+    ["check-mysql-master", "check-mysql-slave"]
+        .into_iter()
+        .map(|bin| {
+            let r = bounded(bin, &[port, "--user", "x"]);
+            assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
+            assert!(r.stdout.contains(&format!("127.0.0.1:{port}")), "{bin}: {}", r.stdout);
+            (bin, r)
+        })
+        .collect()
+}
+
 /// A MySQL server announcing 2^40 columns: refused in bounded memory (it used to abort the
 /// process on a failed allocation, exit 134).
 #[test]
 fn mysql_result_set_announcing_2_to_the_40_columns() {
     let port = fake_mysql(MysqlFake::HugeColumnCount).to_string();
-    for bin in ["check-mysql-master", "check-mysql-slave"] {
-        let r = bounded(bin, &[&port, "--user", "x"]);
-        assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
-        assert!(r.stdout.contains(&format!("127.0.0.1:{port}")), "{bin}: {}", r.stdout);
+    for (bin, r) in both_mysql_checks_critical(&port) {
         println!("hostile: 2^40 columns: {bin}: peak RSS {} KiB: {}", r.max_rss_kib, r.stdout.lines().next().unwrap_or(""));
     }
 }
@@ -347,10 +358,7 @@ fn mysql_result_set_announcing_2_to_the_40_columns() {
 #[test]
 fn mysql_result_set_without_end() {
     let port = fake_mysql(MysqlFake::EndlessRows).to_string();
-    for bin in ["check-mysql-master", "check-mysql-slave"] {
-        let r = bounded(bin, &[&port, "--user", "x"]);
-        assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
-        assert!(r.stdout.contains(&format!("127.0.0.1:{port}")), "{bin}: {}", r.stdout);
+    for (bin, r) in both_mysql_checks_critical(&port) {
         println!(
             "hostile: endless rows: {bin}: peak RSS {} KiB, {:?}: {}",
             r.max_rss_kib,
@@ -365,9 +373,7 @@ fn mysql_result_set_without_end() {
 #[test]
 fn mysql_server_that_reports_nothing_fails_closed() {
     let port = fake_mysql(MysqlFake::OkToEverything).to_string();
-    for bin in ["check-mysql-master", "check-mysql-slave"] {
-        let r = bounded(bin, &[&port, "--user", "x"]);
-        assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
+    for (bin, r) in both_mysql_checks_critical(&port) {
         assert!(r.stdout.contains("did not report @@version"), "{bin}: {}", r.stdout);
     }
 }
@@ -384,10 +390,8 @@ fn mysql_greeting_versions_the_driver_cannot_read() {
     ];
     for (version, expected) in cases {
         let port = fake_mysql_announcing(version, MysqlFake::OkToEverything).to_string();
-        for bin in ["check-mysql-master", "check-mysql-slave"] {
-            let r = bounded(bin, &[&port, "--user", "x"]);
-            assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
-            assert!(r.stdout.contains(expected) && r.stdout.contains(&format!("127.0.0.1:{port}")), "{bin}: {}", r.stdout);
+        for (bin, r) in both_mysql_checks_critical(&port) {
+            assert!(r.stdout.contains(expected), "{bin}: {}", r.stdout);
             assert!(!r.stdout.contains("internal error"), "{bin}: {}", r.stdout);
         }
     }
@@ -400,9 +404,7 @@ fn mysql_greeting_versions_the_driver_cannot_read() {
 fn mysql_processlist_that_cannot_be_true_fails_closed() {
     for (empty, expected) in [(false, "has no Command column"), (true, "no row at all")] {
         let port = fake_mysql(MysqlFake::OddProcesslist { empty }).to_string();
-        for bin in ["check-mysql-master", "check-mysql-slave"] {
-            let r = bounded(bin, &[&port, "--user", "x"]);
-            assert_eq!(r.code, Some(2), "{bin}: {}", r.stdout);
+        for (bin, r) in both_mysql_checks_critical(&port) {
             let line = r.stdout.lines().next().unwrap_or("");
             assert!(line.contains(&format!("SHOW PROCESSLIST on 127.0.0.1:{port}")) && line.contains(expected), "{bin}: {line}");
         }

@@ -170,33 +170,10 @@ fn unquote(value: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    /// A directory removed when the test ends.
-    struct TestDir(PathBuf);
-
-    impl std::ops::Deref for TestDir {
-        type Target = Path;
-        fn deref(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TestDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_files::{write, TestDir};
 
     fn dir(tag: &str) -> TestDir {
-        let d = std::env::temp_dir().join(format!("cdc-cnf-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TestDir(d)
-    }
-    fn write(p: &Path, text: &str, mode: u32) {
-        std::fs::write(p, text).unwrap();
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        TestDir::new(&format!("cnf-{tag}"))
     }
 
     #[test]
