@@ -4,7 +4,7 @@
 //! without end) and no file can grow a check beyond it, whatever the client libraries allocate.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 /// Most live heap a check may use. A real run needs a few MiB of heap at its peak (each MySQL
 /// handshake briefly reserves about 4 MiB, mostly never touched; the RSS of a run is about 4 MiB),
@@ -75,6 +75,7 @@ unsafe impl GlobalAlloc for CappedAllocator {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        release(layout.size());
         System.dealloc(ptr, layout)
     }
 
@@ -83,13 +84,74 @@ unsafe impl GlobalAlloc for CappedAllocator {
             reserve(new_size - layout.size());
         } else {
             LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            release(layout.size() - new_size);
         }
         System.realloc(ptr, layout, new_size)
     }
 }
 
+thread_local! {
+    /// This thread's own memory budget in bytes (0: none): set on probe threads, so that one peer
+    /// sending too much fails its own probe instead of the whole run.
+    static BUDGET: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Bytes this thread has allocated and not freed (approximately: frees by other threads of
+    /// this thread's blocks are not seen).
+    static USED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Raised when this thread passes its budget (the prober watches it).
+    static OVER: std::cell::Cell<*const AtomicBool> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Gives the calling thread a memory budget of `bytes`: an allocation that would pass it raises
+/// `over` and stops the thread for good (it never returns, so nothing it was doing goes on, and
+/// its memory stays bounded by the budget). Used by the probe workers ([`crate::probe`]).
+pub fn budget_this_thread(bytes: usize, over: std::sync::Arc<AtomicBool>) {
+    // The thread keeps its reference to the flag for as long as it lives.
+    OVER.with(|o| o.set(std::sync::Arc::into_raw(over)));
+    USED.with(|u| u.set(0));
+    BUDGET.with(|b| b.set(bytes));
+}
+
+/// Whether this thread may allocate `size` more bytes within its budget (always, without one).
+fn within_budget(size: usize) -> bool {
+    let budget = BUDGET.try_with(|b| b.get()).unwrap_or(0);
+    if budget == 0 {
+        return true;
+    }
+    USED.try_with(|u| {
+        let after = u.get().saturating_add(size);
+        u.set(after);
+        after <= budget
+    })
+    .unwrap_or(true)
+}
+
+/// Gives back `size` bytes to this thread's budget.
+fn release(size: usize) {
+    if BUDGET.try_with(|b| b.get()).unwrap_or(0) != 0 {
+        let _ = USED.try_with(|u| u.set(u.get().saturating_sub(size)));
+    }
+}
+
+/// This thread passed its budget: raise its flag, then stop it forever without allocating (the
+/// prober reports the probe as failed and stops waiting for it).
+fn over_budget() -> ! {
+    if let Ok(flag) = OVER.try_with(|o| o.get()) {
+        // SAFETY: set from an Arc this thread keeps alive for good (budget_this_thread).
+        if let Some(flag) = unsafe { flag.as_ref() } {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+    loop {
+        // SAFETY: pause only waits for a signal.
+        unsafe { libc::pause() };
+    }
+}
+
 /// Counts `size` more live bytes, or ends the run when that passes the limit.
 fn reserve(size: usize) {
+    if !within_budget(size) {
+        over_budget()
+    }
     let before = LIVE.fetch_add(size, Ordering::Relaxed);
     if before.saturating_add(size) > LIMIT.load(Ordering::Relaxed) {
         over_limit(size)

@@ -134,6 +134,10 @@ pub struct Topology;
 /// `check-topology`'s heap cap: it runs up to four checks at once in one process.
 pub const TOPOLOGY_HEAP_LIMIT: usize = 160 << 20;
 
+/// Memory one node's check may use on its own thread (its connection; the probes it starts have
+/// budgets of their own): a node that sends too much fails its own check, not the others.
+pub const NODE_CHECK_BUDGET: usize = 16 << 20;
+
 /// Runs one check of the project from its argv, in this process, within `deadline`.
 fn run_argv(service: &Service, deadline: &Deadline) -> NodeCheck {
     use crate::mysql_checks::{master::MysqlMaster, replica::MysqlReplica};
@@ -220,14 +224,14 @@ impl Check for Topology {
     }
 
     fn evaluate(_args: &Args, plan: &Plan, deadline: &Deadline) -> Result<Outcome> {
-        let limit = crate::duration::format_duration(deadline.limit());
-        let checks = probe_all(plan.services.clone(), *deadline, run_argv, move |s: &Service| NodeCheck {
+        let limit = deadline.limit();
+        let checks = probe_all(plan.services.clone(), *deadline, NODE_CHECK_BUDGET, run_argv, move |s: &Service, why| NodeCheck {
             group: group_label(s),
             node: s.node.clone(),
             role: s.role,
             status: Status::Critical,
             reachable: false,
-            line: format!("did not finish within the {limit} deadline"),
+            line: why.describe(limit),
         });
         let mut labels: Vec<String> = Vec::new();
         for c in &checks {

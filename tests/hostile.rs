@@ -87,6 +87,52 @@ fn trickling_sentinel_is_cut_off_as_a_whole() {
     assert!(r.stdout.contains(&sentinel), "{}", r.stdout);
 }
 
+/// One Sentinel out of three answering with a 2 GB bulk string, a 2-billion-element array or an
+/// endless simple string fails its own probe (its per-probe memory budget), counted like an
+/// unreachable one: a healthy master with a live replica stays warning, the two real Sentinels
+/// naming it, or the bad one being the only Sentinel. Never the process-wide memory cap.
+#[test]
+fn one_oversized_sentinel_fails_only_its_own_probe() {
+    let lab = lab::redis_lab::RedisLab::builder().replicas(1).sentinels(2).start();
+    lab.wait_sentinels_settled();
+    let cases: [(&str, Fake); 3] = [
+        ("a 2 GB bulk string", Fake::Streams(b"*2\r\n$2000000000\r\n")),
+        ("a 2-billion-element array", Fake::Streams(b"*2000000000\r\n")),
+        ("an endless simple string", Fake::Streams(b"+")),
+    ];
+    let mut over_budget = 0;
+    for (what, behaviour) in cases {
+        let bad = FakeServer::start(behaviour);
+        let bad_sentinel = format!("127.0.0.1:{}", bad.port);
+        let mut args: Vec<String> = vec![lab.master.port_arg()];
+        args.extend(lab.sentinel_args());
+        args.extend(["--sentinel".into(), bad_sentinel.clone()]);
+        let all: Vec<&str> = args.iter().map(String::as_str).collect();
+        for bin in ["check-redis-master", "check-redis-slave"] {
+            let r = bounded(bin, &all);
+            // The master: warning, as for any unreachable Sentinel; the read check: critical (its
+            // replica is online and serves reads). Neither ends on the memory cap.
+            let expected = if bin == "check-redis-master" { 1 } else { 2 };
+            assert_eq!(r.code, Some(expected), "{what}: {bin}, two Sentinels of three agree: {}", r.stdout);
+            if bin == "check-redis-master" {
+                assert!(r.stdout.contains("2 of 3 Sentinels name this node") && r.stdout.contains(&bad_sentinel), "{}", r.stdout);
+            }
+            assert!(!r.stdout.contains("MiB of memory"), "{what}: {bin}: {}", r.stdout);
+            println!("hostile sentinel: {what}: {bin}: peak RSS {} KiB, {:?}", r.max_rss_kib, r.elapsed);
+        }
+        let only_bad = [lab.master.port_arg(), "--sentinel".into(), bad_sentinel.clone(), "--master-name".into(), "labmaster".into()];
+        let only: Vec<&str> = only_bad.iter().map(String::as_str).collect();
+        let r = bounded("check-redis-master", &only);
+        assert_eq!(r.code, Some(1), "{what}: the only Sentinel is unusable, the replica is live: warning: {}", r.stdout);
+        assert!(r.stdout.contains(&bad_sentinel), "{what}: {}", r.stdout);
+        assert!(r.elapsed < Duration::from_millis(1500), "{what}: the bad probe ends at once: {:?}", r.elapsed);
+        over_budget += usize::from(r.stdout.contains("far larger than any real one"));
+    }
+    // The parser refuses some at once (a bulk string over Redis's own 512 MB); the rest end on the
+    // probe's memory budget, and at least that one must.
+    assert!(over_budget >= 1, "no case reached the per-probe budget");
+}
+
 /// Files that are not what they claim: special files, FIFOs, huge files. Refused at once, naming
 /// the file, never read without end.
 #[test]
@@ -187,7 +233,7 @@ fn random_bytes_on_the_port() {
 }
 
 /// What a fake MySQL server does after the login.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum MysqlFake {
     /// Answers every query with a result-set header announcing 2^40 columns.
     HugeColumnCount,
@@ -198,6 +244,8 @@ enum MysqlFake {
     /// A writable master in every answer but the processlist, which has no `Command` column
     /// (`false`) or no row at all (`true`); the multi-statement query is refused (1064).
     OddProcesslist { empty: bool },
+    /// A result set announcing 2^62 columns (the driver's capacity computation overflows).
+    ColumnCount2To62,
 }
 
 /// A text-protocol result set (column definitions, rows, classic EOF packets) from sequence id 1.
@@ -279,6 +327,7 @@ fn fake_mysql_announcing(version: &'static [u8], mode: MysqlFake) -> u16 {
                     }
                     let reply = match mode {
                         MysqlFake::HugeColumnCount => packet(1, &[0xfe, 0, 0, 0, 0, 0, 1, 0, 0]),
+                        MysqlFake::ColumnCount2To62 => packet(1, &[0xfe, 0, 0, 0, 0, 0, 0, 0, 0x40]),
                         MysqlFake::OkToEverything => packet(1, &ok),
                         MysqlFake::OddProcesslist { empty } => {
                             let sql = String::from_utf8_lossy(&query[1..]).to_string();
@@ -351,6 +400,51 @@ fn mysql_result_set_announcing_2_to_the_40_columns() {
     let port = fake_mysql(MysqlFake::HugeColumnCount).to_string();
     for (bin, r) in both_mysql_checks_critical(&port) {
         println!("hostile: 2^40 columns: {bin}: peak RSS {} KiB: {}", r.max_rss_kib, r.stdout.lines().next().unwrap_or(""));
+    }
+}
+
+/// A master whose replicas report (`report_host`, `report_port`) fake servers that announce 2^40
+/// columns or stream rows without end: each fails its own probe within its memory budget, and the
+/// read check on the master still decides from the rest (passing: no replica is healthy, so the
+/// master serves reads), never ending on the process-wide memory cap.
+#[test]
+fn an_oversized_replica_fails_only_its_own_probe() {
+    let lab = lab::mysql_lab::MariaLab::start(0);
+    let fakes = [fake_mysql(MysqlFake::HugeColumnCount), fake_mysql(MysqlFake::EndlessRows)];
+    let _replicas: Vec<lab::mysql_lab::MariaNode> = fakes
+        .iter()
+        .enumerate()
+        .map(|(i, fake)| {
+            let report = format!("--report-port={fake}");
+            let node = lab::mysql_lab::MariaNode::start(&lab.dir, &format!("r{i}"), 10 + i as u32, &["--report-host=127.0.0.1", &report]);
+            node.replicate_from(&lab.master, "");
+            node
+        })
+        .collect();
+    wait_for("two dump threads", Duration::from_secs(20), || (lab.master.dump_threads(Some("repl")) == 2).then_some(()));
+    let mut args = vec![lab.master.port_arg()];
+    args.extend(lab.checker_args());
+    let all: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = bounded("check-mysql-slave", &all);
+    println!("hostile replicas: {:?}, peak RSS {} KiB: {}", r.elapsed, r.max_rss_kib, r.stdout);
+    assert_eq!(r.code, Some(0), "no healthy replica, the master serves reads: {}", r.stdout);
+    for fake in fakes {
+        assert!(r.stdout.contains(&format!("127.0.0.1:{fake}")), "{fake} not named: {}", r.stdout);
+    }
+    assert!(r.stdout.contains("far larger than any real one"), "{}", r.stdout);
+    assert!(!r.stdout.contains("MiB of memory"), "{}", r.stdout);
+}
+
+/// A MySQL server announcing 2^62 columns: the driver's capacity computation overflows (it used to
+/// end as "internal error at .../raw_vec: capacity overflow"); now critical, naming the server and
+/// the statement.
+#[test]
+fn mysql_result_set_announcing_2_to_the_62_columns() {
+    let port = fake_mysql(MysqlFake::ColumnCount2To62).to_string();
+    for (bin, r) in both_mysql_checks_critical(&port) {
+        let line = r.stdout.lines().next().unwrap_or("");
+        assert!(!r.output().contains("internal error") && !r.output().contains("capacity overflow"), "{bin}: {}", r.output());
+        assert!(line.contains("cannot be read by the MySQL driver") && line.contains(" on 127.0.0.1:"), "{bin}: {line}");
     }
 }
 

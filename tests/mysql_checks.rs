@@ -437,6 +437,9 @@ fn one_round_trip_reads_the_same_facts_as_step_by_step() {
             password: Some(Secret::new(CHECKER.1)),
             password_source: PasswordSource::File,
             tls: TlsArgs::default(),
+            tls_verify: Default::default(),
+            server_public_key: None,
+            get_server_public_key: false,
         };
         let mut session = Session::open(&target, &deadline).unwrap();
         let dialect = session.dialect().expect("MariaDB's greeting has a version");

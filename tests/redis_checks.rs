@@ -438,3 +438,35 @@ fn bad_usage_exits_2_and_help_exits_0() {
     assert!(run(M, ["--help"]).stdout.contains("--sentinel"));
     assert!(run(S, ["--help"]).stdout.contains("--max-lag"));
 }
+
+/// The Sentinels' `down-after-milliseconds` (2000 in the lab) is reported with each answer; with
+/// `--fault-after` (what the generator passes: keepalived's fall x interval) the write check warns
+/// when it is shorter than the partition rule needs, and passes when it is not. Whether the master
+/// enforces `min-replicas-to-write` is in the facts.
+#[test]
+fn sentinel_down_after_against_the_partition_rule() {
+    let lab = RedisLab::builder().replicas(1).sentinels(2).start();
+    lab.wait_sentinels_settled();
+    let base = args(lab.master.port, &lab.sentinel_args());
+    let with = |extra: &[&str]| {
+        let mut a = base.clone();
+        a.extend(strs(extra));
+        check(M, &a)
+    };
+    let v = with(&[]);
+    assert_eq!(v.code(), 0, "{v}");
+    assert_eq!(v.fact("sentinels.0.down_after_ms"), 2000, "{v}");
+    assert_eq!(v.fact("sentinels.1.quorum"), 2, "{v}");
+    assert!(v.fact("min_replicas_to_write").as_str().unwrap().starts_with("not set"), "{v}");
+
+    let v = with(&["--fault-after", "2s"]);
+    assert_eq!(v.code(), 1, "2s down-after < 2s ack + 1s + 2s: {v}");
+    assert!(v.reason_contains("down-after-milliseconds 2000") && v.reason_contains("at least 5000"), "{v}");
+    assert_eq!(v.fact("partition_rule_needs_down_after_ms"), 5000, "{v}");
+    let v = with(&["--fault-after", "400ms", "--replica-ack-max-lag", "500ms"]);
+    assert_eq!(v.code(), 0, "1.9s needed, 2s set: {v}");
+
+    redis_cmd(lab.master.port, &["CONFIG", "SET", "min-replicas-to-write", "1"]).unwrap();
+    let v = with(&[]);
+    assert!(v.fact("min_replicas_to_write").as_str().unwrap().starts_with("enforced, 1 replica"), "{v}");
+}

@@ -82,3 +82,55 @@ fn mariadb_over_tls() {
     assert_eq!(v.code(), 2, "{v}");
     assert!(v.summary().starts_with(&format!("TLS with 127.0.0.1:{port}")), "{v}");
 }
+
+/// MySQL's auto-generated certificates name no host: full verification (the default) refuses them
+/// by name; `--tls-verify ca` (and `ssl-mode=VERIFY_CA`) checks the chain to `--tls-ca` only, and
+/// still refuses a certificate from another CA, even one naming the right address.
+#[test]
+fn mariadb_chain_only_verification() {
+    let pki = Pki::generate();
+    let dir = TempDir::new("mariadb-verify-ca");
+    let (user, password) = TLS_USER;
+    let pw = dir.join("pw");
+    write_file(&pw, &format!("{password}\n"), 0o600);
+    let nosan = MariaNode::start_tls_as(&dir, "nosan", &pki, "nosan");
+    let port = nosan.port_arg();
+    let base = [port.as_str(), "--user", user, "--password-file", pw.to_str().unwrap()];
+    let with = |port: &str, extra: &[&str]| {
+        let mut a: Vec<&str> = vec![port, "--user", user, "--password-file", pw.to_str().unwrap()];
+        a.extend(extra);
+        check("check-mysql-master", &a)
+    };
+    let ca = pki.arg("ca.crt");
+    let v = with(&port, &["--tls-ca", &ca]);
+    assert_eq!(v.code(), 2, "{v}");
+    assert!(v.summary().starts_with(&format!("TLS with 127.0.0.1:{port}")) && v.summary().contains("name"), "{v}");
+    let v = with(&port, &["--tls-ca", &ca, "--tls-verify", "ca"]);
+    assert_eq!(v.code(), 0, "{v}");
+    assert!(v.fact("transport").as_str().unwrap().contains("chain verified against --tls-ca"), "{v}");
+    let v = with(&port, &["--tls-ca", &pki.arg("other-ca.crt"), "--tls-verify", "ca"]);
+    assert_eq!(v.code(), 2, "another CA: {v}");
+    let r = run("check-mysql-master", [&base[..], &["--tls-verify", "ca"]].concat());
+    assert!(r.exit() == 2 && r.stdout.contains("--tls-verify ca checks the chain against --tls-ca"), "{}", r.stdout);
+    // The same from a defaults file, as the mysql client writes it.
+    let cnf = dir.join("verify-ca.cnf");
+    write_file(&cnf, &format!("[client]\nuser={user}\npassword={password}\nssl-ca={ca}\nssl-mode=VERIFY_CA\n"), 0o600);
+    assert_eq!(check("check-mysql-slave", [&port, "--defaults-file", cnf.to_str().unwrap()]).code(), 0);
+
+    // A certificate for the right address from a CA the check was not given: refused in both modes.
+    let foreign = MariaNode::start_tls_as(&dir, "foreign", &pki, "foreign");
+    let fport = foreign.port_arg();
+    for mode in ["full", "ca"] {
+        let v = with(&fport, &["--tls-ca", &ca, "--tls-verify", mode]);
+        assert_eq!(v.code(), 2, "{mode}: {v}");
+        assert!(v.summary().contains("UnknownIssuer") || v.summary().to_lowercase().contains("issuer"), "{mode}: {v}");
+    }
+}
+
+/// The MySQL driver trusts no CA compiled into the executable (its webpki-roots list is replaced by
+/// an empty one), so a given CA is the only one: chain-only verification cannot be met by any
+/// publicly issued certificate.
+#[test]
+fn the_mysql_driver_has_no_public_roots() {
+    assert!(webpki_roots::TLS_SERVER_ROOTS.is_empty());
+}

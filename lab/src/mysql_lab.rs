@@ -321,13 +321,18 @@ impl MariaNode {
     /// A MariaDB server with `pki`'s server certificate, and [`TLS_USER`] (`REQUIRE SSL`, the
     /// checks' privileges): a silent fallback to plain text fails its login.
     pub fn start_tls(dir: &TempDir, name: &str, pki: &crate::pki::Pki) -> MariaNode {
+        MariaNode::start_tls_as(dir, name, pki, "server")
+    }
+
+    /// The same with `pki`'s certificate `cert` (`server`, `nosan`, `foreign`).
+    pub fn start_tls_as(dir: &TempDir, name: &str, pki: &crate::pki::Pki, cert: &str) -> MariaNode {
         let node = MariaNode::start(
             dir,
             name,
             1,
             &[
-                &format!("--ssl-cert={}", pki.arg("server.crt")),
-                &format!("--ssl-key={}", pki.arg("server.key")),
+                &format!("--ssl-cert={}", pki.arg(&format!("{cert}.crt"))),
+                &format!("--ssl-key={}", pki.arg(&format!("{cert}.key"))),
                 &format!("--ssl-ca={}", pki.arg("ca.crt")),
             ],
         );

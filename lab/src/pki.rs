@@ -1,5 +1,6 @@
-//! Test certificates made with openssl: a CA, a server certificate for 127.0.0.1, a client
-//! certificate, and an unrelated CA.
+//! Test certificates made with openssl: a CA, a server certificate for 127.0.0.1, one that names
+//! no host (as MySQL's auto-generated ones), one for 127.0.0.1 from an unrelated CA, a client
+//! certificate, and the unrelated CA.
 
 use crate::TempDir;
 use std::path::PathBuf;
@@ -20,13 +21,16 @@ impl Pki {
         };
         sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=lab-ca 2>/dev/null");
         sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=other-ca 2>/dev/null");
-        for (name, cn, ext) in
-            [("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1"), ("client", "checker", "extendedKeyUsage=clientAuth")]
-        {
+        for (name, cn, ext, ca) in [
+            ("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1", "ca"),
+            ("client", "checker", "extendedKeyUsage=clientAuth", "ca"),
+            ("nosan", "MySQL_Server_9.7.4_Auto_Generated_Server_Certificate", "basicConstraints=CA:FALSE", "ca"),
+            ("foreign", "127.0.0.1", "subjectAltName=IP:127.0.0.1", "other-ca"),
+        ] {
             sh(&format!(
                 "openssl req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj /CN={cn} 2>/dev/null
                  printf '%s\\n' '{ext}' > {name}.ext
-                 openssl x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {name}.crt -days 2 -extfile {name}.ext 2>/dev/null
+                 openssl x509 -req -in {name}.csr -CA {ca}.crt -CAkey {ca}.key -CAcreateserial -out {name}.crt -days 2 -extfile {name}.ext 2>/dev/null
                  chmod 600 {name}.key"
             ));
         }

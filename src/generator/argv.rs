@@ -13,7 +13,8 @@ fn flag_value(a: &mut Vec<String>, flag: &str, value: Option<String>) {
     }
 }
 
-/// The argv of one node's check for one role; `for_keepalived` maps warning to exit 0.
+/// The argv of one node's check for one role; `for_keepalived` maps warning to exit 0;
+/// `fault_after` is how long its caller takes to act on failures (keepalived: fall x interval).
 #[allow(clippy::too_many_arguments)]
 pub fn check_args(
     g: &GroupSpec,
@@ -24,6 +25,7 @@ pub fn check_args(
     max_lag: Option<Duration>,
     bin_dir: &str,
     for_keepalived: bool,
+    fault_after: Option<Duration>,
 ) -> Vec<String> {
     let exe = match (g.kind, role) {
         (Kind::Redis, Role::Write) => "check-redis-master",
@@ -37,6 +39,11 @@ pub fn check_args(
     flag_value(&mut a, "--user", g.user.clone());
     flag_value(&mut a, "--password-file", g.password_file.clone());
     flag_value(&mut a, "--tls-ca", g.tls_ca.clone());
+    flag_value(&mut a, "--tls-verify", g.tls_verify.map(|v| v.as_arg().to_string()));
+    flag_value(&mut a, "--server-public-key", g.server_public_key.clone());
+    if g.get_server_public_key {
+        a.push("--get-server-public-key".into());
+    }
     // The Sentinel guard serves both checks: a returning old master must not write nor serve reads.
     if g.kind == Kind::Redis && !g.sentinels.is_empty() {
         for s in &g.sentinels {
@@ -44,6 +51,11 @@ pub fn check_args(
         }
         flag_value(&mut a, "--master-name", Some(g.master_name.clone().unwrap_or_else(|| g.name.clone())));
         flag_value(&mut a, "--sentinel-password-file", g.sentinel_password_file.clone());
+        // How long after this check fails its caller stops sending writes here: the write check
+        // warns when Sentinel's down-after-milliseconds is shorter than the partition rule needs.
+        if role == Role::Write {
+            flag_value(&mut a, "--fault-after", fault_after.map(format_duration));
+        }
     }
     match role {
         Role::Write => flag_value(&mut a, "--min-replicas", g.min_replicas.map(|n| n.to_string())),
@@ -106,17 +118,28 @@ mod tests {
            "repl_users":["repl","repl2"],"max_lag":120,"min_replicas":1,"replica_port":3307,
            "replica_user":"probe","replica_password_file":"/etc/consul.d/secrets/probe",
            "replica_defaults_file":"/etc/consul.d/secrets/probe.cnf","allow_read_only":true,
-           "no_master_fallback":true}
+           "no_master_fallback":true,"tls_ca":"/etc/mysql/ca.pem","tls_verify":"ca"},
+          {"kind":"mysql","name":"keyed","port":3307,"nodes":["10.0.0.6"],"server_public_key":"/etc/mysql/public_key.pem"},
+          {"kind":"mysql","name":"optin","port":3308,"nodes":["10.0.0.7"],"get_server_public_key":true}
         ]"#;
         let (groups, _) = parse_inventory(inventory).unwrap();
         let opts = PlanOptions { bin_dir: "/usr/local/bin".into(), name_template: DEFAULT_NAME_TEMPLATE.into(), vrrp_weight: None };
         let services = plan(&groups, &opts).unwrap();
-        assert_eq!(services.len(), 6);
+        assert_eq!(services.len(), 10);
+        let all: Vec<String> = services.iter().flat_map(|s| s.args.clone()).collect();
+        for flag in ["--tls-verify", "--server-public-key", "--get-server-public-key"] {
+            assert!(all.iter().any(|a| a == flag), "{flag} is emitted");
+        }
         for s in &services {
             for argv in [&s.args, &s.vrrp_args] {
                 parse_with_own_check(argv).unwrap_or_else(|e| panic!("{argv:?} does not parse: {e}"));
             }
             assert!(s.vrrp_args.ends_with(&["--warning-exit-code".to_string(), "0".to_string()]), "{:?}", s.vrrp_args);
+            if s.kind == super::super::inventory::Kind::Redis && s.role == super::super::plan::Role::Write {
+                let after = |a: &[String]| a.iter().position(|x| x == "--fault-after").map(|i| a[i + 1].clone());
+                assert_eq!(after(&s.vrrp_args).as_deref(), Some("2s"), "keepalived: fall 2 x interval 1s");
+                assert_eq!(after(&s.args), None, "Consul: a partition is detected by the agents' gossip, not the check");
+            }
         }
     }
 }

@@ -114,6 +114,13 @@ pub struct GroupSpec {
     /// MySQL: `--allow-read-only` for both checks.
     #[serde(default)]
     pub allow_read_only: bool,
+    /// MySQL: `--server-public-key` (the server's pinned RSA key, an absolute path).
+    pub server_public_key: Option<String>,
+    /// MySQL: `--get-server-public-key` (insecure: trusts the key the server sends).
+    #[serde(default)]
+    pub get_server_public_key: bool,
+    /// MySQL: `--tls-verify` (`full` or `ca`).
+    pub tls_verify: Option<crate::mysql_checks::auth::TlsVerify>,
     /// Service tags.
     pub tags: Option<Tags>,
     /// Consul service `meta`.

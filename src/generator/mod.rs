@@ -238,7 +238,12 @@ fn emit(a: &Args, files: &[OutputFile]) -> Result<i32> {
     };
     let current: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
     let earlier = output::manifest(dir)?;
-    let obsolete: Vec<&PathBuf> = earlier.iter().filter(|p| !current.contains(p) && dir.join(p).exists()).collect();
+    let mut obsolete: Vec<&PathBuf> = Vec::new();
+    for p in earlier.iter().filter(|p| !current.contains(p)) {
+        if output::exists(dir, p)? {
+            obsolete.push(p);
+        }
+    }
     if a.check {
         let mut stale = 0;
         if a.prune {
@@ -275,8 +280,9 @@ fn emit(a: &Args, files: &[OutputFile]) -> Result<i32> {
     let mut listed = current.clone();
     if a.prune {
         for p in &obsolete {
-            std::fs::remove_file(dir.join(p)).with_context(|| format!("cannot remove {}", dir.join(p).display()))?;
-            println!("removed {}", dir.join(p).display());
+            if output::remove(dir, p)? {
+                println!("removed {}", dir.join(p).display());
+            }
         }
     } else {
         // Remember what was written before too, so that a later --prune still finds it.

@@ -30,6 +30,8 @@ impl Role {
 /// One service one node's agent registers, with its check's argv.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Service {
+    /// The inventory entry it comes from, as refusals name it: `groups[0] (redis test:6029)`.
+    pub entry: String,
     /// Node address (also the service address).
     pub node: String,
     /// Service id and name, e.g. `w-6029-redis-test`.
@@ -109,13 +111,14 @@ pub struct PlanOptions {
 /// Validates every group and lays out every node's services; nothing is returned unless all is valid.
 pub fn plan(groups: &[GroupSpec], opts: &PlanOptions) -> Result<Vec<Service>> {
     if !opts.bin_dir.starts_with('/') {
-        bail!("bin_dir must be an absolute path, not '{}'", opts.bin_dir);
+        bail!("--bin-dir must be an absolute path, not '{}'", opts.bin_dir);
     }
+    super::render::keepalived_word(&opts.bin_dir).map_err(|e| anyhow!("bin_dir (--bin-dir, or the inventory's bin_dir): {e}"))?;
     let mut services: Vec<Service> = Vec::new();
     let mut owners: BTreeMap<(String, String), String> = BTreeMap::new();
     for (i, g) in groups.iter().enumerate() {
         let label = format!("groups[{i}] ({} {}:{})", g.kind.as_str(), g.name, g.port);
-        let group_services = plan_group(g, opts).map_err(|e| anyhow!("{label}: {e}"))?;
+        let group_services = plan_group(g, &label, opts).map_err(|e| anyhow!("{label}: {e}"))?;
         for s in group_services {
             let key = (s.node.clone(), s.id.clone());
             if let Some(other) = owners.insert(key, label.clone()) {
@@ -127,7 +130,7 @@ pub fn plan(groups: &[GroupSpec], opts: &PlanOptions) -> Result<Vec<Service>> {
     Ok(services)
 }
 
-fn plan_group(g: &GroupSpec, opts: &PlanOptions) -> Result<Vec<Service>> {
+fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Service>> {
     if !is_dns_label(&g.name) {
         bail!("name '{}' is not a DNS label (a-z, 0-9, '-', at most 63)", g.name);
     }
@@ -156,6 +159,9 @@ fn plan_group(g: &GroupSpec, opts: &PlanOptions) -> Result<Vec<Service>> {
         ("replica_password_file", g.replica_password_file.is_some()),
         ("replica_defaults_file", g.replica_defaults_file.is_some()),
         ("allow_read_only", g.allow_read_only),
+        ("server_public_key", g.server_public_key.is_some()),
+        ("get_server_public_key", g.get_server_public_key),
+        ("tls_verify", g.tls_verify.is_some()),
     ];
     let wrong = match g.kind {
         Kind::Redis => mysql_only.iter().find(|(_, set)| *set).map(|(f, _)| (*f, "mysql")),
@@ -171,8 +177,12 @@ fn plan_group(g: &GroupSpec, opts: &PlanOptions) -> Result<Vec<Service>> {
         ("replica_password_file", &g.replica_password_file),
         ("replica_defaults_file", &g.replica_defaults_file),
         ("tls_ca", &g.tls_ca),
+        ("server_public_key", &g.server_public_key),
     ] {
         credential_path(value, field)?;
+    }
+    if g.server_public_key.is_some() && g.get_server_public_key {
+        bail!("server_public_key and get_server_public_key: pin the key, or trust what the server sends, not both");
     }
     for s in &g.sentinels {
         crate::cli::parse_host_port(s).map_err(|e| anyhow!("sentinel {e}"))?;
@@ -214,9 +224,25 @@ fn plan_group(g: &GroupSpec, opts: &PlanOptions) -> Result<Vec<Service>> {
             if !is_dns_label(&id) {
                 bail!("service name '{id}' (from --name-template) is not a DNS label");
             }
-            let args = check_args(g, role, node, port, check_timeout, max_lag, &opts.bin_dir, false);
+            let flap = {
+                let spec = g.flap.clone().unwrap_or_default();
+                let chosen = if role == Role::Write { spec.write } else { spec.read };
+                chosen.unwrap_or_else(|| super::inventory::FlapControl::default_for(role == Role::Write))
+            };
+            // Only keepalived's timing is known to be what moves writes off a cut-off master.
+            let args = check_args(g, role, node, port, check_timeout, max_lag, &opts.bin_dir, false, None);
             let vrrp_timing = ScriptTiming::default_for(role);
-            let vrrp_args = check_args(g, role, node, port, vrrp_timing.check_timeout, max_lag, &opts.bin_dir, true);
+            let vrrp_args = check_args(
+                g,
+                role,
+                node,
+                port,
+                vrrp_timing.check_timeout,
+                max_lag,
+                &opts.bin_dir,
+                true,
+                Some(vrrp_timing.interval * vrrp_timing.fall),
+            );
             let vrrp_instance = match (&g.vrrp, role) {
                 (Some(spec), Role::Write) => {
                     Some(super::vrrp::instance(spec, &id, node, &g.nodes, opts.vrrp_weight).map_err(|e| anyhow!("vrrp: {e}"))?)
@@ -224,6 +250,7 @@ fn plan_group(g: &GroupSpec, opts: &PlanOptions) -> Result<Vec<Service>> {
                 _ => None,
             };
             out.push(Service {
+                entry: entry.to_string(),
                 node: node.clone(),
                 id,
                 role,
@@ -235,11 +262,7 @@ fn plan_group(g: &GroupSpec, opts: &PlanOptions) -> Result<Vec<Service>> {
                 args,
                 interval,
                 timeout,
-                flap: {
-                    let spec = g.flap.clone().unwrap_or_default();
-                    let chosen = if role == Role::Write { spec.write } else { spec.read };
-                    chosen.unwrap_or_else(|| super::inventory::FlapControl::default_for(role == Role::Write))
-                },
+                flap,
                 vrrp_args,
                 vrrp_timing,
                 vrrp_instance,
@@ -309,6 +332,12 @@ mod tests {
             (r#"{"kind":"redis","name":"t","port":1,"nodes":["bad host!"]}"#.into(), "not an IP address"),
             (format!("{{{base},\"sentinels\":[\"nohost\"]}}"), "sentinel"),
             (format!("{{{base},\"max_lag\":\"soon\"}}"), "max_lag"),
+            (format!("{{{base},\"server_public_key\":\"/k.pem\"}}"), "only for mysql groups"),
+            (
+                r#"{"kind":"mysql","name":"m","port":3306,"nodes":["a"],"server_public_key":"/k.pem","get_server_public_key":true}"#.into(),
+                "not both",
+            ),
+            (r#"{"kind":"mysql","name":"m","port":3306,"nodes":["a"],"tls_verify":"name"}"#.into(), "unknown variant"),
         ];
         for (json, words) in cases {
             let e = err(&json);

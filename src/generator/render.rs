@@ -2,7 +2,7 @@
 
 use super::plan::{Role, Service};
 use crate::duration::format_duration;
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -66,20 +66,44 @@ fn seconds(d: Duration) -> String {
     }
 }
 
-/// Quotes one argument for keepalived's `script`: bare when safe, else in single quotes.
-/// Characters keepalived would interpret inside the quoted script string are refused.
-pub fn quote_arg(arg: &str) -> Result<String> {
+/// The characters a script argument may hold besides letters and digits: keepalived reads them
+/// literally. Anything else may mean something to its grammar (`#` and `!` start comments, braces
+/// open and close blocks, `$` and `~` expand definitions, quotes and `\\` group words) or to none
+/// of them: refused, rather than guessed at.
+const KEEPALIVED_WORD_CHARS: &str = "/._-:=,@+% ";
+
+/// One argument as keepalived's `script` line carries it: bare, or in single quotes when it holds a
+/// space. Refused, naming the character, when keepalived would not read it as written.
+pub fn keepalived_word(arg: &str) -> Result<String> {
     if arg.is_empty() {
         return Ok("''".into());
     }
-    if arg.chars().any(|c| c == '\'' || c == '"' || c == '\\' || c.is_control()) {
-        bail!("argument {arg:?} has a quote, backslash or control character that keepalived's script line cannot carry");
+    if let Some(c) = arg.chars().find(|c| !c.is_ascii_alphanumeric() && !KEEPALIVED_WORD_CHARS.contains(*c)) {
+        bail!(
+            "{arg:?} holds {c:?}, which keepalived's configuration would not read as written \
+             (allowed: letters, digits, space and {})",
+            KEEPALIVED_WORD_CHARS.trim_end()
+        );
     }
-    if arg.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:=,@+%".contains(c)) {
-        Ok(arg.to_string())
-    } else {
-        Ok(format!("'{arg}'"))
+    Ok(if arg.contains(' ') { format!("'{arg}'") } else { arg.to_string() })
+}
+
+/// The argv of `s` as keepalived's `script` line, or a refusal naming the entry and the flag;
+/// `fault_after` (fall x interval, after `--fall`) replaces the `--fault-after` the plan wrote.
+fn keepalived_script_line(s: &Service, fault_after: Duration) -> Result<String> {
+    let mut args = s.vrrp_args.clone();
+    if let Some(i) = args.iter().position(|a| a == "--fault-after") {
+        args[i + 1] = format_duration(fault_after);
     }
+    let mut words = Vec::with_capacity(args.len());
+    for (i, arg) in args.iter().enumerate() {
+        let flag = match i {
+            0 => "the check's path",
+            _ => args[i - 1].as_str(),
+        };
+        words.push(keepalived_word(arg).map_err(|e| anyhow!("{}: {flag} {e}", s.entry))?);
+    }
+    Ok(words.join(" "))
 }
 
 /// The `vrrp_script` name of a service: `chk_` and the id with `-` as `_`.
@@ -117,9 +141,9 @@ pub fn keepalived_file(services: &[&Service], opts: KeepalivedOptions) -> Result
     for s in services {
         let t = s.vrrp_timing;
         let (fall, rise) = (opts.fall.unwrap_or(t.fall), opts.rise.unwrap_or(t.rise));
-        let quoted = s.vrrp_args.iter().map(|a| quote_arg(a)).collect::<Result<Vec<_>>>()?;
+        let line = keepalived_script_line(s, t.interval * fall)?;
         out.push_str(&format!("\nvrrp_script {} {{\n", script_name(s)));
-        out.push_str(&format!("    script \"{}\"\n", quoted.join(" ")));
+        out.push_str(&format!("    script \"{line}\"\n"));
         // keepalived before 2.3.2 (Debian 12 has 2.2.7) reads a script's interval and timeout in
         // whole seconds only, and ignores anything else.
         out.push_str(&format!("    interval {}\n    timeout {}\n", whole_seconds(t.interval)?, whole_seconds(t.timeout)?));
@@ -223,8 +247,12 @@ mod tests {
         assert!(!text.contains("vrrp_instance"), "no vrrp block, no instance: {text}");
         let text = keepalived_file(&refs, KeepalivedOptions { fall: Some(3), rise: Some(4), weight: Some(-20) }).unwrap();
         assert!(text.contains("    fall 3\n    rise 4\n    weight -20\n"), "{text}");
-        assert_eq!(quote_arg("").unwrap(), "''");
-        assert!(quote_arg("a'b").is_err() && quote_arg("a\"b").is_err() && quote_arg("a\\b").is_err() && quote_arg("a\nb").is_err());
+        assert_eq!(keepalived_word("").unwrap(), "''");
+        assert_eq!(keepalived_word("/etc/my check.cnf").unwrap(), "'/etc/my check.cnf'");
+        for hostile in ["a'b", "a\"b", "a\\b", "a\nb", "a#b", "a!b", "a{b", "a}b", "a$b", "a~b", "a;b", "a\tb", "é"] {
+            let e = keepalived_word(hostile).unwrap_err().to_string();
+            assert!(e.contains("would not read as written"), "{hostile:?}: {e}");
+        }
     }
 
     #[test]

@@ -81,9 +81,15 @@ pub struct VrrpInstance {
     pub nopreempt: bool,
 }
 
-/// Whether `s` is a plausible interface name (Linux: 1-15 bytes, no `/`, `:` or white space).
-fn is_interface_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 15 && s.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+/// Whether `s` is an interface name both Linux and keepalived's grammar read as written: 1-15
+/// bytes (IFNAMSIZ), of letters, digits, `_`, `.` and `-` (no white space, quotes, braces, `#` and
+/// `!` that keepalived parses, nor Linux's forbidden `/` and `:`), and not `.` or `..`.
+pub fn is_interface_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s != "."
+        && s != ".."
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
 /// Whether `s` is a plausible Unix user name.
@@ -111,7 +117,10 @@ pub fn instance(spec: &VrrpSpec, group_id: &str, node: &str, nodes: &[String], w
         .filter(|v| *v > 0)
         .ok_or_else(|| anyhow!("virtual_router_id {} is out of range (1-255)", spec.virtual_router_id))?;
     if !is_interface_name(&spec.interface) {
-        bail!("interface '{}' is not an interface name", spec.interface);
+        bail!(
+            "interface {:?} is not an interface name keepalived and Linux accept (1-15 of letters, digits, '_', '.', '-')",
+            spec.interface
+        );
     }
     let priorities = node_priorities(spec, nodes)?;
     let advert_interval = match &spec.advert_interval {

@@ -20,6 +20,12 @@ pub struct ClientGroup {
     pub socket: Option<PathBuf>,
     /// `ssl-ca` (implies TLS).
     pub ssl_ca: Option<PathBuf>,
+    /// `ssl-mode`: `VERIFY_IDENTITY` or `VERIFY_CA` (both imply TLS); `DISABLED` and `PREFERRED` add nothing.
+    pub ssl_mode: Option<super::auth::TlsVerify>,
+    /// `server-public-key-path`: the pinned RSA key for `caching_sha2_password` full authentication.
+    pub server_public_key: Option<PathBuf>,
+    /// `get-server-public-key`: take the key the server sends (open to a man in the middle).
+    pub get_server_public_key: bool,
 }
 
 /// How deep `!include` may nest before we call it a loop.
@@ -100,6 +106,7 @@ impl ClientGroup {
                 None => (strip_comment(line).trim(), None),
             };
             let key = key.replace('_', "-").to_ascii_lowercase();
+            let raw = value.clone();
             let value = || value.clone().ok_or_else(|| anyhow!("{}: {key} needs a value", at()));
             match key.as_str() {
                 "user" => self.user = Some(value()?),
@@ -114,6 +121,9 @@ impl ClientGroup {
                 }
                 "socket" => self.socket = Some(PathBuf::from(value()?)),
                 "ssl-ca" => self.ssl_ca = Some(PathBuf::from(value()?)),
+                "ssl-mode" => self.ssl_mode = super::auth::TlsVerify::from_ssl_mode(&value()?).with_context(at)?,
+                "server-public-key-path" => self.server_public_key = Some(PathBuf::from(value()?)),
+                "get-server-public-key" => self.get_server_public_key = option_flag(raw).with_context(at)?,
                 _ => {}
             }
         }
@@ -129,6 +139,17 @@ fn include_target(rest: &str, including: &Path) -> Result<PathBuf> {
     }
     let p = PathBuf::from(target);
     Ok(if p.is_absolute() { p } else { including.parent().unwrap_or(Path::new(".")).join(p) })
+}
+
+/// A boolean option as the mysql client reads it: bare (`get-server-public-key`) or `=1`/`=0`,
+/// `=ON`/`=OFF`, `=TRUE`/`=FALSE`.
+fn option_flag(value: Option<String>) -> Result<bool> {
+    match value.as_deref().map(|v| v.trim().to_ascii_uppercase()) {
+        None => Ok(true),
+        Some(v) if matches!(v.as_str(), "1" | "ON" | "TRUE") => Ok(true),
+        Some(v) if matches!(v.as_str(), "0" | "OFF" | "FALSE") => Ok(false),
+        Some(v) => bail!("'{v}' is not a boolean (1/0, ON/OFF, TRUE/FALSE)"),
+    }
 }
 
 /// Strips a `#` comment from an unquoted value.
@@ -184,7 +205,8 @@ mod tests {
             &f,
             "# comment\n[mysqld]\nuser=mysql\nport=9999\n\n[client]\nuser = monitor # trailing\n\
              password = \"p#ss w\\\"d\"\n; another comment\nhost=db1\nport = 3307\nsocket=/run/mysqld/mysqld.sock\n\
-             ssl_ca=/etc/ca.pem\nskip-ssl\nuser='checker'\n[mysql]\nuser=nobody\n",
+             ssl_ca=/etc/ca.pem\nskip-ssl\nuser='checker'\nssl-mode=VERIFY_CA\nserver_public_key_path=/etc/mysql/key.pem\n\
+             get-server-public-key\n[mysql]\nuser=nobody\nget-server-public-key=0\n",
             0o600,
         );
         let g = ClientGroup::load(&f).unwrap();
@@ -194,6 +216,9 @@ mod tests {
         assert_eq!(g.port, Some(3307));
         assert_eq!(g.socket, Some(PathBuf::from("/run/mysqld/mysqld.sock")));
         assert_eq!(g.ssl_ca, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(g.ssl_mode, Some(super::super::auth::TlsVerify::Ca));
+        assert_eq!(g.server_public_key, Some(PathBuf::from("/etc/mysql/key.pem")));
+        assert!(g.get_server_public_key, "set in [client]; the [mysql] group does not count");
     }
 
     #[test]
@@ -223,6 +248,8 @@ mod tests {
             ("[client]\nport=abc\n", "line 2: port abc"),
             ("[client]\npassword='unclosed\n", "line 2"),
             ("[client]\nuser\n", "user needs a value"),
+            ("[client]\nssl-mode=REQUIRED\n", "does not verify the server"),
+            ("[client]\nget-server-public-key=maybe\n", "not a boolean"),
         ];
         for (i, (text, words)) in cases.iter().enumerate() {
             let f = d.join(format!("c{i}.cnf"));

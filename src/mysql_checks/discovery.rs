@@ -64,27 +64,38 @@ pub fn replica_login(args: &ReplicaLoginArgs, main: &MysqlTarget) -> Result<Mysq
         None => ClientGroup::default(),
     };
     let mut login = main.clone();
-    if let Some(user) = args.user.clone().or(group.user) {
+    if let Some(user) = args.user.clone().or(group.user.clone()) {
         login.user = user;
     }
     if let Some(path) = &args.password_file {
         login.password = Some(read_password_file(path)?);
-    } else if let Some(p) = group.password {
+    } else if let Some(p) = group.password.clone() {
         login.password = Some(p);
     }
     if group.ssl_ca.is_some() {
-        login.tls.tls_ca = group.ssl_ca;
+        login.tls.tls_ca = group.ssl_ca.clone();
     }
+    if let Some(verify) = group.ssl_mode {
+        login.tls.tls = true;
+        login.tls_verify = verify;
+    }
+    login.set_full_authentication(&group, None, false)?;
     Ok(login)
 }
+
+/// Memory one replica probe may use: the driver reserves 8.4 MiB per connection (two 4 MiB packet
+/// buffers, mostly never touched) and a replica's status is a few KiB. A replica that sends more
+/// fails its own probe. Four at once (44 MiB) stay under the process's cap with room for the rest.
+pub const REPLICA_PROBE_BUDGET: usize = 11 << 20;
 
 /// Probes every replica's channels, a bounded number at once, all within `deadline`.
 pub fn probe_replicas(replicas: &[Address], login: &MysqlTarget, policy: ReadPolicy, deadline: Deadline) -> Vec<ReplicaHealth> {
     let login = login.clone();
-    let limit = crate::duration::format_duration(deadline.limit());
+    let limit = deadline.limit();
     probe_all(
         replicas.to_vec(),
         deadline,
+        REPLICA_PROBE_BUDGET,
         move |addr: &Address, deadline: &Deadline| {
             let problems = (|| -> Result<Vec<String>> {
                 let mut session = Session::open(&login.at(addr.clone()), deadline)?;
@@ -98,6 +109,6 @@ pub fn probe_replicas(replicas: &[Address], login: &MysqlTarget, policy: ReadPol
             .unwrap_or_else(|e| vec![format!("{e:#}")]);
             ReplicaHealth { replica: addr.to_string(), problem: (!problems.is_empty()).then(|| problems.join("; ")) }
         },
-        move |addr| ReplicaHealth { replica: addr.to_string(), problem: Some(format!("the probe did not finish within {limit}")) },
+        move |addr, why| ReplicaHealth { replica: addr.to_string(), problem: Some(why.describe(limit)) },
     )
 }

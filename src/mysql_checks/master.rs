@@ -79,7 +79,7 @@ impl Check for MysqlMaster {
     }
 
     fn resolve(args: &Args) -> Result<MysqlTarget> {
-        MysqlTarget::resolve(&args.server, args.mysql.defaults_file.as_deref())
+        MysqlTarget::resolve(&args.server, &args.mysql)
     }
 
     fn describe(target: &MysqlTarget) -> String {
@@ -91,11 +91,16 @@ impl Check for MysqlMaster {
     }
 
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
-        let facts = super::observe(target, deadline)?.facts;
+        let observation = super::observe(target, deadline)?;
+        let facts = &observation.facts;
         let replicas = facts.replica_threads(&args.mysql.repl_users).count();
-        let verdict = decide(&target.address.to_string(), &facts, args.allow_read_only, replicas, args.min_replicas);
+        let verdict = decide(&target.address.to_string(), facts, args.allow_read_only, replicas, args.min_replicas);
         let perf = Perfdata::count_with_min("replicas", replicas as i64, args.min_replicas);
-        Ok(Outcome { verdict, facts: facts.facts(&args.mysql.repl_users, &target.login_fact()), perfdata: vec![perf] })
+        Ok(Outcome {
+            verdict: observation.with_login_warning(verdict),
+            facts: facts.facts(&args.mysql.repl_users, target),
+            perfdata: vec![perf],
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! The MySQL/MariaDB role checks: `check-mysql-master` and `check-mysql-slave`.
 
+pub mod auth;
 pub mod defaults_file;
 pub mod dialect;
 pub mod discovery;
@@ -28,6 +29,18 @@ pub struct MysqlArgs {
     /// threads (CDC readers such as mariadb-binlog, Debezium) are not replicas.
     #[arg(long = "repl-user", value_name = "NAME")]
     pub repl_users: Vec<String>,
+    /// The server's RSA public key (its public_key.pem), pinned: over plain TCP, caching_sha2_password
+    /// full authentication (after every server restart) sends the password encrypted with it.
+    #[arg(long, value_name = "FILE")]
+    pub server_public_key: Option<PathBuf>,
+    /// INSECURE: for full authentication over plain TCP, encrypt the password with the key the server
+    /// sends; a man in the middle sends his own and reads the password. Prefer --server-public-key.
+    #[arg(long)]
+    pub get_server_public_key: bool,
+    /// How TLS verifies the server: full (chain and name) or ca (chain to --tls-ca only, as
+    /// --ssl-mode=VERIFY_CA: for MySQL's auto-generated certificates); implies --tls.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub tls_verify: Option<auth::TlsVerify>,
 }
 
 /// One server looked at: the open session (for a check that has more to ask) and its facts.
@@ -36,13 +49,50 @@ pub struct Observation<'a> {
     pub session: Session<'a>,
     /// What the server reported.
     pub facts: ServerFacts,
+    /// Why the login will fail after the server's next restart, when it will (see [`auth`]).
+    pub login_warning: Option<String>,
+}
+
+impl Observation<'_> {
+    /// `verdict`, worsened to warning when the login works only by the server's cache.
+    pub fn with_login_warning(&self, verdict: crate::report::Verdict) -> crate::report::Verdict {
+        match &self.login_warning {
+            Some(why) => verdict.worsen_to(crate::report::Status::Warning, why.clone()),
+            None => verdict,
+        }
+    }
 }
 
 /// Connects once to `target` and reads the server's facts.
 pub fn observe<'a>(target: &MysqlTarget, deadline: &'a Deadline) -> Result<Observation<'a>> {
     let mut session = Session::open(target, deadline)?;
     let facts = ServerFacts::read(&mut session)?;
-    Ok(Observation { session, facts })
+    let login_warning = cached_login_warning(&mut session, target)?;
+    Ok(Observation { session, facts, login_warning })
+}
+
+/// On MySQL 8.0+ over plain TCP with full authentication refused: whether the account uses
+/// `caching_sha2_password`, whose next full authentication (after a restart) this check will refuse.
+/// One more round trip, only in that configuration.
+fn cached_login_warning(session: &mut Session, target: &MysqlTarget) -> Result<Option<String>> {
+    let mysql8 = matches!(session.dialect().map(|d| d.flavour), Some(dialect::Flavour::MySql(v)) if v >= (8, 0, 0));
+    if target.full_authentication() != auth::FullAuthentication::Refused || !mysql8 {
+        return Ok(None);
+    }
+    let statement = match session.batch(&[Statement::all(auth::SHOW_CREATE_USER)])? {
+        Batch::Answered(sets) => sets.into_iter().flatten().next().and_then(|row| row.into_values().flatten().next()),
+        Batch::NotUnderstood(_) => None,
+    };
+    let plugin = statement.as_deref().and_then(auth::plugin_of_create_user);
+    Ok(match plugin {
+        Some(plugin) => auth::cached_login_warning(session.address(), &plugin),
+        None => Some(format!(
+            "{} did not say which plugin this account logs in with ({}): if it is caching_sha2_password, the login \
+             will be refused after the server's next restart (plain TCP, no pinned key)",
+            session.address(),
+            auth::SHOW_CREATE_USER
+        )),
+    })
 }
 
 /// The version and the read-only switches, read strictly: a switch the server did not report is an
@@ -220,8 +270,8 @@ impl ServerFacts {
         self.dump_threads.iter().filter(move |t| repl_users.is_empty() || repl_users.contains(&t.user))
     }
 
-    /// The facts as shown in output; `login` says who logged in (never the password).
-    pub fn facts(&self, repl_users: &[String], login: &str) -> crate::report::Facts {
+    /// The facts as shown in output, with who logs in to `target` and how (never the password).
+    pub fn facts(&self, repl_users: &[String], target: &MysqlTarget) -> crate::report::Facts {
         let mut f = crate::report::Facts::new();
         let role = if !self.channels.is_empty() { "replica" } else { "master" };
         f.set("role", role)
@@ -239,7 +289,7 @@ impl ServerFacts {
             f.set("other_dump_threads", others);
         }
         f.set("version", self.version.as_str()).set("status_statement", self.status_statement.as_str());
-        f.set("login", login);
+        f.set("login", target.login_fact()).set("transport", target.full_authentication().describe());
         f
     }
 }

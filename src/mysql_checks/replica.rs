@@ -112,7 +112,7 @@ impl Check for MysqlReplica {
     }
 
     fn resolve(args: &Args) -> Result<MysqlTarget> {
-        MysqlTarget::resolve(&args.server, args.mysql.defaults_file.as_deref())
+        MysqlTarget::resolve(&args.server, &args.mysql)
     }
 
     fn describe(target: &MysqlTarget) -> String {
@@ -124,10 +124,10 @@ impl Check for MysqlReplica {
     }
 
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
-        let super::Observation { mut session, facts } = super::observe(target, deadline)?;
+        let super::Observation { mut session, facts, login_warning } = super::observe(target, deadline)?;
         let threads: Vec<&DumpThread> = facts.replica_threads(&args.mysql.repl_users).collect();
         let policy = ReadPolicy { max_lag: Some(args.max_lag), master_fallback: !args.no_master_fallback };
-        let mut out_facts = facts.facts(&args.mysql.repl_users, &target.login_fact());
+        let mut out_facts = facts.facts(&args.mysql.repl_users, target);
         let probes = if facts.channels.is_empty() && !threads.is_empty() && policy.master_fallback {
             let own_port = match &target.address {
                 Address::Tcp { port, .. } => Some(*port),
@@ -151,6 +151,10 @@ impl Check for MysqlReplica {
             Vec::new()
         };
         let verdict = decide(&target.address.to_string(), &facts, threads.len(), &probes, &policy, args.allow_read_only);
+        let verdict = match login_warning {
+            Some(why) => verdict.worsen_to(crate::report::Status::Warning, why),
+            None => verdict,
+        };
         out_facts.set("max_lag_seconds", seconds_value(args.max_lag));
         let perfdata = if facts.channels.is_empty() {
             vec![Perfdata::new("healthy_replicas", probes.iter().filter(|p| p.is_healthy()).count() as i64, "")]

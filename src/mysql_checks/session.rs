@@ -1,6 +1,7 @@
 //! One connection to a MySQL/MariaDB server, bounded by the deadline, with errors that name the
 //! step and the server in the server's own words.
 
+use super::auth::{is_refusal, refusal_message, FullAuthentication};
 use super::dialect::Dialect;
 use super::login::MysqlTarget;
 use super::replication::RowMap;
@@ -175,6 +176,7 @@ impl<'a> Session<'a> {
         let step = format!("MySQL handshake with {}", target.address);
         let _step = Step::begin(&step);
         let left = deadline.remaining(&step)?;
+        let full_auth = target.full_authentication();
         let mut opts = mysql::OptsBuilder::new()
             .user(Some(target.user.clone()))
             .pass(target.password.as_ref().map(|p| p.expose().to_string()))
@@ -184,7 +186,8 @@ impl<'a> Session<'a> {
             .prefer_socket(false)
             .max_allowed_packet(Some(16 << 20))
             .stmt_cache_size(0)
-            .ssl_opts(target.ssl_opts()?);
+            .ssl_opts(target.ssl_opts()?)
+            .server_key_path(full_auth.driver_key_path());
         opts = match &target.address {
             Address::Tcp { host, port } => opts.ip_or_hostname(Some(host.clone())).tcp_port(*port),
             Address::Socket(path) => opts.socket(Some(path.to_string_lossy().into_owned())),
@@ -192,7 +195,10 @@ impl<'a> Session<'a> {
         // The driver panics on a greeting whose version it matches but cannot parse (non-ASCII digits).
         let conn = contained(|| mysql::Conn::new(opts))
             .ok_or_else(|| anyhow!("{} sent a greeting the MySQL driver cannot read (is this a MySQL server?)", target.address))?
-            .map_err(|e| anyhow!(explain(&e, &target.address, "connect", deadline)))?;
+            .map_err(|e| match full_auth {
+                FullAuthentication::Refused if is_refusal(&e) => anyhow!(refusal_message(&target.address)),
+                _ => anyhow!(explain(&e, &target.address, "connect", deadline)),
+            })?;
         // `server_version()` panics when the greeting had no version at all.
         let dialect = contained(|| conn.server_version()).and_then(|v| Dialect::from_greeting(Some(v)));
         Ok(Session { conn, address: target.address.clone(), deadline, dialect })
@@ -233,8 +239,17 @@ impl<'a> Session<'a> {
     }
 
     /// Sends `statements` as one multi-statement query (one round trip) and reads every answer.
-    /// Errors other than "not understood" name the statement and the server.
+    /// Errors other than "not understood" name the statement and the server; so does an answer the
+    /// driver panics on (a column count near 2^64 overflows its capacity computation).
     pub fn batch(&mut self, statements: &[Statement]) -> Result<Batch> {
+        let address = self.address.clone();
+        contained(|| self.batch_unguarded(statements)).unwrap_or_else(|| {
+            let sql = statements.iter().map(|s| s.sql).collect::<Vec<_>>().join("; ");
+            Err(anyhow!("{sql} on {address}: the answer cannot be read by the MySQL driver (is this a MySQL server?)"))
+        })
+    }
+
+    fn batch_unguarded(&mut self, statements: &[Statement]) -> Result<Batch> {
         let sql = statements.iter().map(|s| s.sql).collect::<Vec<_>>().join("; ");
         let step = format!("{sql} on {}", self.address);
         let _step = Step::begin(&step);

@@ -59,6 +59,9 @@ pub struct ReplicationInfo {
     pub version: Option<String>,
     /// `server_name` (`valkey`), when the server says it.
     pub server_name: Option<String>,
+    /// `min_slaves_good_slaves`: present only when the master enforces `min-replicas-to-write`
+    /// (it then refuses writes with too few replicas acknowledging within `min-replicas-max-lag`).
+    pub min_replicas_good: Option<i64>,
 }
 
 /// Splits INFO text (CRLF or LF lines, `# Section` headers) into `field -> value`.
@@ -131,6 +134,7 @@ impl ReplicationInfo {
             // Valkey keeps redis_version frozen at 7.2.4: its own version is valkey_version.
             version: fields.get("valkey_version").or(fields.get("redis_version")).map(|v| v.to_string()),
             server_name: fields.get("server_name").map(|v| v.to_string()),
+            min_replicas_good: int(&fields, "min_slaves_good_slaves")?,
         })
     }
 
@@ -163,6 +167,13 @@ impl ReplicationInfo {
         let replicas: Vec<_> =
             self.replicas.iter().map(|r| json!({"address": r.address, "state": r.state, "lag_seconds": r.lag_seconds})).collect();
         f.set("connected_replicas", replicas).set("loading", self.loading);
+        if self.role == Role::Master {
+            let enforced = match self.min_replicas_good {
+                Some(good) => format!("enforced, {good} replica(s) acknowledging in time"),
+                None => "not set: a cut-off master acknowledges writes until it gives up the write service".into(),
+            };
+            f.set("min_replicas_to_write", enforced);
+        }
         if let Some(name) = &self.server_name {
             f.set("server_name", name.as_str());
         }

@@ -78,7 +78,9 @@ impl Check for RedisMaster {
 
     fn evaluate(args: &Args, target: &RedisTarget, deadline: &Deadline) -> Result<Outcome> {
         let seen = super::observe(target, &args.sentinel, deadline)?;
-        let verdict = decide(&target.address.to_string(), &seen.info, seen.guard.as_ref().map(|g| &g.finding), args.min_replicas);
+        // The write check also warns when the Sentinels' down-after defeats the partition rule.
+        let finding = seen.guard.as_ref().map(|g| g.finding());
+        let verdict = decide(&target.address.to_string(), &seen.info, finding.as_ref(), args.min_replicas);
         let perf = Perfdata::count_with_min("replicas_online", seen.info.online_replicas().count() as i64, args.min_replicas);
         Ok(Outcome { verdict, facts: seen.facts(target), perfdata: vec![perf] })
     }

@@ -33,6 +33,11 @@ pub struct SentinelArgs {
     /// such replica is cut off and being replaced: critical.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     pub replica_ack_max_lag: Duration,
+    /// How long the caller takes to stop sending writes here once this check fails (keepalived:
+    /// fall x interval). With it, warning when a Sentinel's down-after-milliseconds is shorter than
+    /// the partition rule needs (--replica-ack-max-lag + 1s + this).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub fault_after: Option<Duration>,
 }
 
 /// What the Sentinels were asked and what the guard concluded.
@@ -44,6 +49,10 @@ pub struct Guard {
     pub replies: Vec<SentinelReply>,
     /// The conclusion.
     pub finding: GuardFinding,
+    /// Why the Sentinels' timing defeats the partition rule, when it does (`--fault-after`).
+    pub timing_warning: Option<String>,
+    /// What the partition rule needs of `down-after-milliseconds`, when `--fault-after` is given.
+    pub needs_down_after: Option<Duration>,
 }
 
 impl Guard {
@@ -70,12 +79,29 @@ impl Guard {
         let replies = same_node_as_me(&me, ask(&args.sentinels, name, tls, &login, deadline.for_probes()));
         let attached = Attachment::of(info, args.replica_ack_max_lag);
         let finding = judge(&me, &replies, &attached);
-        Ok(Some(Guard { me, replies, finding }))
+        let timing_warning = down_after_warning(&replies, args.replica_ack_max_lag, args.fault_after);
+        let needs_down_after = args.fault_after.map(|f| partition_rule_needs(args.replica_ack_max_lag, f));
+        Ok(Some(Guard { me, replies, finding, timing_warning, needs_down_after }))
+    }
+
+    /// The finding, worsened to warning when the Sentinels' timing defeats the partition rule.
+    pub fn finding(&self) -> GuardFinding {
+        let mut f = self.finding.clone();
+        if let Some(why) = &self.timing_warning {
+            if f.status == Status::Passing {
+                f.status = Status::Warning;
+            }
+            f.reason = format!("{}; {why}", f.reason);
+        }
+        f
     }
 
     /// Adds the Sentinels' answers to the facts.
     pub fn add_facts(&self, facts: &mut Facts) {
         facts.set("sentinels", self::facts(&self.replies)).set("announce", self.me.as_str());
+        if let Some(needed) = self.needs_down_after {
+            facts.set("partition_rule_needs_down_after_ms", needed.as_millis() as u64);
+        }
     }
 }
 
@@ -132,6 +158,67 @@ pub struct SentinelReply {
     pub sentinel: String,
     /// What it said.
     pub answer: SentinelAnswer,
+    /// Its failure detection for that master (`SENTINEL MASTER`), when it told.
+    pub timing: Option<SentinelTiming>,
+}
+
+/// How fast a Sentinel acts on a master it cannot reach: from `SENTINEL MASTER <name>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SentinelTiming {
+    /// `down-after-milliseconds`: how long the master must be silent before it is down.
+    pub down_after: Duration,
+    /// `quorum`: how many Sentinels must agree it is down.
+    pub quorum: u64,
+}
+
+impl SentinelTiming {
+    /// Reads `down-after-milliseconds` and `quorum` from a `SENTINEL MASTER` reply (field/value
+    /// pairs: a flat array in RESP2, a map in RESP3); `None` when either is missing.
+    pub fn from_reply(reply: &redis::Value) -> Option<SentinelTiming> {
+        use redis::Value as V;
+        let text = |v: &V| match v {
+            V::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            V::SimpleString(s) => Some(s.clone()),
+            V::Int(i) => Some(i.to_string()),
+            _ => None,
+        };
+        let pairs: Vec<(String, String)> = match reply {
+            V::Array(items) => items.chunks(2).filter_map(|p| Some((text(p.first()?)?, text(p.get(1)?)?))).collect(),
+            V::Map(items) => items.iter().filter_map(|(k, v)| Some((text(k)?, text(v)?))).collect(),
+            _ => return None,
+        };
+        let field = |name: &str| pairs.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse::<u64>().ok());
+        Some(SentinelTiming { down_after: Duration::from_millis(field("down-after-milliseconds")?), quorum: field("quorum")? })
+    }
+}
+
+/// How long an isolated master can keep taking writes after it is cut off: the partition rule
+/// needs `--replica-ack-max-lag` for its replicas' acknowledgements to age, 1 s more (Redis counts
+/// `lag` in whole seconds), then the caller's own delay (`--fault-after`: keepalived's fall ×
+/// interval) before it stops sending writes here. Sentinel's `down-after-milliseconds` must be at
+/// least that, or the majority promotes another node while this one still takes writes.
+pub fn partition_rule_needs(ack_max_lag: Duration, fault_after: Duration) -> Duration {
+    ack_max_lag + Duration::from_secs(1) + fault_after
+}
+
+/// The warning when the Sentinels detect a failure faster than the partition rule can take the
+/// write service off an isolated master; `None` when they do not (or nothing is known).
+pub fn down_after_warning(replies: &[SentinelReply], ack_max_lag: Duration, fault_after: Option<Duration>) -> Option<String> {
+    let fault_after = fault_after?;
+    let needed = partition_rule_needs(ack_max_lag, fault_after);
+    let (sentinel, shortest) = replies.iter().filter_map(|r| Some((r.sentinel.as_str(), r.timing?.down_after))).min_by_key(|(_, d)| *d)?;
+    (shortest < needed).then(|| {
+        format!(
+            "Sentinel {sentinel} has down-after-milliseconds {}, shorter than the {} the partition rule needs \
+             (--replica-ack-max-lag {} + 1s + --fault-after {}): a cut-off master would keep taking writes after the \
+             majority promotes another node; set down-after-milliseconds to at least {}",
+            shortest.as_millis(),
+            format_duration(needed),
+            format_duration(ack_max_lag),
+            format_duration(fault_after),
+            needed.as_millis()
+        )
+    })
 }
 
 /// How many of a master's replicas are still attached: listed online and acknowledging recently.
@@ -243,40 +330,59 @@ pub fn judge(me: &str, replies: &[SentinelReply], attached: &Attachment) -> Guar
     }
 }
 
+/// Memory one Sentinel probe may use: its connection and an answer of a few hundred bytes (a TLS
+/// session included) need well under 1 MiB. A Sentinel that sends more is counted as unreachable.
+pub const SENTINEL_PROBE_BUDGET: usize = 2 << 20;
+
 /// Asks every Sentinel, in parallel and all within `deadline`, which node is master of `master_name`.
 pub fn ask(sentinels: &[Address], master_name: &str, tls: &TlsArgs, login: &Login, deadline: Deadline) -> Vec<SentinelReply> {
     let (name, tls, login) = (master_name.to_string(), tls.clone(), login.clone());
-    let limit = crate::duration::format_duration(deadline.limit());
+    let limit = deadline.limit();
     probe_all(
         sentinels.to_vec(),
         deadline,
-        move |s: &Address, deadline: &Deadline| SentinelReply {
-            sentinel: s.to_string(),
-            answer: ask_one(s, &name, &tls, &login, deadline),
+        SENTINEL_PROBE_BUDGET,
+        move |s: &Address, deadline: &Deadline| {
+            let (answer, timing) = ask_one(s, &name, &tls, &login, deadline);
+            SentinelReply { sentinel: s.to_string(), answer, timing }
         },
-        move |s| SentinelReply {
-            sentinel: s.to_string(),
-            answer: SentinelAnswer::Unreachable(format!("no answer within the {limit} probe deadline")),
-        },
+        move |s, why| SentinelReply { sentinel: s.to_string(), answer: SentinelAnswer::Unreachable(why.describe(limit)), timing: None },
     )
 }
 
-fn ask_one(sentinel: &Address, master_name: &str, tls: &TlsArgs, login: &Login, deadline: &Deadline) -> SentinelAnswer {
-    let result = (|| -> Result<SentinelAnswer> {
+/// Asks one Sentinel which node is master (`SENTINEL get-master-addr-by-name`), then how fast it
+/// detects a failure (`SENTINEL MASTER`, on the same connection; its failure only costs the timing).
+/// Two requests, not a pipeline: the client reads every reply of a pipeline even after one timed
+/// out, which would double a silent Sentinel's cost.
+fn ask_one(
+    sentinel: &Address,
+    master_name: &str,
+    tls: &TlsArgs,
+    login: &Login,
+    deadline: &Deadline,
+) -> (SentinelAnswer, Option<SentinelTiming>) {
+    let result = (|| -> Result<(SentinelAnswer, Option<SentinelTiming>)> {
         let mut session = Session::open(sentinel, tls, login, deadline)?;
         let mut cmd = redis::cmd("SENTINEL");
         cmd.arg("get-master-addr-by-name").arg(master_name);
         let reply: Option<Vec<String>> = session.request(&cmd, &format!("SENTINEL get-master-addr-by-name on {sentinel}"))?;
-        match reply.as_deref() {
-            None => Ok(SentinelAnswer::UnknownMaster),
+        let answer = match reply.as_deref() {
+            None => return Ok((SentinelAnswer::UnknownMaster, None)),
             Some([host, port]) => match crate::cli::parse_host_port(&format!("{host}:{port}")) {
-                Ok(addr) => Ok(SentinelAnswer::Names(addr.to_string())),
+                Ok(addr) => SentinelAnswer::Names(addr.to_string()),
                 Err(e) => bail!("odd reply from {sentinel}: {e}"),
             },
             Some(other) => bail!("odd reply from {sentinel}: {} items", other.len()),
-        }
+        };
+        let mut cmd = redis::cmd("SENTINEL");
+        cmd.arg("MASTER").arg(master_name);
+        let timing = session
+            .request::<redis::Value>(&cmd, &format!("SENTINEL MASTER on {sentinel}"))
+            .ok()
+            .and_then(|v| SentinelTiming::from_reply(&v));
+        Ok((answer, timing))
     })();
-    result.unwrap_or_else(|e| SentinelAnswer::Unreachable(format!("{e:#}")))
+    result.unwrap_or_else(|e| (SentinelAnswer::Unreachable(format!("{e:#}")), None))
 }
 
 /// The Sentinels' answers as a fact.
@@ -284,7 +390,12 @@ pub fn facts(replies: &[SentinelReply]) -> serde_json::Value {
     replies
         .iter()
         .map(|r| match &r.answer {
-            SentinelAnswer::Names(a) => json!({"sentinel": r.sentinel, "master": a}),
+            SentinelAnswer::Names(a) => match r.timing {
+                Some(t) => {
+                    json!({"sentinel": r.sentinel, "master": a, "down_after_ms": t.down_after.as_millis() as u64, "quorum": t.quorum})
+                }
+                None => json!({"sentinel": r.sentinel, "master": a}),
+            },
             SentinelAnswer::UnknownMaster => json!({"sentinel": r.sentinel, "master": null, "error": "unknown master name"}),
             SentinelAnswer::Unreachable(e) => json!({"sentinel": r.sentinel, "master": null, "error": e}),
         })
@@ -296,7 +407,7 @@ mod tests {
     use super::*;
 
     fn reply(i: usize, answer: SentinelAnswer) -> SentinelReply {
-        SentinelReply { sentinel: format!("10.0.0.{i}:26379"), answer }
+        SentinelReply { sentinel: format!("10.0.0.{i}:26379"), answer, timing: None }
     }
     fn names(a: &str) -> SentinelAnswer {
         SentinelAnswer::Names(a.into())
@@ -389,6 +500,48 @@ mod tests {
         assert_eq!(got[2].answer, names("localhost:6030"), "another port is another node");
         let got = same_node_as_me("localhost:6029", vec![reply(1, names("127.0.0.1:6029")), reply(2, names("10.0.0.3:6029"))]);
         assert_eq!((got[0].answer.clone(), got[1].answer.clone()), (names("localhost:6029"), names("10.0.0.3:6029")));
+    }
+
+    /// A real `SENTINEL MASTER` reply (Redis 7.0, RESP2, shortened), and the same as a RESP3 map.
+    #[test]
+    fn sentinel_timing_from_real_replies() {
+        use redis::Value as V;
+        let fields = [
+            ("name", "labmaster"),
+            ("ip", "127.0.0.1"),
+            ("port", "41017"),
+            ("flags", "master"),
+            ("down-after-milliseconds", "2000"),
+            ("quorum", "2"),
+            ("failover-timeout", "4000"),
+        ];
+        let bulk = |s: &str| V::BulkString(s.as_bytes().to_vec());
+        let flat = V::Array(fields.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect());
+        let timing = SentinelTiming::from_reply(&flat).unwrap();
+        assert_eq!(timing, SentinelTiming { down_after: Duration::from_millis(2000), quorum: 2 });
+        let map = V::Map(fields.iter().map(|(k, v)| (bulk(k), bulk(v))).collect());
+        assert_eq!(SentinelTiming::from_reply(&map), Some(timing));
+        assert_eq!(SentinelTiming::from_reply(&V::Array(vec![bulk("quorum"), bulk("2")])), None, "no down-after");
+        assert_eq!(SentinelTiming::from_reply(&V::Nil), None);
+        assert_eq!(SentinelTiming::from_reply(&V::Array(vec![bulk("down-after-milliseconds"), bulk("x"), bulk("quorum")])), None);
+    }
+
+    /// The rule: down-after must be at least --replica-ack-max-lag + 1 s + --fault-after; the
+    /// shortest Sentinel is named; nothing is said without --fault-after or without timings.
+    #[test]
+    fn down_after_against_the_partition_rule() {
+        let timed = |i: usize, ms: u64| SentinelReply {
+            timing: Some(SentinelTiming { down_after: Duration::from_millis(ms), quorum: 2 }),
+            ..reply(i, names(ME))
+        };
+        let replies = [timed(1, 5000), timed(2, 2000), reply(3, down())];
+        let w = down_after_warning(&replies, LIMIT, Some(Duration::from_secs(2))).unwrap();
+        assert!(w.contains("10.0.0.2:26379 has down-after-milliseconds 2000") && w.contains("at least 5000"), "{w}");
+        assert_eq!(down_after_warning(&replies, LIMIT, None), None);
+        assert_eq!(down_after_warning(&[timed(1, 5000)], LIMIT, Some(Duration::from_secs(2))), None, "5000 is enough");
+        assert!(down_after_warning(&[timed(1, 4999)], LIMIT, Some(Duration::from_secs(2))).is_some());
+        assert_eq!(down_after_warning(&[reply(1, names(ME))], LIMIT, Some(Duration::from_secs(2))), None, "no timing known");
+        assert_eq!(partition_rule_needs(LIMIT, Duration::from_secs(2)), Duration::from_secs(5));
     }
 
     #[test]
