@@ -66,7 +66,7 @@ fn main() {
         return;
     }
     step(start, "Starting three Redis hosts in network namespaces (198.18.0.11-13: Redis 6029, Sentinel 26379, keepalived) ...");
-    match RedisVipLab::start(Timings { down_after: Duration::from_secs(5) }) {
+    match RedisVipLab::start(Timings { down_after: Duration::from_secs(5), min_replicas_max_lag: None }) {
         Ok(lab) => namespace_demo(start, lab),
         Err(why) => {
             println!("  network namespaces are not available here ({why}): running the loopback lab instead");

@@ -17,7 +17,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Sentinel's down-after in the lab: longer than the write check needs to see an isolation
 /// (`--replica-ack-max-lag` 2s, 1s of lag granularity, a 1s check interval, and a second spare).
-const TIMINGS: Timings = Timings { down_after: Duration::from_secs(5) };
+const TIMINGS: Timings = Timings { down_after: Duration::from_secs(5), min_replicas_max_lag: None };
 
 /// The bound on the write outage asserted here: Sentinel's down-after plus 4 s. The goal is plus
 /// 3 s; the medians in the README show where each scenario lands (Sentinel itself needs about
@@ -26,7 +26,12 @@ const OUTAGE_BOUND: Duration = Duration::from_secs(9);
 
 /// Starts the lab, or reports the scenario as not run (a failure under CI).
 fn lab_or_skip(scenario: &str) -> Option<RedisVipLab> {
-    match RedisVipLab::start(TIMINGS) {
+    lab_with(scenario, TIMINGS)
+}
+
+/// The same with other timings.
+fn lab_with(scenario: &str, timings: Timings) -> Option<RedisVipLab> {
+    match RedisVipLab::start(timings) {
         Ok(lab) => Some(lab),
         Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
             eprintln!("NOT RUN: netlab {scenario}: {why} (run as root to test with network namespaces and keepalived)");
@@ -139,18 +144,28 @@ fn vip_follows_a_failover_and_stays_off_the_returning_old_master() {
 /// the VIP up before the promotion. After the heal there is one VIP holder: the Sentinels' master.
 #[test]
 fn isolated_master_gives_up_the_vip_before_the_majority_promotes() {
-    partition("partition (link up)", false);
+    partition("partition (link up)", false, TIMINGS);
 }
 
 /// The same with the master's link down: keepalived faults on the lost carrier by itself.
 #[test]
 fn master_with_its_link_down_loses_the_vip() {
-    partition("partition (link down)", true);
+    partition("partition (link down)", true, TIMINGS);
 }
 
-fn partition(scenario: &str, link_down: bool) {
+/// The link-up partition with Redis's own `min-replicas-to-write 1` and `min-replicas-max-lag 1`:
+/// the cut-off master refuses writes once its replicas stop acknowledging, which bounds the
+/// asynchronous window (writes it acknowledged before giving up the VIP, lost at the promotion):
+/// the isolated client's lost writes are reported next to the plain link-up partition's.
+#[test]
+fn min_replicas_to_write_bounds_the_lost_writes_of_a_partition() {
+    let timings = Timings { min_replicas_max_lag: Some(1), ..TIMINGS };
+    partition("partition (link up, min-replicas-to-write 1, max-lag 1)", false, timings);
+}
+
+fn partition(scenario: &str, link_down: bool, timings: Timings) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(lab) = lab_or_skip(scenario) else { return };
+    let Some(lab) = lab_with(scenario, timings) else { return };
     let (h1, c2) = (lab.net.host("h1").clone(), lab.net.host("c2").clone());
     let majority_side = lab.writer("c1", "majority");
     let isolated_side = lab.writer("c2", "isolated");
@@ -210,6 +225,12 @@ fn partition(scenario: &str, link_down: bool) {
     assert!(outage <= OUTAGE_BOUND, "write outage {outage:?} over the bound {OUTAGE_BOUND:?}");
     let settled = settled.expect("no single VIP holder after the heal");
     assert!(settled - heal <= Duration::from_secs(2), "the VIP took {:?} to settle after the heal", settled - heal);
+    if let Some(max_lag) = timings.min_replicas_max_lag {
+        // The old master refuses writes max-lag (+ up to 1 s: lag counts whole seconds) after the
+        // cut instead of at the VIP's release (about 4 s): at 10 ms per write, at most ~300.
+        let bound = (max_lag as usize + 2) * 100;
+        assert!(isolated_lost <= bound, "{isolated_lost} writes lost with min-replicas-max-lag {max_lag} (bound {bound})");
+    }
 }
 
 /// A MariaDB pair with keepalived: the VIP sits on the master; the master dies and the replica is

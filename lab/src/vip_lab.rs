@@ -149,6 +149,8 @@ impl MariaVipLab {
 pub struct Timings {
     /// Sentinel `down-after-milliseconds`.
     pub down_after: Duration,
+    /// Redis `min-replicas-to-write 1` with this `min-replicas-max-lag` (seconds) on every node.
+    pub min_replicas_max_lag: Option<u32>,
 }
 
 /// The Redis + Sentinel + keepalived lab on hosts h1 (master), h2, h3, with clients c1
@@ -223,6 +225,9 @@ impl RedisVipLab {
             .iter()
             .map(|s| s.to_string())
             .collect();
+            if let Some(lag) = timings.min_replicas_max_lag {
+                args.extend(["--min-replicas-to-write".into(), "1".into(), "--min-replicas-max-lag".into(), lag.to_string()]);
+            }
             if i > 0 {
                 args.extend(["--replicaof".into(), master.clone(), REDIS_PORT.to_string()]);
             }
