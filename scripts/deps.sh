@@ -42,13 +42,27 @@ PY
 }
 fetch_servers
 
+# Servers of other Debian releases, each in a chroot of its own release (scripts/chroot.sh): Oracle
+# MySQL 9.x from sid. As root only (debootstrap, chroot); the tests that need them say NOT RUN
+# otherwise, and fail under CI.
+chroots() {
+  if [ "$(id -u)" -eq 0 ]; then
+    bash scripts/chroot.sh sid-mysql sid mysql-server >/dev/null
+  else
+    echo "not root: the MySQL 9.x chroot is not built (its tests will say NOT RUN)" >&2
+  fi
+}
+
 missing=()
 for cmd in "${!need[@]}"; do
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
     missing+=("${need[$cmd]}")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  chroots
+  exit 0
+fi
 pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "missing: $pkgs" >&2
@@ -68,3 +82,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+chroots

@@ -33,6 +33,7 @@
 pub mod consul_lab;
 pub mod mysql_lab;
 pub mod netlab;
+pub mod oracle_mysql;
 pub mod pki;
 pub mod pools;
 pub mod redis_lab;

@@ -100,7 +100,8 @@ pub fn probe_replicas(replicas: &[Address], login: &MysqlTarget, policy: ReadPol
             let problems = (|| -> Result<Vec<String>> {
                 let mut session = Session::open(&login.at(addr.clone()), deadline)?;
                 let (_, rows) = session.rows_first_known(&status_statements(session.dialect()))?;
-                let channels = channels(&rows)?;
+                let mut channels = channels(&rows)?;
+                super::workers::name_worker_errors(&mut session, &mut channels);
                 if channels.is_empty() {
                     return Ok(vec!["is not replicating (no channel)".into()]);
                 }

@@ -37,9 +37,11 @@ pub fn decide(target: &str, facts: &ServerFacts, allow_read_only: bool, replicas
     if let Some(why) = facts.out_of_service() {
         return Verdict::critical(format!("{target} is out of service: {why}")).because(why);
     }
-    if let Some(first) = facts.channels.first() {
+    if !facts.channels.is_empty() {
         let names: Vec<String> = facts.channels.iter().map(|c| format!("{} from {}", c.label(), c.source)).collect();
-        return Verdict::critical(format!("{target} is a replica of {}, not the master", first.source)).because(format!(
+        // Every source, as the read check names them (a multi-source replica has several).
+        let sources: Vec<&str> = facts.channels.iter().map(|c| c.source.as_str()).collect();
+        return Verdict::critical(format!("{target} is a replica of {}, not the master", sources.join(", "))).because(format!(
             "{} lists {}",
             facts.status_statement,
             names.join(", ")
@@ -153,6 +155,8 @@ mod tests {
     fn messages_name_the_cause() {
         let v = decide("m:3306", &facts(samples::multi_source(), false, None), false, 0, 0);
         assert!(v.summary.contains("is a replica of 127.0.0.1:"), "{}", v.summary);
+        // Both sources of a multi-source replica, as the read check names them.
+        assert_eq!(v.summary.matches("127.0.0.1:").count(), facts(samples::multi_source(), false, None).channels.len(), "{}", v.summary);
         assert!(v.reasons[0].contains("channel 'second' from 127.0.0.1:1"), "{:?}", v.reasons);
         let v = decide("m:3306", &facts(vec![], true, None), false, 0, 0);
         assert_eq!(v.summary, "m:3306 has no replication channel but read_only=ON: not writable");

@@ -9,6 +9,7 @@ pub mod master;
 pub mod replica;
 pub mod replication;
 pub mod session;
+pub mod workers;
 
 use crate::deadline::Deadline;
 use anyhow::{Context, Result};
@@ -224,7 +225,7 @@ impl ServerFacts {
     /// The facts from `session`'s answers: the switches and the other variables, the status
     /// statement's rows, `SHOW PROCESSLIST`'s dump-thread rows.
     fn from_answers(
-        session: &Session,
+        session: &mut Session,
         switches: Switches,
         vars: &Variables,
         status_statement: &str,
@@ -232,7 +233,8 @@ impl ServerFacts {
         threads: &[RowMap],
     ) -> Result<ServerFacts> {
         let server = session.address();
-        let channels = replication::channels(status).with_context(|| format!("cannot read {status_statement} of {server}"))?;
+        let mut channels = replication::channels(status).with_context(|| format!("cannot read {status_statement} of {server}"))?;
+        workers::name_worker_errors(session, &mut channels);
         let mut dump_threads: Vec<(u64, DumpThread)> = threads
             .iter()
             .map(|r| {

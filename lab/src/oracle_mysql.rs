@@ -1,0 +1,330 @@
+//! Oracle MySQL of another Debian release (sid's 9.x), run in its own chroot (built and cached by
+//! `scripts/chroot.sh sid-mysql sid mysql-server`, which `make deps` runs as root). Servers share
+//! this machine's network: each node binds its own loopback address (127.0.0.x) with the same port,
+//! replicas connect from their own address (`SOURCE_BIND`), GTID replication with
+//! `SOURCE_AUTO_POSITION=1`, and the monitor logs in with `caching_sha2_password` (the default).
+//! No mount is needed: the chroot has its device nodes and the servers run without /proc. Every
+//! data directory lives under the chroot's /tmp and is removed with the lab.
+
+use crate::{free_port, spawn_tied, wait_for, Proc};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The chroot's name under `.cache/chroots/`.
+pub const CHROOT: &str = "sid-mysql";
+
+/// The monitor the checks log in as (`caching_sha2_password`, minimal privileges plus
+/// `REPLICATION SLAVE` for `SHOW REPLICAS` and the workers' errors table).
+pub const CHECKER: (&str, &str) = ("checker", "checker-pw");
+
+/// The replication user.
+const REPL: (&str, &str) = ("repl", "repl-pw");
+
+/// The chroot's root directory when it has been built, or why not.
+pub fn chroot_root() -> Result<PathBuf, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(".cache/chroots").join(CHROOT);
+    if !root.join(".cdc-stamp").is_file() {
+        return Err(format!("{} is not built (run `make deps` as root)", root.display()));
+    }
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("starting a server in a chroot needs root".into());
+    }
+    Ok(root)
+}
+
+/// The chroot for a test, or `None` after printing `NOT RUN:` (outside CI); under CI (`CI=true`)
+/// a missing chroot fails the test, as a missing server does.
+pub fn chroot_or_skip(scenario: &str) -> Option<PathBuf> {
+    match chroot_root() {
+        Ok(root) => Some(root),
+        Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("NOT RUN: MySQL 9 {scenario}: {why}");
+            None
+        }
+        Err(why) => panic!("MySQL 9 {scenario} cannot run under CI: {why}"),
+    }
+}
+
+/// A command run inside the chroot.
+fn in_chroot(root: &Path, program: &str) -> Command {
+    let mut cmd = Command::new("chroot");
+    cmd.arg(root).arg(program);
+    cmd
+}
+
+/// A data directory made once per test process by `mysqld --initialize-insecure` (about 3 s), then
+/// copied for every node: they share its RSA key pair and auto-generated certificates.
+fn template(root: &Path) -> &'static str {
+    static TEMPLATE: OnceLock<String> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        sweep(root);
+        let inside = format!("/tmp/cdc-mysql-template-{}", std::process::id());
+        let _ = std::fs::remove_dir_all(root.join(inside.trim_start_matches('/')));
+        let out = in_chroot(root, "/usr/sbin/mysqld")
+            .args(["--no-defaults", "--initialize-insecure", "--user=root"])
+            .arg(format!("--datadir={inside}"))
+            .output()
+            .expect("chroot");
+        assert!(out.status.success(), "mysqld --initialize-insecure: {}", String::from_utf8_lossy(&out.stderr));
+        inside
+    })
+}
+
+/// Removes the directories that test processes no longer running left in the chroot's /tmp.
+fn sweep(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root.join("tmp")) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid =
+            name.strip_prefix("cdc-mysql-template-").or_else(|| name.strip_prefix("cdc-mysql-lab-").and_then(|r| r.split('-').next()));
+        if let Some(pid) = pid.and_then(|p| p.parse::<i32>().ok()) {
+            if unsafe { libc::kill(pid, 0) } != 0 {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// One `mysqld` in the chroot.
+pub struct MysqlNode {
+    /// The loopback address it binds.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// The process.
+    pub proc: Proc,
+    root: PathBuf,
+    /// Its directory, as the chroot sees it.
+    dir: String,
+    args: Vec<String>,
+}
+
+impl MysqlNode {
+    /// Starts a node on `host:port` from a copy of the template; `extra` are more server options.
+    fn start(root: &Path, lab_dir: &str, name: &str, server_id: u32, host: &str, port: u16, extra: &[&str]) -> MysqlNode {
+        let dir = format!("{lab_dir}/{name}");
+        let outside = root.join(dir.trim_start_matches('/'));
+        std::fs::create_dir_all(&outside).unwrap();
+        let st = Command::new("cp").arg("-a").arg(root.join(template(root).trim_start_matches('/'))).arg(outside.join("data")).status();
+        assert!(st.unwrap().success());
+        // Each node its own server UUID (auto.cnf is made again at start): replication refuses equal ones.
+        std::fs::remove_file(outside.join("data/auto.cnf")).unwrap();
+        let mut args: Vec<String> = [
+            "--no-defaults",
+            "--user=root",
+            "--mysqlx=OFF",
+            "--skip-name-resolve",
+            "--gtid-mode=ON",
+            "--enforce-gtid-consistency=ON",
+            "--log-bin=binlog",
+            "--innodb-buffer-pool-size=32M",
+            "--innodb-flush-log-at-trx-commit=0",
+            "--sync-binlog=0",
+            "--innodb-doublewrite=OFF",
+            "--max-connections=60",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend([
+            format!("--datadir={dir}/data"),
+            format!("--port={port}"),
+            format!("--bind-address={host}"),
+            format!("--socket={dir}/mysqld.sock"),
+            format!("--pid-file={dir}/mysqld.pid"),
+            format!("--log-error={dir}/error.log"),
+            format!("--server-id={server_id}"),
+            format!("--report-host={host}"),
+            format!("--report-port={port}"),
+        ]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut node =
+            MysqlNode { host: host.into(), port, proc: Proc { child: None, name: format!("mysqld {name}") }, root: root.into(), dir, args };
+        node.restart();
+        node
+    }
+
+    /// (Re)starts it with its arguments (plus `extra` from now on) and waits until root logs in.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.args.extend(extra.iter().map(|s| s.to_string()));
+        self.restart();
+    }
+
+    /// (Re)starts it and waits until root logs in over its socket.
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        let mut cmd = in_chroot(&self.root, "/usr/sbin/mysqld");
+        cmd.args(&self.args).stdout(Stdio::null()).stderr(Stdio::null());
+        self.proc.child = Some(spawn_tied(&mut cmd));
+        let log = self.outside("error.log");
+        wait_for(&format!("mysqld on {} (log: {})", self.addr(), log.display()), Duration::from_secs(60), || self.try_sql("SELECT 1").ok());
+    }
+
+    /// A path of its directory, as seen from outside the chroot.
+    pub fn outside(&self, name: &str) -> PathBuf {
+        self.root.join(self.dir.trim_start_matches('/')).join(name)
+    }
+
+    /// Its Unix socket, from outside the chroot (what `--socket` of a check takes).
+    pub fn socket(&self) -> PathBuf {
+        self.outside("mysqld.sock")
+    }
+
+    /// A file of its data directory (`public_key.pem`, `ca.pem`), from outside the chroot.
+    pub fn data_file(&self, name: &str) -> PathBuf {
+        self.outside("data").join(name)
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Runs `sql` as root over the socket; the output (tab-separated, with a header), or the error.
+    pub fn try_sql(&self, sql: &str) -> Result<String, String> {
+        let out = in_chroot(&self.root, "/usr/bin/mysql")
+            .args(["--no-defaults", "-uroot", "--batch", "--connect-timeout=5"])
+            .arg(format!("--socket={}/mysqld.sock", self.dir))
+            .arg("-e")
+            .arg(sql)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Runs `sql` as root; panics with the server's words when it fails.
+    pub fn sql(&self, sql: &str) -> String {
+        self.try_sql(sql).unwrap_or_else(|e| panic!("{sql} on {}: {e}", self.addr()))
+    }
+
+    /// The first row of `sql`'s answer, column name to value (`NULL` as `None`).
+    pub fn row(&self, sql: &str) -> Option<HashMap<String, Option<String>>> {
+        let text = self.try_sql(sql).ok()?;
+        let mut lines = text.lines();
+        let names: Vec<&str> = lines.next()?.split('\t').collect();
+        let values: Vec<&str> = lines.next()?.split('\t').collect();
+        Some(names.iter().zip(values).map(|(n, v)| (n.to_string(), (v != "NULL").then(|| v.to_string()))).collect())
+    }
+
+    /// Makes it a replica of `source` (GTID auto-position, connecting from its own address) and
+    /// waits until both threads run and it has caught up.
+    pub fn replicate_from(&self, source: &MysqlNode) {
+        self.sql(&format!(
+            "CHANGE REPLICATION SOURCE TO SOURCE_HOST='{}', SOURCE_PORT={}, SOURCE_USER='{}', SOURCE_PASSWORD='{}', \
+             SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_BIND='{}', SOURCE_CONNECT_RETRY=1; START REPLICA",
+            source.host, source.port, REPL.0, REPL.1, self.host
+        ));
+        self.wait_caught_up(source);
+    }
+
+    /// Waits until its threads run and it has applied everything `source` has binlogged.
+    pub fn wait_caught_up(&self, source: &MysqlNode) {
+        wait_for(&format!("{} caught up with {}", self.addr(), source.addr()), Duration::from_secs(30), || {
+            let executed = source.row("SELECT @@global.gtid_executed AS g")?.get("g").cloned().flatten().unwrap_or_default();
+            let r = self.row("SHOW REPLICA STATUS")?;
+            let yes = |k: &str| r.get(k).cloned().flatten().as_deref() == Some("Yes");
+            let caught = self.row(&format!("SELECT GTID_SUBSET('{executed}', @@global.gtid_executed) AS s"))?;
+            (yes("Replica_IO_Running") && yes("Replica_SQL_Running") && caught.get("s").cloned().flatten().as_deref() == Some("1"))
+                .then_some(())
+        });
+    }
+
+    /// Waits until a field of `SHOW REPLICA STATUS` satisfies `ok`.
+    pub fn wait_status(&self, field: &str, ok: impl Fn(Option<&str>) -> bool) {
+        wait_for(&format!("{field} on {}", self.addr()), Duration::from_secs(30), || {
+            let r = self.row("SHOW REPLICA STATUS")?;
+            ok(r.get(field).cloned().flatten().as_deref()).then_some(())
+        });
+    }
+
+    /// Number of dump threads on this server.
+    pub fn dump_threads(&self) -> usize {
+        self.row("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+            .and_then(|r| r.get("n").cloned().flatten())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// A source and replicas, each on its own loopback address with the same port.
+pub struct MysqlLab {
+    /// The node started as source.
+    pub source: MysqlNode,
+    /// The nodes started as replicas (`read_only`, `super_read_only`).
+    pub replicas: Vec<MysqlNode>,
+    /// A defaults file logging in as [`CHECKER`] (outside the chroot).
+    pub checker_cnf: PathBuf,
+    /// The lab's directory in the chroot (removed when dropped, after the servers).
+    _dir: LabDir,
+}
+
+/// The lab's directory under the chroot's /tmp, removed when dropped.
+struct LabDir(PathBuf);
+
+impl Drop for LabDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl MysqlLab {
+    /// A source on 127.0.0.2 with `replicas` replicas on 127.0.0.3, 127.0.0.4, ..., all on one free
+    /// port, the users created on the source (they replicate).
+    pub fn start(root: &Path, replicas: usize) -> MysqlLab {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let inside = format!("/tmp/cdc-mysql-lab-{}-{n}", std::process::id());
+        let dir = LabDir(root.join(inside.trim_start_matches('/')));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let port = free_port();
+        let source = MysqlNode::start(root, &inside, "source", 1, "127.0.0.2", port, &[]);
+        source.sql(&format!(
+            "CREATE USER {r}@'%' IDENTIFIED BY '{rp}'; GRANT REPLICATION SLAVE ON *.* TO {r}@'%';
+             CREATE USER {c}@'%' IDENTIFIED BY '{cp}'; GRANT REPLICATION CLIENT, PROCESS, REPLICATION SLAVE ON *.* TO {c}@'%';
+             GRANT SELECT ON performance_schema.replication_applier_status_by_worker TO {c}@'%';
+             CREATE DATABASE lab; CREATE TABLE lab.t (id INT PRIMARY KEY, v VARCHAR(20));",
+            r = REPL.0,
+            rp = REPL.1,
+            c = CHECKER.0,
+            cp = CHECKER.1
+        ));
+        let replicas: Vec<MysqlNode> = (0..replicas)
+            .map(|i| {
+                let host = format!("127.0.0.{}", 3 + i);
+                let node = MysqlNode::start(
+                    root,
+                    &inside,
+                    &format!("replica{i}"),
+                    2 + i as u32,
+                    &host,
+                    port,
+                    &["--read-only", "--super-read-only"],
+                );
+                node.replicate_from(&source);
+                node
+            })
+            .collect();
+        let checker_cnf = dir.0.join("checker.cnf");
+        crate::write_file(&checker_cnf, &format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1), 0o600);
+        let lab = MysqlLab { source, replicas, checker_cnf, _dir: dir };
+        wait_for("dump threads on the source", Duration::from_secs(20), || (lab.source.dump_threads() == lab.replicas.len()).then_some(()));
+        lab
+    }
+
+    /// `--defaults-file` for the checker login.
+    pub fn checker_args(&self) -> Vec<String> {
+        vec!["--defaults-file".into(), self.checker_cnf.display().to_string()]
+    }
+
+    /// Every node: source first.
+    pub fn nodes(&self) -> Vec<&MysqlNode> {
+        std::iter::once(&self.source).chain(self.replicas.iter()).collect()
+    }
+}
