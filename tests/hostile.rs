@@ -281,21 +281,8 @@ fn fake_mysql(mode: MysqlFake) -> u16 {
 
 /// Like [`fake_mysql`], with `version` as the greeting's server version.
 fn fake_mysql_announcing(version: &'static [u8], mode: MysqlFake) -> u16 {
-    use std::io::{Read, Write};
-    fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
-        let n = payload.len() as u32;
-        let mut p = vec![n as u8, (n >> 8) as u8, (n >> 16) as u8, seq];
-        p.extend_from_slice(payload);
-        p
-    }
-    fn read_packet(c: &mut std::net::TcpStream) -> Option<(u8, Vec<u8>)> {
-        let mut h = [0u8; 4];
-        c.read_exact(&mut h).ok()?;
-        let n = h[0] as usize | (h[1] as usize) << 8 | (h[2] as usize) << 16;
-        let mut body = vec![0u8; n.min(1 << 20)];
-        c.read_exact(&mut body).ok()?;
-        Some((h[3], body))
-    }
+    use lab::mysql_wire::{packet, read_packet};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {

@@ -7,8 +7,9 @@
 //! sends the password to that key's holder only; `--get-server-public-key` (the documented, insecure
 //! opt-in) gives the password to whoever answers.
 
+use lab::mysql_wire::{packet, read_packet};
 use lab::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -36,22 +37,6 @@ enum Sent {
     WithoutAsking(Option<String>),
     /// It asked for the server's key, got the fake's, and sent this (decrypted) password.
     AfterAskingForTheKey(Option<String>),
-}
-
-fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
-    let n = payload.len() as u32;
-    let mut p = vec![n as u8, (n >> 8) as u8, (n >> 16) as u8, seq];
-    p.extend_from_slice(payload);
-    p
-}
-
-fn read_packet(c: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
-    let mut h = [0u8; 4];
-    c.read_exact(&mut h).ok()?;
-    let n = h[0] as usize | (h[1] as usize) << 8 | (h[2] as usize) << 16;
-    let mut body = vec![0u8; n.min(1 << 16)];
-    c.read_exact(&mut body).ok()?;
-    Some((h[3], body))
 }
 
 fn greeting(plugin: &str) -> Vec<u8> {

@@ -32,6 +32,7 @@
 
 pub mod consul_lab;
 pub mod mysql_lab;
+pub mod mysql_wire;
 pub mod netlab;
 pub mod oracle_mysql;
 pub mod pki;
