@@ -23,13 +23,12 @@ release:
 deps:
 	@bash scripts/deps.sh
 
-# Every test, then the Redis scenarios again against Redis 6.2 and Valkey 8.1 (make deps fetches
-# them): the compatibility matrix. A missing binary fails, it is not skipped.
-SERVERS := $(CURDIR)/.cache/servers
+# Every test (Oracle MySQL 9 among them, in its chroot), then the compatibility matrix
+# (scripts/matrix.sh): the Redis scenarios against Redis 6.2, Valkey 8.1, Redis 8 and Valkey 9, the
+# MariaDB suite against MariaDB 11.8 (make deps fetches or builds them). A missing server fails.
 test: deps
 	$(CARGO) test --locked --no-fail-fast
-	CDC_REDIS_SERVER=$(SERVERS)/redis-6.2/redis-server $(CARGO) test --locked --test redis_checks
-	CDC_REDIS_SERVER=$(SERVERS)/valkey-8.1/valkey-server $(CARGO) test --locked --test redis_checks
+	CARGO=$(CARGO) bash scripts/matrix.sh
 
 # The style gates .ci/run applies before the tests.
 lint:

@@ -23,7 +23,35 @@ root="$PWD/.cache/chroots/$name"
 stamp="$root/.cdc-stamp"
 wanted="release=$release packages=${packages[*]}"
 
+# Makes the chroot usable from this machine's paths, every time (the checkout may have moved):
+# - inside the chroot, this machine's path of the chroot is a link to its root, so that a file
+#   under "$root/tmp" has the same name inside and out (tests put their files there with TMPDIR);
+# - "$root-bin/PROGRAM" runs the chroot's PROGRAM (`exec chroot "$root" ...`, same pid, so that a
+#   test's parent-death signal still reaches the server), for each server program it has.
+expose() {
+  local inside="$root$root"
+  if [ "$(readlink "$inside" 2>/dev/null)" != "/" ]; then
+    mkdir -p "$(dirname "$inside")"
+    rm -f "$inside"
+    ln -s / "$inside"
+  fi
+  mkdir -p "$root-bin"
+  local p path
+  for p in redis-server redis-sentinel valkey-server mariadbd mariadb-install-db mariadb mariadb-binlog \
+    keepalived mysqld mysql; do
+    for path in /usr/sbin/$p /usr/bin/$p; do
+      # A link inside may be absolute (meant for the chroot's root): test for it as a link too.
+      if [ -e "$root$path" ] || [ -L "$root$path" ]; then
+        printf '#!/bin/sh\nexec chroot %q %q "$@"\n' "$root" "$path" >"$root-bin/$p"
+        chmod 755 "$root-bin/$p"
+        break
+      fi
+    done
+  done
+}
+
 if [ -f "$stamp" ] && [ "$(head -n 1 "$stamp")" = "$wanted" ]; then
+  [ "$(id -u)" -eq 0 ] && expose
   echo "$root"
   exit 0
 fi
@@ -79,5 +107,6 @@ printf '%s\n%s\nbuilt in %ss\n' "$wanted" "$versions" "$(($(date +%s) - start))"
 rm -rf "$root" "$work.log"
 mv "$work" "$root"
 trap - EXIT
+expose
 echo "built chroot $name in $(($(date +%s) - start)) s: $versions" >&2
 echo "$root"

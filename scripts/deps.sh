@@ -43,13 +43,15 @@ PY
 fetch_servers
 
 # Servers of other Debian releases, each in a chroot of its own release (scripts/chroot.sh): Oracle
-# MySQL 9.x from sid. As root only (debootstrap, chroot); the tests that need them say NOT RUN
-# otherwise, and fail under CI.
+# MySQL 9.x and Valkey 9 from sid; Redis 8, MariaDB 11.8 (and Valkey 8.1, keepalived 2.3) from
+# trixie. As root only (debootstrap, chroot); the tests that need them say NOT RUN otherwise, and
+# fail under CI.
 chroots() {
   if [ "$(id -u)" -eq 0 ]; then
-    bash scripts/chroot.sh sid-mysql sid mysql-server >/dev/null
+    bash scripts/chroot.sh sid-mysql sid mysql-server valkey-server >/dev/null
+    bash scripts/chroot.sh trixie-servers trixie redis-server redis-sentinel valkey-server mariadb-server keepalived >/dev/null
   else
-    echo "not root: the MySQL 9.x chroot is not built (its tests will say NOT RUN)" >&2
+    echo "not root: the chroots of other releases are not built (their tests will say NOT RUN)" >&2
   fi
 }
 

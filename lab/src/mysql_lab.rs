@@ -33,7 +33,8 @@ fn template() -> &'static Path {
         let dir = std::env::temp_dir().join(format!("cdc-mariadb-template-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let out = Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            // --force: a minimal chroot (MariaDB 11.8 in the matrix) has no /etc/hosts entry for its name.
+            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db", "--force"])
             .arg(format!("--datadir={}", dir.display()))
             .arg("--innodb-log-file-size=8M")
             .output()

@@ -285,6 +285,13 @@ impl RedisLab {
         let mut lab = RedisLab { dir, master, replicas, sentinel_ports: vec![], sentinels: vec![] };
         if extra.iter().all(|a| a != "--requirepass") {
             lab.wait_online(&lab.master, lab.replicas.len());
+            // The master lists a replica online once it has sent the RDB; the replica may still be
+            // loading it (Valkey 9 shows that long enough to matter): wait for its own view too.
+            for r in &lab.replicas {
+                wait_for(&format!("{} linked up", r.addr()), Duration::from_secs(20), || {
+                    (r.field("master_link_status").as_deref() == Some("up")).then_some(())
+                });
+            }
         }
         for i in 0..sentinels {
             lab.start_sentinel(i);

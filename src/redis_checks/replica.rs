@@ -3,13 +3,13 @@
 use super::info::{ReplicationInfo, Role};
 use super::sentinel::{GuardFinding, SentinelArgs};
 use super::RedisTarget;
-use crate::cli::ServerArgs;
+use crate::cli::{Address, ServerArgs};
 use crate::deadline::Deadline;
 use crate::duration::parse_duration;
 use crate::read_pool::{master_verdict, ReadPolicy, ReplicaHealth};
 use crate::report::{Outcome, Perfdata, Status, Verdict};
 use crate::runner::{Check, Common};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use std::time::Duration;
 
@@ -46,6 +46,19 @@ fn seconds(value: Option<i64>) -> Option<u64> {
 
 /// Decides from the facts (and the Sentinels' view, for a master) whether the node belongs in the read pool.
 pub fn decide(target: &str, info: &ReplicationInfo, policy: &ReadPolicy, guard: Option<&GuardFinding>) -> Verdict {
+    decide_with_probes(target, info, policy, guard, &[])
+}
+
+/// The same, for a master, with what its replicas said of themselves (`probes`): a replica the
+/// master lists `state=online` within the lag limit is healthy only if it says so too (a replica
+/// still loading the RDB the master has finished sending is listed online, but serves no reads).
+pub fn decide_with_probes(
+    target: &str,
+    info: &ReplicationInfo,
+    policy: &ReadPolicy,
+    guard: Option<&GuardFinding>,
+    probes: &[ReplicaHealth],
+) -> Verdict {
     match &info.role {
         Role::Replica(link) => {
             let lag = seconds(link.last_io_seconds_ago);
@@ -73,28 +86,73 @@ pub fn decide(target: &str, info: &ReplicationInfo, policy: &ReadPolicy, guard: 
             if let Some(g) = guard.filter(|g| g.status == Status::Critical) {
                 return Verdict::critical(format!("{target} says master, but {}: its data is stale", g.clause)).because(g.reason.clone());
             }
-            let replicas: Vec<ReplicaHealth> = info
-                .replicas
-                .iter()
-                .map(|r| {
-                    let lag = seconds(r.lag_seconds);
-                    let problem = if !r.is_online() {
-                        Some(format!("state={}", r.state))
-                    } else if !policy.lag_passes(lag) {
-                        Some(format!(
-                            "lag {}{}",
-                            lag.map(|l| format!("{l}s")).unwrap_or_else(|| "unknown".into()),
-                            policy.over_limit_clause()
-                        ))
-                    } else {
-                        None
-                    };
-                    ReplicaHealth { replica: r.address.clone(), problem }
+            let replicas: Vec<ReplicaHealth> = master_view(info, policy)
+                .into_iter()
+                .map(|mut r| {
+                    if r.is_healthy() {
+                        if let Some(Some(problem)) = probes.iter().find(|p| p.replica == r.replica).map(|p| p.problem.clone()) {
+                            r.problem = Some(format!("listed online, but {problem}"));
+                        }
+                    }
+                    r
                 })
                 .collect();
             master_verdict(target, &replicas, policy)
         }
     }
+}
+
+/// The replicas as the master lists them: online and within the lag limit, or why not.
+pub fn master_view(info: &ReplicationInfo, policy: &ReadPolicy) -> Vec<ReplicaHealth> {
+    info.replicas
+        .iter()
+        .map(|r| {
+            let lag = seconds(r.lag_seconds);
+            let problem = if !r.is_online() {
+                Some(format!("state={}", r.state))
+            } else if !policy.lag_passes(lag) {
+                Some(format!("lag {}{}", lag.map(|l| format!("{l}s")).unwrap_or_else(|| "unknown".into()), policy.over_limit_clause()))
+            } else {
+                None
+            };
+            ReplicaHealth { replica: r.address.clone(), problem }
+        })
+        .collect()
+}
+
+/// Memory one replica probe may use: a connection and an INFO reply of a few KiB.
+pub const REPLICA_PROBE_BUDGET: usize = 2 << 20;
+
+/// Asks each replica the master lists as healthy what it says of itself (INFO, the same login and
+/// TLS), in parallel within `deadline`: healthy only if its own read check would pass.
+pub fn probe_replicas(master: &ReplicationInfo, target: &RedisTarget, policy: ReadPolicy, deadline: Deadline) -> Vec<ReplicaHealth> {
+    let addresses: Vec<Address> = master_view(master, &policy)
+        .into_iter()
+        .filter(ReplicaHealth::is_healthy)
+        .filter_map(|r| crate::cli::parse_host_port(&r.replica).ok())
+        .collect();
+    let (tls, login) = (target.tls.clone(), target.login.clone());
+    let limit = deadline.limit();
+    crate::probe::probe_all(
+        addresses,
+        deadline,
+        REPLICA_PROBE_BUDGET,
+        move |addr: &Address, deadline: &Deadline| {
+            let problem = (|| -> Result<Option<String>> {
+                let mut session = super::client::Session::open(addr, &tls, &login, deadline)?;
+                let text = session.replication_info()?;
+                let info = ReplicationInfo::parse(&text).with_context(|| format!("cannot read INFO replication from {addr}"))?;
+                if info.role == Role::Master {
+                    return Ok(Some("it says it is a master".into()));
+                }
+                let v = decide(&addr.to_string(), &info, &policy, None);
+                Ok((v.status != Status::Passing).then(|| format!("it says: {}", v.summary)))
+            })()
+            .unwrap_or_else(|e| Some(format!("{e:#}")));
+            ReplicaHealth { replica: addr.to_string(), problem }
+        },
+        move |addr, why| ReplicaHealth { replica: addr.to_string(), problem: Some(why.describe(limit)) },
+    )
 }
 
 /// The `check-redis-slave` check.
@@ -121,8 +179,18 @@ impl Check for RedisReplica {
     fn evaluate(args: &Args, target: &RedisTarget, deadline: &Deadline) -> Result<Outcome> {
         let seen = super::observe(target, &args.sentinel, deadline)?;
         let policy = ReadPolicy { max_lag: args.max_lag, master_fallback: !args.no_master_fallback };
-        let verdict = decide(&target.address.to_string(), &seen.info, &policy, seen.guard.as_ref().map(|g| &g.finding));
+        let probes = match seen.info.role {
+            Role::Master if policy.master_fallback => probe_replicas(&seen.info, target, policy, deadline.for_probes()),
+            _ => Vec::new(),
+        };
+        let guard = seen.guard.as_ref().map(|g| &g.finding);
+        let verdict = decide_with_probes(&target.address.to_string(), &seen.info, &policy, guard, &probes);
         let mut facts = seen.facts(target);
+        if !probes.is_empty() {
+            let shown: Vec<_> =
+                probes.iter().map(|p| serde_json::json!({"replica": p.replica, "healthy": p.is_healthy(), "problem": p.problem})).collect();
+            facts.set("probes", shown);
+        }
         if let Some(d) = args.max_lag {
             facts.set("max_lag_seconds", crate::report::seconds_value(d));
         }
@@ -216,5 +284,26 @@ mod tests {
         assert_eq!(v.reasons, ["127.0.0.1:41001: lag 7s, over --max-lag 5s", "127.0.0.1:41002: healthy"]);
         let v = decide("m:1", &info(&lagging), &policy(None, true), None);
         assert!(v.reasons.iter().all(|r| r.ends_with("healthy")), "{v:?}");
+    }
+
+    /// A replica the master lists online serves reads only if it says so itself: a replica still
+    /// loading the RDB (listed online by the master) leaves the master serving reads.
+    #[test]
+    fn probes_confirm_what_the_master_lists() {
+        let master = info(MASTER_TWO_REPLICAS);
+        let p = policy(None, true);
+        let listed = master_view(&master, &p);
+        assert!(listed.len() == 2 && listed.iter().all(ReplicaHealth::is_healthy), "{listed:?}");
+        assert_eq!(decide_with_probes("m:1", &master, &p, None, &[]).status, Status::Critical, "master view alone");
+        let loading = |r: &ReplicaHealth| ReplicaHealth {
+            replica: r.replica.clone(),
+            problem: Some("it says: link down (initial sync in progress)".into()),
+        };
+        let both_loading: Vec<ReplicaHealth> = listed.iter().map(loading).collect();
+        let v = decide_with_probes("m:1", &master, &p, None, &both_loading);
+        assert_eq!(v.status, Status::Passing, "no replica serves: the master does: {v:?}");
+        assert!(v.reasons.iter().any(|r| r.contains("listed online, but it says")), "{v:?}");
+        let one_ok = vec![loading(&listed[0]), ReplicaHealth { replica: listed[1].replica.clone(), problem: None }];
+        assert_eq!(decide_with_probes("m:1", &master, &p, None, &one_ok).status, Status::Critical);
     }
 }
