@@ -5,8 +5,8 @@
 //! peak RSS. `redis-cli info replication` is the floor reference; the original shell scripts
 //! (benches/original/) are the cost being replaced. With `BENCH_BASELINE` (a directory of another
 //! build's executables, set by `make bench`), the last table runs this build and that one
-//! alternately, run by run, so that both see the same machine. `BENCH_ONLY=paired` or `topology`
-//! runs only that table. Children run without `RUST_BACKTRACE`, as Consul runs them.
+//! alternately, run by run, so that both see the same machine. `BENCH_ONLY=paired`, `topology` or
+//! `mysql9` runs only that table. Children run without `RUST_BACKTRACE`, as Consul runs them.
 
 use lab::mysql_lab::{MariaLab, CHECKER};
 use lab::redis_lab::RedisLab;
@@ -179,6 +179,40 @@ fn mysql_setup() -> MysqlSetup {
     }
 }
 
+/// Oracle MySQL 9 (in its chroot) next to MariaDB 10.11, both source + 2 replicas, the checks
+/// logging in by the pinned key; says so and skips without the chroot (not root, or no `make deps`).
+fn bench_mysql9(runs: usize) {
+    let Ok(root) = lab::oracle_mysql::chroot_root() else {
+        println!(
+            "
+No MySQL 9 chroot (run make deps as root): no MySQL 9 table."
+        );
+        return;
+    };
+    let (mm, ms) = (lab::bin("check-mysql-master").display().to_string(), lab::bin("check-mysql-slave").display().to_string());
+    let mysql = lab::oracle_mysql::MysqlLab::start(&root, 2);
+    let key = mysql.source.data_file("public_key.pem").display().to_string();
+    let cnf = mysql.checker_cnf.display().to_string();
+    let at = |n: &lab::oracle_mysql::MysqlNode| vec!["--host".to_string(), n.host.clone(), "--port".into(), n.port.to_string()];
+    let args = |bin: &str, n: &lab::oracle_mysql::MysqlNode| {
+        let mut a = vec![bin.to_string()];
+        a.extend(at(n));
+        a.extend(["--defaults-file".to_string(), cnf.clone(), "--server-public-key".into(), key.clone()]);
+        a
+    };
+    header(&format!("Oracle MySQL 9 ({}) on loopback, source + 2 replicas, {runs} runs each", mysql.source.version()));
+    bench("MySQL 9: check-mysql-master SOURCE (0)", &args(&mm, &mysql.source), runs, 0);
+    bench("MySQL 9: check-mysql-slave REPLICA (0)", &args(&ms, &mysql.replicas[0]), runs, 0);
+    bench("MySQL 9: check-mysql-slave SOURCE, probes 2 (2)", &args(&ms, &mysql.source), runs, 2);
+    drop(mysql);
+    let maria = MariaLab::start(2);
+    let cnf = maria.checker_cnf.display().to_string();
+    let (m, r) = (maria.master.port_arg(), maria.replicas[0].port_arg());
+    bench("MariaDB 10.11: check-mysql-master MASTER (0)", &s(&[&mm, &m, "--defaults-file", &cnf]), runs, 0);
+    bench("MariaDB 10.11: check-mysql-slave REPLICA (0)", &s(&[&ms, &r, "--defaults-file", &cnf]), runs, 0);
+    bench("MariaDB 10.11: check-mysql-slave MASTER, probes 2 (2)", &s(&[&ms, &m, "--defaults-file", &cnf]), runs, 2);
+}
+
 /// This build against the baseline, run by run, on a Redis and a MariaDB master + replica.
 fn bench_paired(baseline: &Path, runs: usize) {
     let RedisSetup { lab, master: m, replica: r, check_master: rm, check_slave: rs } = redis_setup();
@@ -198,6 +232,7 @@ fn main() {
     match std::env::var("BENCH_ONLY").as_deref() {
         Ok("topology") => return bench_topology(runs.min(20)),
         Ok("paired") => return bench_paired(&baseline().expect("BENCH_ONLY=paired needs BENCH_BASELINE"), runs),
+        Ok("mysql9") => return bench_mysql9(runs),
         _ => {}
     }
     let RedisSetup { lab, master: m, replica: r, check_master: rm, check_slave: rs } = redis_setup();
@@ -232,6 +267,7 @@ fn main() {
     bench_env("original: check_mysql_slave.sh REPLICA", &s(&["bash", &script("check_mysql_slave.sh"), &r]), &creds, runs / 3, 0);
     bench_env("original: check_mysql_slave.sh MASTER", &s(&["bash", &script("check_mysql_slave.sh"), &m]), &creds, runs / 3, 2);
     drop(lab);
+    bench_mysql9(runs);
     bench_topology(20);
     match baseline() {
         Some(dir) => bench_paired(&dir, runs),

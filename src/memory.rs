@@ -111,6 +111,12 @@ pub fn budget_this_thread(bytes: usize, over: std::sync::Arc<AtomicBool>) {
     BUDGET.with(|b| b.set(bytes));
 }
 
+/// Starts counting this thread's budget afresh: each probe a worker runs gets the whole budget
+/// (what an earlier probe's results left to other threads is no longer this one's).
+pub fn restart_thread_budget() {
+    let _ = USED.try_with(|u| u.set(0));
+}
+
 /// Whether this thread may allocate `size` more bytes within its budget (always, without one).
 fn within_budget(size: usize) -> bool {
     let budget = BUDGET.try_with(|b| b.get()).unwrap_or(0);

@@ -87,6 +87,7 @@ where
                     break;
                 }
                 worker.current.store(index, Ordering::SeqCst);
+                crate::memory::restart_thread_budget();
                 let result = probe(&item, &deadline);
                 worker.current.store(usize::MAX, Ordering::SeqCst);
                 if tx.send((index, result)).is_err() {

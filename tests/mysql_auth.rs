@@ -212,6 +212,23 @@ fn the_opt_in_trusts_whatever_key_comes_back() {
     assert_eq!(sent.recv_timeout(Duration::from_secs(10)).unwrap(), Sent::AfterAskingForTheKey(Some(SECRET.into())));
 }
 
+/// A pinned key that looks like one but is not (it passes the cheap check at start): the driver
+/// panics parsing it when the server asks for full authentication; the check contains that and
+/// names the key, and nothing is sent.
+#[test]
+fn a_pinned_key_the_driver_cannot_parse_ends_in_words() {
+    let keys = std::sync::Arc::new(KeyPair::generate("mitm-bad-pin"));
+    let dir = TempDir::new("bad-pin");
+    let fake_key = dir.join("fake.pem");
+    write_file(&fake_key, "-----BEGIN PUBLIC KEY-----\nMIIAAAAA\n-----END PUBLIC KEY-----\n", 0o644);
+    let (port, sent) = man_in_the_middle(Lead::Sha2Greeting, keys);
+    let r = run_against("check-mysql-master", port, &["--server-public-key", fake_key.to_str().unwrap()]);
+    assert_eq!(r.code, Some(2), "{}", r.stdout);
+    assert!(r.stdout.contains("pinned key") && r.stdout.contains(fake_key.to_str().unwrap()), "{}", r.stdout);
+    assert!(!r.output().contains("panicked") && !r.output().contains("internal error"), "{}", r.output());
+    assert_eq!(sent.recv_timeout(Duration::from_secs(10)).unwrap(), Sent::Nothing);
+}
+
 /// Bad key files are refused before connecting (exit 2, naming the file); a key the server sends that
 /// the driver cannot read (opt-in) is an error naming the server, never a panic.
 #[test]

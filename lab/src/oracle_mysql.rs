@@ -178,6 +178,11 @@ impl MysqlNode {
         self.outside("data").join(name)
     }
 
+    /// `@@version`.
+    pub fn version(&self) -> String {
+        self.row("SELECT @@version AS v").and_then(|r| r.get("v").cloned().flatten()).unwrap_or_default()
+    }
+
     /// `host:port`.
     pub fn addr(&self) -> String {
         format!("{}:{}", self.host, self.port)

@@ -194,7 +194,15 @@ impl<'a> Session<'a> {
         };
         // The driver panics on a greeting whose version it matches but cannot parse (non-ASCII digits).
         let conn = contained(|| mysql::Conn::new(opts))
-            .ok_or_else(|| anyhow!("{} sent a greeting the MySQL driver cannot read (is this a MySQL server?)", target.address))?
+            .ok_or_else(|| match &full_auth {
+                // The driver parses a pinned key only when the server asks for full authentication.
+                FullAuthentication::PinnedKey(key) => anyhow!(
+                    "the MySQL handshake with {} failed: the driver cannot read its greeting or the pinned key {}",
+                    target.address,
+                    key.display()
+                ),
+                _ => anyhow!("{} sent a greeting the MySQL driver cannot read (is this a MySQL server?)", target.address),
+            })?
             .map_err(|e| match full_auth {
                 FullAuthentication::Refused if is_refusal(&e) => anyhow!(refusal_message(&target.address)),
                 _ => anyhow!(explain(&e, &target.address, "connect", deadline)),
