@@ -202,7 +202,7 @@ impl Check for Topology {
         crate::memory::set_limit(TOPOLOGY_HEAP_LIMIT);
         let bytes = crate::credentials::read_bounded(&args.inventory, crate::credentials::limits::INVENTORY, "inventory")?;
         let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("inventory {} is not UTF-8 text", args.inventory.display()))?;
-        let (mut groups, bin_dir) = parse_inventory(&text)?;
+        let (mut groups, defaults) = parse_inventory(&text)?;
         if !args.groups.is_empty() {
             for name in &args.groups {
                 if !groups.iter().any(|g| &g.name == name) {
@@ -212,9 +212,10 @@ impl Check for Topology {
             groups.retain(|g| args.groups.contains(&g.name));
         }
         let opts = PlanOptions {
-            bin_dir: bin_dir.unwrap_or_else(|| "/usr/local/bin".into()),
+            bin_dir: defaults.bin_dir.unwrap_or_else(|| "/usr/local/bin".into()),
             name_template: DEFAULT_NAME_TEMPLATE.into(),
             vrrp_weight: None,
+            keepalived_sub_second: false,
         };
         Ok(Plan { services: plan(&groups, &opts)?, inventory: args.inventory.display().to_string() })
     }

@@ -35,7 +35,12 @@ fn infoish() -> impl Strategy<Value = String> {
 }
 
 fn opts() -> PlanOptions {
-    PlanOptions { bin_dir: "/usr/local/bin".into(), name_template: DEFAULT_NAME_TEMPLATE.into(), vrrp_weight: None }
+    PlanOptions {
+        bin_dir: "/usr/local/bin".into(),
+        name_template: DEFAULT_NAME_TEMPLATE.into(),
+        vrrp_weight: None,
+        keepalived_sub_second: false,
+    }
 }
 
 proptest! {

@@ -123,7 +123,12 @@ mod tests {
           {"kind":"mysql","name":"optin","port":3308,"nodes":["10.0.0.7"],"get_server_public_key":true}
         ]"#;
         let (groups, _) = parse_inventory(inventory).unwrap();
-        let opts = PlanOptions { bin_dir: "/usr/local/bin".into(), name_template: DEFAULT_NAME_TEMPLATE.into(), vrrp_weight: None };
+        let opts = PlanOptions {
+            bin_dir: "/usr/local/bin".into(),
+            name_template: DEFAULT_NAME_TEMPLATE.into(),
+            vrrp_weight: None,
+            keepalived_sub_second: false,
+        };
         let services = plan(&groups, &opts).unwrap();
         assert_eq!(services.len(), 10);
         let all: Vec<String> = services.iter().flat_map(|s| s.args.clone()).collect();

@@ -203,27 +203,38 @@ fn refuse_literal_secrets(v: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Reads an inventory: a list of groups, or `{"bin_dir": ..., "groups": [...]}`. Returns the groups
-/// and the inventory's `bin_dir`, if any. Errors name the entry.
-pub fn parse_inventory(text: &str) -> Result<(Vec<GroupSpec>, Option<String>)> {
+/// What an inventory object sets beside its groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InventoryDefaults {
+    /// `bin_dir`: where the checks are installed.
+    pub bin_dir: Option<String>,
+    /// `keepalived_version` (`"2.3.3"`): the keepalived the nodes run (2.3.2+ reads sub-second
+    /// script timing).
+    pub keepalived_version: Option<String>,
+}
+
+/// Reads an inventory: a list of groups, or `{"bin_dir": ..., "keepalived_version": ..., "groups":
+/// [...]}`. Returns the groups and the inventory's other settings. Errors name the entry.
+pub fn parse_inventory(text: &str) -> Result<(Vec<GroupSpec>, InventoryDefaults)> {
     serde_json::from_str::<NoDuplicateKeys>(text).context("the inventory is not valid JSON")?;
     let v: Value = serde_json::from_str(text).context("the inventory is not valid JSON")?;
-    let (groups, bin_dir) = match v {
-        Value::Array(items) => (items, None),
+    let (groups, defaults) = match v {
+        Value::Array(items) => (items, InventoryDefaults::default()),
         Value::Object(mut map) => {
             let groups = match map.remove("groups") {
                 Some(Value::Array(items)) => items,
                 _ => bail!("the inventory needs a \"groups\" list"),
             };
-            let bin_dir = match map.remove("bin_dir") {
-                None => None,
-                Some(Value::String(s)) => Some(s),
-                Some(_) => bail!("bin_dir must be a string"),
+            let mut text_field = |name: &str| match map.remove(name) {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(_) => Err(anyhow!("{name} must be a string")),
             };
+            let defaults = InventoryDefaults { bin_dir: text_field("bin_dir")?, keepalived_version: text_field("keepalived_version")? };
             if let Some(k) = map.keys().next() {
-                bail!("unknown inventory field '{k}' (expected groups, bin_dir)");
+                bail!("unknown inventory field '{k}' (expected groups, bin_dir, keepalived_version)");
             }
-            (groups, bin_dir)
+            (groups, defaults)
         }
         _ => bail!("the inventory must be a list of groups or an object with \"groups\""),
     };
@@ -236,7 +247,7 @@ pub fn parse_inventory(text: &str) -> Result<(Vec<GroupSpec>, Option<String>)> {
             serde_json::from_value::<GroupSpec>(g).map_err(|e| anyhow!("{label}: {e}"))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok((specs, bin_dir))
+    Ok((specs, defaults))
 }
 
 /// Walks a JSON document and fails on an object with a key twice (`"groups"` twice, a field twice

@@ -118,6 +118,10 @@ pub struct Args {
     /// keepalived: successes before recovery [default: 1 for the write check, 2 for the read check].
     #[arg(long, value_name = "N")]
     pub rise: Option<u32>,
+    /// keepalived version the nodes run [default: the inventory's keepalived_version, else 2.2];
+    /// 2.3.2 and later get the sub-second write-check timing (every 500 ms, fault after 1 s).
+    #[arg(long, value_name = "VERSION")]
+    pub keepalived_version: Option<String>,
     /// keepalived: priority change on failure (omit: failure means FAULT).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub weight: Option<i32>,
@@ -202,19 +206,23 @@ fn files(services: &[Service], per_node_dirs: bool, a: &Args) -> Result<Vec<Outp
 /// Everything but printing: parse, validate, lay out. Errors mean nothing may be written.
 pub fn generate(a: &Args) -> Result<Vec<OutputFile>> {
     let flags_group = group_from_flags(a)?;
-    let (groups, inventory_bin_dir, per_node_dirs) = match (&a.inventory, flags_group) {
+    let (groups, inventory, per_node_dirs) = match (&a.inventory, flags_group) {
         (Some(path), None) => {
             let bytes = crate::credentials::read_bounded(path, crate::credentials::limits::INVENTORY, "inventory")?;
             let text = String::from_utf8(bytes).map_err(|_| anyhow!("inventory {} is not UTF-8 text", path.display()))?;
-            let (groups, bin_dir) = parse_inventory(&text).with_context(|| format!("inventory {}", path.display()))?;
-            (groups, bin_dir, a.node.is_none())
+            let (groups, defaults) = parse_inventory(&text).with_context(|| format!("inventory {}", path.display()))?;
+            (groups, defaults, a.node.is_none())
         }
-        (None, Some(group)) => (vec![group], None, false),
+        (None, Some(group)) => (vec![group], Default::default(), false),
         (None, None) => bail!("give --inventory FILE, or --kind, --name, --port and --address for one group (see --help)"),
         (Some(_), Some(_)) => unreachable!("group_from_flags refuses flags with an inventory"),
     };
     let opts = PlanOptions {
-        bin_dir: a.bin_dir.clone().or(inventory_bin_dir).unwrap_or_else(|| "/usr/local/bin".into()),
+        bin_dir: a.bin_dir.clone().or(inventory.bin_dir).unwrap_or_else(|| "/usr/local/bin".into()),
+        keepalived_sub_second: match a.keepalived_version.as_ref().or(inventory.keepalived_version.as_ref()) {
+            Some(v) => plan::keepalived_reads_sub_second(v)?,
+            None => false,
+        },
         name_template: a.name_template.clone(),
         vrrp_weight: a.weight,
     };

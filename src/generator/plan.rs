@@ -106,6 +106,21 @@ pub struct PlanOptions {
     pub name_template: String,
     /// keepalived `weight` of every `vrrp_script` (`--weight`); `None`: a failing check means FAULT.
     pub vrrp_weight: Option<i32>,
+    /// The nodes run keepalived 2.3.2 or later, which reads sub-second script timing.
+    pub keepalived_sub_second: bool,
+}
+
+/// Whether keepalived `version` (`2.3.3`, `1:2.3.3-1`) reads sub-second script timing (2.3.2+).
+pub fn keepalived_reads_sub_second(version: &str) -> Result<bool> {
+    let v = version.rsplit(':').next().unwrap_or(version);
+    let v = v.split(['-', '+', '~']).next().unwrap_or(v);
+    let parts: Vec<u32> = v
+        .split('.')
+        .map(|p| p.parse::<u32>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow!("keepalived_version '{version}' is not a version such as 2.2.7 or 2.3.3"))?;
+    let padded = |i: usize| parts.get(i).copied().unwrap_or(0);
+    Ok((padded(0), padded(1), padded(2)) >= (2, 3, 2))
 }
 
 /// Validates every group and lays out every node's services; nothing is returned unless all is valid.
@@ -231,7 +246,7 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
             };
             // Only keepalived's timing is known to be what moves writes off a cut-off master.
             let args = check_args(g, role, node, port, check_timeout, max_lag, &opts.bin_dir, false, None);
-            let vrrp_timing = ScriptTiming::default_for(role);
+            let vrrp_timing = ScriptTiming::for_keepalived(role, opts.keepalived_sub_second);
             let vrrp_args = check_args(
                 g,
                 role,
@@ -282,7 +297,12 @@ mod tests {
     use super::*;
 
     fn opts() -> PlanOptions {
-        PlanOptions { bin_dir: "/usr/local/bin".into(), name_template: DEFAULT_NAME_TEMPLATE.into(), vrrp_weight: None }
+        PlanOptions {
+            bin_dir: "/usr/local/bin".into(),
+            name_template: DEFAULT_NAME_TEMPLATE.into(),
+            vrrp_weight: None,
+            keepalived_sub_second: false,
+        }
     }
     fn group(json: &str) -> Result<Vec<Service>> {
         let (g, _) = parse_inventory(&format!("[{json}]"))?;
@@ -387,7 +407,13 @@ mod tests {
 
     #[test]
     fn inventory_shapes() {
-        assert!(parse_inventory(r#"{"groups":[],"bin_dir":"/opt/bin"}"#).unwrap().1.as_deref() == Some("/opt/bin"));
+        assert!(parse_inventory(r#"{"groups":[],"bin_dir":"/opt/bin"}"#).unwrap().1.bin_dir.as_deref() == Some("/opt/bin"));
+        let d = parse_inventory(r#"{"groups":[],"keepalived_version":"2.3.3"}"#).unwrap().1;
+        assert_eq!(d.keepalived_version.as_deref(), Some("2.3.3"));
+        for (v, sub) in [("2.2.7", false), ("2.3.1", false), ("2.3.2", true), ("1:2.3.3-1", true), ("3", true), ("2.3", false)] {
+            assert_eq!(keepalived_reads_sub_second(v).unwrap(), sub, "{v}");
+        }
+        assert!(keepalived_reads_sub_second("latest").is_err());
         assert!(format!("{:#}", parse_inventory(r#"{"groups":[],"extra":1}"#).unwrap_err()).contains("unknown inventory field 'extra'"));
         assert!(parse_inventory("not json").is_err());
         assert!(parse_inventory("42").is_err());

@@ -146,7 +146,12 @@ pub fn keepalived_file(services: &[&Service], opts: KeepalivedOptions) -> Result
         out.push_str(&format!("    script \"{line}\"\n"));
         // keepalived before 2.3.2 (Debian 12 has 2.2.7) reads a script's interval and timeout in
         // whole seconds only, and ignores anything else.
-        out.push_str(&format!("    interval {}\n    timeout {}\n", whole_seconds(t.interval)?, whole_seconds(t.timeout)?));
+        if t.interval.subsec_nanos() == 0 && t.timeout.subsec_nanos() == 0 {
+            out.push_str(&format!("    interval {}\n    timeout {}\n", whole_seconds(t.interval)?, whole_seconds(t.timeout)?));
+        } else {
+            // keepalived 2.3.2+ reads decimals (the plan only makes them for that version).
+            out.push_str(&format!("    interval {}\n    timeout {}\n", seconds(t.interval), seconds(t.timeout)));
+        }
         out.push_str(&format!("    fall {fall}\n    rise {rise}\n"));
         if let Some(w) = opts.weight {
             out.push_str(&format!("    weight {w}\n"));
@@ -184,7 +189,15 @@ mod tests {
 
     fn services_of(inventory: &str, weight: Option<i32>) -> Result<Vec<Service>> {
         let (g, _) = parse_inventory(inventory)?;
-        plan(&g, &PlanOptions { bin_dir: "/usr/local/bin".into(), name_template: DEFAULT_NAME_TEMPLATE.into(), vrrp_weight: weight })
+        plan(
+            &g,
+            &PlanOptions {
+                bin_dir: "/usr/local/bin".into(),
+                name_template: DEFAULT_NAME_TEMPLATE.into(),
+                vrrp_weight: weight,
+                keepalived_sub_second: false,
+            },
+        )
     }
     fn services() -> Vec<Service> {
         services_of(
