@@ -279,25 +279,29 @@ pub fn remove(dir: &Path, rel: &Path) -> Result<bool> {
     }
 }
 
-/// Compares `file` with what is under `dir`.
-pub fn state(dir: &Path, file: &OutputFile) -> Result<FileState> {
-    Ok(match read_back(dir, &file.path)? {
+/// How `on_disk` (`None`: missing) compares with `file`.
+fn compare(on_disk: Option<Vec<u8>>, file: &OutputFile) -> FileState {
+    match on_disk {
         Some(bytes) if bytes == file.content.as_bytes() => FileState::Unchanged,
         Some(_) => FileState::Changed,
         None => FileState::Missing,
-    })
+    }
+}
+
+/// Compares `file` with what is under `dir`.
+pub fn state(dir: &Path, file: &OutputFile) -> Result<FileState> {
+    Ok(compare(read_back(dir, &file.path)?, file))
 }
 
 /// Writes `file` under `dir` through a temporary file and a rename in the same directory, unless
-/// the bytes on disk are already the same; no directory or file is reached through a link.
-/// Returns the state it found.
+/// the bytes on disk are already the same; no directory or file is reached through a link (the
+/// directories are walked once, for the comparison and the write). Returns the state it found.
 pub fn write_atomically(dir: &Path, file: &OutputFile) -> Result<FileState> {
-    let found = state(dir, file)?;
-    if found == FileState::Unchanged {
-        return Ok(found);
-    }
     let (at, name) = parent_of(dir, &file.path, true)?.ok_or_else(|| anyhow::anyhow!("cannot create {}", dir.display()))?;
-    at.replace(&name, file.content.as_bytes())?;
+    let found = compare(at.read(&name, MAX_READ_BACK)?, file);
+    if found != FileState::Unchanged {
+        at.replace(&name, file.content.as_bytes())?;
+    }
     Ok(found)
 }
 
