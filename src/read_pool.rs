@@ -46,6 +46,17 @@ impl ReplicaHealth {
     pub fn is_healthy(&self) -> bool {
         self.problem.is_none()
     }
+
+    /// A replica whose probe gave no result of its own (see [`crate::probe::Unfinished`]), for a
+    /// probe set whose deadline was `limit`.
+    pub fn unfinished(replica: &impl std::fmt::Display, why: crate::probe::Unfinished, limit: std::time::Duration) -> Self {
+        ReplicaHealth { replica: replica.to_string(), problem: Some(why.describe(limit)) }
+    }
+}
+
+/// The `probes` fact: what each probed replica said.
+pub fn probes_fact(probes: &[ReplicaHealth]) -> serde_json::Value {
+    probes.iter().map(|p| serde_json::json!({"replica": p.replica, "healthy": p.is_healthy(), "problem": p.problem})).collect()
 }
 
 /// The read-pool verdict for a master that replicates from nothing and is trusted by the

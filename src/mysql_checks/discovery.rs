@@ -110,6 +110,6 @@ pub fn probe_replicas(replicas: &[Address], login: &MysqlTarget, policy: ReadPol
             .unwrap_or_else(|e| vec![format!("{e:#}")]);
             ReplicaHealth { replica: addr.to_string(), problem: (!problems.is_empty()).then(|| problems.join("; ")) }
         },
-        move |addr, why| ReplicaHealth { replica: addr.to_string(), problem: Some(why.describe(limit)) },
+        move |addr, why| ReplicaHealth::unfinished(addr, why, limit),
     )
 }

@@ -99,7 +99,7 @@ impl Check for MysqlMaster {
         let verdict = decide(&target.address.to_string(), facts, args.allow_read_only, replicas, args.min_replicas);
         let perf = Perfdata::count_with_min("replicas", replicas as i64, args.min_replicas);
         Ok(Outcome {
-            verdict: observation.with_login_warning(verdict),
+            verdict: super::with_login_warning(verdict, observation.login_warning.as_deref()),
             facts: facts.facts(&args.mysql.repl_users, target),
             perfdata: vec![perf],
         })

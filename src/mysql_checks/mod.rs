@@ -54,13 +54,12 @@ pub struct Observation<'a> {
     pub login_warning: Option<String>,
 }
 
-impl Observation<'_> {
-    /// `verdict`, worsened to warning when the login works only by the server's cache.
-    pub fn with_login_warning(&self, verdict: crate::report::Verdict) -> crate::report::Verdict {
-        match &self.login_warning {
-            Some(why) => verdict.worsen_to(crate::report::Status::Warning, why.clone()),
-            None => verdict,
-        }
+/// `verdict`, worsened to warning when the login works only by the server's cache (`warning`,
+/// from [`Observation::login_warning`]).
+pub fn with_login_warning(verdict: crate::report::Verdict, warning: Option<&str>) -> crate::report::Verdict {
+    match warning {
+        Some(why) => verdict.worsen_to(crate::report::Status::Warning, why),
+        None => verdict,
     }
 }
 

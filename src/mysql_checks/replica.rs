@@ -12,7 +12,6 @@ use crate::report::{seconds_value, Outcome, Perfdata, Verdict};
 use crate::runner::{Check, Common};
 use anyhow::Result;
 use clap::Parser;
-use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -143,18 +142,13 @@ impl Check for MysqlReplica {
             };
             let login = replica_login(&login_args, target)?;
             let probes = probe_replicas(&located.addresses, &login, policy, deadline.for_probes());
-            let shown: Vec<_> =
-                probes.iter().map(|p| json!({"replica": p.replica, "healthy": p.is_healthy(), "problem": p.problem})).collect();
-            out_facts.set("replica_discovery", located.how).set("probes", shown);
+            out_facts.set("replica_discovery", located.how).set("probes", crate::read_pool::probes_fact(&probes));
             probes
         } else {
             Vec::new()
         };
         let verdict = decide(&target.address.to_string(), &facts, threads.len(), &probes, &policy, args.allow_read_only);
-        let verdict = match login_warning {
-            Some(why) => verdict.worsen_to(crate::report::Status::Warning, why),
-            None => verdict,
-        };
+        let verdict = super::with_login_warning(verdict, login_warning.as_deref());
         out_facts.set("max_lag_seconds", seconds_value(args.max_lag));
         let perfdata = if facts.channels.is_empty() {
             vec![Perfdata::new("healthy_replicas", probes.iter().filter(|p| p.is_healthy()).count() as i64, "")]

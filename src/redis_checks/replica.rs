@@ -151,7 +151,7 @@ pub fn probe_replicas(master: &ReplicationInfo, target: &RedisTarget, policy: Re
             .unwrap_or_else(|e| Some(format!("{e:#}")));
             ReplicaHealth { replica: addr.to_string(), problem }
         },
-        move |addr, why| ReplicaHealth { replica: addr.to_string(), problem: Some(why.describe(limit)) },
+        move |addr, why| ReplicaHealth::unfinished(addr, why, limit),
     )
 }
 
@@ -187,9 +187,7 @@ impl Check for RedisReplica {
         let verdict = decide_with_probes(&target.address.to_string(), &seen.info, &policy, guard, &probes);
         let mut facts = seen.facts(target);
         if !probes.is_empty() {
-            let shown: Vec<_> =
-                probes.iter().map(|p| serde_json::json!({"replica": p.replica, "healthy": p.is_healthy(), "problem": p.problem})).collect();
-            facts.set("probes", shown);
+            facts.set("probes", crate::read_pool::probes_fact(&probes));
         }
         if let Some(d) = args.max_lag {
             facts.set("max_lag_seconds", crate::report::seconds_value(d));
