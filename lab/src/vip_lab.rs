@@ -137,7 +137,7 @@ impl MariaVipLab {
         let keepalived = keepalived_on(&net, &hosts, &inventory);
         let consul = ConsulOnHosts::generate(&net, &hosts, &inventory);
         let lab = MariaVipLab { keepalived, nodes: vec![master, replica], consul, dir, net };
-        wait_for("the MySQL VIP on m1 alone", Duration::from_secs(20), || (lab.net.holders(MYSQL_VIP) == ["m1"]).then_some(()));
+        wait_for_first_vip(&lab.net, MYSQL_VIP, "m1");
         let complaints = keepalived_complaints(&lab.net);
         assert!(complaints.is_empty(), "keepalived did not take the generated configuration as written:\n{}", complaints.join("\n"));
         Ok(lab)
@@ -281,7 +281,7 @@ impl RedisVipLab {
         let mut lab = RedisVipLab { keepalived: Vec::new(), sentinels, nodes, timings, consul, epoch: Instant::now(), net };
         lab.start_keepalived(&pw_file);
         lab.consul = ConsulOnHosts::generate(&lab.net, &redis_hosts, &lab.inventory(&pw_file));
-        lab.wait_vip_on("h1", Duration::from_secs(20));
+        wait_for_first_vip(&lab.net, VIP, "h1");
         let complaints = keepalived_complaints(&lab.net);
         assert!(complaints.is_empty(), "keepalived did not take the generated configuration as written:\n{}", complaints.join("\n"));
         Ok(lab)
@@ -434,10 +434,73 @@ fn generate_for(net: &NetLab, host: &Host, inventory: &str, format: &str) -> Pat
     let inventory_file = dir.join("inventory.json");
     std::fs::write(&inventory_file, inventory).unwrap();
     let (out, bin_dir) = (dir.join(&host.name), net.dir.join("bin"));
-    let args = ["--inventory", inventory_file.to_str().unwrap(), "--node", &host.addr, "--format", format, "--bin-dir"];
-    let gen = crate::run("gen-consul-services", args.iter().copied().chain([bin_dir.to_str().unwrap(), "--out", out.to_str().unwrap()]));
+    let mut args = vec!["--inventory", inventory_file.to_str().unwrap(), "--node", &host.addr, "--format", format];
+    args.extend(["--bin-dir", bin_dir.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let version = &Keepalived::in_use().version;
+    if format == "keepalived" {
+        args.extend(["--keepalived-version", version.as_str()]);
+    }
+    let gen = crate::run("gen-consul-services", args);
     assert_eq!(gen.code, Some(0), "gen-consul-services: {}{}", gen.stdout, gen.stderr);
     out
+}
+
+/// The keepalived the lab runs: this machine's, or, with `CDC_KEEPALIVED_ROOT` naming a chroot
+/// (scripts/chroot.sh), the one of that chroot's release.
+pub struct Keepalived {
+    /// The chroot it runs in, if any.
+    root: Option<PathBuf>,
+    /// Its version (`2.2.7`), passed to the generator as `--keepalived-version`.
+    pub version: String,
+}
+
+impl Keepalived {
+    /// The keepalived of this run (asked for its version once).
+    pub fn in_use() -> &'static Keepalived {
+        static IN_USE: std::sync::OnceLock<Keepalived> = std::sync::OnceLock::new();
+        IN_USE.get_or_init(|| {
+            let root = std::env::var_os("CDC_KEEPALIVED_ROOT").map(PathBuf::from);
+            let mut cmd = match &root {
+                Some(root) => {
+                    let mut c = std::process::Command::new("chroot");
+                    c.arg(root).arg("keepalived");
+                    c
+                }
+                None => std::process::Command::new("keepalived"),
+            };
+            let out = cmd.arg("--version").output().expect("keepalived --version");
+            // "Keepalived v2.3.3 (03/30,2025)", on stderr for some versions.
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            let version = text
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix('v').filter(|v| v.starts_with(|c: char| c.is_ascii_digit())))
+                .unwrap_or_else(|| panic!("no version in keepalived --version: {text}"))
+                .to_string();
+            Keepalived { root, version }
+        })
+    }
+
+    /// The command that starts keepalived inside namespace `ns` (arguments to be added). In a
+    /// chroot, the chroot gets /proc, /sys and this machine's /run (where the lab's files are)
+    /// mounted inside the mount namespace `ip netns exec` makes for it: the mounts go with it.
+    pub fn command(&self, ns: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", ns]);
+        match &self.root {
+            None => {
+                cmd.arg("keepalived");
+            }
+            Some(root) => {
+                cmd.args([
+                    "sh",
+                    "-c",
+                    r#"mount -t proc proc "$0/proc" && mount --rbind /sys "$0/sys" && mount --bind /run "$0/run" && exec chroot "$0" keepalived "$@""#,
+                ])
+                .arg(root);
+            }
+        }
+        cmd
+    }
 }
 
 /// Writes `inventory` into the lab, generates each host's keepalived.conf from it with the real
@@ -449,19 +512,44 @@ pub fn keepalived_on(net: &NetLab, hosts: &[Host], inventory: &str) -> Vec<Proc>
         .map(|host| {
             let out = generate_for(net, host, inventory, "keepalived");
             let log = std::fs::File::create(out.join("keepalived.log")).unwrap();
-            let mut cmd = std::process::Command::new("ip");
-            cmd.args(["netns", "exec", &host.ns, "keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp"])
+            let mut cmd = Keepalived::in_use().command(&host.ns);
+            cmd.args(["--dont-fork", "--log-console", "--log-detail", "--vrrp"])
                 .arg("--use-file")
                 .arg(out.join("keepalived.conf"))
                 .arg("--pid")
                 .arg(out.join("keepalived.pid"))
                 .arg("--vrrp_pid")
                 .arg(out.join("vrrp.pid"))
+                // Every pid file of the host's own (2.3 checks the BFD one even with --vrrp: two
+                // hosts starting at once would find each other's in a shared /run).
+                .arg("--checkers_pid")
+                .arg(out.join("checkers.pid"))
+                .arg("--bfd_pid")
+                .arg(out.join("bfd.pid"))
                 .stdout(log.try_clone().unwrap())
                 .stderr(log);
             start_proc(&format!("keepalived {}", host.name), &mut cmd)
         })
         .collect()
+}
+
+/// Waits up to 20 s for `vip` on `host` alone after keepalived started; panics with the holders
+/// and the end of every host's keepalived log.
+fn wait_for_first_vip(net: &NetLab, vip: &str, host: &str) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while net.holders(vip) != [host] {
+        if Instant::now() > until {
+            let mut logs = String::new();
+            for h in &net.hosts {
+                if let Ok(log) = std::fs::read_to_string(net.dir.join("keepalived").join(&h.name).join("keepalived.log")) {
+                    let lines: Vec<&str> = log.lines().collect();
+                    logs += &format!("--- {} keepalived.log (end)\n{}\n", h.name, lines[lines.len().saturating_sub(25)..].join("\n"));
+                }
+            }
+            panic!("timed out after 20s waiting for {vip} on {host} alone (holders: {:?})\n{logs}", net.holders(vip));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The lines of every host's keepalived log that complain about the configuration (keepalived
