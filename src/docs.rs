@@ -2,19 +2,11 @@
 //! cannot drift from it (`make install` writes them; `cargo run --example gen-docs -- DIR`).
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 use std::path::{Path, PathBuf};
 
 /// Every executable's command line.
 pub fn commands() -> Vec<clap::Command> {
-    vec![
-        crate::redis_checks::master::Args::command(),
-        crate::redis_checks::replica::Args::command(),
-        crate::mysql_checks::master::Args::command(),
-        crate::mysql_checks::replica::Args::command(),
-        crate::topology::Args::command(),
-        crate::generator::Args::command(),
-    ]
+    crate::checks::EXECUTABLES.iter().map(|e| (e.command)()).collect()
 }
 
 /// Writes `man/man1/<name>.1`, `completions/bash/<name>` and `completions/zsh/_<name>` under `dir`

@@ -1,18 +1,20 @@
 //! consul-db-checks: single-shot checks that tell Consul (or keepalived) which Redis or MySQL/MariaDB
 //! instance takes writes and which serve reads.
 //!
-//! Layout: [`runner`] runs a check as a process; [`report`] owns status, exit codes and output;
+//! Layout: [`checks`] is the one list of executables; [`runner`] runs a check as a process; [`report`] owns status, exit codes and output;
 //! [`cli`], [`credentials`], [`duration`], [`deadline`] and [`probe`] are shared by every check;
 //! [`read_pool`] is the read-pool rule both databases share; [`redis_checks`] and [`mysql_checks`]
 //! hold the checks, each split into facts (I/O) and a pure `decide` function; [`generator`] writes
 //! the Consul and keepalived files that run them.
 #![warn(missing_docs)]
 
+pub mod checks;
 pub mod cli;
 pub mod credentials;
 pub mod deadline;
 pub mod docs;
 pub mod duration;
+pub mod edge;
 pub mod generator;
 pub mod memory;
 pub mod mysql_checks;

@@ -15,8 +15,6 @@ use std::sync::OnceLock;
 pub trait Check {
     /// Name used in output (`redis-master`); the status line shows it upper-cased.
     const NAME: &'static str;
-    /// Port used when none is given.
-    const DEFAULT_PORT: u16;
     /// The check's command line.
     type Args: clap::Parser;
     /// The server and login, resolved from the arguments, files and environment before any I/O.
@@ -114,6 +112,47 @@ pub fn run<C: Check>() -> ! {
     watchdog.arm(deadline);
     let outcome = resolved.and_then(|t| C::evaluate(&args, &t, &deadline));
     emit(outcome.unwrap_or_else(|err| Outcome::bare(Verdict::critical(format!("{err:#}")))))
+}
+
+/// A check run in this process from an argv: what it would print, and whether its server answered.
+#[derive(Clone, Debug)]
+pub struct ArgvRun {
+    /// The report the executable would print (no notes; warning exits 1).
+    pub report: Report,
+    /// False when the check got no answer from its server (bad arguments, connect, login,
+    /// deadline): its verdict is then about reaching the server, not about the server's state.
+    pub reachable: bool,
+}
+
+/// Parses `argv` (program path first) with check `C`'s command line, resolves and evaluates it
+/// within its own `--timeout` and what is left of `deadline`. Never exits the process.
+pub fn evaluate_argv<C: Check>(argv: &[String], deadline: &Deadline) -> ArgvRun {
+    let unreachable = |target: String, outcome: Outcome| ArgvRun {
+        report: Report { check: C::NAME, target, outcome, notes: Vec::new(), warning_exit_code: 1 },
+        reachable: false,
+    };
+    let args = match <C::Args as clap::Parser>::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let first = e.to_string().lines().next().unwrap_or("").to_string();
+            return unreachable(String::new(), Outcome::bare(Verdict::critical(format!("bad arguments: {first}"))));
+        }
+    };
+    let own = C::common(&args).timeout;
+    let deadline = if own < deadline.left() { Deadline::new(own) } else { *deadline };
+    match C::resolve(&args) {
+        Err(e) => unreachable(String::new(), Outcome::bare(Verdict::critical(format!("{e:#}")))),
+        Ok(target) => {
+            let name = C::describe(&target);
+            match C::evaluate(&args, &target, &deadline) {
+                Ok(outcome) => ArgvRun {
+                    report: Report { check: C::NAME, target: name, outcome, notes: Vec::new(), warning_exit_code: 1 },
+                    reachable: true,
+                },
+                Err(e) => unreachable(name, Outcome::bare(Verdict::critical(format!("{e:#}")))),
+            }
+        }
+    }
 }
 
 /// The thread that ends the run, critical, naming the steps under way, when the deadline passes.

@@ -10,7 +10,7 @@ use crate::duration::parse_positive_duration;
 use crate::generator::inventory::parse_inventory;
 use crate::generator::plan::{plan, PlanOptions, Role, Service, DEFAULT_NAME_TEMPLATE};
 use crate::probe::probe_all;
-use crate::report::{Facts, Outcome, Perfdata, Report, Status, Verdict};
+use crate::report::{Facts, Outcome, Perfdata, Status, Verdict};
 use crate::runner::{Check, Common};
 use anyhow::{bail, Result};
 use clap::Parser;
@@ -86,6 +86,21 @@ impl GroupView {
         warning.dedup();
         GroupView { group: group.to_string(), write: nodes(Role::Write), read: nodes(Role::Read), unreachable, warning }
     }
+
+    /// What makes this group critical, in words: no write member, more than one (a split brain),
+    /// no read member. Empty for a healthy group.
+    pub fn problems(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        match self.write.len() {
+            0 => found.push(format!("{}: no write member", self.group)),
+            1 => {}
+            n => found.push(format!("{}: {n} write members ({}): split brain", self.group, self.write.join(", "))),
+        }
+        if self.read.is_empty() {
+            found.push(format!("{}: no read member", self.group));
+        }
+        found
+    }
 }
 
 /// Judges every group: critical when a group has no write member, more than one (a split brain),
@@ -93,15 +108,13 @@ impl GroupView {
 pub fn decide(views: &[GroupView]) -> Verdict {
     let mut critical = Vec::new();
     let mut warnings = Vec::new();
+    let mut healthy = 0;
     for v in views {
-        match v.write.len() {
-            0 => critical.push(format!("{}: no write member", v.group)),
-            1 => {}
-            n => critical.push(format!("{}: {n} write members ({}): split brain", v.group, v.write.join(", "))),
+        let problems = v.problems();
+        if problems.is_empty() {
+            healthy += 1;
         }
-        if v.read.is_empty() {
-            critical.push(format!("{}: no read member", v.group));
-        }
+        critical.extend(problems);
         if !v.unreachable.is_empty() {
             warnings.push(format!("{}: unreachable: {}", v.group, v.unreachable.join(", ")));
         }
@@ -109,7 +122,6 @@ pub fn decide(views: &[GroupView]) -> Verdict {
             warnings.push(format!("{}: warning on {}", v.group, v.warning.join(", ")));
         }
     }
-    let healthy = views.len() - views.iter().filter(|v| critical.iter().any(|c| c.starts_with(&format!("{}:", v.group)))).count();
     if let Some(first) = critical.first() {
         Verdict::critical(first.clone()).because_all(critical.clone()).because_all(warnings)
     } else if let Some(first) = warnings.first() {
@@ -140,42 +152,20 @@ pub const NODE_CHECK_BUDGET: usize = 16 << 20;
 
 /// Runs one check of the project from its argv, in this process, within `deadline`.
 fn run_argv(service: &Service, deadline: &Deadline) -> NodeCheck {
-    use crate::mysql_checks::{master::MysqlMaster, replica::MysqlReplica};
-    use crate::redis_checks::{master::RedisMaster, replica::RedisReplica};
-    let exe = service.args[0].rsplit('/').next().unwrap_or_default();
-    let (status, reachable, line) = match exe {
-        "check-redis-master" => run_one::<RedisMaster>(&service.args, deadline),
-        "check-redis-slave" => run_one::<RedisReplica>(&service.args, deadline),
-        "check-mysql-master" => run_one::<MysqlMaster>(&service.args, deadline),
-        "check-mysql-slave" => run_one::<MysqlReplica>(&service.args, deadline),
-        other => (Status::Critical, false, format!("unknown check {other}")),
+    let node_check = |status, reachable, line| NodeCheck {
+        group: group_label(service),
+        node: service.node.clone(),
+        role: service.role,
+        status,
+        reachable,
+        line,
     };
-    NodeCheck { group: group_label(service), node: service.node.clone(), role: service.role, status, reachable, line }
-}
-
-/// Parses `argv` with check `C`'s command line, resolves and evaluates it: status, whether the
-/// server answered, and the first line the check would print.
-fn run_one<C: Check>(argv: &[String], deadline: &Deadline) -> (Status, bool, String) {
-    let args = match <C::Args as Parser>::try_parse_from(argv) {
-        Ok(a) => a,
-        Err(e) => return (Status::Critical, false, format!("bad arguments: {}", e.to_string().lines().next().unwrap_or(""))),
+    let Some(run) = crate::checks::named(&service.args[0]).and_then(|e| e.run) else {
+        return node_check(Status::Critical, false, format!("unknown check {}", service.args[0]));
     };
-    // The check's own --timeout, within what is left of the whole run.
-    let own = C::common(&args).timeout;
-    let deadline = if own < deadline.left() { Deadline::new(own) } else { *deadline };
-    let (outcome, reachable, target) = match C::resolve(&args) {
-        Err(e) => (Outcome::bare(Verdict::critical(format!("{e:#}"))), false, String::new()),
-        Ok(target) => {
-            let name = C::describe(&target);
-            match C::evaluate(&args, &target, &deadline) {
-                Ok(o) => (o, true, name),
-                Err(e) => (Outcome::bare(Verdict::critical(format!("{e:#}"))), false, name),
-            }
-        }
-    };
-    let status = outcome.verdict.status;
-    let report = Report { check: C::NAME, target, outcome, notes: Vec::new(), warning_exit_code: 1 };
-    (status, reachable, report.render_text().lines().next().unwrap_or_default().to_string())
+    let r = run(&service.args, deadline);
+    let line = r.report.render_text().lines().next().unwrap_or_default().to_string();
+    node_check(r.report.outcome.verdict.status, r.reachable, line)
 }
 
 fn group_label(s: &Service) -> String {
@@ -184,7 +174,6 @@ fn group_label(s: &Service) -> String {
 
 impl Check for Topology {
     const NAME: &'static str = "topology";
-    const DEFAULT_PORT: u16 = 0;
     type Args = Args;
     type Target = Plan;
 
@@ -256,7 +245,7 @@ impl Check for Topology {
             })
             .collect();
         facts.set("groups", groups);
-        let critical = views.iter().filter(|v| v.write.len() != 1 || v.read.is_empty()).count() as i64;
+        let critical = views.iter().filter(|v| !v.problems().is_empty()).count() as i64;
         let perfdata = vec![Perfdata::new("groups", views.len() as i64, ""), Perfdata::new("critical_groups", critical, "")];
         Ok(Outcome { verdict, facts, perfdata })
     }

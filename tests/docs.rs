@@ -3,15 +3,14 @@
 
 use lab::*;
 
-const EXECUTABLES: [&str; 6] =
-    ["check-redis-master", "check-redis-slave", "check-mysql-master", "check-mysql-slave", "check-topology", "gen-consul-services"];
+use consul_db_checks::checks::EXECUTABLES;
 
 #[test]
 fn man_pages_and_completions_match_help() {
     let dir = TempDir::new("docs");
     let written = consul_db_checks::docs::write_docs(&dir.0).unwrap();
     assert_eq!(written.len(), EXECUTABLES.len() * 3);
-    for exe in EXECUTABLES {
+    for exe in EXECUTABLES.iter().map(|e| e.name) {
         let help = run(exe, ["--help"]);
         assert_eq!(help.exit(), 0, "{exe}");
         // The option lines: `  -h, --help  ...` or `      --timeout <DURATION>  ...`.

@@ -130,7 +130,7 @@ impl SafeBinDir {
         let dir = base.join(format!("cdc-kt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        for exe in ["check-redis-master", "check-redis-slave", "check-mysql-master", "check-mysql-slave"] {
+        for exe in consul_db_checks::checks::node_checks().map(|e| e.name) {
             std::fs::copy(bin(exe), dir.join(exe)).unwrap();
         }
         SafeBinDir(dir)

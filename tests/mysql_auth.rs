@@ -159,7 +159,11 @@ fn run_against(bin: &str, port: u16, extra: &[&str]) -> CheckRun {
     r
 }
 
-const CHECKS: [&str; 2] = ["check-mysql-master", "check-mysql-slave"];
+/// The MySQL checks (both services), from the one list of checks.
+fn mysql_checks() -> impl Iterator<Item = &'static str> {
+    use consul_db_checks::generator::inventory::Kind;
+    consul_db_checks::checks::node_checks().filter(|e| matches!(e.serves, Some((Kind::Mysql, _)))).map(|e| e.name)
+}
 
 /// By default, over plain TCP: nothing after the full-authentication request (no key asked for, no
 /// password sent), exit 2, and a message naming the server and every way out.
@@ -167,7 +171,7 @@ const CHECKS: [&str; 2] = ["check-mysql-master", "check-mysql-slave"];
 fn full_authentication_over_plain_tcp_sends_nothing_by_default() {
     let keys = std::sync::Arc::new(KeyPair::generate("mitm-default"));
     for lead in [Lead::Sha2Greeting, Lead::SwitchFromNative] {
-        for bin in CHECKS {
+        for bin in mysql_checks() {
             let (port, sent) = man_in_the_middle(lead, keys.clone());
             let r = run_against(bin, port, &[]);
             assert_eq!(r.code, Some(2), "{bin} {lead:?}: {}", r.stdout);
@@ -247,7 +251,7 @@ fn bad_key_files_and_garbage_keys() {
         ("/dev/zero".into(), "not a regular file"),
         ("/nonexistent/key.pem".into(), "cannot read server public key"),
     ] {
-        for bin in CHECKS {
+        for bin in mysql_checks() {
             let r = run_against(bin, 9, &["--server-public-key", &path]);
             assert_eq!(r.code, Some(2), "{bin} {path}: {}", r.stdout);
             assert!(r.stdout.contains(words) && r.stdout.contains(&path), "{bin} {path}: {}", r.stdout);

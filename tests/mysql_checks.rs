@@ -97,6 +97,25 @@ fn healthy_threads_stopped_and_replication_error() {
     let mut allowed = a.clone();
     allowed.push("--allow-read-only");
     assert_eq!(run(M, &allowed).exit(), 0);
+
+    // MariaDB's read_only enum (`NO_LOCK`, `NO_LOCK_NO_ADMIN`: read-only without the lock), on the
+    // server that takes it: read-only, out of the write pool. A server that rejects it (10.11 and
+    // 11.8.9 do) must say so with "wrong value" (1231), and the values stay read-only in the unit
+    // table (`switch_on`).
+    use mysql::prelude::Queryable;
+    for value in ["NO_LOCK", "NO_LOCK_NO_ADMIN"] {
+        match lab.master.conn().query_drop(format!("SET GLOBAL read_only='{value}'")) {
+            Ok(()) => {
+                let v = check(M, &a);
+                assert_eq!(v.code(), 2, "read_only={value}: {v:?}");
+                assert!(v.summary().contains("read_only=ON: not writable"), "read_only={value}: {v:?}");
+                println!("read_only={value}: taken by the server, read as read-only");
+            }
+            Err(mysql::Error::MySqlError(e)) if e.code == 1231 => println!("read_only={value}: this server rejects it ({})", e.message),
+            Err(e) => panic!("SET GLOBAL read_only='{value}': {e}"),
+        }
+    }
+    lab.master.sql("SET GLOBAL read_only=1");
 }
 
 #[test]

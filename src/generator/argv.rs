@@ -27,12 +27,7 @@ pub fn check_args(
     for_keepalived: bool,
     fault_after: Option<Duration>,
 ) -> Vec<String> {
-    let exe = match (g.kind, role) {
-        (Kind::Redis, Role::Write) => "check-redis-master",
-        (Kind::Redis, Role::Read) => "check-redis-slave",
-        (Kind::Mysql, Role::Write) => "check-mysql-master",
-        (Kind::Mysql, Role::Read) => "check-mysql-slave",
-    };
+    let exe = crate::checks::serving(g.kind, role).name;
     let mut a: Vec<String> =
         vec![format!("{}/{exe}", bin_dir.trim_end_matches('/')), "--host".into(), node.into(), "--port".into(), port.to_string()];
     flag_value(&mut a, "--defaults-file", g.defaults_file.clone());
@@ -88,19 +83,11 @@ pub fn check_args(
 mod tests {
     use super::super::inventory::parse_inventory;
     use super::super::plan::{plan, PlanOptions, DEFAULT_NAME_TEMPLATE};
-    use clap::Parser;
 
     /// Parses `argv` (program path first) with the command line of the check it names.
     fn parse_with_own_check(argv: &[String]) -> Result<(), String> {
-        let exe = argv[0].rsplit('/').next().unwrap_or_default();
-        let parsed = match exe {
-            "check-redis-master" => crate::redis_checks::master::Args::try_parse_from(argv).map(drop),
-            "check-redis-slave" => crate::redis_checks::replica::Args::try_parse_from(argv).map(drop),
-            "check-mysql-master" => crate::mysql_checks::master::Args::try_parse_from(argv).map(drop),
-            "check-mysql-slave" => crate::mysql_checks::replica::Args::try_parse_from(argv).map(drop),
-            other => return Err(format!("unknown check {other}")),
-        };
-        parsed.map_err(|e| e.to_string())
+        let check = crate::checks::named(&argv[0]).ok_or_else(|| format!("unknown check {}", argv[0]))?;
+        (check.command)().try_get_matches_from(argv).map(drop).map_err(|e| e.to_string())
     }
 
     /// Every flag the generator can emit, for both kinds and both roles, parses with the check's own

@@ -72,12 +72,11 @@ pub struct MysqlMaster;
 
 impl Check for MysqlMaster {
     const NAME: &'static str = "mysql-master";
-    const DEFAULT_PORT: u16 = super::login::DEFAULT_PORT;
     type Args = Args;
     type Target = MysqlTarget;
 
     fn common(args: &Args) -> Common<'_> {
-        args.server.common(Self::DEFAULT_PORT)
+        args.server.common(super::login::DEFAULT_PORT)
     }
 
     fn resolve(args: &Args) -> Result<MysqlTarget> {

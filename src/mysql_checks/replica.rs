@@ -102,12 +102,11 @@ pub struct MysqlReplica;
 
 impl Check for MysqlReplica {
     const NAME: &'static str = "mysql-slave";
-    const DEFAULT_PORT: u16 = super::login::DEFAULT_PORT;
     type Args = Args;
     type Target = MysqlTarget;
 
     fn common(args: &Args) -> Common<'_> {
-        args.server.common(Self::DEFAULT_PORT)
+        args.server.common(super::login::DEFAULT_PORT)
     }
 
     fn resolve(args: &Args) -> Result<MysqlTarget> {

@@ -7,7 +7,7 @@ use super::login::MysqlTarget;
 use super::replication::RowMap;
 use crate::cli::Address;
 use crate::deadline::{Deadline, Step};
-use crate::duration::format_duration;
+use crate::edge::{Cause, EdgeError, Protocol, Stage};
 use crate::runner::contained;
 use anyhow::{anyhow, Result};
 use mysql::prelude::Queryable;
@@ -34,11 +34,10 @@ pub struct Session<'a> {
     dialect: Option<Dialect>,
 }
 
-/// Says what went wrong in words an operator expects, for the step `step` against `target`.
-fn explain(err: &mysql::Error, target: &Address, step: &str, deadline: &Deadline) -> String {
+/// Why a MySQL driver call failed, as the edge's [`Cause`].
+pub fn cause_of(err: &mysql::Error) -> Cause {
     use mysql::{DriverError as D, Error as E};
     use std::io::ErrorKind as K;
-    let limit = format_duration(deadline.limit());
     let io_error: Option<&std::io::Error> = match err {
         E::IoError(e) => Some(e),
         // A socket error inside the packet codec (its type is not exported; its source is the io::Error).
@@ -47,42 +46,35 @@ fn explain(err: &mysql::Error, target: &Address, step: &str, deadline: &Deadline
     };
     // rustls reports a failed handshake (unknown issuer, bad name) as an io::Error wrapping its own.
     if let Some(tls) = io_error.and_then(|e| e.get_ref()).and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-        return format!("TLS with {target}: {tls}");
+        return Cause::Tls(tls.to_string());
     }
     let io_kind = match err {
         E::DriverError(D::CouldNotConnect(Some((_, _, kind)))) => Some(*kind),
         _ => io_error.map(|e| e.kind()),
     };
     match (err, io_kind) {
-        (_, Some(K::ConnectionRefused)) => format!("cannot connect to {target}: connection refused"),
-        (_, Some(K::NotFound)) => format!("cannot connect to {target}: no such socket"),
-        (_, Some(K::PermissionDenied)) => format!("cannot connect to {target}: permission denied"),
-        (E::DriverError(D::ConnectTimeout), _) | (E::DriverError(D::CouldNotConnect(_)), Some(K::TimedOut)) => {
-            format!("cannot connect to {target}: no answer within {limit}")
-        }
-        (_, Some(K::WouldBlock | K::TimedOut)) if step == "connect" => {
-            format!("{target} did not answer the MySQL handshake within {limit}")
-        }
-        (_, Some(K::WouldBlock | K::TimedOut)) => format!("{step} on {target}: no answer within {limit}"),
-        (_, Some(K::UnexpectedEof | K::ConnectionReset | K::BrokenPipe)) if step == "connect" => {
-            format!("{target} closed the connection during the MySQL handshake (is this a MySQL server?)")
-        }
-        (_, Some(K::UnexpectedEof | K::ConnectionReset | K::BrokenPipe)) => format!("{step} on {target}: the server closed the connection"),
+        (_, Some(K::ConnectionRefused)) => Cause::Refused,
+        (_, Some(K::NotFound)) => Cause::NoSuchSocket,
+        (_, Some(K::PermissionDenied)) => Cause::PermissionDenied,
+        (E::DriverError(D::ConnectTimeout), _) | (E::DriverError(D::CouldNotConnect(_)), Some(K::TimedOut)) => Cause::ConnectTimedOut,
+        (_, Some(K::WouldBlock | K::TimedOut)) => Cause::TimedOut,
+        (_, Some(K::UnexpectedEof | K::ConnectionReset | K::BrokenPipe)) => Cause::Closed,
         (
             E::CodecError(_)
             | E::DriverError(
                 D::UnexpectedPacket | D::PacketOutOfSync | D::UnsupportedProtocol(_) | D::Protocol41NotSet | D::CouldNotParseVersion,
             ),
             _,
-        ) => {
-            format!("{target} does not speak the MySQL protocol ({})", words(err))
-        }
-        (E::MySqlError(e), _) if step == "connect" => format!("log in to {target}: {e}"),
-        (E::MySqlError(e), _) => format!("{step} on {target}: {e}"),
-        (E::TlsError(e), _) => format!("TLS with {target}: {e}"),
-        _ if step == "connect" => format!("cannot connect to {target}: {}", words(err)),
-        _ => format!("{step} on {target}: {}", words(err)),
+        ) => Cause::NotTheProtocol(words(err)),
+        (E::MySqlError(e), _) => Cause::Server { code: e.code.to_string(), text: e.to_string() },
+        (E::TlsError(e), _) => Cause::Tls(e.to_string()),
+        _ => Cause::Other(words(err)),
     }
+}
+
+/// The edge error of `err` at `stage` against `target`.
+fn edge_error(err: &mysql::Error, target: &Address, stage: Stage, deadline: &Deadline) -> anyhow::Error {
+    anyhow::Error::new(EdgeError::new(Protocol::Mysql, stage, target, cause_of(err), deadline.limit()))
 }
 
 /// The driver's error in words, without its type names (`DriverError { .. }`).
@@ -205,7 +197,7 @@ impl<'a> Session<'a> {
             })?
             .map_err(|e| match full_auth {
                 FullAuthentication::Refused if is_refusal(&e) => anyhow!(refusal_message(&target.address)),
-                _ => anyhow!(explain(&e, &target.address, "connect", deadline)),
+                _ => edge_error(&e, &target.address, Stage::Connect, deadline),
             })?;
         // `server_version()` panics when the greeting had no version at all.
         let dialect = contained(|| conn.server_version()).and_then(|v| Dialect::from_greeting(Some(v)));
@@ -267,7 +259,7 @@ impl<'a> Session<'a> {
             if not_known(e) {
                 return Ok(Batch::NotUnderstood(words(e)));
             }
-            Err(anyhow!(explain(e, address, statement.sql, deadline)))
+            Err(edge_error(e, address, Stage::Request(statement.sql.to_string()), deadline))
         };
         let mut result = match self.conn.query_iter(&sql) {
             Ok(result) => result,
@@ -358,8 +350,8 @@ mod tests {
             mysql::Error::IoError(std::io::Error::other("boom")),
         ];
         for e in &errors {
-            for step in ["connect", "SHOW GLOBAL VARIABLES"] {
-                let m = explain(e, &target, step, &deadline);
+            for stage in [Stage::Connect, Stage::Request("SHOW GLOBAL VARIABLES".into())] {
+                let m = edge_error(e, &target, stage, &deadline).to_string();
                 assert!(!m.contains("DriverError") && !m.contains("IoError") && !m.contains("CodecError"), "{m}");
                 assert!(m.contains("10.0.0.2:3306"), "{m}");
             }

@@ -4,7 +4,7 @@
 use crate::cli::{Address, TlsArgs};
 use crate::credentials::Secret;
 use crate::deadline::{Deadline, Step};
-use crate::duration::format_duration;
+use crate::edge::{add_hint, Cause, EdgeError, Protocol, Stage};
 use anyhow::{anyhow, Result};
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError};
 
@@ -46,26 +46,37 @@ fn certificates(tls: &TlsArgs) -> Result<redis::TlsCertificates> {
     Ok(redis::TlsCertificates { client_tls, root_cert })
 }
 
-/// Says what went wrong in words an operator expects (`connection refused`, `no answer within 3s`).
-pub fn explain(err: &RedisError, deadline: &Deadline) -> String {
+/// Why a redis-rs call failed, as the edge's [`Cause`].
+pub fn cause_of(err: &RedisError) -> Cause {
+    let server = |code: &str, detail: Option<&str>| Cause::Server {
+        code: code.to_string(),
+        text: format!("{code} {}", detail.unwrap_or_default()).trim_end().to_string(),
+    };
     if err.is_timeout() {
-        format!("no answer within the {} deadline", format_duration(deadline.limit()))
+        Cause::TimedOut
     } else if err.is_connection_refusal() {
-        "connection refused".into()
+        Cause::Refused
     } else if err.kind() == redis::ErrorKind::Parse {
-        "the reply is not the Redis protocol (is another kind of server on this port?)".into()
+        Cause::NotTheProtocol(err.to_string())
     } else if err.is_connection_dropped() {
-        "the server closed the connection".into()
+        Cause::Closed
     } else if let Some(first) = err.clone().into_server_errors().and_then(|errs| errs.first().cloned()) {
         // A pipeline's errors: the first one says it (the others repeat it).
-        let e = first.1;
-        format!("{} {}", e.code(), e.details().unwrap_or_default()).trim_end().to_string()
+        server(first.1.code(), first.1.details())
     } else if let Some(code) = err.code() {
-        format!("{code} {}", err.detail().unwrap_or_default()).trim_end().to_string()
+        server(code, err.detail())
     } else {
-        err.to_string()
+        Cause::Other(err.to_string())
     }
 }
+
+/// The edge error of `err` at `stage` against `address`.
+fn edge_error(err: &RedisError, stage: Stage, address: &Address, deadline: &Deadline) -> anyhow::Error {
+    anyhow::Error::new(EdgeError::new(Protocol::Redis, stage, address, cause_of(err), deadline.limit()))
+}
+
+/// What to do when a server wants a password it did not get.
+const NEEDS_PASSWORD: &str = "the server needs a password: give --password-file or REDISCLI_AUTH";
 
 impl<'a> Session<'a> {
     /// Connects (TCP, TLS or Unix socket) within the deadline and logs in when a password is given.
@@ -87,8 +98,7 @@ impl<'a> Session<'a> {
             .set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name());
         let client = if use_tls { Client::build_with_tls(info, certificates(tls)?) } else { Client::open(info) }
             .map_err(|e| anyhow!("cannot set up a connection to {address}: {e}"))?;
-        let conn =
-            client.get_connection_with_timeout(left).map_err(|e| anyhow!("cannot connect to {address}: {}", explain(&e, deadline)))?;
+        let conn = client.get_connection_with_timeout(left).map_err(|e| edge_error(&e, Stage::Connect, address, deadline))?;
         drop(_step);
         let mut session = Session { conn, address, deadline };
         if let Some(password) = &login.password {
@@ -100,7 +110,7 @@ impl<'a> Session<'a> {
             let who = login.user.as_deref().map(|u| format!(" as {u}")).unwrap_or_default();
             session
                 .request::<redis::Value>(&auth, &format!("log in to {address}{who}"))
-                .map_err(|e| anyhow!("{e:#} (check --user and the password file or REDISCLI_AUTH)"))?;
+                .map_err(|e| add_hint(e, "check --user and the password file or REDISCLI_AUTH"))?;
         }
         Ok(session)
     }
@@ -113,11 +123,9 @@ impl<'a> Session<'a> {
     fn exchange<T>(&mut self, step: &str, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T> {
         let _step = Step::begin(step);
         let left = self.deadline.remaining(step)?;
-        self.conn
-            .set_read_timeout(Some(left))
-            .and_then(|_| self.conn.set_write_timeout(Some(left)))
-            .map_err(|e| anyhow!("{step}: {}", explain(&e, self.deadline)))?;
-        f(&mut self.conn).map_err(|e| anyhow!("{step}: {}", explain(&e, self.deadline)))
+        let failed = |e: RedisError| edge_error(&e, Stage::Request(step.to_string()), self.address, self.deadline);
+        self.conn.set_read_timeout(Some(left)).and_then(|_| self.conn.set_write_timeout(Some(left))).map_err(failed)?;
+        f(&mut self.conn).map_err(failed)
     }
 
     /// `INFO server`, `INFO replication` and `INFO persistence` in one round trip, as one text.
@@ -129,9 +137,11 @@ impl<'a> Session<'a> {
     /// knows it.
     pub fn replication_info(&mut self) -> Result<String> {
         let step = format!("INFO replication on {}", self.address);
-        self.request::<String>(&redis::cmd("INFO"), &step).map_err(|e| match format!("{e:#}") {
-            m if m.contains("NOAUTH") => anyhow!("{m} (the server needs a password: give --password-file or REDISCLI_AUTH)"),
-            _ => e,
+        self.request::<String>(&redis::cmd("INFO"), &step).map_err(|e| {
+            match e.downcast_ref::<EdgeError>().and_then(EdgeError::server_code) {
+                Some("NOAUTH") => add_hint(e, NEEDS_PASSWORD),
+                _ => e,
+            }
         })
     }
 }

@@ -60,12 +60,11 @@ pub struct RedisMaster;
 
 impl Check for RedisMaster {
     const NAME: &'static str = "redis-master";
-    const DEFAULT_PORT: u16 = super::DEFAULT_PORT;
     type Args = Args;
     type Target = RedisTarget;
 
     fn common(args: &Args) -> Common<'_> {
-        args.server.common(Self::DEFAULT_PORT)
+        args.server.common(super::DEFAULT_PORT)
     }
 
     fn resolve(args: &Args) -> Result<RedisTarget> {

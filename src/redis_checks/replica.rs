@@ -160,12 +160,11 @@ pub struct RedisReplica;
 
 impl Check for RedisReplica {
     const NAME: &'static str = "redis-slave";
-    const DEFAULT_PORT: u16 = super::DEFAULT_PORT;
     type Args = Args;
     type Target = RedisTarget;
 
     fn common(args: &Args) -> Common<'_> {
-        args.server.common(Self::DEFAULT_PORT)
+        args.server.common(super::DEFAULT_PORT)
     }
 
     fn resolve(args: &Args) -> Result<RedisTarget> {

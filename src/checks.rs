@@ -1,0 +1,119 @@
+//! The one list of the project's executables. Each entry says its name, its command line, how to
+//! run it in this process, and which service it answers in a group. Man pages and completions,
+//! check-topology, the generator's argv and the tests' lists all iterate it, and a unit test holds
+//! `Cargo.toml`'s `[[bin]]` entries to it: adding a check is one entry here.
+
+use crate::deadline::Deadline;
+use crate::generator::inventory::Kind;
+use crate::generator::plan::Role;
+use crate::runner::{evaluate_argv, ArgvRun, Check};
+use clap::CommandFactory;
+
+/// One executable: what every list of executables needs to know about it.
+pub struct Executable {
+    /// Its file name (`check-redis-master`): the `[[bin]]`, the man page, the generated argv[0].
+    pub name: &'static str,
+    /// Its command line, as `--help` shows it.
+    pub command: fn() -> clap::Command,
+    /// Runs it in this process from an argv (program path first), within a deadline: `None` for
+    /// an executable that is not a check (the generator).
+    pub run: Option<fn(&[String], &Deadline) -> ArgvRun>,
+    /// The service it answers for each node of a group of this kind (`None`: no per-node service).
+    pub serves: Option<(Kind, Role)>,
+}
+
+/// The entry of check `C`, serving `serves` in a group.
+const fn check<C: Check>(name: &'static str, serves: Option<(Kind, Role)>) -> Executable {
+    Executable { name, command: <C::Args as CommandFactory>::command, run: Some(evaluate_argv::<C>), serves }
+}
+
+/// Every executable of the project, in the order the README lists them.
+pub const EXECUTABLES: &[Executable] = &[
+    check::<crate::redis_checks::master::RedisMaster>("check-redis-master", Some((Kind::Redis, Role::Write))),
+    check::<crate::redis_checks::replica::RedisReplica>("check-redis-slave", Some((Kind::Redis, Role::Read))),
+    check::<crate::mysql_checks::master::MysqlMaster>("check-mysql-master", Some((Kind::Mysql, Role::Write))),
+    check::<crate::mysql_checks::replica::MysqlReplica>("check-mysql-slave", Some((Kind::Mysql, Role::Read))),
+    check::<crate::topology::Topology>("check-topology", None),
+    Executable { name: "gen-consul-services", command: <crate::generator::Args as CommandFactory>::command, run: None, serves: None },
+];
+
+/// The executable called `name` (the last component of a path), if it is one of ours.
+pub fn named(name: &str) -> Option<&'static Executable> {
+    let file = name.rsplit('/').next().unwrap_or(name);
+    EXECUTABLES.iter().find(|e| e.name == file)
+}
+
+/// The check that answers `role` for a node of a `kind` group.
+pub fn serving(kind: Kind, role: Role) -> &'static Executable {
+    EXECUTABLES
+        .iter()
+        .find(|e| e.serves == Some((kind, role)))
+        .unwrap_or_else(|| unreachable!("every kind has a write and a read check (a unit test holds it)"))
+}
+
+/// The checks that answer a service for one node (write or read): the ones the generator emits.
+pub fn node_checks() -> impl Iterator<Item = &'static Executable> {
+    EXECUTABLES.iter().filter(|e| e.serves.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `[[bin]]` entries of `Cargo.toml`, in order: (name, path).
+    fn cargo_bins() -> Vec<(String, String)> {
+        let value = |line: &str, key: &str| {
+            let (k, v) = line.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+        };
+        let mut bins: Vec<(String, String)> = Vec::new();
+        let mut in_bin = false;
+        for line in include_str!("../Cargo.toml").lines() {
+            if line.starts_with('[') {
+                in_bin = line.trim() == "[[bin]]";
+                if in_bin {
+                    bins.push(Default::default());
+                }
+            } else if let (true, Some(last)) = (in_bin, bins.last_mut()) {
+                if let Some(name) = value(line, "name") {
+                    last.0 = name;
+                } else if let Some(path) = value(line, "path") {
+                    last.1 = path;
+                }
+            }
+        }
+        bins
+    }
+
+    /// Cargo.toml's `[[bin]]` entries are exactly this list, in order, each at `bin/<name>.rs`.
+    #[test]
+    fn cargo_bins_are_the_list() {
+        let bins = cargo_bins();
+        let names: Vec<&str> = bins.iter().map(|(n, _)| n.as_str()).collect();
+        let listed: Vec<&str> = EXECUTABLES.iter().map(|e| e.name).collect();
+        assert_eq!(names, listed, "Cargo.toml's [[bin]] entries and checks::EXECUTABLES differ");
+        for (name, path) in &bins {
+            assert_eq!(path, &format!("bin/{name}.rs"), "{name}");
+        }
+    }
+
+    /// Each entry's command line carries its own name; every kind has one write and one read
+    /// check; every check can run in process.
+    #[test]
+    fn entries_are_consistent() {
+        for e in EXECUTABLES {
+            assert_eq!((e.command)().get_name(), e.name);
+            assert_eq!(named(&format!("/usr/local/bin/{}", e.name)).map(|f| f.name), Some(e.name));
+            if e.serves.is_some() {
+                assert!(e.run.is_some(), "{}", e.name);
+            }
+        }
+        for kind in [Kind::Redis, Kind::Mysql] {
+            for role in [Role::Write, Role::Read] {
+                assert_eq!(EXECUTABLES.iter().filter(|e| e.serves == Some((kind, role))).count(), 1, "{kind:?} {role:?}");
+                assert_eq!(serving(kind, role).serves, Some((kind, role)));
+            }
+        }
+        assert!(named("check-redis-ping").is_none());
+    }
+}
