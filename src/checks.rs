@@ -18,23 +18,44 @@ pub struct Executable {
     /// Runs it in this process from an argv (program path first), within a deadline: `None` for
     /// an executable that is not a check (the generator).
     pub run: Option<fn(&[String], &Deadline) -> ArgvRun>,
-    /// The service it answers for each node of a group of this kind (`None`: no per-node service).
-    pub serves: Option<(Kind, Role)>,
+    /// What it looks at.
+    pub subject: Subject,
+    /// The service it answers for each node of a group (`None`: it is no group's write or read
+    /// check, and the generator does not emit it).
+    pub serves: Option<Role>,
 }
 
-/// The entry of check `C`, serving `serves` in a group.
-const fn check<C: Check>(name: &'static str, serves: Option<(Kind, Role)>) -> Executable {
-    Executable { name, command: <C::Args as CommandFactory>::command, run: Some(evaluate_argv::<C>), serves }
+/// What an executable looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// One server of this kind, named by `--host`/`--port` or `--socket` (the hostile-server
+    /// tests run every such check against fake servers).
+    Server(Kind),
+    /// Every node of an inventory.
+    Inventory,
+    /// No server: it writes files.
+    Files,
+}
+
+/// The entry of check `C`, looking at `subject` and serving `serves` in a group.
+const fn check<C: Check>(name: &'static str, subject: Subject, serves: Option<Role>) -> Executable {
+    Executable { name, command: <C::Args as CommandFactory>::command, run: Some(evaluate_argv::<C>), subject, serves }
 }
 
 /// Every executable of the project, in the order the README lists them.
 pub const EXECUTABLES: &[Executable] = &[
-    check::<crate::redis_checks::master::RedisMaster>("check-redis-master", Some((Kind::Redis, Role::Write))),
-    check::<crate::redis_checks::replica::RedisReplica>("check-redis-slave", Some((Kind::Redis, Role::Read))),
-    check::<crate::mysql_checks::master::MysqlMaster>("check-mysql-master", Some((Kind::Mysql, Role::Write))),
-    check::<crate::mysql_checks::replica::MysqlReplica>("check-mysql-slave", Some((Kind::Mysql, Role::Read))),
-    check::<crate::topology::Topology>("check-topology", None),
-    Executable { name: "gen-consul-services", command: <crate::generator::Args as CommandFactory>::command, run: None, serves: None },
+    check::<crate::redis_checks::master::RedisMaster>("check-redis-master", Subject::Server(Kind::Redis), Some(Role::Write)),
+    check::<crate::redis_checks::replica::RedisReplica>("check-redis-slave", Subject::Server(Kind::Redis), Some(Role::Read)),
+    check::<crate::mysql_checks::master::MysqlMaster>("check-mysql-master", Subject::Server(Kind::Mysql), Some(Role::Write)),
+    check::<crate::mysql_checks::replica::MysqlReplica>("check-mysql-slave", Subject::Server(Kind::Mysql), Some(Role::Read)),
+    check::<crate::topology::Topology>("check-topology", Subject::Inventory, None),
+    Executable {
+        name: "gen-consul-services",
+        command: <crate::generator::Args as CommandFactory>::command,
+        run: None,
+        subject: Subject::Files,
+        serves: None,
+    },
 ];
 
 /// The executable called `name` (the last component of a path), if it is one of ours.
@@ -47,13 +68,18 @@ pub fn named(name: &str) -> Option<&'static Executable> {
 pub fn serving(kind: Kind, role: Role) -> &'static Executable {
     EXECUTABLES
         .iter()
-        .find(|e| e.serves == Some((kind, role)))
+        .find(|e| e.subject == Subject::Server(kind) && e.serves == Some(role))
         .unwrap_or_else(|| unreachable!("every kind has a write and a read check (a unit test holds it)"))
 }
 
 /// The checks that answer a service for one node (write or read): the ones the generator emits.
 pub fn node_checks() -> impl Iterator<Item = &'static Executable> {
     EXECUTABLES.iter().filter(|e| e.serves.is_some())
+}
+
+/// The checks that look at one server (of any kind when `kind` is `None`).
+pub fn server_checks(kind: Option<Kind>) -> impl Iterator<Item = &'static Executable> {
+    EXECUTABLES.iter().filter(move |e| matches!(e.subject, Subject::Server(k) if kind.map_or(true, |want| want == k)))
 }
 
 #[cfg(test)]
@@ -104,16 +130,21 @@ mod tests {
         for e in EXECUTABLES {
             assert_eq!((e.command)().get_name(), e.name);
             assert_eq!(named(&format!("/usr/local/bin/{}", e.name)).map(|f| f.name), Some(e.name));
-            if e.serves.is_some() {
+            if e.subject != Subject::Files {
                 assert!(e.run.is_some(), "{}", e.name);
+            }
+            if e.serves.is_some() {
+                assert!(matches!(e.subject, Subject::Server(_)), "{}: only a server check answers a node's service", e.name);
             }
         }
         for kind in [Kind::Redis, Kind::Mysql] {
             for role in [Role::Write, Role::Read] {
-                assert_eq!(EXECUTABLES.iter().filter(|e| e.serves == Some((kind, role))).count(), 1, "{kind:?} {role:?}");
-                assert_eq!(serving(kind, role).serves, Some((kind, role)));
+                let n = EXECUTABLES.iter().filter(|e| e.subject == Subject::Server(kind) && e.serves == Some(role)).count();
+                assert_eq!(n, 1, "{kind:?} {role:?}");
+                assert_eq!((serving(kind, role).subject, serving(kind, role).serves), (Subject::Server(kind), Some(role)));
             }
         }
-        assert!(named("check-redis-ping").is_none());
+        assert_eq!(server_checks(Some(Kind::Mysql)).count(), 2);
+        assert!(named("check-no-such-thing").is_none());
     }
 }

@@ -9,9 +9,9 @@
 use lab::*;
 use std::time::Duration;
 
-/// The checks that answer for one server (the ones the generator emits).
+/// Every check that looks at one server, from the one list of checks.
 fn checks() -> impl Iterator<Item = &'static str> {
-    consul_db_checks::checks::node_checks().map(|e| e.name)
+    consul_db_checks::checks::server_checks(None).map(|e| e.name)
 }
 const RSS_LIMIT_KIB: i64 = 64 << 10;
 const TIMEOUT: &str = "2s";

@@ -159,10 +159,9 @@ fn run_against(bin: &str, port: u16, extra: &[&str]) -> CheckRun {
     r
 }
 
-/// The MySQL checks (both services), from the one list of checks.
+/// Every check that looks at one MySQL server, from the one list of checks.
 fn mysql_checks() -> impl Iterator<Item = &'static str> {
-    use consul_db_checks::generator::inventory::Kind;
-    consul_db_checks::checks::node_checks().filter(|e| matches!(e.serves, Some((Kind::Mysql, _)))).map(|e| e.name)
+    consul_db_checks::checks::server_checks(Some(consul_db_checks::generator::inventory::Kind::Mysql)).map(|e| e.name)
 }
 
 /// By default, over plain TCP: nothing after the full-authentication request (no key asked for, no
