@@ -1,57 +1,40 @@
 //! check-mysql-master and check-mysql-slave against real MariaDB servers with real replication.
 
 use lab::mysql_lab::{create_users, MariaLab, MariaNode, CHECKER, MONITOR};
-use lab::pools::{assert_invariants, assert_pools, read_pool, write_pool, NodeView, NOBODY};
+use lab::pools::{assert_invariants, read_pool, write_pool, Observable, NOBODY};
 use lab::*;
 use std::time::Duration;
 
 const M: &str = "check-mysql-master";
 const S: &str = "check-mysql-slave";
 
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
-}
-
-/// Both checks on every node of the lab, logged in as `checker`, plus extra arguments.
-fn observe(lab: &MariaLab, master_extra: &[&str], slave_extra: &[&str]) -> Vec<NodeView> {
-    lab.nodes()
-        .into_iter()
-        .map(|n| {
-            let mut base = vec![n.port_arg()];
-            base.extend(lab.checker_args());
-            let mut m = base.clone();
-            m.extend(s(master_extra));
-            let mut sl = base;
-            sl.extend(s(slave_extra));
-            NodeView::observe(M, S, &n.addr(), n.proc.running(), &m, &sl)
-        })
-        .collect()
-}
-
 #[test]
 fn healthy_threads_stopped_and_replication_error() {
     let lab = MariaLab::start(2);
     let (r0, r1) = (&lab.replicas[0], &lab.replicas[1]);
 
-    let views = observe(&lab, &[], &[]);
-    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[0].addr(), lab.replicas[1].addr()]);
+    let views = lab.observe().run();
+    views.assert(&[lab.master.addr()], &[lab.replicas[0].addr(), lab.replicas[1].addr()]);
     assert_invariants(&views);
-    let m = &views[0];
+    let m = &views.node(lab.master.addr());
     assert_eq!(m.write.fact("connected_replicas").as_array().unwrap().len(), 2);
     assert_eq!(m.read.fact("replica_discovery"), "from SHOW REPLICA HOSTS");
     assert!(m.read.summary().ends_with("2 healthy replica(s) serve reads"), "{}", m.read);
-    let rep = &views[1].read;
+    let rep = &views.node(lab.replicas[0].addr()).read;
     assert_eq!(rep.fact("channels.0.io_running"), "Yes");
     assert_eq!(rep.fact("status_statement"), "SHOW ALL REPLICAS STATUS");
     assert_eq!(rep.summary(), format!("{} replica of {}, IO and SQL threads running, lag 0s", r0.addr(), lab.master.addr()));
-    assert!(views[1].write.summary().contains("is a replica of"), "{}", views[1].write);
+    assert!(views.node(lab.replicas[0].addr()).write.summary().contains("is a replica of"), "{}", views.node(lab.replicas[0].addr()).write);
 
     // IO thread stopped: that replica leaves the read pool, naming the thread.
     r0.sql("STOP SLAVE IO_THREAD");
     r0.wait_status("", "Slave_IO_Running", |v| v == Some("No"));
-    let views = observe(&lab, &[], &[]);
-    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[1].addr()]);
-    assert_eq!(views[1].read.summary(), format!("{}: the default channel from {}: IO thread is No", r0.addr(), lab.master.addr()));
+    let views = lab.observe().run();
+    views.assert(&[lab.master.addr()], &[lab.replicas[1].addr()]);
+    assert_eq!(
+        views.node(lab.replicas[0].addr()).read.summary(),
+        format!("{}: the default channel from {}: IO thread is No", r0.addr(), lab.master.addr())
+    );
     assert_invariants(&views);
     r0.sql("START SLAVE IO_THREAD");
     r0.wait_channel_running("");
@@ -59,9 +42,9 @@ fn healthy_threads_stopped_and_replication_error() {
     // SQL thread stopped.
     r1.sql("STOP SLAVE SQL_THREAD");
     r1.wait_status("", "Slave_SQL_Running", |v| v == Some("No"));
-    let views = observe(&lab, &[], &[]);
-    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[0].addr()]);
-    assert!(views[2].read.summary().contains("SQL thread is No"), "{}", views[2].read);
+    let views = lab.observe().run();
+    views.assert(&[lab.master.addr()], &[lab.replicas[0].addr()]);
+    assert!(views.node(lab.replicas[1].addr()).read.summary().contains("SQL thread is No"), "{}", views.node(lab.replicas[1].addr()).read);
     assert_invariants(&views);
     r1.sql("START SLAVE SQL_THREAD");
     r1.wait_channel_running("");
@@ -70,21 +53,29 @@ fn healthy_threads_stopped_and_replication_error() {
     r0.sql("SET SESSION sql_log_bin=0; SET GLOBAL read_only=0; INSERT INTO lab.t VALUES (1, 'replica'); SET GLOBAL read_only=1");
     lab.master.sql("INSERT INTO lab.t VALUES (1, 'master')");
     r0.wait_status("", "Slave_SQL_Running", |v| v == Some("No"));
-    let views = observe(&lab, &[], &[]);
-    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[1].addr()]);
-    let broken = &views[1].read;
+    let views = lab.observe().run();
+    views.assert(&[lab.master.addr()], &[lab.replicas[1].addr()]);
+    let broken = &views.node(lab.replicas[0].addr()).read;
     assert!(broken.summary().contains("Duplicate entry '1'"), "{broken}");
     assert_eq!(broken.fact("channels.0.sql_running"), "No");
-    assert!(views[0].read.reason_contains(&format!("{}: the default channel", r0.addr())), "{}", views[0].read);
+    assert!(
+        views.node(lab.master.addr()).read.reason_contains(&format!("{}: the default channel", r0.addr())),
+        "{}",
+        views.node(lab.master.addr()).read
+    );
     assert_invariants(&views);
 
     // The other replica's IO thread stops too: no healthy replica, the master joins the read pool.
     r1.sql("STOP SLAVE IO_THREAD");
     r1.wait_status("", "Slave_IO_Running", |v| v == Some("No"));
-    let views = observe(&lab, &[], &[]);
-    assert_pools(&views, &[lab.master.addr()], &[lab.master.addr()]);
+    let views = lab.observe().run();
+    views.assert(&[lab.master.addr()], &[lab.master.addr()]);
     assert_eq!(read_pool(&views), vec![lab.master.addr().as_str()]);
-    assert!(views[0].read.summary().contains("none of its 2 replica(s) is healthy: it serves reads"), "{}", views[0].read);
+    assert!(
+        views.node(lab.master.addr()).read.summary().contains("none of its 2 replica(s) is healthy: it serves reads"),
+        "{}",
+        views.node(lab.master.addr()).read
+    );
     assert_invariants(&views);
 
     // read_only on the master: out of the write pool, unless --allow-read-only (the original's behaviour).
@@ -125,16 +116,16 @@ fn lag_over_max_lag() {
     r0.sql("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=60; START SLAVE");
     lab.master.sql("INSERT INTO lab.t VALUES (10, 'delayed')");
     r0.wait_status("", "Seconds_Behind_Master", |v| v.and_then(|l| l.parse::<u64>().ok()).is_some_and(|l| l >= 3));
-    let views = observe(&lab, &[], &["--max-lag", "2"]);
-    assert_pools(&views, &[lab.master.addr()], &[lab.master.addr()]);
-    let lagging = &views[1].read;
+    let views = lab.observe().read_args(&["--max-lag", "2"]).run();
+    views.assert(&[lab.master.addr()], &[lab.master.addr()]);
+    let lagging = &views.node(lab.replicas[0].addr()).read;
     assert!(lagging.summary().contains("over --max-lag 2s"), "{lagging}");
     assert!(lagging.fact("channels.0.lag_seconds").as_u64().unwrap() >= 3);
-    assert!(views[0].read.summary().contains("it serves reads"), "{}", views[0].read);
+    assert!(views.node(lab.master.addr()).read.summary().contains("it serves reads"), "{}", views.node(lab.master.addr()).read);
     assert_invariants(&views);
     // Under the default --max-lag 120 the same replica serves reads, and the master leaves the pool.
-    let views = observe(&lab, &[], &[]);
-    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[0].addr()]);
+    let views = lab.observe().run();
+    views.assert(&[lab.master.addr()], &[lab.replicas[0].addr()]);
     assert_invariants(&views);
 }
 
@@ -144,14 +135,17 @@ fn replica_down_then_all_replicas_down() {
     lab.replicas[1].proc.kill();
     // The master may keep a dead replica's dump thread until it next writes to it: checks must
     // be right either way (its probe fails), so nothing waits for it to go.
-    let views = observe(&lab, &[], &[]);
-    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[0].addr()]);
-    assert_eq!(views[2].read.summary(), format!("cannot connect to {}: connection refused", lab.replicas[1].addr()));
+    let views = lab.observe().run();
+    views.assert(&[lab.master.addr()], &[lab.replicas[0].addr()]);
+    assert_eq!(
+        views.node(lab.replicas[1].addr()).read.summary(),
+        format!("cannot connect to {}: connection refused", lab.replicas[1].addr())
+    );
     assert_invariants(&views);
 
     lab.replicas[0].proc.kill();
-    let views = observe(&lab, &[], &[]);
-    assert_pools(&views, &[lab.master.addr()], &[lab.master.addr()]);
+    let views = lab.observe().run();
+    views.assert(&[lab.master.addr()], &[lab.master.addr()]);
     assert_eq!(write_pool(&views), read_pool(&views));
     assert_invariants(&views);
 }
@@ -163,9 +157,9 @@ fn master_down() {
     for r in &lab.replicas {
         r.wait_status("", "Slave_IO_Running", |v| v != Some("Yes"));
     }
-    let views = observe(&lab, &[], &[]);
-    assert_pools(&views, &NOBODY, &NOBODY);
-    let s1 = views[1].read.summary();
+    let views = lab.observe().run();
+    views.assert(&NOBODY, &NOBODY);
+    let s1 = views.node(lab.replicas[0].addr()).read.summary();
     assert!(s1.contains("IO thread is Connecting") || s1.contains("IO thread is No"), "{s1}");
     assert!(write_pool(&views).is_empty() && read_pool(&views).is_empty());
     assert_invariants(&views);
@@ -182,17 +176,17 @@ fn promotion_and_old_master_back_read_only() {
     other.wait_channel_running("");
     wait_for("dump thread on the new master", Duration::from_secs(20), || (new.dump_threads(Some("repl")) == 1).then_some(()));
     new.sql("INSERT INTO lab.t VALUES (20, 'after promotion')");
-    let views = observe(&lab, &[], &[]);
-    assert_pools(&views, &[lab.replicas[0].addr()], &[lab.replicas[1].addr()]);
+    let views = lab.observe().run();
+    views.assert(&[lab.replicas[0].addr()], &[lab.replicas[1].addr()]);
     assert_eq!(write_pool(&views), vec![new.addr().as_str()]);
     assert_invariants(&views);
 
     // The old master comes back with read_only=ON (as every server's my.cnf should say).
     lab.master.restart_with(&["--read-only"]);
-    let views = observe(&lab, &[], &[]);
-    assert_pools(&views, &[lab.replicas[0].addr()], &[lab.replicas[1].addr()]);
-    assert!(views[0].write.summary().contains("read_only=ON"), "{}", views[0].write);
-    assert!(views[0].read.summary().contains("an isolated node"), "{}", views[0].read);
+    let views = lab.observe().run();
+    views.assert(&[lab.replicas[0].addr()], &[lab.replicas[1].addr()]);
+    assert!(views.node(lab.master.addr()).write.summary().contains("read_only=ON"), "{}", views.node(lab.master.addr()).write);
+    assert!(views.node(lab.master.addr()).read.summary().contains("an isolated node"), "{}", views.node(lab.master.addr()).read);
     assert_eq!(write_pool(&views), vec![new.addr().as_str()]);
     assert_eq!(read_pool(&views), vec![other.addr().as_str()]);
     assert_invariants(&views);

@@ -4,28 +4,17 @@
 //! `caching_sha2_password` full-authentication path against the real server.
 
 use lab::oracle_mysql::{chroot_or_skip, MysqlLab, MysqlNode, CHECKER};
-use lab::pools::{assert_pools, NodeView};
+use lab::pools::Observable;
 use lab::*;
 
 const M: &str = "check-mysql-master";
 const S: &str = "check-mysql-slave";
 
-/// The checks' arguments for `node`: its address, the checker's defaults file, and the servers'
-/// pinned public key (the lab's nodes share one key pair), plus `extra`.
+/// The checks' arguments for `node` (address, defaults file, pinned key), plus `extra`.
 fn args(lab: &MysqlLab, node: &MysqlNode, extra: &[&str]) -> Vec<String> {
-    let mut a = vec!["--host".to_string(), node.host.clone(), "--port".into(), node.port.to_string()];
-    a.extend(lab.checker_args());
-    a.extend(["--server-public-key".to_string(), lab.source.data_file("public_key.pem").display().to_string()]);
+    let mut a = lab.check_args(node);
     a.extend(extra.iter().map(|s| s.to_string()));
     a
-}
-
-/// Both checks on every node, as Consul would run them.
-fn observe(lab: &MysqlLab, read_extra: &[&str]) -> Vec<NodeView> {
-    lab.nodes()
-        .into_iter()
-        .map(|n| NodeView::observe(M, S, &n.addr(), n.proc.running(), &args(lab, n, &[]), &args(lab, n, read_extra)))
-        .collect()
 }
 
 #[test]
@@ -33,18 +22,18 @@ fn topology_states_on_mysql_9() {
     let Some(root) = chroot_or_skip("topology") else { return };
     let lab = MysqlLab::start(&root, 2);
     let (source, r0, r1) = (&lab.source, &lab.replicas[0], &lab.replicas[1]);
-    let views = observe(&lab, &[]);
-    assert_pools(&views, &[source.addr()], &[r0.addr(), r1.addr()]);
-    let master = &views[0].write;
+    let views = lab.observe().run();
+    views.assert(&[source.addr()], &[r0.addr(), r1.addr()]);
+    let master = &views.node(lab.source.addr()).write;
     assert!(master.fact("version").as_str().unwrap().starts_with("9."), "{master}");
     assert_eq!(master.fact("super_read_only"), false, "{master}");
     assert_eq!(master.fact("offline_mode"), false, "{master}");
     assert_eq!(master.fact("connected_replicas").as_array().unwrap().len(), 2, "{master}");
-    let replica = &views[1].read;
+    let replica = &views.node(lab.replicas[0].addr()).read;
     assert_eq!(replica.fact("status_statement"), "SHOW REPLICA STATUS", "{replica}");
     assert!(replica.summary().contains(&format!("replica of {}", source.addr())), "{replica}");
     // The source's read check probes both replicas, found with SHOW REPLICAS (report_host).
-    let on_source = &views[0].read;
+    let on_source = &views.node(lab.source.addr()).read;
     assert_eq!(on_source.code(), 2, "healthy replicas serve reads: {on_source}");
     assert!(on_source.fact("replica_discovery").as_str().unwrap().contains("SHOW REPLICAS"), "{on_source}");
     // Without REPLICATION SLAVE, SHOW REPLICAS is refused: the processlist hosts (each replica's
@@ -76,18 +65,18 @@ fn topology_states_on_mysql_9() {
     // A replica with its IO thread stopped leaves the read pool, naming the thread.
     r0.sql("STOP REPLICA IO_THREAD");
     r0.wait_status("Replica_IO_Running", |v| v == Some("No"));
-    let views = observe(&lab, &[]);
-    assert_pools(&views, &[source.addr()], &[r1.addr()]);
-    assert!(views[1].read.summary().contains("IO thread"), "{}", views[1].read);
+    let views = lab.observe().run();
+    views.assert(&[source.addr()], &[r1.addr()]);
+    views.node(lab.replicas[0].addr()).read.summary_has("IO thread");
 
     // A replication error (a row the replica already has) leaves the read pool, naming the error.
     r1.sql("SET GLOBAL super_read_only=0; INSERT INTO lab.t VALUES (1, 'replica'); SET GLOBAL super_read_only=1");
     source.sql("INSERT INTO lab.t VALUES (1, 'source')");
     r1.wait_status("Replica_SQL_Running", |v| v == Some("No"));
-    let views = observe(&lab, &[]);
+    let views = lab.observe().run();
     // No replica is healthy: the source serves reads too.
-    assert_pools(&views, &[source.addr()], &[source.addr()]);
-    let broken = &views[2].read;
+    views.assert(&[source.addr()], &[source.addr()]);
+    let broken = &views.node(lab.replicas[1].addr()).read;
     assert!(broken.summary().contains("SQL thread") && broken.run.stdout.contains("Duplicate entry"), "{broken}");
 
     // Lag: the replica's SQL thread applies with a delay over --max-lag.
@@ -115,9 +104,9 @@ fn promotion_and_the_old_source_back_super_read_only() {
     r1.replicate_from(r0);
     // The old source comes back read-only, as every server's my.cnf should say.
     lab.source.restart_with(&["--read-only", "--super-read-only"]);
-    let views = observe(&lab, &[]);
-    assert_pools(&views, &[lab.replicas[0].addr()], &[lab.replicas[1].addr()]);
-    let old = &views[0];
+    let views = lab.observe().run();
+    views.assert(&[lab.replicas[0].addr()], &[lab.replicas[1].addr()]);
+    let old = &views.node(lab.source.addr());
     assert!(old.write.summary().contains("read_only=ON") || old.write.summary().contains("super_read_only=ON"), "{}", old.write);
     assert!(old.read.summary().contains("isolated"), "{}", old.read);
 }

@@ -1,6 +1,6 @@
 //! check-redis-master and check-redis-slave against real redis-server and redis-sentinel processes.
 
-use lab::pools::{assert_invariants, assert_pools, read_pool, view, write_pool, NodeView, NOBODY};
+use lab::pools::{assert_invariants, read_pool, write_pool, Observable, NOBODY};
 use lab::redis_lab::{redis_cmd, replica_of, RedisLab, RedisNode};
 use lab::*;
 use std::time::{Duration, Instant};
@@ -14,14 +14,6 @@ fn args(port: u16, extra: &[String]) -> Vec<String> {
     v
 }
 
-/// Both checks on every node of the lab (down nodes included), with the given extra arguments.
-fn observe(lab: &RedisLab, master_extra: &[String], slave_extra: &[String]) -> Vec<NodeView> {
-    lab.nodes()
-        .into_iter()
-        .map(|n| NodeView::observe(M, S, &n.addr(), n.proc.running(), &args(n.port, master_extra), &args(n.port, slave_extra)))
-        .collect()
-}
-
 fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -29,10 +21,10 @@ fn strs(v: &[&str]) -> Vec<String> {
 #[test]
 fn healthy_topology() {
     let lab = RedisLab::builder().replicas(2).sentinels(3).start();
-    let views = observe(&lab, &lab.sentinel_args(), &strs(&["--max-lag", "30"]));
-    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[0].addr(), lab.replicas[1].addr()]);
+    let views = lab.observe().write_args(&lab.sentinel_args()).read_args(&["--max-lag", "30"]).run();
+    views.assert(&[lab.master.addr()], &[lab.replicas[0].addr(), lab.replicas[1].addr()]);
 
-    let master_json = &views[0].write;
+    let master_json = &views.node(lab.master.addr()).write;
     // Whatever server runs (Redis 7.0, Redis 6.2, Valkey 8.1: see the Makefile), the facts name it.
     let server = std::process::Command::new(lab::redis_lab::server_program()).arg("--version").output().unwrap();
     let version = String::from_utf8_lossy(&server.stdout).to_string();
@@ -48,11 +40,11 @@ fn healthy_topology() {
     assert_eq!(master_json.fact("connected_replicas").as_array().unwrap().len(), 2);
     assert_eq!(master_json.fact("sentinels").as_array().unwrap().len(), 3);
     assert!(master_json.reasons()[1].starts_with("3 of 3 Sentinels name this node"), "{master_json}");
-    let replica_json = &views[1].read;
+    let replica_json = &views.node(lab.replicas[0].addr()).read;
     assert_eq!(replica_json.json["check"], "redis-slave");
     assert_eq!(replica_json.fact("master_link_status"), "up");
     assert_eq!(replica_json.fact("master"), lab.master.addr().as_str());
-    assert!(views[0].read.summary().contains("2 healthy replica(s) serve reads"));
+    assert!(views.node(lab.master.addr()).read.summary().contains("2 healthy replica(s) serve reads"));
 
     // The drop-in call of the original scripts, text output in the monitoring-plugins style.
     let r = run(S, [&lab.replicas[0].port_arg()]);
@@ -84,9 +76,9 @@ fn replica_stopped() {
     let mut lab = RedisLab::builder().replicas(2).start();
     lab.replicas[1].proc.kill();
     lab.wait_replicas_online(lab.master.port, 1);
-    let views = observe(&lab, &[], &[]);
-    assert_pools(&views, &[lab.master.addr()], &[lab.replicas[0].addr()]);
-    let msg = views[2].read.summary();
+    let views = lab.observe().run();
+    views.assert(&[lab.master.addr()], &[lab.replicas[0].addr()]);
+    let msg = views.node(lab.replicas[1].addr()).read.summary();
     assert_eq!(msg, format!("cannot connect to {}: connection refused", lab.replicas[1].addr()));
     assert_invariants(&views);
     let r = run(M, [&lab.master.port_arg(), "--min-replicas", "2"]);
@@ -101,9 +93,9 @@ fn all_replicas_stopped_master_serves_reads() {
         r.proc.kill();
     }
     lab.wait_replicas_online(lab.master.port, 0);
-    let views = observe(&lab, &[], &strs(&["--max-lag", "10"]));
-    assert_pools(&views, &[lab.master.addr()], &[lab.master.addr()]);
-    assert!(views[0].read.summary().ends_with("is a single master: it serves reads"), "{views:#?}");
+    let views = lab.observe().read_args(&["--max-lag", "10"]).run();
+    views.assert(&[lab.master.addr()], &[lab.master.addr()]);
+    assert!(views.node(lab.master.addr()).read.summary().ends_with("is a single master: it serves reads"), "{views:#?}");
 
     let r = run(S, [&lab.master.port_arg(), "--no-master-fallback"]);
     assert_eq!(r.exit(), 2);
@@ -122,11 +114,11 @@ fn master_stopped_replicas_lose_their_link() {
     for r in &lab.replicas {
         r.wait_link_down();
     }
-    let views = observe(&lab, &[], &[]);
-    assert_pools(&views, &NOBODY, &NOBODY);
-    let s = views[1].read.summary();
+    let views = lab.observe().run();
+    views.assert(&NOBODY, &NOBODY);
+    let s = views.node(lab.replicas[0].addr()).read.summary();
     assert!(s.contains("link down"), "{s}");
-    assert_eq!(views[1].read.fact("master_link_status"), "down");
+    assert_eq!(views.node(lab.replicas[0].addr()).read.fact("master_link_status"), "down");
 }
 
 #[test]
@@ -159,24 +151,19 @@ fn replica_lag_over_max_lag() {
     let replica = &lab.replicas[0];
     lab.master.proc.signal(libc::SIGSTOP);
     replica.wait_lag_at_least(3);
-    let views = vec![
-        NodeView::observe(
-            M,
-            S,
-            &lab.master.addr(),
-            true,
-            &strs(&[&lab.master.port_arg(), "--timeout", "500ms"]),
-            &strs(&[&lab.master.port_arg(), "--timeout", "500ms"]),
-        ),
-        NodeView::observe(M, S, &replica.addr(), true, &strs(&[&replica.port_arg()]), &strs(&[&replica.port_arg(), "--max-lag", "2"])),
-    ];
+    // The stopped master gets a short deadline; the replica's read check a lag limit.
+    let views = lab.observe().write_args(&["--timeout", "500ms"]).read_args(&["--timeout", "500ms", "--max-lag", "2"]).run();
     // A master that does not answer is in no pool, and says which step timed out (how fast: deadlines.rs).
     // The replica's link still says up (repl-timeout is 60s), but its lag is over the limit.
-    assert_pools(&views, &NOBODY, &NOBODY);
-    let msg = views[0].write.summary();
+    views.assert(&NOBODY, &NOBODY);
+    let msg = views.node(lab.master.addr()).write.summary();
     assert!(msg.contains(&lab.master.addr()) && msg.contains("500ms"), "{msg}");
-    assert_eq!(views[1].read.fact("master_link_status"), "up");
-    assert!(views[1].read.summary().contains("over --max-lag 2s"), "{:?}", views[1].read);
+    assert_eq!(views.node(lab.replicas[0].addr()).read.fact("master_link_status"), "up");
+    assert!(
+        views.node(lab.replicas[0].addr()).read.summary().contains("over --max-lag 2s"),
+        "{:?}",
+        views.node(lab.replicas[0].addr()).read
+    );
     assert_invariants(&views);
     // Without --max-lag the same replica would pass: that is why the option exists.
     assert_eq!(run(S, [&replica.port_arg()]).exit(), 0);
@@ -199,12 +186,12 @@ fn sentinel_failover_and_returning_old_master() {
     // the other replica follows it and serves reads.
     let views = wait_for("the pools to follow Sentinel", Duration::from_secs(30), || {
         let named = lab.agreed_master()?;
-        let views = observe(&lab, &guard, &guard);
+        let views = lab.observe().write_args(&guard).read_args(&guard).run();
         let others: Vec<String> = lab.replicas.iter().map(RedisNode::addr).filter(|a| *a != named).collect();
         (write_pool(&views) == vec![named.as_str()] && read_pool(&views) == others.iter().map(String::as_str).collect::<Vec<_>>())
             .then_some(views)
     });
-    assert!(!view(&views, &old).write.in_pool() && !view(&views, &old).read.in_pool(), "old master is down: {views:#?}");
+    assert!(!views.node(&old).write.in_pool() && !views.node(&old).read.in_pool(), "old master is down: {views:#?}");
     assert_invariants(&views);
 
     // The old master returns as a master. Without the guard it would pass: a second writer.
@@ -218,9 +205,9 @@ fn sentinel_failover_and_returning_old_master() {
     let mut guarded_runs = 0;
     loop {
         let role_before = lab.master.role();
-        let views = observe(&lab, &guard, &guard);
+        let views = lab.observe().write_args(&guard).read_args(&guard).run();
         assert!(write_pool(&views).len() <= 1, "two writers: {views:#?}");
-        let (old_view, role_after) = (&views[0], lab.master.role());
+        let (old_view, role_after) = (&views.node(lab.master.addr()), lab.master.role());
         if role_before.as_deref() == Some("master") && role_after.as_deref() == Some("master") && old_view.write.fact("role") == "master" {
             assert_eq!(old_view.write.code(), 2, "returning old master not kept out: {old_view:#?}");
             assert_eq!(old_view.read.code(), 2, "returning old master serves reads: {old_view:#?}");
@@ -237,8 +224,8 @@ fn sentinel_failover_and_returning_old_master() {
     assert!(guarded_runs > 0, "the old master was demoted before any check could see it as master");
     // Demoted: a replica of the new master, it joins the read pool once linked, never the write pool.
     wait_for("old master linked to the new one", Duration::from_secs(30), || (run(S, [&lab.master.port_arg()]).exit() == 0).then_some(()));
-    let views = observe(&lab, &guard, &guard);
-    assert_eq!(view(&views, &old).write.code(), 2, "{views:#?}");
+    let views = lab.observe().write_args(&guard).read_args(&guard).run();
+    assert_eq!(views.node(&old).write.code(), 2, "{views:#?}");
     // The one writer is the node the Sentinels name now (Sentinel may have failed over again).
     let named = lab.sentinel_views();
     assert_eq!(write_pool(&views), vec![named[0].clone().unwrap().as_str()], "{named:?} {views:#?}");

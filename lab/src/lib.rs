@@ -5,7 +5,7 @@
 //! Adding a scenario (a test in `tests/redis_checks.rs`, for example):
 //!
 //! ```ignore
-//! use lab::pools::{assert_pools, NodeView};
+//! use lab::pools::{self, Observable};
 //! use lab::redis_lab::RedisLab;
 //! use lab::*;
 //!
@@ -16,17 +16,15 @@
 //!     // 2. A fault, and a named wait for the server to show it.
 //!     lab.master.proc.kill();
 //!     lab.replicas[0].wait_link_down();
-//!     // 3. One check: status, summary, facts and reasons by name.
-//!     let out = check("check-redis-slave", [lab.replicas[0].port_arg()]);
-//!     assert_eq!(out.status(), "critical", "{out}");
-//!     assert!(out.summary().contains("link down"), "{out}");
-//!     assert_eq!(out.fact("master_link_status"), "down");
+//!     // 3. One check, named once, with chained assertions on what an operator would read.
+//!     check("check-redis-slave", [lab.replicas[0].port_arg()])
+//!         .code_is(2)
+//!         .summary_has("link down")
+//!         .fact_is("master_link_status", "down");
 //!     // 4. Or both checks on every node, and the pools Consul DNS would answer with, by address.
-//!     let views: Vec<NodeView> = lab.nodes().iter().map(|n| {
-//!         let args = vec![n.port_arg()];
-//!         NodeView::observe("check-redis-master", "check-redis-slave", &n.addr(), n.proc.running(), &args, &args)
-//!     }).collect();
-//!     assert_pools(&views, &pools::NOBODY, &pools::NOBODY);
+//!     let views = lab.observe().read_args(&["--max-lag", "30"]).run();
+//!     views.assert(&pools::NOBODY, &pools::NOBODY);
+//!     views.node(lab.replicas[1].addr()).read.code_is(2).summary_has("link down");
 //! }
 //! ```
 
@@ -330,6 +328,31 @@ impl CheckOutput {
     /// Whether Consul would keep the node in the pool: passing or warning.
     pub fn in_pool(&self) -> bool {
         self.run.in_pool()
+    }
+    /// Asserts the exit code (`check(..).code_is(2).summary_has("read_only")`).
+    #[track_caller]
+    pub fn code_is(&self, code: i32) -> &Self {
+        assert_eq!(self.code(), code, "exit code: {self}");
+        self
+    }
+    /// Asserts that the summary contains `text`.
+    #[track_caller]
+    pub fn summary_has(&self, text: &str) -> &Self {
+        assert!(self.summary().contains(text), "summary without {text:?}: {self}");
+        self
+    }
+    /// Asserts that some reason contains `text`.
+    #[track_caller]
+    pub fn reason_has(&self, text: &str) -> &Self {
+        assert!(self.reason_contains(text), "no reason with {text:?}: {self}");
+        self
+    }
+    /// Asserts a fact by dotted path.
+    #[track_caller]
+    pub fn fact_is(&self, path: &str, value: impl Into<Value>) -> &Self {
+        let value = value.into();
+        assert_eq!(self.fact(path), &value, "fact {path}: {self}");
+        self
     }
 }
 

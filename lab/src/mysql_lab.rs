@@ -315,6 +315,21 @@ impl MariaLab {
     }
 }
 
+/// The checks log in as the lab's checker.
+impl crate::pools::Observable for MariaLab {
+    const CHECKS: (&'static str, &'static str) = ("check-mysql-master", "check-mysql-slave");
+    fn targets(&self) -> Vec<crate::pools::CheckTarget> {
+        self.nodes()
+            .iter()
+            .map(|n| crate::pools::CheckTarget {
+                addr: n.addr(),
+                up: n.proc.running(),
+                args: std::iter::once(n.port_arg()).chain(self.checker_args()).collect(),
+            })
+            .collect()
+    }
+}
+
 /// The user of [`MariaNode::start_tls`] who may log in only over TLS, and its password.
 pub const TLS_USER: (&str, &str) = ("tlsuser", "tls-pw");
 

@@ -332,4 +332,20 @@ impl MysqlLab {
     pub fn nodes(&self) -> Vec<&MysqlNode> {
         std::iter::once(&self.source).chain(self.replicas.iter()).collect()
     }
+
+    /// The arguments that point a check at `node`: its address, the checker's defaults file, and
+    /// the servers' pinned public key (the lab's nodes share one key pair).
+    pub fn check_args(&self, node: &MysqlNode) -> Vec<String> {
+        let mut a = vec!["--host".to_string(), node.host.clone(), "--port".into(), node.port.to_string()];
+        a.extend(self.checker_args());
+        a.extend(["--server-public-key".to_string(), self.source.data_file("public_key.pem").display().to_string()]);
+        a
+    }
+}
+
+impl crate::pools::Observable for MysqlLab {
+    const CHECKS: (&'static str, &'static str) = ("check-mysql-master", "check-mysql-slave");
+    fn targets(&self) -> Vec<crate::pools::CheckTarget> {
+        self.nodes().iter().map(|n| crate::pools::CheckTarget { addr: n.addr(), up: n.proc.running(), args: self.check_args(n) }).collect()
+    }
 }

@@ -16,10 +16,91 @@ pub struct NodeView {
     pub read: CheckOutput,
 }
 
-impl NodeView {
-    /// Runs both checks (with `--format json`) on a node.
-    pub fn observe(write_bin: &str, read_bin: &str, node: &str, up: bool, write_args: &[String], read_args: &[String]) -> NodeView {
-        NodeView { node: node.to_string(), up, write: check(write_bin, write_args), read: check(read_bin, read_args) }
+/// One node as the checks reach it: its address, whether its process runs, and the arguments
+/// that point a check at it (and log in).
+#[derive(Clone, Debug)]
+pub struct CheckTarget {
+    /// `host:port`.
+    pub addr: String,
+    /// Whether the node's process is up.
+    pub up: bool,
+    /// The arguments every check of this node starts with.
+    pub args: Vec<String>,
+}
+
+/// A lab whose nodes both checks of its kind run on: `lab.observe().read_args(&["--max-lag",
+/// "30"]).run()` is what Consul DNS would answer right now.
+pub trait Observable: Sized {
+    /// The write check and the read check of its kind.
+    const CHECKS: (&'static str, &'static str);
+    /// Every node, the first master first.
+    fn targets(&self) -> Vec<CheckTarget>;
+    /// Both checks on every node: add the extra arguments, then `.run()`.
+    fn observe(&self) -> Observation<'_, Self> {
+        Observation { lab: self, write: Vec::new(), read: Vec::new() }
+    }
+}
+
+/// Both checks on every node of a lab, with extra arguments for each.
+pub struct Observation<'a, L> {
+    lab: &'a L,
+    write: Vec<String>,
+    read: Vec<String>,
+}
+
+impl<L: Observable> Observation<'_, L> {
+    /// Extra arguments of the write check.
+    pub fn write_args<S: AsRef<str>>(mut self, extra: &[S]) -> Self {
+        self.write.extend(extra.iter().map(|s| s.as_ref().to_string()));
+        self
+    }
+
+    /// Extra arguments of the read check.
+    pub fn read_args<S: AsRef<str>>(mut self, extra: &[S]) -> Self {
+        self.read.extend(extra.iter().map(|s| s.as_ref().to_string()));
+        self
+    }
+
+    /// Runs both checks (with `--format json`) on every node.
+    pub fn run(self) -> Pools {
+        let (write_bin, read_bin) = L::CHECKS;
+        let with = |base: &[String], extra: &[String]| -> Vec<String> { base.iter().chain(extra).cloned().collect() };
+        Pools(
+            self.lab
+                .targets()
+                .into_iter()
+                .map(|t| NodeView {
+                    write: check(write_bin, with(&t.args, &self.write)),
+                    read: check(read_bin, with(&t.args, &self.read)),
+                    node: t.addr,
+                    up: t.up,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Both checks' results on every node: the pools Consul DNS would answer with, nodes by address.
+#[derive(Debug)]
+pub struct Pools(pub Vec<NodeView>);
+
+impl Pools {
+    /// The node at `addr`.
+    pub fn node(&self, addr: impl AsRef<str>) -> &NodeView {
+        view(&self.0, addr.as_ref())
+    }
+
+    /// Asserts the write and read pools by address, in any order, and the invariants.
+    pub fn assert(&self, write: &[impl AsRef<str>], read: &[impl AsRef<str>]) -> &Self {
+        assert_pools(&self.0, write, read);
+        self
+    }
+}
+
+impl std::ops::Deref for Pools {
+    type Target = [NodeView];
+    fn deref(&self) -> &[NodeView] {
+        &self.0
     }
 }
 

@@ -402,6 +402,13 @@ impl RedisLab {
     }
 }
 
+impl crate::pools::Observable for RedisLab {
+    const CHECKS: (&'static str, &'static str) = ("check-redis-master", "check-redis-slave");
+    fn targets(&self) -> Vec<crate::pools::CheckTarget> {
+        self.nodes().iter().map(|n| crate::pools::CheckTarget { addr: n.addr(), up: n.proc.running(), args: vec![n.port_arg()] }).collect()
+    }
+}
+
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
 fn listening(port: u16) -> Option<()> {
     std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
