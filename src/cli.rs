@@ -113,6 +113,10 @@ pub struct ServerArgs {
     /// Deadline for the whole check: connect, login, queries, probes (3s, 500ms, 1m, 2.5).
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
+    /// While this file exists the check is critical, "drained by the operator": takes the node out
+    /// of this service on purpose (before a restart or a backup), without touching Consul.
+    #[arg(long, value_name = "PATH")]
+    pub drain_file: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub tls: TlsArgs,
@@ -137,6 +141,7 @@ impl ServerArgs {
             output: &self.output,
             target_hint: self.address(default_port).map(|a| a.to_string()).unwrap_or_else(|_| "?".into()),
             password_on_command_line: self.password_arg.as_deref().is_some_and(|p| !p.is_empty()),
+            drain_file: self.drain_file.as_deref(),
         }
     }
 

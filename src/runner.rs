@@ -42,6 +42,25 @@ pub struct Common<'a> {
     pub target_hint: String,
     /// A password was given on the command line (the output then says so).
     pub password_on_command_line: bool,
+    /// `--drain-file`: while it exists the check is critical without asking the server.
+    pub drain_file: Option<&'a std::path::Path>,
+}
+
+/// The verdict of a drained check: critical while the operator's drain file exists (any kind of
+/// entry, a dangling link too), and critical when it cannot be told whether it exists. `None`:
+/// not drained, go on with the check.
+pub fn drained(drain_file: Option<&std::path::Path>) -> Option<Outcome> {
+    let path = drain_file?;
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Some(Outcome::bare(
+            Verdict::critical(format!("drained by the operator ({})", path.display()))
+                .because("the --drain-file exists: remove it to put the node back"),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            Some(Outcome::bare(Verdict::critical(format!("cannot tell whether the node is drained: --drain-file {}: {e}", path.display()))))
+        }
+    }
 }
 
 /// What every report of this run shares, set once before the check starts (before that, the
@@ -110,6 +129,9 @@ pub fn run<C: Check>() -> ! {
     let _ = CONTEXT.set(RunContext { target, notes, format: common.output.format, warning_exit_code: common.output.warning_exit_code });
     let deadline = Deadline::starting_at(started, common.timeout);
     watchdog.arm(deadline);
+    if let Some(outcome) = drained(common.drain_file) {
+        emit(outcome)
+    }
     let outcome = resolved.and_then(|t| C::evaluate(&args, &t, &deadline));
     emit(outcome.unwrap_or_else(|err| Outcome::bare(Verdict::critical(format!("{err:#}")))))
 }
@@ -122,6 +144,8 @@ pub struct ArgvRun {
     /// False when the check got no answer from its server (bad arguments, connect, login,
     /// deadline): its verdict is then about reaching the server, not about the server's state.
     pub reachable: bool,
+    /// The operator's `--drain-file` exists: critical on purpose, the server was not asked.
+    pub drained: bool,
 }
 
 /// Parses `argv` (program path first) with check `C`'s command line, resolves and evaluates it
@@ -130,6 +154,7 @@ pub fn evaluate_argv<C: Check>(argv: &[String], deadline: &Deadline) -> ArgvRun 
     let unreachable = |target: String, outcome: Outcome| ArgvRun {
         report: Report { check: C::NAME, target, outcome, notes: Vec::new(), warning_exit_code: 1 },
         reachable: false,
+        drained: false,
     };
     let args = match <C::Args as clap::Parser>::try_parse_from(argv) {
         Ok(a) => a,
@@ -138,16 +163,25 @@ pub fn evaluate_argv<C: Check>(argv: &[String], deadline: &Deadline) -> ArgvRun 
             return unreachable(String::new(), Outcome::bare(Verdict::critical(format!("bad arguments: {first}"))));
         }
     };
-    let own = C::common(&args).timeout;
+    let common = C::common(&args);
+    let own = common.timeout;
     let deadline = if own < deadline.left() { Deadline::new(own) } else { *deadline };
     match C::resolve(&args) {
         Err(e) => unreachable(String::new(), Outcome::bare(Verdict::critical(format!("{e:#}")))),
         Ok(target) => {
             let name = C::describe(&target);
+            if let Some(outcome) = drained(common.drain_file) {
+                return ArgvRun {
+                    report: Report { check: C::NAME, target: name, outcome, notes: Vec::new(), warning_exit_code: 1 },
+                    reachable: true,
+                    drained: true,
+                };
+            }
             match C::evaluate(&args, &target, &deadline) {
                 Ok(outcome) => ArgvRun {
                     report: Report { check: C::NAME, target: name, outcome, notes: Vec::new(), warning_exit_code: 1 },
                     reachable: true,
+                    drained: false,
                 },
                 Err(e) => unreachable(name, Outcome::bare(Verdict::critical(format!("{e:#}")))),
             }

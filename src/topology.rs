@@ -8,7 +8,7 @@ use crate::cli::OutputArgs;
 use crate::deadline::Deadline;
 use crate::duration::parse_positive_duration;
 use crate::generator::inventory::parse_inventory;
-use crate::generator::plan::{plan, PlanOptions, Role, Service, DEFAULT_NAME_TEMPLATE};
+use crate::generator::plan::{plan, PlanOptions, Role, Service};
 use crate::probe::probe_all;
 use crate::report::{Facts, Outcome, Perfdata, Status, Verdict};
 use crate::runner::{Check, Common};
@@ -55,6 +55,8 @@ pub struct NodeCheck {
     pub status: Status,
     /// False when the check could not get an answer from the server (connect, login, deadline).
     pub reachable: bool,
+    /// The operator drained this service on this node (its drain file exists).
+    pub drained: bool,
     /// The check's first output line.
     pub line: String,
 }
@@ -72,6 +74,8 @@ pub struct GroupView {
     pub unreachable: Vec<String>,
     /// Nodes with a warning check.
     pub warning: Vec<String>,
+    /// Services the operator drained: `node (write)`.
+    pub drained: Vec<String>,
 }
 
 impl GroupView {
@@ -84,7 +88,8 @@ impl GroupView {
         unreachable.dedup();
         let mut warning: Vec<String> = checks.iter().filter(|c| c.status == Status::Warning).map(|c| c.node.clone()).collect();
         warning.dedup();
-        GroupView { group: group.to_string(), write: nodes(Role::Write), read: nodes(Role::Read), unreachable, warning }
+        let drained = checks.iter().filter(|c| c.drained).map(|c| format!("{} ({})", c.node, role_word(c.role))).collect();
+        GroupView { group: group.to_string(), write: nodes(Role::Write), read: nodes(Role::Read), unreachable, warning, drained }
     }
 
     /// What makes this group critical, in words: no write member, more than one (a split brain),
@@ -103,13 +108,25 @@ impl GroupView {
     }
 }
 
+/// `write` or `read`.
+fn role_word(role: Role) -> &'static str {
+    match role {
+        Role::Write => "write",
+        Role::Read => "read",
+    }
+}
+
 /// Judges every group: critical when a group has no write member, more than one (a split brain),
 /// or no read member; warning when a node is unreachable or any check is warning; else passing.
 pub fn decide(views: &[GroupView]) -> Verdict {
     let mut critical = Vec::new();
     let mut warnings = Vec::new();
+    let mut drained = Vec::new();
     let mut healthy = 0;
     for v in views {
+        if !v.drained.is_empty() {
+            drained.push(format!("{}: drained by the operator: {}", v.group, v.drained.join(", ")));
+        }
         let problems = v.problems();
         if problems.is_empty() {
             healthy += 1;
@@ -122,13 +139,15 @@ pub fn decide(views: &[GroupView]) -> Verdict {
             warnings.push(format!("{}: warning on {}", v.group, v.warning.join(", ")));
         }
     }
+    // Draining is on purpose: never a problem of its own, but named wherever it empties a pool.
     if let Some(first) = critical.first() {
-        Verdict::critical(first.clone()).because_all(critical.clone()).because_all(warnings)
+        Verdict::critical(first.clone()).because_all(critical.clone()).because_all(warnings).because_all(drained)
     } else if let Some(first) = warnings.first() {
-        Verdict::new(Status::Warning, first.clone()).because_all(warnings.clone())
+        Verdict::new(Status::Warning, first.clone()).because_all(warnings.clone()).because_all(drained)
     } else {
         Verdict::passing(format!("{healthy} group(s): one writer and readers each"))
             .because("every group has exactly one write member and a read member")
+            .because_all(drained)
     }
 }
 
@@ -152,20 +171,21 @@ pub const NODE_CHECK_BUDGET: usize = 16 << 20;
 
 /// Runs one check of the project from its argv, in this process, within `deadline`.
 fn run_argv(service: &Service, deadline: &Deadline) -> NodeCheck {
-    let node_check = |status, reachable, line| NodeCheck {
+    let node_check = |status, reachable, drained, line| NodeCheck {
         group: group_label(service),
         node: service.node.clone(),
         role: service.role,
         status,
         reachable,
+        drained,
         line,
     };
     let Some(run) = crate::checks::named(&service.args[0]).and_then(|e| e.run) else {
-        return node_check(Status::Critical, false, format!("unknown check {}", service.args[0]));
+        return node_check(Status::Critical, false, false, format!("unknown check {}", service.args[0]));
     };
     let r = run(&service.args, deadline);
     let line = r.report.render_text().lines().next().unwrap_or_default().to_string();
-    node_check(r.report.outcome.verdict.status, r.reachable, line)
+    node_check(r.report.outcome.verdict.status, r.reachable, r.drained, line)
 }
 
 fn group_label(s: &Service) -> String {
@@ -183,6 +203,7 @@ impl Check for Topology {
             output: &args.output,
             target_hint: args.inventory.display().to_string(),
             password_on_command_line: false,
+            drain_file: None,
         }
     }
 
@@ -200,12 +221,7 @@ impl Check for Topology {
             }
             groups.retain(|g| args.groups.contains(&g.name));
         }
-        let opts = PlanOptions {
-            bin_dir: defaults.bin_dir.unwrap_or_else(|| "/usr/local/bin".into()),
-            name_template: DEFAULT_NAME_TEMPLATE.into(),
-            vrrp_weight: None,
-            keepalived_sub_second: false,
-        };
+        let opts = PlanOptions::from_inventory(&defaults)?;
         Ok(Plan { services: plan(&groups, &opts)?, inventory: args.inventory.display().to_string() })
     }
 
@@ -221,6 +237,7 @@ impl Check for Topology {
             role: s.role,
             status: Status::Critical,
             reachable: false,
+            drained: false,
             line: why.describe(limit),
         });
         let mut labels: Vec<String> = Vec::new();
@@ -239,7 +256,9 @@ impl Check for Topology {
                 let nodes: Vec<serde_json::Value> = checks
                     .iter()
                     .filter(|c| c.group == v.group)
-                    .map(|c| json!({"node": c.node, "service": if c.role == Role::Write { "write" } else { "read" }, "status": c.status, "line": c.line}))
+                    .map(
+                        |c| json!({"node": c.node, "service": role_word(c.role), "status": c.status, "drained": c.drained, "line": c.line}),
+                    )
                     .collect();
                 json!({"group": v.group, "write": v.write, "read": v.read, "checks": nodes})
             })
@@ -257,7 +276,14 @@ mod tests {
 
     fn view(write: &[&str], read: &[&str], unreachable: &[&str], warning: &[&str]) -> GroupView {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
-        GroupView { group: "redis test:6029".into(), write: s(write), read: s(read), unreachable: s(unreachable), warning: s(warning) }
+        GroupView {
+            group: "redis test:6029".into(),
+            write: s(write),
+            read: s(read),
+            unreachable: s(unreachable),
+            warning: s(warning),
+            drained: Vec::new(),
+        }
     }
 
     /// The group table: writers x readers x unreachable x warning.
@@ -280,6 +306,16 @@ mod tests {
                 }
             }
         }
+        // Drained is on purpose: named, never a problem of its own, and an emptied pool still is one.
+        let mut drained = view(&["a"], &["b"], &[], &[]);
+        drained.drained = vec!["c (read)".into()];
+        let v = decide(&[drained.clone()]);
+        assert_eq!(v.status, Status::Passing, "{v:?}");
+        assert!(v.reasons.iter().any(|r| r == "redis test:6029: drained by the operator: c (read)"), "{v:?}");
+        drained.write.clear();
+        let v = decide(&[drained]);
+        assert_eq!((v.status, v.summary.as_str()), (Status::Critical, "redis test:6029: no write member"), "{v:?}");
+        assert!(v.reasons.iter().any(|r| r.contains("drained by the operator")), "{v:?}");
         let v = decide(&[view(&["10.0.0.2", "10.0.0.3"], &["10.0.0.4"], &[], &[])]);
         assert_eq!(v.summary, "redis test:6029: 2 write members (10.0.0.2, 10.0.0.3): split brain");
     }

@@ -235,7 +235,10 @@ fn sub_second_write_timing_for_keepalived_2_3() {
     assert_eq!(r.exit(), 0, "{}", r.output());
     let conf = std::fs::read_to_string(out.join("198.18.0.11/keepalived.conf")).unwrap();
     let write = conf.split("vrrp_script chk_w_").nth(1).unwrap().split('}').next().unwrap().to_string();
-    assert!(write.contains("--fault-after 1s --timeout 250ms") && write.contains("interval 0.5\n    timeout 0.5\n"), "{write}");
+    assert!(
+        write.contains("--fault-after 1s ") && write.contains("--timeout 250ms") && write.contains("interval 0.5\n    timeout 0.5\n"),
+        "{write}"
+    );
     let read = conf.split("vrrp_script chk_r_").nth(1).unwrap().split('}').next().unwrap().to_string();
     assert!(read.contains("interval 2\n    timeout 2\n"), "the read check keeps whole seconds: {read}");
     let old = generate(&dir, INVENTORY, &["--format", "keepalived"]);

@@ -267,3 +267,51 @@ fn mysql_vip_follows_the_promotion_and_stays_off_the_read_only_old_master() {
     assert_eq!((answer(&a, w), answer(&a, r)), (vec!["m2"], vec!["m2"]), "the read_only old master joined a pool: {a:?}");
     println!("netlab: scenario=mysql promotion_ms={} vip_moved_ms={}", promoted.as_millis(), moved.as_millis());
 }
+
+/// The operator drains the master's write service before a restart: h1 gives the VIP up and leaves
+/// Consul's write answer (no holder: draining the only writer is allowed), without anything else
+/// touched. The operator promotes with `SENTINEL FAILOVER`: the VIP goes to the new master. The
+/// file removed, h1 (a replica now) serves reads again and never takes the VIP back.
+#[test]
+fn draining_the_master_moves_the_vip_away_until_the_operator_promotes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(lab) = lab_or_skip("drain") else { return };
+    assert_eq!(lab.vip_holders(), ["h1"], "the VIP sits on the master");
+    let drain = lab::vip_lab::drain_dir(&lab.net, "h1");
+    std::fs::create_dir_all(&drain).unwrap();
+    let drain_file = drain.join(W);
+    let drained_at = lab.now();
+    std::fs::write(&drain_file, "").unwrap();
+    let released = lab::wait_for("h1 to give the VIP up", Duration::from_secs(10), || lab.vip_holders().is_empty().then(|| lab.now()));
+    let a = consul_settles(&lab.consul, "no write member, h1 drained", |a| answer(a, W).is_empty() && answer(a, R) == ["h2", "h3"]);
+    let h1_write = lab.consul.run_all().into_iter().find(|c| c.host == "h1" && c.service == W).expect("h1's write check");
+    assert!(h1_write.first_line.contains("drained by the operator"), "{h1_write:?}");
+    println!("netlab: scenario=drain vip_released_ms={} consul={a:?}", ms(released - drained_at));
+
+    // The operator promotes a replica; the VIP follows it, h1 stays off while drained and after.
+    let h = lab.net.host("h2").clone();
+    let reply =
+        lab::vip_lab::redis_in(&h.ns, &h.addr, lab::vip_lab::SENTINEL_PORT, None, &["SENTINEL", "FAILOVER", lab::vip_lab::MASTER_NAME]);
+    assert!(reply.is_ok(), "SENTINEL FAILOVER: {reply:?}");
+    let new_master = lab::wait_for("a new master named by Sentinel", Duration::from_secs(30), || {
+        lab.sentinel_says("h2").map(|a| lab.host_of(&a)).filter(|host| host != "h1")
+    });
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while lab.vip_holders() != [new_master.as_str()] {
+        assert!(
+            std::time::Instant::now() < until,
+            "the VIP never went to {new_master}: {:?}\n{:#?}",
+            lab.vip_holders(),
+            lab.consul.run_all()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let vip_on_new = lab.now();
+    std::fs::remove_file(&drain_file).unwrap();
+    lab::wait_for("h1 a replica", Duration::from_secs(20), || (lab.nodes[0].field("role").as_deref() == Some("slave")).then_some(()));
+    consul_settles(&lab.consul, "the new master writing, h1 reading again", |a| {
+        answer(a, W) == [new_master.as_str()] && answer(a, R).contains(&"h1")
+    });
+    never_holds(&lab, "h1", Duration::from_secs(3));
+    println!("netlab: scenario=drain operator_failover_vip_ms={}", ms(vip_on_new - drained_at));
+}

@@ -7,7 +7,7 @@
 use consul_db_checks::cli::parse_host_port;
 use consul_db_checks::duration::{format_duration, parse_duration};
 use consul_db_checks::generator::inventory::parse_inventory;
-use consul_db_checks::generator::plan::{plan, PlanOptions, DEFAULT_NAME_TEMPLATE};
+use consul_db_checks::generator::plan::{plan, PlanOptions};
 use consul_db_checks::mysql_checks::defaults_file::ClientGroup;
 use consul_db_checks::mysql_checks::replication::{channels, RowMap};
 use consul_db_checks::redis_checks::info::ReplicationInfo;
@@ -35,12 +35,7 @@ fn infoish() -> impl Strategy<Value = String> {
 }
 
 fn opts() -> PlanOptions {
-    PlanOptions {
-        bin_dir: "/usr/local/bin".into(),
-        name_template: DEFAULT_NAME_TEMPLATE.into(),
-        vrrp_weight: None,
-        keepalived_sub_second: false,
-    }
+    PlanOptions::default()
 }
 
 proptest! {

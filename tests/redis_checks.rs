@@ -457,3 +457,29 @@ fn sentinel_down_after_against_the_partition_rule() {
     let v = with(&[]);
     assert!(v.fact("min_replicas_to_write").as_str().unwrap().starts_with("enforced, 1 replica"), "{v}");
 }
+
+#[test]
+fn a_drain_file_takes_a_node_out_until_removed() {
+    let lab = RedisLab::builder().replicas(1).sentinels(0).start();
+    let dir = TempDir::new("drain");
+    let drain = dir.0.join("w-redis");
+    let drain_arg = drain.display().to_string();
+    let with_drain = |bin: &str, node: &RedisNode| check(bin, [node.port_arg(), "--drain-file".into(), drain_arg.clone()]);
+    // No file: the check asks the server as always.
+    with_drain(M, &lab.master).code_is(0).fact_is("role", "master");
+    // The operator drains: critical, naming the file, the server not asked (no facts of it).
+    std::fs::write(&drain, "").unwrap();
+    let out = with_drain(M, &lab.master);
+    out.code_is(2).summary_has(&format!("drained by the operator ({drain_arg})"));
+    assert!(out.fact("role").is_null(), "{out}");
+    let text = run(M, [lab.master.port_arg(), "--drain-file".into(), drain_arg.clone()]);
+    assert!(text.stdout.starts_with(&format!("REDIS-MASTER CRITICAL: drained by the operator ({drain_arg})")), "{}", text.stdout);
+    // Any entry counts, a dangling link too: what the operator made, the check honours.
+    std::fs::remove_file(&drain).unwrap();
+    std::os::unix::fs::symlink(dir.0.join("nowhere"), &drain).unwrap();
+    with_drain(S, &lab.replicas[0]).code_is(2).summary_has("drained by the operator");
+    // Removed: back in the pools at once.
+    std::fs::remove_file(&drain).unwrap();
+    with_drain(M, &lab.master).code_is(0);
+    with_drain(S, &lab.replicas[0]).code_is(0);
+}

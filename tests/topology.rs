@@ -42,6 +42,27 @@ fn whole_groups_as_consul_dns_sees_them() {
     let bad = check(T, ["--inventory", &inv, "--group", "nope"]);
     assert!(bad.code() == 2 && bad.summary().contains("no group named nope"), "{bad}");
 
+    // The operator drains the Redis master's write service: the group has no write member, and
+    // the topology says who was drained; the master's own check says so too. Back when removed.
+    let drain = lab.drain_file(REDIS_HOSTS[0], &format!("w-{redis_port}-redis-lab"));
+    std::fs::create_dir_all(drain.parent().unwrap()).unwrap();
+    std::fs::write(&drain, "").unwrap();
+    let out = check(T, ["--inventory", &inv]);
+    out.code_is(2).summary_has("redis lab:").summary_has("no write member");
+    let want = format!("redis lab:{redis_port}: drained by the operator: {} (write)", REDIS_HOSTS[0]);
+    assert!(out.reasons().contains(&want.as_str()), "{out}");
+    let node = group(&out, "redis")["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["node"] == REDIS_HOSTS[0] && c["service"] == "write")
+        .unwrap()
+        .clone();
+    assert_eq!(node["drained"], true, "{out}");
+    assert!(node["line"].as_str().unwrap().contains(&format!("drained by the operator ({})", drain.display())), "{out}");
+    std::fs::remove_file(&drain).unwrap();
+    check(T, ["--inventory", &inv]).code_is(0);
+
     // A replica down: still one writer and a reader, but a warning naming the node.
     let mut lab = lab;
     lab.redis.replicas[1].proc.kill();

@@ -96,6 +96,7 @@ impl ConsulLab {
         let sentinels: Vec<String> = redis.sentinel_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let inventory = serde_json::json!({
             "bin_dir": bin("check-redis-master").parent().unwrap(),
+            "drain_dir": mysql_dir.join("drain").join("{node}"),
             "groups": [
                 {"kind": "redis", "name": "lab", "port": redis.master.port, "nodes": REDIS_HOSTS,
                  "sentinels": sentinels, "master_name": MASTER_NAME, "max_lag": "10s",
@@ -107,6 +108,12 @@ impl ConsulLab {
         let path = mysql_dir.join("inventory.json");
         std::fs::write(&path, serde_json::to_string_pretty(&inventory).unwrap()).unwrap();
         ConsulLab { redis, mysql_dir, mysql: vec![master, replica], inventory: path, out: TempDir::new("consul-out") }
+    }
+
+    /// The drain file of service `id` (`w-PORT-redis-lab`) on `node`: the lab's nodes share one
+    /// file system, so the inventory's drain_dir has one directory per node (`{node}`).
+    pub fn drain_file(&self, node: &str, id: &str) -> PathBuf {
+        self.mysql_dir.join("drain").join(node).join(id)
     }
 
     /// Runs `gen-consul-services --inventory ... --out DIR` plus `extra`; returns (exit code, stdout).

@@ -432,7 +432,13 @@ fn generate_for(net: &NetLab, host: &Host, inventory: &str, format: &str) -> Pat
     let dir = net.dir.join(format);
     std::fs::create_dir_all(&dir).unwrap();
     let inventory_file = dir.join("inventory.json");
-    std::fs::write(&inventory_file, inventory).unwrap();
+    // The drain files live in the lab's directory, never in the machine's.
+    let mut inventory: serde_json::Value = serde_json::from_str(inventory).unwrap();
+    if inventory.is_array() {
+        inventory = serde_json::json!({ "groups": inventory });
+    }
+    inventory["drain_dir"] = serde_json::json!(drain_dir(net, &host.name));
+    std::fs::write(&inventory_file, inventory.to_string()).unwrap();
     let (out, bin_dir) = (dir.join(&host.name), net.dir.join("bin"));
     let mut args = vec!["--inventory", inventory_file.to_str().unwrap(), "--node", &host.addr, "--format", format];
     args.extend(["--bin-dir", bin_dir.to_str().unwrap(), "--out", out.to_str().unwrap()]);
@@ -443,6 +449,12 @@ fn generate_for(net: &NetLab, host: &Host, inventory: &str, format: &str) -> Pat
     let gen = crate::run("gen-consul-services", args);
     assert_eq!(gen.code, Some(0), "gen-consul-services: {}{}", gen.stdout, gen.stderr);
     out
+}
+
+/// Where the checks of lab host `host` look for the operator's drain files (`<dir>/<service-id>`):
+/// one directory per host, as each real host has its own file system.
+pub fn drain_dir(net: &NetLab, host: &str) -> PathBuf {
+    net.dir.join("drain").join(host)
 }
 
 /// The keepalived the lab runs: this machine's, or, with `CDC_KEEPALIVED_ROOT` naming a chroot

@@ -14,7 +14,8 @@ fn flag_value(a: &mut Vec<String>, flag: &str, value: Option<String>) {
 }
 
 /// The argv of one node's check for one role; `for_keepalived` maps warning to exit 0;
-/// `fault_after` is how long its caller takes to act on failures (keepalived: fall x interval).
+/// `fault_after` is how long its caller takes to act on failures (keepalived: fall x interval);
+/// `drain_file` is the operator's drain file of this service.
 #[allow(clippy::too_many_arguments)]
 pub fn check_args(
     g: &GroupSpec,
@@ -26,6 +27,7 @@ pub fn check_args(
     bin_dir: &str,
     for_keepalived: bool,
     fault_after: Option<Duration>,
+    drain_file: &str,
 ) -> Vec<String> {
     let exe = crate::checks::serving(g.kind, role).name;
     let mut a: Vec<String> =
@@ -71,6 +73,7 @@ pub fn check_args(
     if g.allow_read_only {
         a.push("--allow-read-only".into());
     }
+    flag_value(&mut a, "--drain-file", Some(drain_file.to_string()));
     flag_value(&mut a, "--timeout", Some(format_duration(check_timeout)));
     // keepalived treats any non-zero exit as a fault: a warning (a master still serving) is 0 there.
     if for_keepalived {
@@ -82,7 +85,7 @@ pub fn check_args(
 #[cfg(test)]
 mod tests {
     use super::super::inventory::parse_inventory;
-    use super::super::plan::{plan, PlanOptions, DEFAULT_NAME_TEMPLATE};
+    use super::super::plan::{plan, PlanOptions};
 
     /// Parses `argv` (program path first) with the command line of the check it names.
     fn parse_with_own_check(argv: &[String]) -> Result<(), String> {
@@ -110,12 +113,7 @@ mod tests {
           {"kind":"mysql","name":"optin","port":3308,"nodes":["10.0.0.7"],"get_server_public_key":true}
         ]"#;
         let (groups, _) = parse_inventory(inventory).unwrap();
-        let opts = PlanOptions {
-            bin_dir: "/usr/local/bin".into(),
-            name_template: DEFAULT_NAME_TEMPLATE.into(),
-            vrrp_weight: None,
-            keepalived_sub_second: false,
-        };
+        let opts = PlanOptions::default();
         let services = plan(&groups, &opts).unwrap();
         assert_eq!(services.len(), 10);
         let all: Vec<String> = services.iter().flat_map(|s| s.args.clone()).collect();

@@ -211,6 +211,10 @@ pub struct InventoryDefaults {
     /// `keepalived_version` (`"2.3.3"`): the keepalived the nodes run (2.3.2+ reads sub-second
     /// script timing).
     pub keepalived_version: Option<String>,
+    /// `drain_dir`: where the operators' drain files are (default `/var/lib/consul-db-checks/drain`).
+    pub drain_dir: Option<String>,
+    /// `serve_port`: the port `serve-checks` listens on at every node (default 9200).
+    pub serve_port: Option<u64>,
 }
 
 /// Reads an inventory: a list of groups, or `{"bin_dir": ..., "keepalived_version": ..., "groups":
@@ -230,9 +234,16 @@ pub fn parse_inventory(text: &str) -> Result<(Vec<GroupSpec>, InventoryDefaults)
                 Some(Value::String(s)) => Ok(Some(s)),
                 Some(_) => Err(anyhow!("{name} must be a string")),
             };
-            let defaults = InventoryDefaults { bin_dir: text_field("bin_dir")?, keepalived_version: text_field("keepalived_version")? };
+            let bin_dir = text_field("bin_dir")?;
+            let keepalived_version = text_field("keepalived_version")?;
+            let drain_dir = text_field("drain_dir")?;
+            let serve_port = match map.remove("serve_port") {
+                None => None,
+                Some(v) => Some(v.as_u64().ok_or_else(|| anyhow!("serve_port must be a port number"))?),
+            };
+            let defaults = InventoryDefaults { bin_dir, keepalived_version, drain_dir, serve_port };
             if let Some(k) = map.keys().next() {
-                bail!("unknown inventory field '{k}' (expected groups, bin_dir, keepalived_version)");
+                bail!("unknown inventory field '{k}' (expected groups, bin_dir, keepalived_version, drain_dir, serve_port)");
             }
             (groups, defaults)
         }

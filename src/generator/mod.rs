@@ -10,7 +10,7 @@ pub mod vrrp;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
-use inventory::{parse_inventory, GroupSpec, Kind};
+use inventory::{parse_inventory, GroupSpec, InventoryDefaults, Kind};
 use output::{FileState, OutputFile};
 use plan::{plan, PlanOptions, Service, DEFAULT_NAME_TEMPLATE};
 use render::KeepalivedOptions;
@@ -217,15 +217,12 @@ pub fn generate(a: &Args) -> Result<Vec<OutputFile>> {
         (None, None) => bail!("give --inventory FILE, or --kind, --name, --port and --address for one group (see --help)"),
         (Some(_), Some(_)) => unreachable!("group_from_flags refuses flags with an inventory"),
     };
-    let opts = PlanOptions {
-        bin_dir: a.bin_dir.clone().or(inventory.bin_dir).unwrap_or_else(|| "/usr/local/bin".into()),
-        keepalived_sub_second: match a.keepalived_version.as_ref().or(inventory.keepalived_version.as_ref()) {
-            Some(v) => plan::keepalived_reads_sub_second(v)?,
-            None => false,
-        },
-        name_template: a.name_template.clone(),
-        vrrp_weight: a.weight,
+    let inventory = InventoryDefaults {
+        bin_dir: a.bin_dir.clone().or(inventory.bin_dir),
+        keepalived_version: a.keepalived_version.clone().or(inventory.keepalived_version),
+        ..inventory
     };
+    let opts = PlanOptions { name_template: a.name_template.clone(), vrrp_weight: a.weight, ..PlanOptions::from_inventory(&inventory)? };
     let mut services = plan(&groups, &opts)?;
     if let Some(node) = &a.node {
         services.retain(|s| &s.node == node);

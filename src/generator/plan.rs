@@ -108,6 +108,50 @@ pub struct PlanOptions {
     pub vrrp_weight: Option<i32>,
     /// The nodes run keepalived 2.3.2 or later, which reads sub-second script timing.
     pub keepalived_sub_second: bool,
+    /// Directory of the operators' drain files: every check gets `--drain-file <dir>/<service-id>`
+    /// (`{node}` in it becomes the node's address, for nodes that share a file system).
+    pub drain_dir: String,
+    /// Port `serve-checks` listens on at every node (HAProxy and Consul HTTP checks ask there).
+    pub serve_port: u16,
+}
+
+/// Where the drain files are unless the inventory says otherwise: writable by root only.
+pub const DEFAULT_DRAIN_DIR: &str = "/var/lib/consul-db-checks/drain";
+
+/// The port `serve-checks` listens on unless the inventory says otherwise (clustercheck's).
+pub const DEFAULT_SERVE_PORT: u16 = 9200;
+
+impl Default for PlanOptions {
+    fn default() -> PlanOptions {
+        PlanOptions {
+            bin_dir: "/usr/local/bin".into(),
+            name_template: DEFAULT_NAME_TEMPLATE.into(),
+            vrrp_weight: None,
+            keepalived_sub_second: false,
+            drain_dir: DEFAULT_DRAIN_DIR.into(),
+            serve_port: DEFAULT_SERVE_PORT,
+        }
+    }
+}
+
+impl PlanOptions {
+    /// The options an inventory's own settings give (the generator's flags override some).
+    pub fn from_inventory(defaults: &super::inventory::InventoryDefaults) -> Result<PlanOptions> {
+        let base = PlanOptions::default();
+        Ok(PlanOptions {
+            bin_dir: defaults.bin_dir.clone().unwrap_or(base.bin_dir),
+            keepalived_sub_second: match &defaults.keepalived_version {
+                Some(v) => keepalived_reads_sub_second(v)?,
+                None => false,
+            },
+            drain_dir: defaults.drain_dir.clone().unwrap_or(base.drain_dir),
+            serve_port: match defaults.serve_port {
+                None => base.serve_port,
+                Some(p) => u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| anyhow!("serve_port {p} is out of range (1-65535)"))?,
+            },
+            ..base
+        })
+    }
 }
 
 /// Whether keepalived `version` (`2.3.3`, `1:2.3.3-1`) reads sub-second script timing (2.3.2+).
@@ -129,6 +173,10 @@ pub fn plan(groups: &[GroupSpec], opts: &PlanOptions) -> Result<Vec<Service>> {
         bail!("--bin-dir must be an absolute path, not '{}'", opts.bin_dir);
     }
     super::render::keepalived_word(&opts.bin_dir).map_err(|e| anyhow!("bin_dir (--bin-dir, or the inventory's bin_dir): {e}"))?;
+    if !opts.drain_dir.starts_with('/') {
+        bail!("drain_dir must be an absolute path, not '{}'", opts.drain_dir);
+    }
+    super::render::keepalived_word(&opts.drain_dir.replace("{node}", "")).map_err(|e| anyhow!("drain_dir: {e}"))?;
     let mut services: Vec<Service> = Vec::new();
     let mut owners: BTreeMap<(String, String), String> = BTreeMap::new();
     for (i, g) in groups.iter().enumerate() {
@@ -245,7 +293,9 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
                 chosen.unwrap_or_else(|| super::inventory::FlapControl::default_for(role == Role::Write))
             };
             // Only keepalived's timing is known to be what moves writes off a cut-off master.
-            let args = check_args(g, role, node, port, check_timeout, max_lag, &opts.bin_dir, false, None);
+            let drain = format!("{}/{id}", opts.drain_dir.replace("{node}", node).trim_end_matches('/'));
+            super::render::keepalived_word(&drain).map_err(|e| anyhow!("drain_dir on node {node}: {e}"))?;
+            let args = check_args(g, role, node, port, check_timeout, max_lag, &opts.bin_dir, false, None, &drain);
             let vrrp_timing = ScriptTiming::for_keepalived(role, opts.keepalived_sub_second);
             let vrrp_args = check_args(
                 g,
@@ -257,6 +307,7 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
                 &opts.bin_dir,
                 true,
                 Some(vrrp_timing.interval * vrrp_timing.fall),
+                &drain,
             );
             let vrrp_instance = match (&g.vrrp, role) {
                 (Some(spec), Role::Write) => {
@@ -297,12 +348,7 @@ mod tests {
     use super::*;
 
     fn opts() -> PlanOptions {
-        PlanOptions {
-            bin_dir: "/usr/local/bin".into(),
-            name_template: DEFAULT_NAME_TEMPLATE.into(),
-            vrrp_weight: None,
-            keepalived_sub_second: false,
-        }
+        PlanOptions::default()
     }
     fn group(json: &str) -> Result<Vec<Service>> {
         let (g, _) = parse_inventory(&format!("[{json}]"))?;
@@ -331,6 +377,24 @@ mod tests {
         assert!(s[1].args.windows(2).any(|w| w == ["--max-lag", "30s"]));
         assert_eq!((s[0].interval, s[0].timeout), (Duration::from_secs(10), Duration::from_secs(5)));
         assert!(s[0].args.ends_with(&["--timeout".to_string(), "3s".to_string()]));
+        // Every check, Consul's and keepalived's, honours the service's drain file.
+        for svc in &s {
+            let drain = format!("/var/lib/consul-db-checks/drain/{}", svc.id);
+            for argv in [&svc.args, &svc.vrrp_args] {
+                assert!(argv.windows(2).any(|w| w == ["--drain-file", drain.as_str()]), "{argv:?}");
+            }
+        }
+    }
+
+    /// drain_dir: absolute, nothing keepalived would read otherwise, `{node}` per node.
+    #[test]
+    fn drain_dir_is_checked_and_per_node() {
+        let (g, _) = parse_inventory(r#"[{"kind":"redis","name":"test","port":6029,"nodes":["10.0.0.1","10.0.0.2"]}]"#).unwrap();
+        let with = |dir: &str| plan(&g, &PlanOptions { drain_dir: dir.into(), ..PlanOptions::default() });
+        assert!(with("drain").unwrap_err().to_string().contains("drain_dir must be an absolute path"));
+        assert!(with("/var/lib/x\"; rm -rf /").is_err());
+        let s = with("/srv/drain/{node}/").unwrap();
+        assert!(s[3].args.windows(2).any(|w| w == ["--drain-file", "/srv/drain/10.0.0.2/r-6029-redis-test"]), "{:?}", s[3].args);
     }
 
     #[test]

@@ -184,20 +184,12 @@ pub fn keepalived_file(services: &[&Service], opts: KeepalivedOptions) -> Result
 #[cfg(test)]
 mod tests {
     use super::super::inventory::parse_inventory;
-    use super::super::plan::{plan, PlanOptions, DEFAULT_NAME_TEMPLATE};
+    use super::super::plan::{plan, PlanOptions};
     use super::*;
 
     fn services_of(inventory: &str, weight: Option<i32>) -> Result<Vec<Service>> {
         let (g, _) = parse_inventory(inventory)?;
-        plan(
-            &g,
-            &PlanOptions {
-                bin_dir: "/usr/local/bin".into(),
-                name_template: DEFAULT_NAME_TEMPLATE.into(),
-                vrrp_weight: weight,
-                keepalived_sub_second: false,
-            },
-        )
+        plan(&g, &PlanOptions { vrrp_weight: weight, ..PlanOptions::default() })
     }
     fn services() -> Vec<Service> {
         services_of(
