@@ -33,6 +33,8 @@ pub enum Subject {
     Server(Kind),
     /// Every node of an inventory.
     Inventory,
+    /// One node's checks, served over HTTP (it runs them as processes).
+    Http,
     /// No server: it writes files.
     Files,
 }
@@ -49,6 +51,13 @@ pub const EXECUTABLES: &[Executable] = &[
     check::<crate::mysql_checks::master::MysqlMaster>("check-mysql-master", Subject::Server(Kind::Mysql), Some(Role::Write)),
     check::<crate::mysql_checks::replica::MysqlReplica>("check-mysql-slave", Subject::Server(Kind::Mysql), Some(Role::Read)),
     check::<crate::topology::Topology>("check-topology", Subject::Inventory, None),
+    Executable {
+        name: "serve-checks",
+        command: <crate::serve::Args as CommandFactory>::command,
+        run: None,
+        subject: Subject::Http,
+        serves: None,
+    },
     Executable {
         name: "gen-consul-services",
         command: <crate::generator::Args as CommandFactory>::command,
@@ -130,9 +139,8 @@ mod tests {
         for e in EXECUTABLES {
             assert_eq!((e.command)().get_name(), e.name);
             assert_eq!(named(&format!("/usr/local/bin/{}", e.name)).map(|f| f.name), Some(e.name));
-            if e.subject != Subject::Files {
-                assert!(e.run.is_some(), "{}", e.name);
-            }
+            let is_check = matches!(e.subject, Subject::Server(_) | Subject::Inventory);
+            assert_eq!(e.run.is_some(), is_check, "{}: checks run in process, the others do not", e.name);
             if e.serves.is_some() {
                 assert!(matches!(e.subject, Subject::Server(_)), "{}: only a server check answers a node's service", e.name);
             }

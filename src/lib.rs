@@ -5,7 +5,7 @@
 //! [`cli`], [`credentials`], [`duration`], [`deadline`] and [`probe`] are shared by every check;
 //! [`read_pool`] is the read-pool rule both databases share; [`redis_checks`] and [`mysql_checks`]
 //! hold the checks, each split into facts (I/O) and a pure `decide` function; [`generator`] writes
-//! the Consul and keepalived files that run them.
+//! the Consul and keepalived files that run them; [`serve`] serves one node's checks over HTTP.
 #![warn(missing_docs)]
 
 pub mod checks;
@@ -23,6 +23,7 @@ pub mod read_pool;
 pub mod redis_checks;
 pub mod report;
 pub mod runner;
+pub mod serve;
 #[cfg(test)]
 mod test_files;
 pub mod topology;

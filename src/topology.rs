@@ -7,7 +7,7 @@
 use crate::cli::OutputArgs;
 use crate::deadline::Deadline;
 use crate::duration::parse_positive_duration;
-use crate::generator::inventory::parse_inventory;
+use crate::generator::inventory::read_inventory;
 use crate::generator::plan::{plan, PlanOptions, Role, Service};
 use crate::probe::probe_all;
 use crate::report::{Facts, Outcome, Perfdata, Status, Verdict};
@@ -210,9 +210,7 @@ impl Check for Topology {
     fn resolve(args: &Args) -> Result<Plan> {
         // Up to four checks at once, each possibly probing replicas: room for their handshakes.
         crate::memory::set_limit(TOPOLOGY_HEAP_LIMIT);
-        let bytes = crate::credentials::read_bounded(&args.inventory, crate::credentials::limits::INVENTORY, "inventory")?;
-        let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("inventory {} is not UTF-8 text", args.inventory.display()))?;
-        let (mut groups, defaults) = parse_inventory(&text)?;
+        let (mut groups, defaults) = read_inventory(&args.inventory)?;
         if !args.groups.is_empty() {
             for name in &args.groups {
                 if !groups.iter().any(|g| &g.name == name) {

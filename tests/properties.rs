@@ -39,6 +39,22 @@ fn opts() -> PlanOptions {
 }
 
 proptest! {
+    /// Any bytes a client sends: no panic, and the answer is one of the statuses served, never a
+    /// path that is not exactly what was sent.
+    #[test]
+    fn http_heads_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048), path in "/[ -~]{0,40}") {
+        use consul_db_checks::serve::http::{head_end, parse_head};
+        if let Some(end) = head_end(&bytes) {
+            if let Err(refusal) = parse_head(&bytes[..end]) {
+                prop_assert!([400u16, 405, 431].contains(&refusal.answer().status));
+            }
+        }
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        if let Ok(req) = parse_head(request.as_bytes()) {
+            prop_assert!(path.starts_with(&req.path) && !req.path.contains(' '));
+        }
+    }
+
     #[test]
     fn info_parser_never_panics(text in infoish()) {
         let _ = ReplicationInfo::parse(&text);

@@ -261,6 +261,13 @@ pub fn parse_inventory(text: &str) -> Result<(Vec<GroupSpec>, InventoryDefaults)
     Ok((specs, defaults))
 }
 
+/// Reads and parses the inventory file at `path` (bounded in size; errors name the file).
+pub fn read_inventory(path: &std::path::Path) -> Result<(Vec<GroupSpec>, InventoryDefaults)> {
+    let bytes = crate::credentials::read_bounded(path, crate::credentials::limits::INVENTORY, "inventory")?;
+    let text = String::from_utf8(bytes).map_err(|_| anyhow!("inventory {} is not UTF-8 text", path.display()))?;
+    parse_inventory(&text).with_context(|| format!("inventory {}", path.display()))
+}
+
 /// Walks a JSON document and fails on an object with a key twice (`"groups"` twice, a field twice
 /// in one group): plain JSON parsing keeps the last one silently.
 struct NoDuplicateKeys;

@@ -8,9 +8,9 @@ pub mod plan;
 pub mod render;
 pub mod vrrp;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Parser;
-use inventory::{parse_inventory, GroupSpec, InventoryDefaults, Kind};
+use inventory::{parse_inventory, read_inventory, GroupSpec, InventoryDefaults, Kind};
 use output::{FileState, OutputFile};
 use plan::{plan, PlanOptions, Service, DEFAULT_NAME_TEMPLATE};
 use render::KeepalivedOptions;
@@ -208,9 +208,7 @@ pub fn generate(a: &Args) -> Result<Vec<OutputFile>> {
     let flags_group = group_from_flags(a)?;
     let (groups, inventory, per_node_dirs) = match (&a.inventory, flags_group) {
         (Some(path), None) => {
-            let bytes = crate::credentials::read_bounded(path, crate::credentials::limits::INVENTORY, "inventory")?;
-            let text = String::from_utf8(bytes).map_err(|_| anyhow!("inventory {} is not UTF-8 text", path.display()))?;
-            let (groups, defaults) = parse_inventory(&text).with_context(|| format!("inventory {}", path.display()))?;
+            let (groups, defaults) = read_inventory(path)?;
             (groups, defaults, a.node.is_none())
         }
         (None, Some(group)) => (vec![group], Default::default(), false),
@@ -225,12 +223,28 @@ pub fn generate(a: &Args) -> Result<Vec<OutputFile>> {
     let opts = PlanOptions { name_template: a.name_template.clone(), vrrp_weight: a.weight, ..PlanOptions::from_inventory(&inventory)? };
     let mut services = plan(&groups, &opts)?;
     if let Some(node) = &a.node {
-        services.retain(|s| &s.node == node);
-        if services.is_empty() {
-            bail!("node {node} is in no group of the inventory");
-        }
+        services = of_node(services, node)?;
     }
     files(&services, per_node_dirs, a)
+}
+
+/// Only `node`'s services; an error when it has none.
+fn of_node(mut services: Vec<Service>, node: &str) -> Result<Vec<Service>> {
+    services.retain(|s| s.node == node);
+    if services.is_empty() {
+        bail!("node {node} is in no group of the inventory");
+    }
+    Ok(services)
+}
+
+/// The services of `node` in the inventory at `path`, exactly as the generator lays them out (the
+/// same check argv as its Consul files), with the inventory's plan options (`bin_dir` overridden
+/// when given).
+pub fn node_services(path: &std::path::Path, node: &str, bin_dir: Option<String>) -> Result<(Vec<Service>, PlanOptions)> {
+    let (groups, defaults) = read_inventory(path)?;
+    let defaults = InventoryDefaults { bin_dir: bin_dir.or(defaults.bin_dir), ..defaults };
+    let opts = PlanOptions::from_inventory(&defaults)?;
+    Ok((of_node(plan(&groups, &opts)?, node)?, opts))
 }
 
 /// Writes, checks or prints the files; returns the exit code (0, or 1 for --check differences).
