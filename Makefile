@@ -66,6 +66,8 @@ clean:
 examples:
 	$(CARGO) run --quiet --release --locked --bin gen-consul-services -- --inventory consul.d-examples/inventory.json --out consul.d-examples/consul
 	$(CARGO) run --quiet --release --locked --bin gen-consul-services -- --inventory consul.d-examples/inventory.json --format keepalived --out consul.d-examples/keepalived
+	$(CARGO) run --quiet --release --locked --bin gen-consul-services -- --inventory consul.d-examples/inventory.json --check-type http --out consul.d-examples/consul-http
+	$(CARGO) run --quiet --release --locked --bin gen-consul-services -- --inventory consul.d-examples/inventory.json --format haproxy --out consul.d-examples/haproxy
 
 # The project's main job on a fresh machine: the end-to-end lab, run for a person (under a minute).
 demo: deps

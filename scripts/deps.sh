@@ -10,6 +10,7 @@ declare -A need=(
   [mariadb-install-db]=mariadb-server
   [mariadb]=mariadb-client
   [keepalived]=keepalived
+  [haproxy]=haproxy
   [openssl]=openssl
 )
 # Other Redis versions and forks for the compatibility matrix of `make test`: server binaries that

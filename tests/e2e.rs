@@ -212,17 +212,29 @@ fn keepalived_accepts_the_generated_configuration() {
 #[test]
 fn checked_in_examples_are_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("consul.d-examples");
-    for (format, sub) in [("consul", "consul"), ("keepalived", "keepalived")] {
+    for (format, sub, extra) in [
+        ("consul", "consul", None),
+        ("consul", "consul-http", Some("--check-type=http")),
+        ("keepalived", "keepalived", None),
+        ("haproxy", "haproxy", None),
+    ] {
         let out = TempDir::new("examples");
         let args: Vec<String> =
             ["--inventory", root.join("inventory.json").to_str().unwrap(), "--format", format, "--out", out.0.to_str().unwrap()]
-                .iter()
+                .into_iter()
+                .chain(extra)
                 .map(|s| s.to_string())
                 .collect();
         let (code, text) = run_program(&bin("gen-consul-services"), &args, Duration::from_secs(20));
         assert_eq!(code, Some(0), "{text}");
         let listing = |dir: &Path| -> Vec<(String, Vec<u8>)> {
             let mut v = Vec::new();
+            for f in std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.path().is_file()) {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if !name.starts_with('.') {
+                    v.push((name, std::fs::read(f.path()).unwrap()));
+                }
+            }
             for node in std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.path().is_dir()) {
                 for f in std::fs::read_dir(node.path()).unwrap().flatten() {
                     v.push((

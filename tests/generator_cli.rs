@@ -155,3 +155,54 @@ fn prune_removes_only_what_it_wrote() {
     assert!(out.join("w-6029-redis-a.json").exists() && out.join("someone-elses.json").exists(), "only its own files go");
     assert_eq!(gen(&one, &["--check", "--prune"]).exit(), 0);
 }
+
+/// `--format haproxy`: HAProxy 2.6's own `haproxy -c` accepts what the generator writes, without a
+/// warning, for the examples' inventory and for IPv6 nodes and explicit binds; a bind that would
+/// smuggle HAProxy keywords is refused. `--check-type http` writes HTTP checks against serve-checks.
+#[test]
+fn haproxy_accepts_the_generated_configuration() {
+    let dir = TempDir::new("haproxy");
+    let inv = Path::new(env!("CARGO_MANIFEST_DIR")).join("consul.d-examples/inventory.json");
+    let v6 = dir.join("v6.json");
+    std::fs::write(
+        &v6,
+        r#"{"serve_port": 8008, "groups": [{"kind":"redis","name":"six","port":6380,"nodes":["fd00::11","fd00::12"],
+            "haproxy":{"write_bind":"127.0.0.1:16380","read_bind":"[::1]:16381"}}]}"#,
+    )
+    .unwrap();
+    for inventory in [inv.as_path(), v6.as_path()] {
+        let out = dir.join("out");
+        let r = run(G, ["--inventory", inventory.to_str().unwrap(), "--format", "haproxy", "--out", out.to_str().unwrap()]);
+        assert_eq!(r.exit(), 0, "{r:?}");
+        let cfg = out.join("haproxy.cfg");
+        let check = std::process::Command::new("haproxy").arg("-c").arg("-f").arg(&cfg).output().expect("haproxy (make deps installs it)");
+        let said = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+        assert!(check.status.success() && said.contains("Configuration file is valid"), "{said}");
+        assert!(!said.contains("WARNING"), "{said}");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        assert!(text.contains("on-marked-down shutdown-sessions") && text.contains("balance first"), "{text}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    let text = run(G, ["--inventory", v6.to_str().unwrap(), "--format", "haproxy"]).stdout;
+    assert!(text.contains("server fd00__11 ipv6@fd00::11:6380 check port 8008"), "{text}");
+    let r = run(G, ["--inventory", inv.to_str().unwrap(), "--format", "haproxy", "--node", "192.168.0.30"]);
+    assert!(r.exit() == 2 && r.stderr.contains("drop --node"), "{r:?}");
+    let http = run(G, ["--inventory", inv.to_str().unwrap(), "--node", "192.168.0.30", "--check-type", "http"]);
+    assert!(
+        http.stdout.contains(r#""http": "http://192.168.0.30:9200/w-6029-redis-test""#) && !http.stdout.contains(r#""args""#),
+        "{}",
+        http.stdout
+    );
+    let r = run(G, ["--inventory", inv.to_str().unwrap(), "--format", "keepalived", "--check-type", "http"]);
+    assert!(r.exit() == 2 && r.stderr.contains("--check-type http is for --format consul"), "{r:?}");
+}
+
+/// The agent snippet for HTTP checks: no script checks at all.
+#[test]
+fn http_agent_snippet_enables_no_script_checks() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("consul.d-examples/agent/consul-db-checks-http.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(v["enable_local_script_checks"], false);
+    assert!(v.get("enable_script_checks").is_none());
+    assert_eq!(v["dns_config"]["only_passing"], false);
+}

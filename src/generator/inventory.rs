@@ -130,6 +130,18 @@ pub struct GroupSpec {
     pub vrrp: Option<VrrpSpec>,
     /// Consul flap control per service (default: see [`FlapControl::default_for`]).
     pub flap: Option<FlapSpec>,
+    /// HAProxy (`--format haproxy`): where the group's frontends listen.
+    pub haproxy: Option<HaproxySpec>,
+}
+
+/// Where a group's HAProxy frontends listen.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaproxySpec {
+    /// The write frontend's `bind` (default `:<port>`).
+    pub write_bind: Option<String>,
+    /// The read frontend's `bind` (default `:<port + 10000>`).
+    pub read_bind: Option<String>,
 }
 
 /// Consul's flap control of the two services' checks.

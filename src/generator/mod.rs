@@ -2,6 +2,7 @@
 //! inventory of instance groups, or for one group described with flags.
 
 pub mod argv;
+pub mod haproxy;
 pub mod inventory;
 pub mod output;
 pub mod plan;
@@ -24,6 +25,17 @@ pub enum OutputFormat {
     Consul,
     /// One keepalived file of `vrrp_script` blocks per node.
     Keepalived,
+    /// One HAProxy configuration for the load balancers: write and read frontends per group.
+    Haproxy,
+}
+
+/// How Consul runs the checks of the service files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckType {
+    /// Script checks: the agent runs the check executable (`enable_local_script_checks`).
+    Args,
+    /// HTTP checks against serve-checks on the node: no script checks enabled on the agent.
+    Http,
 }
 
 /// Command line of `gen-consul-services`.
@@ -106,6 +118,9 @@ pub struct Args {
     /// vrrp_instance per group with a vrrp block).
     #[arg(long, value_enum, default_value_t = OutputFormat::Consul)]
     pub format: OutputFormat,
+    /// consul: script checks (args) or HTTP checks against serve-checks (http).
+    #[arg(long, value_enum, default_value_t = CheckType::Args)]
+    pub check_type: CheckType,
     /// Where the check executables are installed [default: the inventory's bin_dir, else /usr/local/bin].
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<String>,
@@ -182,8 +197,9 @@ fn files(services: &[Service], per_node_dirs: bool, a: &Args) -> Result<Vec<Outp
     match a.format {
         OutputFormat::Consul => Ok(services
             .iter()
-            .map(|s| OutputFile { path: dir(&s.node).join(format!("{}.json", s.id)), content: render::consul_file(s) })
+            .map(|s| OutputFile { path: dir(&s.node).join(format!("{}.json", s.id)), content: render::consul_file(s, a.check_type) })
             .collect()),
+        OutputFormat::Haproxy => Ok(vec![OutputFile { path: PathBuf::from("haproxy.cfg"), content: haproxy::haproxy_file(services) }]),
         OutputFormat::Keepalived => {
             let mut nodes: Vec<&str> = Vec::new();
             for s in services {
@@ -206,6 +222,12 @@ fn files(services: &[Service], per_node_dirs: bool, a: &Args) -> Result<Vec<Outp
 /// Everything but printing: parse, validate, lay out. Errors mean nothing may be written.
 pub fn generate(a: &Args) -> Result<Vec<OutputFile>> {
     let flags_group = group_from_flags(a)?;
+    if a.format == OutputFormat::Haproxy && a.node.is_some() {
+        bail!("--format haproxy writes the load balancers' configuration for every node: drop --node");
+    }
+    if a.check_type == CheckType::Http && a.format != OutputFormat::Consul {
+        bail!("--check-type http is for --format consul");
+    }
     let (groups, inventory, per_node_dirs) = match (&a.inventory, flags_group) {
         (Some(path), None) => {
             let (groups, defaults) = read_inventory(path)?;

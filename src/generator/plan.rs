@@ -62,6 +62,12 @@ pub struct Service {
     pub vrrp_timing: ScriptTiming,
     /// For the write service of a group with a `vrrp` block: the instance holding its VIP.
     pub vrrp_instance: Option<VrrpInstance>,
+    /// Where serve-checks answers for this service: `http://NODE:SERVE_PORT/ID`.
+    pub http_url: String,
+    /// The port serve-checks listens on at this node.
+    pub serve_port: u16,
+    /// The HAProxy frontend's `bind` of this service's group and role.
+    pub haproxy_bind: String,
 }
 
 /// Default service name template.
@@ -315,7 +321,25 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
                 }
                 _ => None,
             };
+            let host = if node.contains(':') { format!("[{node}]") } else { node.clone() };
+            let spec = g.haproxy.clone().unwrap_or_default();
+            let haproxy_bind = match role {
+                Role::Write => spec.write_bind.unwrap_or_else(|| format!(":{port}")),
+                Role::Read => match spec.read_bind {
+                    Some(b) => b,
+                    None => match port.checked_add(10000) {
+                        Some(p) => format!(":{p}"),
+                        None => bail!("port {port}: the read frontend's default port (port + 10000) is over 65535; set haproxy.read_bind"),
+                    },
+                },
+            };
+            if haproxy_bind.is_empty() || !haproxy_bind.chars().all(|c| c.is_ascii_alphanumeric() || ".:[]*-_".contains(c)) {
+                bail!("haproxy bind '{haproxy_bind}' is not an address and port such as :6029 or 198.18.0.100:6029");
+            }
             out.push(Service {
+                http_url: format!("http://{host}:{}/{id}", opts.serve_port),
+                serve_port: opts.serve_port,
+                haproxy_bind,
                 entry: entry.to_string(),
                 node: node.clone(),
                 id,

@@ -6,21 +6,35 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
-/// The Consul service definition file of one service: `{"service": {...}}`, pretty, newline-ended.
-pub fn consul_file(s: &Service) -> String {
+/// The Consul service definition file of one service: `{"service": {...}}`, pretty, newline-ended;
+/// its check a script check, or an HTTP check against serve-checks on the node.
+pub fn consul_file(s: &Service, check_type: super::CheckType) -> String {
     let role = match s.role {
         Role::Write => "the writable master",
         Role::Read => "in the read pool",
     };
-    let check = json!({
-        "id": format!("{}-check", s.id),
-        "name": format!("{} {}:{} is {role}", s.kind.as_str(), s.group, s.port),
-        "args": s.args,
+    let mut check = Map::new();
+    check.insert("id".into(), json!(format!("{}-check", s.id)));
+    check.insert("name".into(), json!(format!("{} {}:{} is {role}", s.kind.as_str(), s.group, s.port)));
+    match check_type {
+        super::CheckType::Args => {
+            check.insert("args".into(), json!(s.args));
+        }
+        super::CheckType::Http => {
+            check.insert("http".into(), json!(s.http_url));
+            check.insert("method".into(), json!("GET"));
+        }
+    }
+    let rest = json!({
         "interval": format_duration(s.interval),
         "timeout": format_duration(s.timeout),
         "success_before_passing": s.flap.success_before_passing,
         "failures_before_critical": s.flap.failures_before_critical,
     });
+    if let Value::Object(rest) = rest {
+        check.extend(rest);
+    }
+    let check = Value::Object(check);
     let mut service = Map::new();
     service.insert("id".into(), json!(s.id));
     service.insert("name".into(), json!(s.id));
@@ -205,7 +219,7 @@ mod tests {
     #[test]
     fn consul_file_shape_and_no_script_field() {
         let s = services();
-        let text = consul_file(&s[0]);
+        let text = consul_file(&s[0], crate::generator::CheckType::Args);
         assert!(text.ends_with("}\n"));
         let v: Value = serde_json::from_str(&text).unwrap();
         let svc = &v["service"];
@@ -220,14 +234,23 @@ mod tests {
         assert!(check.get("script").is_none());
         // Flap control: the write check drops at once and needs two passes to come back.
         assert_eq!((check["success_before_passing"].as_u64(), check["failures_before_critical"].as_u64()), (Some(2), Some(1)));
-        let read = serde_json::from_str::<Value>(&consul_file(&s[1])).unwrap();
+        let read = serde_json::from_str::<Value>(&consul_file(&s[1], crate::generator::CheckType::Args)).unwrap();
         let read = &read["service"]["checks"][0];
         assert_eq!((read["success_before_passing"].as_u64(), read["failures_before_critical"].as_u64()), (Some(1), Some(2)));
         assert!(!check["args"].to_string().contains("--warning-exit-code"), "Consul keeps warnings: {check}");
         // Deterministic key order.
         let keys: Vec<&String> = svc.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["id", "name", "tags", "address", "port", "meta", "checks"]);
-        assert_eq!(consul_file(&s[0]), text);
+        assert_eq!(consul_file(&s[0], crate::generator::CheckType::Args), text);
+        // --check-type http: the same check, asked of serve-checks on the node; no argv at all.
+        let http: Value = serde_json::from_str(&consul_file(&s[0], crate::generator::CheckType::Http)).unwrap();
+        let http = &http["service"]["checks"][0];
+        assert_eq!(http["http"], "http://10.0.0.5:9200/w-3306-mysql-main", "{http}");
+        assert_eq!(http["method"], "GET");
+        assert!(http.get("args").is_none(), "{http}");
+        assert_eq!((http["interval"].as_str(), http["timeout"].as_str()), (Some("10s"), Some("5s")));
+        let keys: Vec<&String> = http.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["id", "name", "http", "method", "interval", "timeout", "success_before_passing", "failures_before_critical"]);
     }
 
     #[test]
