@@ -315,3 +315,89 @@ fn draining_the_master_moves_the_vip_away_until_the_operator_promotes() {
     never_holds(&lab, "h1", Duration::from_secs(3));
     println!("netlab: scenario=drain operator_failover_vip_ms={}", ms(vip_on_new - drained_at));
 }
+
+/// HAProxy in front (the generated `--format haproxy`, health-checked by serve-checks on each host):
+/// a client writes through HAProxy's write frontend. The operator drains the master: HAProxy marks
+/// it down and closes the client's open session to it (h1 still a writable master: without
+/// `on-marked-down shutdown-sessions` the client would keep writing there). SENTINEL FAILOVER: the
+/// writes go to the new master. Then the new master is killed: Sentinel promotes again, HAProxy
+/// follows; the killed node comes back as a master with no `replicaof` and never takes a write.
+#[test]
+fn haproxy_follows_drain_failover_and_keeps_the_old_master_out() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut lab) = lab_or_skip("haproxy") else { return };
+    let proxy = lab::haproxy_lab::HaproxyLab::start(&lab);
+    assert!(proxy.config.contains("balance first") && proxy.config.contains("on-marked-down shutdown-sessions"), "{}", proxy.config);
+    let http = |what: &str, ok: &dyn Fn(&Answers) -> bool| {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let a = proxy.consul_http_answers();
+            if ok(&a) {
+                return a;
+            }
+            assert!(std::time::Instant::now() < until, "Consul's HTTP checks never showed {what}: {a:?}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    http("h1 writing, h2 and h3 reading", &|a| answer(a, W) == ["h1"] && answer(a, R) == ["h2", "h3"]);
+    let writer = lab.writer_to("c1", "haproxy", proxy.write_frontend.clone());
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Drain h1's write service: HAProxy takes h1 out (fall 2 x inter 1s) and ends the session.
+    let drain = lab::vip_lab::drain_dir(&lab.net, "h1");
+    std::fs::create_dir_all(&drain).unwrap();
+    let drained_at = lab.now();
+    std::fs::write(drain.join(W), "").unwrap();
+    http("no write member while h1 is drained", &|a| answer(a, W).is_empty());
+    std::thread::sleep(Duration::from_secs(3));
+    let h = lab.net.host("h2").clone();
+    let reply =
+        lab::vip_lab::redis_in(&h.ns, &h.addr, lab::vip_lab::SENTINEL_PORT, None, &["SENTINEL", "FAILOVER", lab::vip_lab::MASTER_NAME]);
+    assert!(reply.is_ok(), "SENTINEL FAILOVER: {reply:?}");
+    let first = lab::wait_for("a new master named by Sentinel", Duration::from_secs(30), || {
+        lab.sentinel_says("h2").map(|a| lab.host_of(&a)).filter(|host| host != "h1")
+    });
+    std::fs::remove_file(drain.join(W)).unwrap();
+    lab::wait_for("h1 a replica", Duration::from_secs(20), || (lab.nodes[0].field("role").as_deref() == Some("slave")).then_some(()));
+    http("the new master writing, h1 reading", &|a| answer(a, W) == [first.as_str()] && answer(a, R).contains(&"h1"));
+
+    // The new master killed: Sentinel promotes the other, HAProxy follows.
+    let i = if first == "h2" { 1 } else { 2 };
+    let fault = lab.now();
+    lab.nodes[i].proc.kill();
+    let (second, promotion) = lab::wait_for("Sentinel's second promotion", Duration::from_secs(60), || {
+        let named = lab.sentinel_says("h1").map(|a| lab.host_of(&a))?;
+        (named != first).then(|| (named, lab.now()))
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    // The killed master back as a master with no replicaof: HAProxy never sends it a write.
+    let back = lab.now();
+    lab.nodes[i].restart_as_master();
+    std::thread::sleep(Duration::from_secs(3));
+    for _ in 0..3 {
+        let a = proxy.consul_http_answers();
+        assert_eq!(answer(&a, W), [second.as_str()], "Consul's HTTP checks: one writer, never the old master back: {a:?}");
+        assert!(!answer(&a, R).contains(&first.as_str()) || lab.nodes[i].field("role").as_deref() == Some("slave"), "{a:?}");
+    }
+    let writes = writer.finish();
+
+    let late_h1 = writes.acked.iter().filter(|a| a.node == "h1" && a.at > drained_at + Duration::from_secs(3) && a.at < fault).count();
+    assert_eq!(late_h1, 0, "h1 acknowledged writes after HAProxy took it out: its session was not closed\n{}", proxy.log());
+    let closed_after =
+        writes.acked.iter().filter(|a| a.node == "h1" && a.at > drained_at && a.at < fault).map(|a| a.at).max().map(|t| t - drained_at);
+    assert!(!writes.acked.iter().any(|a| a.node == first && a.at > back), "the old master acknowledged writes\n{}", proxy.log());
+    let outcome = Outcome::of(&lab, &[&writes], fault, promotion, &second);
+    report(
+        "haproxy",
+        &outcome,
+        &format!(
+            "h1_last_write_after_drain_ms={} second_master={second} promotion_ms={} failed_writes={}",
+            closed_after.map(|d| ms(d).to_string()).unwrap_or_else(|| "0".into()),
+            ms(promotion - fault),
+            writes.failed
+        ),
+    );
+    assert_eq!(outcome.split_brain_writes, 0, "writes acknowledged by a node after {second} was promoted");
+    let outage = outcome.write_outage.expect("no write reached the second new master through HAProxy");
+    assert!(outage <= OUTAGE_BOUND + Duration::from_secs(2), "write outage {outage:?} through HAProxy");
+}

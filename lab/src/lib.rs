@@ -29,6 +29,7 @@
 //! ```
 
 pub mod consul_lab;
+pub mod haproxy_lab;
 pub mod http_lab;
 pub mod mysql_lab;
 pub mod mysql_wire;

@@ -364,7 +364,12 @@ impl RedisVipLab {
 
     /// Starts a client in `client`'s namespace writing unique keys through the VIP.
     pub fn writer(&self, client: &str, prefix: &str) -> Writer {
-        Writer::start(self.net.host(client).ns.clone(), prefix.to_string(), self.epoch)
+        Writer::start(self.net.host(client).ns.clone(), prefix.to_string(), self.epoch, (VIP.to_string(), REDIS_PORT))
+    }
+
+    /// The same writer, through `target` (`host`, `port`: a load balancer's frontend) instead.
+    pub fn writer_to(&self, client: &str, prefix: &str, target: (String, u16)) -> Writer {
+        Writer::start(self.net.host(client).ns.clone(), prefix.to_string(), self.epoch, target)
     }
 
     /// Starts sampling, every 50 ms, which hosts hold the VIP (for at most 120 s).
@@ -758,10 +763,10 @@ pub struct Writer {
 }
 
 impl Writer {
-    fn start(ns: String, prefix: String, epoch: Instant) -> Writer {
+    fn start(ns: String, prefix: String, epoch: Instant, target: (String, u16)) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let handle = std::thread::spawn(move || in_namespace(&ns.clone(), move || write_loop(&prefix, epoch, &flag)));
+        let handle = std::thread::spawn(move || in_namespace(&ns.clone(), move || write_loop(&prefix, epoch, &flag, &target)));
         Writer { stop, handle }
     }
 
@@ -782,7 +787,7 @@ fn host_name(addr: &str) -> String {
     }
 }
 
-fn write_loop(prefix: &str, epoch: Instant, stop: &AtomicBool) -> WriterReport {
+fn write_loop(prefix: &str, epoch: Instant, stop: &AtomicBool, target: &(String, u16)) -> WriterReport {
     const MAX_WRITES: usize = 6000;
     const MAX_TIME: Duration = Duration::from_secs(90);
     const OP_TIMEOUT: Duration = Duration::from_millis(300);
@@ -793,7 +798,7 @@ fn write_loop(prefix: &str, epoch: Instant, stop: &AtomicBool) -> WriterReport {
     while !stop.load(Ordering::SeqCst) && n < MAX_WRITES && started.elapsed() < MAX_TIME {
         if conn.is_none() {
             conn = (|| -> redis::RedisResult<(redis::Connection, String)> {
-                let client = redis::Client::open((VIP, REDIS_PORT))?;
+                let client = redis::Client::open((target.0.as_str(), target.1))?;
                 let mut c = client.get_connection_with_timeout(OP_TIMEOUT)?;
                 c.set_read_timeout(Some(OP_TIMEOUT))?;
                 c.set_write_timeout(Some(OP_TIMEOUT))?;
