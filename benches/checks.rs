@@ -5,8 +5,8 @@
 //! peak RSS. `redis-cli info replication` is the floor reference; the original shell scripts
 //! (benches/original/) are the cost being replaced. With `BENCH_BASELINE` (a directory of another
 //! build's executables, set by `make bench`), the last table runs this build and that one
-//! alternately, run by run, so that both see the same machine. `BENCH_ONLY=paired`, `topology` or
-//! `mysql9` runs only that table. Children run without `RUST_BACKTRACE`, as Consul runs them.
+//! alternately, run by run, so that both see the same machine. `BENCH_ONLY=paired`, `topology`,
+//! `mysql9` or `serve` runs only that table. Children run without `RUST_BACKTRACE`, as Consul runs them.
 
 use lab::mysql_lab::{MariaLab, CHECKER};
 use lab::redis_lab::RedisLab;
@@ -213,6 +213,70 @@ No MySQL 9 chroot (run make deps as root): no MySQL 9 table."
     bench("MariaDB 10.11: check-mysql-slave MASTER, probes 2 (2)", &s(&[&ms, &m, "--defaults-file", &cnf]), runs, 2);
 }
 
+/// serve-checks against a Redis master: one HTTP request (the check run as a process behind it)
+/// next to running the check directly as a process and evaluating it in process (the other way
+/// serve-checks could have been built), then requests per second from 4 concurrent clients, with
+/// and without `--coalesce`.
+fn bench_serve(runs: usize) {
+    use consul_db_checks::deadline::Deadline;
+    let lab = RedisLab::start(1, 0);
+    let inventory = lab.dir.join("serve-inventory.json");
+    let inv = serde_json::json!({"bin_dir": lab::bin("check-redis-master").parent().unwrap(), "drain_dir": lab.dir.join("drain"),
+        "groups": [{"kind": "redis", "name": "bench", "port": lab.master.port, "nodes": ["127.0.0.1"]}]});
+    std::fs::write(&inventory, inv.to_string()).unwrap();
+    let (services, _) = consul_db_checks::generator::node_services(&inventory, "127.0.0.1", None).unwrap();
+    let write = services.iter().find(|s| s.id.starts_with("w-")).unwrap();
+    header(&format!("serve-checks: the Redis master's write check, {runs} runs each (the Consul argv: {} arguments)", write.args.len()));
+    bench("the check as a process (0)", &write.args, runs, 0);
+    let timed = |label: &str, f: &mut dyn FnMut() -> bool| {
+        let mut walls: Vec<Duration> = (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                assert!(f(), "{label}: unexpected answer");
+                t.elapsed()
+            })
+            .collect();
+        walls.sort();
+        println!("| {label:<44} | {:>8} | {:>8} | {:>8} | {:>6} |", ms(walls[walls.len() / 2]), ms(percentile(&walls, 0.9)), "", "");
+    };
+    let run = consul_db_checks::checks::named(&write.args[0]).and_then(|e| e.run).unwrap();
+    timed("in process: checks::EXECUTABLES run (0)", &mut || {
+        run(&write.args, &Deadline::new(Duration::from_secs(3))).report.exit_code() == 0
+    });
+    let listen = format!("127.0.0.1:{}", lab::free_port());
+    let serve = lab::http_lab::ServeChecks::start(&inventory, "127.0.0.1", &listen, &[]);
+    let path = format!("/{}", write.id);
+    timed("serve-checks: GET /w-... (200)", &mut || serve.get(&path).status == 200);
+    let rate = |label: &str, addr: &str| {
+        let until = Instant::now() + Duration::from_secs(3);
+        let counts: Vec<usize> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut n = 0;
+                        while Instant::now() < until {
+                            let r =
+                                lab::http_lab::exchange(addr, format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes(), Duration::from_secs(5));
+                            assert!(r.status == 200 || r.status == 503, "{r:?}");
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let total: usize = counts.iter().sum();
+        println!("| {label:<44} | {:>8.0} | {:>8} | {:>8} | {:>6} |", total as f64 / 3.0, "req/s", "", "");
+    };
+    rate("serve-checks: 4 clients, 3 s", &serve.addr);
+    drop(serve);
+    let listen = format!("127.0.0.1:{}", lab::free_port());
+    let coalesced = lab::http_lab::ServeChecks::start(&inventory, "127.0.0.1", &listen, &["--coalesce", "1s"]);
+    rate("serve-checks --coalesce 1s: 4 clients, 3 s", &coalesced.addr);
+    drop(lab);
+}
+
 /// This build against the baseline, run by run, on a Redis and a MariaDB master + replica.
 fn bench_paired(baseline: &Path, runs: usize) {
     let RedisSetup { lab, master: m, replica: r, check_master: rm, check_slave: rs } = redis_setup();
@@ -233,6 +297,7 @@ fn main() {
         Ok("topology") => return bench_topology(runs.min(20)),
         Ok("paired") => return bench_paired(&baseline().expect("BENCH_ONLY=paired needs BENCH_BASELINE"), runs),
         Ok("mysql9") => return bench_mysql9(runs),
+        Ok("serve") => return bench_serve(runs),
         _ => {}
     }
     let RedisSetup { lab, master: m, replica: r, check_master: rm, check_slave: rs } = redis_setup();
@@ -269,6 +334,7 @@ fn main() {
     drop(lab);
     bench_mysql9(runs);
     bench_topology(20);
+    bench_serve(runs);
     match baseline() {
         Some(dir) => bench_paired(&dir, runs),
         None => println!("\nNo baseline (BENCH_BASELINE): no paired table."),
