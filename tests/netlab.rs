@@ -326,7 +326,7 @@ fn draining_the_master_moves_the_vip_away_until_the_operator_promotes() {
 fn haproxy_follows_drain_failover_and_keeps_the_old_master_out() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut lab) = lab_or_skip("haproxy") else { return };
-    let proxy = lab::haproxy_lab::HaproxyLab::start(&lab);
+    let proxy = lab::haproxy_lab::HaproxyLab::start(&lab, &["c1"]);
     assert!(proxy.config.contains("balance first") && proxy.config.contains("on-marked-down shutdown-sessions"), "{}", proxy.config);
     let http = |what: &str, ok: &dyn Fn(&Answers) -> bool| {
         let until = std::time::Instant::now() + Duration::from_secs(20);
@@ -340,7 +340,7 @@ fn haproxy_follows_drain_failover_and_keeps_the_old_master_out() {
         }
     };
     http("h1 writing, h2 and h3 reading", &|a| answer(a, W) == ["h1"] && answer(a, R) == ["h2", "h3"]);
-    let writer = lab.writer_to("c1", "haproxy", proxy.write_frontend.clone());
+    let writer = lab.writer_to("c1", "haproxy", proxy.write_frontend("c1"));
     std::thread::sleep(Duration::from_secs(2));
 
     // Drain h1's write service: HAProxy takes h1 out (fall 2 x inter 1s) and ends the session.
@@ -400,4 +400,96 @@ fn haproxy_follows_drain_failover_and_keeps_the_old_master_out() {
     assert_eq!(outcome.split_brain_writes, 0, "writes acknowledged by a node after {second} was promoted");
     let outage = outcome.write_outage.expect("no write reached the second new master through HAProxy");
     assert!(outage <= OUTAGE_BOUND + Duration::from_secs(2), "write outage {outage:?} through HAProxy");
+}
+
+/// The link-up partition with HAProxy on both sides: h1 is cut off with client c2 and c2's HAProxy,
+/// which reaches h1 alone. h1's write check (no Sentinel majority, no replica acknowledging) fails,
+/// c2's HAProxy marks h1 down and closes c2's session before the majority promotes: no write is
+/// acknowledged by h1 after the promotion. c1's HAProxy follows the promotion.
+#[test]
+fn haproxy_on_the_isolated_side_stops_writes_before_the_promotion() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(lab) = lab_or_skip("haproxy partition") else { return };
+    let proxy = lab::haproxy_lab::HaproxyLab::start(&lab, &["c1", "c2"]);
+    let (h1, c2) = (lab.net.host("h1").clone(), lab.net.host("c2").clone());
+    let majority_side = lab.writer_to("c1", "majority", proxy.write_frontend("c1"));
+    let isolated_side = lab.writer_to("c2", "isolated", proxy.write_frontend("c2"));
+    std::thread::sleep(Duration::from_secs(2));
+    let watch = lab.watch_promotion();
+    let fault = lab.now();
+    lab.net.cut_off(&h1);
+    lab.net.cut_off(&c2);
+    let (new_master, promotion) = watch.join().unwrap().expect("the majority promoted no replica within 60s");
+    std::thread::sleep(Duration::from_secs(4));
+    lab.net.heal(&h1);
+    lab.net.heal(&c2);
+    lab::wait_for("h1 demoted after the heal", Duration::from_secs(30), || {
+        (lab.nodes[0].field("role").as_deref() == Some("slave")).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let majority = majority_side.finish();
+    let isolated = isolated_side.finish();
+    let outcome = Outcome::of(&lab, &[&majority, &isolated], fault, promotion, &new_master);
+    let last_h1 = isolated.acked.iter().filter(|a| a.node == "h1" && a.at > fault).map(|a| a.at - fault).max();
+    let isolated_lost = lab.missing_keys(&new_master, &isolated.acked).len();
+    report(
+        "haproxy partition (link up)",
+        &outcome,
+        &format!(
+            "promotion_ms={} isolated_haproxy_last_h1_write_ms={} isolated_client_lost={isolated_lost}",
+            ms(promotion - fault),
+            last_h1.map(|d| ms(d).to_string()).unwrap_or_else(|| "none".into())
+        ),
+    );
+    assert_eq!(outcome.split_brain_writes, 0, "writes acknowledged by a node after {new_master} was promoted\n{}", proxy.log());
+    assert!(
+        last_h1.map_or(true, |t| fault + t < promotion),
+        "h1 took writes through c2's HAProxy until {last_h1:?}, promotion at {:?}",
+        promotion - fault
+    );
+    let outage = outcome.write_outage.expect("no write reached the new master through c1's HAProxy");
+    assert!(outage <= OUTAGE_BOUND + Duration::from_secs(2), "write outage {outage:?} through HAProxy");
+}
+
+/// The MariaDB pair behind HAProxy (in client c3, the generated configuration, serve-checks on m1
+/// and m2): the application writes through the write frontend; m1 is killed, m2 promoted by hand:
+/// HAProxy sends the writes to m2; m1 comes back `read_only` and HAProxy keeps it out.
+#[test]
+fn haproxy_follows_the_mysql_promotion_and_keeps_the_read_only_old_master_out() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = match MariaVipLab::start() {
+        Ok(lab) => lab,
+        Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("NOT RUN: netlab mysql haproxy: {why} (run as root to test with network namespaces)");
+            return;
+        }
+        Err(why) => panic!("netlab mysql haproxy cannot run under CI: {why}"),
+    };
+    lab::haproxy_lab::create_app_user(&lab.nodes[0]);
+    let proxy = lab::haproxy_lab::HaproxyLab::start_mysql(&lab, &["c3"], lab::haproxy_lab::app_reaches);
+    let epoch = std::time::Instant::now();
+    let writer = lab::haproxy_lab::MysqlWriter::start(&lab.net.host("c3").ns, proxy.write_frontend("c3"), epoch);
+    std::thread::sleep(Duration::from_secs(2));
+    let fault = epoch.elapsed();
+    lab.nodes[0].proc.kill();
+    lab.nodes[1].wait_status("", "Slave_IO_Running", |v| v != Some("Yes"));
+    lab.nodes[1].sql("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0");
+    let promotion = epoch.elapsed();
+    std::thread::sleep(Duration::from_secs(4));
+    lab.nodes[0].restart_with(&["--read-only"]);
+    std::thread::sleep(Duration::from_secs(5));
+    let writes = writer.finish();
+    let first_m2 = writes.acked.iter().filter(|a| a.node == "m2").map(|a| a.at).min();
+    let split = writes.acked.iter().filter(|a| a.node != "m2" && a.at > promotion).count();
+    println!(
+        "netlab: scenario=mysql haproxy promotion_ms={} write_outage_ms={} acked={} split_brain_writes={split} failed_writes={}",
+        ms(promotion - fault),
+        first_m2.map(|t| ms(t - fault).to_string()).unwrap_or_else(|| "none".into()),
+        writes.acked.len(),
+        writes.failed
+    );
+    assert_eq!(split, 0, "writes acknowledged by m1 after m2 was promoted\n{}", proxy.log());
+    let outage = first_m2.expect("no write reached m2 through HAProxy") - fault;
+    assert!(outage < Duration::from_secs(6), "write outage {outage:?} through HAProxy");
+    assert!(writes.acked.iter().any(|a| a.node == "m2" && a.at > promotion + Duration::from_secs(8)), "writes stopped\n{}", proxy.log());
 }

@@ -1,9 +1,9 @@
 //! HAProxy in the namespace lab: `serve-checks` on every Redis host (in its namespace, as the
-//! unprivileged script user), and HAProxy in client c1's namespace with the configuration
-//! `gen-consul-services --format haproxy` wrote, its write frontend on c1's own address.
+//! unprivileged script user), and HAProxy in each client's namespace with the configuration
+//! `gen-consul-services --format haproxy` wrote (frontends on every address: the client's own).
 
-use crate::netlab::{ns_command, start_proc, Host};
-use crate::vip_lab::{drain_dir, install_checks, RedisVipLab, REDIS_PORT, SCRIPT_USER};
+use crate::netlab::{ns_command, start_proc, Host, NetLab};
+use crate::vip_lab::{drain_dir, install_checks, MariaVipLab, RedisVipLab, REDIS_PORT, SCRIPT_USER};
 use crate::{wait_for, Proc};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -14,14 +14,14 @@ pub const SERVE_PORT: u16 = 9200;
 
 /// HAProxy and the serve-checks behind it (stopped when dropped, before the lab).
 pub struct HaproxyLab {
-    /// HAProxy, in c1's namespace.
-    pub haproxy: Proc,
+    /// HAProxy, one per client namespace.
+    pub haproxy: Vec<Proc>,
     /// serve-checks on h1, h2, h3.
     pub serve: Vec<Proc>,
     /// The generated configuration.
     pub config: String,
-    /// The write frontend: c1's address and the Redis port.
-    pub write_frontend: (String, u16),
+    /// Per client (`c1`), its HAProxy's write frontend: the client's address and the Redis port.
+    pub write_frontends: Vec<(String, (String, u16))>,
     /// The directory of HAProxy's log.
     pub dir: PathBuf,
     /// Each host's Consul HTTP checks (`--check-type http`): host, service, URL, Consul timeout.
@@ -29,18 +29,41 @@ pub struct HaproxyLab {
 }
 
 impl HaproxyLab {
-    /// Starts serve-checks on every Redis host and HAProxy in c1, and waits until HAProxy's
-    /// write frontend reaches the master (at most 20 s).
-    pub fn start(lab: &RedisVipLab) -> HaproxyLab {
-        let net = &lab.net;
+    /// Starts serve-checks on every Redis host and HAProxy in each of `clients`, and waits until
+    /// every HAProxy's write frontend reaches the master (at most 20 s).
+    pub fn start(lab: &RedisVipLab, clients: &[&str]) -> HaproxyLab {
+        let groups: serde_json::Value = serde_json::from_str(&lab.inventory(&lab.net.dir.join("secrets/redis.pw"))).unwrap();
+        let hosts: Vec<Host> = lab.nodes.iter().map(|n| n.host.clone()).collect();
+        let ready = |t: (String, u16)| {
+            let client = redis::Client::open((t.0.as_str(), t.1)).ok()?;
+            let mut c = client.get_connection_with_timeout(Duration::from_millis(300)).ok()?;
+            c.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+            redis::cmd("AUTH").arg(crate::vip_lab::PASSWORD).query::<()>(&mut c).ok()?;
+            redis::cmd("SET").arg("haproxy-probe").arg("1").query::<()>(&mut c).ok()
+        };
+        HaproxyLab::start_for(&lab.net, &hosts, groups.as_array().unwrap().clone(), clients, REDIS_PORT, ready)
+    }
+
+    /// The same for the MariaDB lab's hosts; `ready` says when a frontend reaches the master.
+    pub fn start_mysql(lab: &MariaVipLab, clients: &[&str], ready: fn((String, u16)) -> Option<()>) -> HaproxyLab {
+        let hosts: Vec<Host> = ["m1", "m2"].iter().map(|h| lab.net.host(h).clone()).collect();
+        let groups: serde_json::Value = serde_json::from_str(&lab.inventory).unwrap();
+        HaproxyLab::start_for(&lab.net, &hosts, groups.as_array().unwrap().clone(), clients, 3306, ready)
+    }
+
+    /// serve-checks on `hosts` for the inventory `groups` (one group, on `port`), HAProxy in each
+    /// of `clients`, each frontend waited for with `ready` (run in the client's namespace).
+    fn start_for(
+        net: &NetLab,
+        hosts: &[Host],
+        mut groups: Vec<serde_json::Value>,
+        clients: &[&str],
+        port: u16,
+        ready: impl Fn((String, u16)) -> Option<()> + Copy + Send + 'static,
+    ) -> HaproxyLab {
         install_checks(net, &["serve-checks"]);
         let dir = net.dir.join("haproxy");
         std::fs::create_dir_all(&dir).unwrap();
-        let c1 = net.host("c1").clone();
-        let groups: serde_json::Value = serde_json::from_str(&lab.inventory(&net.dir.join("secrets/redis.pw"))).unwrap();
-        let mut groups = groups.as_array().unwrap().clone();
-        groups[0]["haproxy"] =
-            serde_json::json!({"write_bind": format!("{}:{REDIS_PORT}", c1.addr), "read_bind": format!("{}:1{REDIS_PORT}", c1.addr)});
         // Consul's timing of the lab (every 2 s, 1 s timeout): what serve-checks runs.
         groups[0]["interval"] = "2s".into();
         groups[0]["timeout"] = "1s".into();
@@ -51,9 +74,8 @@ impl HaproxyLab {
             }
             inv.to_string()
         };
-        let hosts: Vec<Host> = lab.nodes.iter().map(|n| n.host.clone()).collect();
         let mut serve = Vec::new();
-        for h in &hosts {
+        for h in hosts {
             let inventory = dir.join(format!("inventory-{}.json", h.name));
             std::fs::write(&inventory, inventory_of(Some(h))).unwrap();
             let mut cmd = ns_command(&h.ns, "setpriv");
@@ -64,7 +86,7 @@ impl HaproxyLab {
         }
         // The Consul side: each host's service files with HTTP checks against its serve-checks.
         let mut http_checks = Vec::new();
-        for h in &hosts {
+        for h in hosts {
             let out = dir.join("consul-http").join(&h.name);
             let inventory = dir.join(format!("inventory-{}.json", h.name));
             let args =
@@ -100,24 +122,28 @@ impl HaproxyLab {
         assert_eq!(gen.code, Some(0), "gen-consul-services --format haproxy: {}{}", gen.stdout, gen.stderr);
         let cfg = dir.join("haproxy.cfg");
         let config = std::fs::read_to_string(&cfg).unwrap();
-        let mut cmd = ns_command(&c1.ns, "haproxy");
-        cmd.arg("-db").arg("-f").arg(&cfg);
-        cmd.stdout(Stdio::null()).stderr(std::fs::File::create(dir.join("haproxy.log")).unwrap());
-        let haproxy = start_proc("haproxy c1", &mut cmd);
-        let lab_ = HaproxyLab { haproxy, serve, config, write_frontend: (c1.addr.clone(), REDIS_PORT), dir, http_checks };
-        let target = lab_.write_frontend.clone();
-        let ns = c1.ns.clone();
-        wait_for("HAProxy's write frontend reaching the master", Duration::from_secs(20), || {
-            let t = target.clone();
-            crate::netlab::in_namespace(&ns, move || {
-                let client = redis::Client::open((t.0.as_str(), t.1)).ok()?;
-                let mut c = client.get_connection_with_timeout(Duration::from_millis(300)).ok()?;
-                c.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
-                redis::cmd("AUTH").arg(crate::vip_lab::PASSWORD).query::<()>(&mut c).ok()?;
-                redis::cmd("SET").arg("haproxy-probe").arg("1").query::<()>(&mut c).ok()
-            })
-        });
-        lab_
+        let mut haproxy = Vec::new();
+        let mut write_frontends = Vec::new();
+        for client in clients {
+            let c = net.host(client).clone();
+            let mut cmd = ns_command(&c.ns, "haproxy");
+            cmd.arg("-db").arg("-f").arg(&cfg);
+            cmd.stdout(Stdio::null()).stderr(std::fs::File::create(dir.join(format!("haproxy-{client}.log"))).unwrap());
+            haproxy.push(start_proc(&format!("haproxy {client}"), &mut cmd));
+            let target = (c.addr.clone(), port);
+            let ns = c.ns.clone();
+            wait_for(&format!("HAProxy's write frontend in {client} reaching the master"), Duration::from_secs(20), || {
+                let t = target.clone();
+                crate::netlab::in_namespace(&ns, move || ready(t))
+            });
+            write_frontends.push((client.to_string(), target));
+        }
+        HaproxyLab { haproxy, serve, config, write_frontends, dir, http_checks }
+    }
+
+    /// The write frontend of the HAProxy in `client`.
+    pub fn write_frontend(&self, client: &str) -> (String, u16) {
+        self.write_frontends.iter().find(|(c, _)| c == client).map(|(_, t)| t.clone()).unwrap_or_else(|| panic!("no HAProxy in {client}"))
     }
 
     /// Runs every host's Consul HTTP check once, as its agent would (a GET from the host's own
@@ -139,8 +165,103 @@ impl HaproxyLab {
         answers
     }
 
-    /// What HAProxy logged (its stderr), for failure messages.
+    /// What the HAProxies logged (their stderr), for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("haproxy.log")).unwrap_or_default()
+        self.write_frontends
+            .iter()
+            .map(|(c, _)| {
+                format!("haproxy {c}:\n{}", std::fs::read_to_string(self.dir.join(format!("haproxy-{c}.log"))).unwrap_or_default())
+            })
+            .collect()
+    }
+}
+
+/// The application login the MySQL writer uses (created by [`create_app_user`]).
+pub const APP_USER: (&str, &str) = ("app", "app-pw");
+
+/// Creates the writer's table and login on `master` (replicated to its replica): INSERT and
+/// SELECT only, so a `read_only` server refuses its writes.
+pub fn create_app_user(master: &crate::mysql_lab::MariaNode) {
+    master.sql(&format!(
+        "CREATE DATABASE app; CREATE TABLE app.w (k VARCHAR(64) PRIMARY KEY); \
+         CREATE USER '{u}'@'%' IDENTIFIED BY '{p}'; GRANT INSERT, SELECT ON app.* TO '{u}'@'%'",
+        u = APP_USER.0,
+        p = APP_USER.1
+    ));
+}
+
+/// A MySQL connection as the application through `target`, and the lab host it reached (by
+/// `server_id`: 1 is m1, 2 is m2).
+fn app_connection(target: &(String, u16)) -> Option<(mysql::Conn, String)> {
+    use mysql::prelude::Queryable;
+    let opts = mysql::OptsBuilder::new()
+        .ip_or_hostname(Some(target.0.clone()))
+        .tcp_port(target.1)
+        .prefer_socket(false)
+        .user(Some(APP_USER.0))
+        .pass(Some(APP_USER.1))
+        .tcp_connect_timeout(Some(Duration::from_millis(300)))
+        .read_timeout(Some(Duration::from_millis(300)))
+        .write_timeout(Some(Duration::from_millis(300)));
+    let mut conn = mysql::Conn::new(opts).ok()?;
+    let id: u32 = conn.query_first("SELECT @@server_id").ok()??;
+    Some((conn, format!("m{id}")))
+}
+
+/// Whether the application reaches a server through `target` (HAProxy's readiness probe).
+pub fn app_reaches(target: (String, u16)) -> Option<()> {
+    app_connection(&target).map(|_| ())
+}
+
+/// A client in a namespace inserting one row every 10 ms through `target` (at most 6000 rows
+/// and 90 s), reconnecting after any error.
+pub struct MysqlWriter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<crate::vip_lab::WriterReport>,
+}
+
+impl MysqlWriter {
+    /// Starts it in namespace `ns`; times count from `epoch`.
+    pub fn start(ns: &str, target: (String, u16), epoch: std::time::Instant) -> MysqlWriter {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let ns = ns.to_string();
+        let handle = std::thread::spawn(move || {
+            crate::netlab::in_namespace(&ns, move || {
+                use mysql::prelude::Queryable;
+                let started = std::time::Instant::now();
+                let mut report = crate::vip_lab::WriterReport::default();
+                let mut conn: Option<(mysql::Conn, String)> = None;
+                let mut n = 0usize;
+                while !flag.load(Ordering::SeqCst) && n < 6000 && started.elapsed() < Duration::from_secs(90) {
+                    let Some((c, node)) = conn.as_mut() else {
+                        conn = app_connection(&target);
+                        if conn.is_none() {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        continue;
+                    };
+                    let key = format!("w{n}");
+                    n += 1;
+                    match c.exec_drop("INSERT INTO app.w VALUES (?)", (&key,)) {
+                        Ok(()) => report.acked.push(crate::vip_lab::Ack { key, at: epoch.elapsed(), node: node.clone() }),
+                        Err(_) => {
+                            report.failed += 1;
+                            conn = None;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                report
+            })
+        });
+        MysqlWriter { stop, handle }
+    }
+
+    /// Stops it and returns what it saw.
+    pub fn finish(self) -> crate::vip_lab::WriterReport {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.handle.join().unwrap()
     }
 }

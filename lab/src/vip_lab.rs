@@ -102,6 +102,8 @@ pub struct MariaVipLab {
     pub consul: ConsulOnHosts,
     /// The data directories.
     pub dir: crate::TempDir,
+    /// The inventory of its group, as an operator would write it.
+    pub inventory: String,
     /// The hosts (dropped last).
     pub net: NetLab,
 }
@@ -113,7 +115,7 @@ impl MariaVipLab {
     /// Starts both servers with replication, and keepalived; waits until the VIP is on m1.
     pub fn start() -> Result<MariaVipLab, String> {
         use crate::mysql_lab::{create_users, MariaNode, CHECKER};
-        let net = NetLab::create(&[("m1", 31), ("m2", 32)])?;
+        let net = NetLab::create(&[("m1", 31), ("m2", 32), ("c3", 33)])?;
         let dir = crate::TempDir::new("maria-vip");
         let (m1, m2) = (net.host("m1").clone(), net.host("m2").clone());
         let master = MariaNode::start_in(&dir, "m1", 1, Some(&m1.ns), &m1.addr, 3306, &[]);
@@ -136,7 +138,7 @@ impl MariaVipLab {
         let hosts = [m1, m2];
         let keepalived = keepalived_on(&net, &hosts, &inventory);
         let consul = ConsulOnHosts::generate(&net, &hosts, &inventory);
-        let lab = MariaVipLab { keepalived, nodes: vec![master, replica], consul, dir, net };
+        let lab = MariaVipLab { keepalived, nodes: vec![master, replica], consul, dir, inventory, net };
         wait_for_first_vip(&lab.net, MYSQL_VIP, "m1");
         let complaints = keepalived_complaints(&lab.net);
         assert!(complaints.is_empty(), "keepalived did not take the generated configuration as written:\n{}", complaints.join("\n"));

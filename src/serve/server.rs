@@ -106,6 +106,23 @@ fn handle(mut stream: TcpStream, node: &Node, coalescer: &Coalescer, header_time
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let _ = stream.write_all(&request.to_bytes(head_only));
     let _ = stream.shutdown(std::net::Shutdown::Write);
+    linger(&mut stream);
+}
+
+/// Reads what the client still sends (a body, a pipelined request) for a moment before closing:
+/// closing with unread input makes the kernel reset the connection, and a reset can destroy the
+/// answer before the client reads it. At most 64 KiB and 200 ms.
+fn linger(stream: &mut TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let until = Instant::now() + Duration::from_millis(200);
+    let mut sink = [0u8; 4096];
+    let mut left = 64 << 10;
+    while left > 0 && Instant::now() < until {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left -= n.min(left),
+        }
+    }
 }
 
 /// Counts a connection in flight while alive.
@@ -132,8 +149,12 @@ pub fn serve(listener: TcpListener, node: Node, args: &Args) -> anyhow::Result<(
         };
         if in_flight.fetch_add(1, Ordering::SeqCst) >= args.max_connections {
             in_flight.fetch_sub(1, Ordering::SeqCst);
+            // At once, never blocking the accept loop: what already arrived is read (so that the
+            // close does not reset the answer away), the answer written, the connection closed.
             let _ = stream.set_nonblocking(true);
+            let _ = stream.read(&mut [0u8; 4096]);
             let _ = stream.write(&busy);
+            let _ = stream.shutdown(std::net::Shutdown::Write);
             continue;
         }
         let slot = Slot(Arc::clone(&in_flight));
