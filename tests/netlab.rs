@@ -41,6 +41,18 @@ fn lab_with(scenario: &str, timings: Timings) -> Option<RedisVipLab> {
     }
 }
 
+/// The MariaDB lab, or the scenario reported as not run (a failure under CI).
+fn maria_lab_or_skip(scenario: &str) -> Option<MariaVipLab> {
+    match MariaVipLab::start() {
+        Ok(lab) => Some(lab),
+        Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("NOT RUN: netlab {scenario}: {why} (run as root to test with network namespaces and keepalived)");
+            None
+        }
+        Err(why) => panic!("netlab {scenario} cannot run under CI: {why}"),
+    }
+}
+
 fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
@@ -62,9 +74,15 @@ const R: &str = "r-6029-redis-lab";
 /// Evaluates the hosts' Consul checks until `ok` holds (a check may lag a change by a run), for
 /// up to 20 s; panics with the last answers.
 fn consul_settles(consul: &ConsulOnHosts, what: &str, ok: impl Fn(&Answers) -> bool) -> Answers {
+    settles(what, || consul.answers(), ok)
+}
+
+/// Asks `answers` (Consul's view, from script or HTTP checks) every 250 ms until `ok` holds, for
+/// up to 20 s; panics with the last answers.
+fn settles(what: &str, answers: impl Fn() -> Answers, ok: impl Fn(&Answers) -> bool) -> Answers {
     let until = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let a = consul.answers();
+        let a = answers();
         if ok(&a) {
             return a;
         }
@@ -239,14 +257,7 @@ fn partition(scenario: &str, link_down: bool, timings: Timings) {
 #[test]
 fn mysql_vip_follows_the_promotion_and_stays_off_the_read_only_old_master() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut lab = match MariaVipLab::start() {
-        Ok(lab) => lab,
-        Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("NOT RUN: netlab mysql: {why} (run as root to test with network namespaces and keepalived)");
-            return;
-        }
-        Err(why) => panic!("netlab mysql cannot run under CI: {why}"),
-    };
+    let Some(mut lab) = maria_lab_or_skip("mysql") else { return };
     let (w, r) = ("w-3306-mysql-lab", "r-3306-mysql-lab");
     consul_settles(&lab.consul, "m1 writing, m2 reading", |a| answer(a, w) == ["m1"] && answer(a, r) == ["m2"]);
     let fault = std::time::Instant::now();
@@ -289,13 +300,7 @@ fn draining_the_master_moves_the_vip_away_until_the_operator_promotes() {
     println!("netlab: scenario=drain vip_released_ms={} consul={a:?}", ms(released - drained_at));
 
     // The operator promotes a replica; the VIP follows it, h1 stays off while drained and after.
-    let h = lab.net.host("h2").clone();
-    let reply =
-        lab::vip_lab::redis_in(&h.ns, &h.addr, lab::vip_lab::SENTINEL_PORT, None, &["SENTINEL", "FAILOVER", lab::vip_lab::MASTER_NAME]);
-    assert!(reply.is_ok(), "SENTINEL FAILOVER: {reply:?}");
-    let new_master = lab::wait_for("a new master named by Sentinel", Duration::from_secs(30), || {
-        lab.sentinel_says("h2").map(|a| lab.host_of(&a)).filter(|host| host != "h1")
-    });
+    let new_master = lab.operator_failover();
     let until = std::time::Instant::now() + Duration::from_secs(20);
     while lab.vip_holders() != [new_master.as_str()] {
         assert!(
@@ -328,17 +333,8 @@ fn haproxy_follows_drain_failover_and_keeps_the_old_master_out() {
     let Some(mut lab) = lab_or_skip("haproxy") else { return };
     let proxy = lab::haproxy_lab::HaproxyLab::start(&lab, &["c1"]);
     assert!(proxy.config.contains("balance first") && proxy.config.contains("on-marked-down shutdown-sessions"), "{}", proxy.config);
-    let http = |what: &str, ok: &dyn Fn(&Answers) -> bool| {
-        let until = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let a = proxy.consul_http_answers();
-            if ok(&a) {
-                return a;
-            }
-            assert!(std::time::Instant::now() < until, "Consul's HTTP checks never showed {what}: {a:?}");
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    };
+    // Consul's answers from each host's generated HTTP checks against serve-checks.
+    let http = |what: &str, ok: &dyn Fn(&Answers) -> bool| settles(what, || proxy.consul_http_answers(), ok);
     http("h1 writing, h2 and h3 reading", &|a| answer(a, W) == ["h1"] && answer(a, R) == ["h2", "h3"]);
     let writer = lab.writer_to("c1", "haproxy", proxy.write_frontend("c1"));
     std::thread::sleep(Duration::from_secs(2));
@@ -350,13 +346,7 @@ fn haproxy_follows_drain_failover_and_keeps_the_old_master_out() {
     std::fs::write(drain.join(W), "").unwrap();
     http("no write member while h1 is drained", &|a| answer(a, W).is_empty());
     std::thread::sleep(Duration::from_secs(3));
-    let h = lab.net.host("h2").clone();
-    let reply =
-        lab::vip_lab::redis_in(&h.ns, &h.addr, lab::vip_lab::SENTINEL_PORT, None, &["SENTINEL", "FAILOVER", lab::vip_lab::MASTER_NAME]);
-    assert!(reply.is_ok(), "SENTINEL FAILOVER: {reply:?}");
-    let first = lab::wait_for("a new master named by Sentinel", Duration::from_secs(30), || {
-        lab.sentinel_says("h2").map(|a| lab.host_of(&a)).filter(|host| host != "h1")
-    });
+    let first = lab.operator_failover();
     std::fs::remove_file(drain.join(W)).unwrap();
     lab::wait_for("h1 a replica", Duration::from_secs(20), || (lab.nodes[0].field("role").as_deref() == Some("slave")).then_some(()));
     http("the new master writing, h1 reading", &|a| answer(a, W) == [first.as_str()] && answer(a, R).contains(&"h1"));
@@ -457,14 +447,7 @@ fn haproxy_on_the_isolated_side_stops_writes_before_the_promotion() {
 #[test]
 fn haproxy_follows_the_mysql_promotion_and_keeps_the_read_only_old_master_out() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut lab = match MariaVipLab::start() {
-        Ok(lab) => lab,
-        Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("NOT RUN: netlab mysql haproxy: {why} (run as root to test with network namespaces)");
-            return;
-        }
-        Err(why) => panic!("netlab mysql haproxy cannot run under CI: {why}"),
-    };
+    let Some(mut lab) = maria_lab_or_skip("mysql haproxy") else { return };
     lab::haproxy_lab::create_app_user(&lab.nodes[0]);
     let proxy = lab::haproxy_lab::HaproxyLab::start_mysql(&lab, &["c3"], lab::haproxy_lab::app_reaches);
     let epoch = std::time::Instant::now();

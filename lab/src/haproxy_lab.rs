@@ -93,15 +93,7 @@ impl HaproxyLab {
                 ["--inventory", inventory.to_str().unwrap(), "--node", &h.addr, "--check-type", "http", "--out", out.to_str().unwrap()];
             let gen = crate::run("gen-consul-services", args);
             assert_eq!(gen.code, Some(0), "gen-consul-services --check-type http: {}{}", gen.stdout, gen.stderr);
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect();
-            files.sort();
-            for f in files {
-                let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+            for v in crate::vip_lab::service_files(&out) {
                 let check = &v["service"]["checks"][0];
                 assert!(check.get("args").is_none(), "{check}");
                 let timeout = consul_db_checks::duration::parse_duration(check["timeout"].as_str().unwrap()).unwrap();

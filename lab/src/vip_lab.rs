@@ -337,6 +337,17 @@ impl RedisVipLab {
         }
     }
 
+    /// The operator's `SENTINEL FAILOVER` (sent to h2's Sentinel); returns the new master once the
+    /// Sentinels name a host other than h1 (at most 30 s).
+    pub fn operator_failover(&self) -> String {
+        let h = self.net.host("h2").clone();
+        let reply = redis_in(&h.ns, &h.addr, SENTINEL_PORT, None, &["SENTINEL", "FAILOVER", MASTER_NAME]);
+        assert!(reply.is_ok(), "SENTINEL FAILOVER: {reply:?}");
+        wait_for("a new master named by Sentinel", Duration::from_secs(30), || {
+            self.sentinel_says("h2").map(|a| self.host_of(&a)).filter(|host| host != "h1")
+        })
+    }
+
     /// The lab host whose address is `addr`.
     pub fn host_of(&self, addr: &str) -> String {
         self.net.hosts.iter().find(|h| h.addr == addr).map(|h| h.name.clone()).unwrap_or_else(|| addr.to_string())
@@ -599,6 +610,14 @@ pub fn install_checks(net: &NetLab, names: &[&str]) {
     }
 }
 
+/// The Consul service files the generator wrote into `dir`, parsed, in file name order.
+pub fn service_files(dir: &Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    files.sort();
+    files.iter().map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()).collect()
+}
+
 /// What Consul DNS would answer per service name, from the checks each host's agent runs.
 pub type Answers = std::collections::BTreeMap<String, Vec<String>>;
 
@@ -614,15 +633,7 @@ impl ConsulOnHosts {
         let mut checks = Vec::new();
         for host in hosts {
             let out = generate_for(net, host, inventory, "consul");
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect();
-            files.sort();
-            for f in files {
-                let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+            for v in service_files(&out) {
                 let service = v["service"]["name"].as_str().unwrap().to_string();
                 let check = &v["service"]["checks"][0];
                 let args: Vec<String> = check["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
