@@ -88,7 +88,7 @@ impl GroupView {
         unreachable.dedup();
         let mut warning: Vec<String> = checks.iter().filter(|c| c.status == Status::Warning).map(|c| c.node.clone()).collect();
         warning.dedup();
-        let drained = checks.iter().filter(|c| c.drained).map(|c| format!("{} ({})", c.node, role_word(c.role))).collect();
+        let drained = checks.iter().filter(|c| c.drained).map(|c| format!("{} ({})", c.node, c.role.word())).collect();
         GroupView { group: group.to_string(), write: nodes(Role::Write), read: nodes(Role::Read), unreachable, warning, drained }
     }
 
@@ -105,14 +105,6 @@ impl GroupView {
             found.push(format!("{}: no read member", self.group));
         }
         found
-    }
-}
-
-/// `write` or `read`.
-fn role_word(role: Role) -> &'static str {
-    match role {
-        Role::Write => "write",
-        Role::Read => "read",
     }
 }
 
@@ -254,9 +246,7 @@ impl Check for Topology {
                 let nodes: Vec<serde_json::Value> = checks
                     .iter()
                     .filter(|c| c.group == v.group)
-                    .map(
-                        |c| json!({"node": c.node, "service": role_word(c.role), "status": c.status, "drained": c.drained, "line": c.line}),
-                    )
+                    .map(|c| json!({"node": c.node, "service": c.role.word(), "status": c.status, "drained": c.drained, "line": c.line}))
                     .collect();
                 json!({"group": v.group, "write": v.write, "read": v.read, "checks": nodes})
             })

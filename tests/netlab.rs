@@ -451,7 +451,7 @@ fn haproxy_follows_the_mysql_promotion_and_keeps_the_read_only_old_master_out() 
     lab::haproxy_lab::create_app_user(&lab.nodes[0]);
     let proxy = lab::haproxy_lab::HaproxyLab::start_mysql(&lab, &["c3"], lab::haproxy_lab::app_reaches);
     let epoch = std::time::Instant::now();
-    let writer = lab::haproxy_lab::MysqlWriter::start(&lab.net.host("c3").ns, proxy.write_frontend("c3"), epoch);
+    let writer = lab::haproxy_lab::mysql_writer(&lab.net.host("c3").ns, proxy.write_frontend("c3"), epoch);
     std::thread::sleep(Duration::from_secs(2));
     let fault = epoch.elapsed();
     lab.nodes[0].proc.kill();

@@ -75,7 +75,7 @@ fn serves_each_nodes_checks_with_their_status() {
     assert!(mw.status == 200 && mw.body.starts_with("MYSQL-MASTER OK"), "{}", mw.raw);
     let mr = db.get(&format!("/r-{mysql_port}-mysql-lab?format=json"));
     assert_eq!(mr.status, 503, "{}", mr.raw);
-    for reply in [&mw, &mr, &list_raw(&db)] {
+    for reply in [&mw, &mr, &db.get("/")] {
         assert!(!reply.raw.contains(CHECKER.1), "a secret in an answer: {}", reply.raw);
     }
 
@@ -89,10 +89,6 @@ fn serves_each_nodes_checks_with_their_status() {
     });
     let gone = master.get(&format!("/{w}"));
     assert!(gone.status == 503 && gone.body.contains("cannot connect"), "the killed master: {}", gone.raw);
-}
-
-fn list_raw(s: &ServeChecks) -> lab::http_lab::HttpReply {
-    s.get("/")
 }
 
 /// A node whose checks are stand-ins in a bin_dir of the test's own: one hangs past every

@@ -3,7 +3,7 @@
 //! `gen-consul-services --format haproxy` wrote (frontends on every address: the client's own).
 
 use crate::netlab::{ns_command, start_proc, Host, NetLab};
-use crate::vip_lab::{drain_dir, install_checks, MariaVipLab, RedisVipLab, REDIS_PORT, SCRIPT_USER};
+use crate::vip_lab::{drain_dir, install_checks, MariaVipLab, RedisVipLab, Writer, REDIS_PORT, SCRIPT_USER};
 use crate::{wait_for, Proc};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -205,55 +205,10 @@ pub fn app_reaches(target: (String, u16)) -> Option<()> {
     app_connection(&target).map(|_| ())
 }
 
-/// A client in a namespace inserting one row every 10 ms through `target` (at most 6000 rows
-/// and 90 s), reconnecting after any error.
-pub struct MysqlWriter {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    handle: std::thread::JoinHandle<crate::vip_lab::WriterReport>,
-}
-
-impl MysqlWriter {
-    /// Starts it in namespace `ns`; times count from `epoch`.
-    pub fn start(ns: &str, target: (String, u16), epoch: std::time::Instant) -> MysqlWriter {
-        use std::sync::atomic::Ordering;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = std::sync::Arc::clone(&stop);
-        let ns = ns.to_string();
-        let handle = std::thread::spawn(move || {
-            crate::netlab::in_namespace(&ns, move || {
-                use mysql::prelude::Queryable;
-                let started = std::time::Instant::now();
-                let mut report = crate::vip_lab::WriterReport::default();
-                let mut conn: Option<(mysql::Conn, String)> = None;
-                let mut n = 0usize;
-                while !flag.load(Ordering::SeqCst) && n < 6000 && started.elapsed() < Duration::from_secs(90) {
-                    let Some((c, node)) = conn.as_mut() else {
-                        conn = app_connection(&target);
-                        if conn.is_none() {
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
-                        continue;
-                    };
-                    let key = format!("w{n}");
-                    n += 1;
-                    match c.exec_drop("INSERT INTO app.w VALUES (?)", (&key,)) {
-                        Ok(()) => report.acked.push(crate::vip_lab::Ack { key, at: epoch.elapsed(), node: node.clone() }),
-                        Err(_) => {
-                            report.failed += 1;
-                            conn = None;
-                        }
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                report
-            })
-        });
-        MysqlWriter { stop, handle }
-    }
-
-    /// Stops it and returns what it saw.
-    pub fn finish(self) -> crate::vip_lab::WriterReport {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.handle.join().unwrap()
-    }
+/// A client in namespace `ns` inserting one row every 10 ms through `target` (the writer of the
+/// VIP lab, with the application's MySQL login), reconnecting after any error.
+pub fn mysql_writer(ns: &str, target: (String, u16), epoch: std::time::Instant) -> Writer {
+    use mysql::prelude::Queryable;
+    let write = |c: &mut mysql::Conn, key: &str| c.exec_drop("INSERT INTO app.w VALUES (?)", (key,)).is_ok();
+    Writer::start_with(ns.to_string(), "w".to_string(), epoch, move || app_connection(&target), write)
 }

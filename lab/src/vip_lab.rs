@@ -769,17 +769,42 @@ pub struct WriterReport {
     pub failed: usize,
 }
 
-/// A client writing through the VIP: one key every 10 ms, at most 6000 writes and 90 s.
+/// A client writing through the VIP (or a load balancer): one key every 10 ms, at most 6000 writes and 90 s.
 pub struct Writer {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<WriterReport>,
 }
 
 impl Writer {
+    /// A Redis writer in namespace `ns` through `target`, attributing each write by the node's
+    /// `replica-announce-ip`.
     fn start(ns: String, prefix: String, epoch: Instant, target: (String, u16)) -> Writer {
+        const OP_TIMEOUT: Duration = Duration::from_millis(300);
+        let connect = move || -> Option<(redis::Connection, String)> {
+            let client = redis::Client::open((target.0.as_str(), target.1)).ok()?;
+            let mut c = client.get_connection_with_timeout(OP_TIMEOUT).ok()?;
+            c.set_read_timeout(Some(OP_TIMEOUT)).ok()?;
+            c.set_write_timeout(Some(OP_TIMEOUT)).ok()?;
+            redis::cmd("AUTH").arg(PASSWORD).query::<()>(&mut c).ok()?;
+            let announced: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("replica-announce-ip").query(&mut c).ok()?;
+            Some((c, host_name(announced.get(1).map(String::as_str).unwrap_or("?"))))
+        };
+        let write = |c: &mut redis::Connection, key: &str| redis::cmd("SET").arg(key).arg("v").query::<()>(c).is_ok();
+        Writer::start_with(ns, prefix, epoch, connect, write)
+    }
+
+    /// A writer in namespace `ns`: `connect` opens a connection and names the host it reached,
+    /// `write` writes one key on it (false: failed, reconnect).
+    pub fn start_with<C: 'static>(
+        ns: String,
+        prefix: String,
+        epoch: Instant,
+        connect: impl FnMut() -> Option<(C, String)> + Send + 'static,
+        write: impl FnMut(&mut C, &str) -> bool + Send + 'static,
+    ) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let handle = std::thread::spawn(move || in_namespace(&ns.clone(), move || write_loop(&prefix, epoch, &flag, &target)));
+        let handle = std::thread::spawn(move || in_namespace(&ns.clone(), move || write_loop(&prefix, epoch, &flag, connect, write)));
         Writer { stop, handle }
     }
 
@@ -800,40 +825,36 @@ fn host_name(addr: &str) -> String {
     }
 }
 
-fn write_loop(prefix: &str, epoch: Instant, stop: &AtomicBool, target: &(String, u16)) -> WriterReport {
+/// Writes one key every 10 ms (at most 6000 and 90 s) until `stop`, reconnecting after any
+/// failure; records what was acknowledged, by whom and when.
+fn write_loop<C>(
+    prefix: &str,
+    epoch: Instant,
+    stop: &AtomicBool,
+    mut connect: impl FnMut() -> Option<(C, String)>,
+    mut write: impl FnMut(&mut C, &str) -> bool,
+) -> WriterReport {
     const MAX_WRITES: usize = 6000;
     const MAX_TIME: Duration = Duration::from_secs(90);
-    const OP_TIMEOUT: Duration = Duration::from_millis(300);
     let started = Instant::now();
     let mut report = WriterReport::default();
-    let mut conn: Option<(redis::Connection, String)> = None;
+    let mut conn: Option<(C, String)> = None;
     let mut n = 0usize;
     while !stop.load(Ordering::SeqCst) && n < MAX_WRITES && started.elapsed() < MAX_TIME {
-        if conn.is_none() {
-            conn = (|| -> redis::RedisResult<(redis::Connection, String)> {
-                let client = redis::Client::open((target.0.as_str(), target.1))?;
-                let mut c = client.get_connection_with_timeout(OP_TIMEOUT)?;
-                c.set_read_timeout(Some(OP_TIMEOUT))?;
-                c.set_write_timeout(Some(OP_TIMEOUT))?;
-                redis::cmd("AUTH").arg(PASSWORD).query::<()>(&mut c)?;
-                let announced: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("replica-announce-ip").query(&mut c)?;
-                Ok((c, host_name(announced.get(1).map(String::as_str).unwrap_or("?"))))
-            })()
-            .ok();
+        let Some((c, node)) = conn.as_mut() else {
+            conn = connect();
             if conn.is_none() {
                 std::thread::sleep(Duration::from_millis(10));
-                continue;
             }
-        }
+            continue;
+        };
         let key = format!("{prefix}:{n}");
         n += 1;
-        let (c, node) = conn.as_mut().unwrap();
-        match redis::cmd("SET").arg(&key).arg("v").query::<()>(c) {
-            Ok(()) => report.acked.push(Ack { key, at: epoch.elapsed(), node: node.clone() }),
-            Err(_) => {
-                report.failed += 1;
-                conn = None;
-            }
+        if write(c, &key) {
+            report.acked.push(Ack { key, at: epoch.elapsed(), node: node.clone() });
+        } else {
+            report.failed += 1;
+            conn = None;
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -35,15 +35,15 @@ pub fn haproxy_file(services: &[Service]) -> String {
          # passing and 429 warning keep it in, anything else takes it out and closes its sessions.\n\
          defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 1h\n    timeout server 1h\n",
     );
-    let mut seen: Vec<(String, Role)> = Vec::new();
+    // One frontend and backend per group and role, its servers every node of the group.
+    let backend = |s: &Service| (s.kind, s.group.clone(), s.port, s.role);
+    let mut seen = Vec::new();
     for s in services {
-        let key = (format!("{} {} {}", s.kind.as_str(), s.group, s.port), s.role);
-        if seen.contains(&key) {
+        if seen.contains(&backend(s)) {
             continue;
         }
-        seen.push(key);
-        let members: Vec<&Service> =
-            services.iter().filter(|o| o.kind == s.kind && o.group == s.group && o.port == s.port && o.role == s.role).collect();
+        seen.push(backend(s));
+        let members: Vec<&Service> = services.iter().filter(|o| backend(o) == backend(s)).collect();
         // The timing keepalived 2.3.2+ gets for the role (HAProxy reads milliseconds too): the
         // write check every 500 ms, out after 2 failures (1 s), so that a cut-off master is out
         // well before the majority promotes; the read check every 2 s.

@@ -18,6 +18,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// `write` or `read`, as output names the service.
+    pub fn word(self) -> &'static str {
+        match self {
+            Role::Write => "write",
+            Role::Read => "read",
+        }
+    }
+
     /// `w` or `r`.
     pub fn letter(self) -> &'static str {
         match self {
@@ -62,12 +70,17 @@ pub struct Service {
     pub vrrp_timing: ScriptTiming,
     /// For the write service of a group with a `vrrp` block: the instance holding its VIP.
     pub vrrp_instance: Option<VrrpInstance>,
-    /// Where serve-checks answers for this service: `http://NODE:SERVE_PORT/ID`.
-    pub http_url: String,
     /// The port serve-checks listens on at this node.
     pub serve_port: u16,
     /// The HAProxy frontend's `bind` of this service's group and role.
     pub haproxy_bind: String,
+}
+
+impl Service {
+    /// Where serve-checks answers for this service: `http://NODE:SERVE_PORT/ID` (IPv6 bracketed).
+    pub fn http_url(&self) -> String {
+        format!("http://{}/{}", crate::cli::Address::Tcp { host: self.node.clone(), port: self.serve_port }, self.id)
+    }
 }
 
 /// Default service name template.
@@ -281,6 +294,7 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
         .tags
         .clone()
         .unwrap_or_else(|| Tags { write: vec![format!("master-{}-{}", g.name, port)], read: vec![format!("slave-{}-{}", g.name, port)] });
+    let (write_bind, read_bind) = haproxy_binds(g, port)?;
     let mut out = Vec::new();
     for node in &g.nodes {
         for role in [Role::Write, Role::Read] {
@@ -298,9 +312,9 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
                 let chosen = if role == Role::Write { spec.write } else { spec.read };
                 chosen.unwrap_or_else(|| super::inventory::FlapControl::default_for(role == Role::Write))
             };
-            // Only keepalived's timing is known to be what moves writes off a cut-off master.
             let drain = format!("{}/{id}", opts.drain_dir.replace("{node}", node).trim_end_matches('/'));
             super::render::keepalived_word(&drain).map_err(|e| anyhow!("drain_dir on node {node}: {e}"))?;
+            // Only keepalived's timing is known to be what moves writes off a cut-off master.
             let args = check_args(g, role, node, port, check_timeout, max_lag, &opts.bin_dir, false, None, &drain);
             let vrrp_timing = ScriptTiming::for_keepalived(role, opts.keepalived_sub_second);
             let vrrp_args = check_args(
@@ -321,25 +335,9 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
                 }
                 _ => None,
             };
-            let host = if node.contains(':') { format!("[{node}]") } else { node.clone() };
-            let spec = g.haproxy.clone().unwrap_or_default();
-            let haproxy_bind = match role {
-                Role::Write => spec.write_bind.unwrap_or_else(|| format!(":{port}")),
-                Role::Read => match spec.read_bind {
-                    Some(b) => b,
-                    None => match port.checked_add(10000) {
-                        Some(p) => format!(":{p}"),
-                        None => bail!("port {port}: the read frontend's default port (port + 10000) is over 65535; set haproxy.read_bind"),
-                    },
-                },
-            };
-            if haproxy_bind.is_empty() || !haproxy_bind.chars().all(|c| c.is_ascii_alphanumeric() || ".:[]*-_".contains(c)) {
-                bail!("haproxy bind '{haproxy_bind}' is not an address and port such as :6029 or 198.18.0.100:6029");
-            }
             out.push(Service {
-                http_url: format!("http://{host}:{}/{id}", opts.serve_port),
                 serve_port: opts.serve_port,
-                haproxy_bind,
+                haproxy_bind: if role == Role::Write { write_bind.clone() } else { read_bind.clone() },
                 entry: entry.to_string(),
                 node: node.clone(),
                 id,
@@ -360,6 +358,26 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
         }
     }
     Ok(out)
+}
+
+/// The `bind` of a group's HAProxy write and read frontends: the group's `haproxy` block, else the
+/// port and the port + 10000; refused when HAProxy would read more than an address and a port.
+fn haproxy_binds(g: &GroupSpec, port: u16) -> Result<(String, String)> {
+    let spec = g.haproxy.clone().unwrap_or_default();
+    let write = spec.write_bind.unwrap_or_else(|| format!(":{port}"));
+    let read = match spec.read_bind {
+        Some(b) => b,
+        None => match port.checked_add(10000) {
+            Some(p) => format!(":{p}"),
+            None => bail!("port {port}: the read frontend's default port (port + 10000) is over 65535; set haproxy.read_bind"),
+        },
+    };
+    for bind in [&write, &read] {
+        if bind.is_empty() || !bind.chars().all(|c| c.is_ascii_alphanumeric() || ".:[]*-_".contains(c)) {
+            bail!("haproxy bind '{bind}' is not an address and port such as :6029 or 198.18.0.100:6029");
+        }
+    }
+    Ok((write, read))
 }
 
 fn round_ms(d: Duration) -> Duration {

@@ -21,19 +21,14 @@ pub fn consul_file(s: &Service, check_type: super::CheckType) -> String {
             check.insert("args".into(), json!(s.args));
         }
         super::CheckType::Http => {
-            check.insert("http".into(), json!(s.http_url));
+            check.insert("http".into(), json!(s.http_url()));
             check.insert("method".into(), json!("GET"));
         }
     }
-    let rest = json!({
-        "interval": format_duration(s.interval),
-        "timeout": format_duration(s.timeout),
-        "success_before_passing": s.flap.success_before_passing,
-        "failures_before_critical": s.flap.failures_before_critical,
-    });
-    if let Value::Object(rest) = rest {
-        check.extend(rest);
-    }
+    check.insert("interval".into(), json!(format_duration(s.interval)));
+    check.insert("timeout".into(), json!(format_duration(s.timeout)));
+    check.insert("success_before_passing".into(), json!(s.flap.success_before_passing));
+    check.insert("failures_before_critical".into(), json!(s.flap.failures_before_critical));
     let check = Value::Object(check);
     let mut service = Map::new();
     service.insert("id".into(), json!(s.id));

@@ -91,19 +91,18 @@ impl Node {
 
     /// `GET /`: the node's services, one line each (or a JSON list).
     fn listing(&self, json: bool) -> Answer {
-        let role = |r: Role| if r == Role::Write { "write" } else { "read" };
         if json {
             let list: Vec<serde_json::Value> = self
                 .services
                 .iter()
-                .map(|s| serde_json::json!({"id": s.id, "service": role(s.role), "check": s.args[0].rsplit('/').next()}))
+                .map(|s| serde_json::json!({"id": s.id, "service": s.role.word(), "check": s.args[0].rsplit('/').next()}))
                 .collect();
             let body = serde_json::json!({"node": self.node, "services": list}).to_string() + "\n";
             return Answer { status: 200, body, json: true, allow: false };
         }
         let mut body = format!("serve-checks on {}: GET /<service> runs its check (200 passing, 429 warning, 503 critical)\n", self.node);
         for s in &self.services {
-            body.push_str(&format!("/{}\t{}\t{}\n", s.id, role(s.role), s.args[0].rsplit('/').next().unwrap_or_default()));
+            body.push_str(&format!("/{}\t{}\t{}\n", s.id, s.role.word(), s.args[0].rsplit('/').next().unwrap_or_default()));
         }
         Answer::text(200, body)
     }
@@ -125,13 +124,8 @@ pub fn answer_of(run: &exec::CheckRun, json: bool) -> Answer {
 /// Reads the inventory and lays out this node's services; errors name the file or the node.
 pub fn load(args: &Args) -> Result<(Node, String)> {
     let (services, opts) = crate::generator::node_services(&args.inventory, &args.node, args.bin_dir.clone())?;
-    let listen = args.listen.clone().unwrap_or_else(|| {
-        if args.node.contains(':') {
-            format!("[{}]:{}", args.node, opts.serve_port)
-        } else {
-            format!("{}:{}", args.node, opts.serve_port)
-        }
-    });
+    let listen =
+        args.listen.clone().unwrap_or_else(|| crate::cli::Address::Tcp { host: args.node.clone(), port: opts.serve_port }.to_string());
     for s in &services {
         if !s.args[0].starts_with('/') {
             bail!("{}: the check {} is not an absolute path", s.id, s.args[0]);

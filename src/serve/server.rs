@@ -53,8 +53,8 @@ impl Coalescer {
     }
 }
 
-/// Reads one request head from `input` within `deadline` (at most [`MAX_HEAD`] bytes): the
-/// answer to give, and whether only the head is asked for.
+/// Reads one request head from `input` within `deadline` (at most [`MAX_HEAD`] bytes), setting the
+/// read timeout to what is left before each read: the request, or the answer that refuses it.
 fn read_request(
     input: &mut impl Read,
     deadline: Instant,
@@ -88,20 +88,10 @@ fn read_request(
 /// Answers one connection: read its head, run what it asks, write the answer, close.
 fn handle(mut stream: TcpStream, node: &Node, coalescer: &Coalescer, header_timeout: Duration) {
     let deadline = Instant::now() + header_timeout;
-    let reader = stream.try_clone();
-    let (request, head_only) = match reader {
-        Err(_) => return,
-        Ok(mut r) => {
-            let timeouts = r.try_clone();
-            let mut set = |d: Duration| timeouts.as_ref().is_ok_and(|t| t.set_read_timeout(Some(d)).is_ok());
-            match read_request(&mut r, deadline, &mut set) {
-                Ok(req) => {
-                    let head_only = req.head_only;
-                    (node.answer(&req, coalescer), head_only)
-                }
-                Err(answer) => (answer, false),
-            }
-        }
+    // `&TcpStream` reads too: the timeouts are set on the same socket while it is read.
+    let (request, head_only) = match read_request(&mut &stream, deadline, &mut |d| stream.set_read_timeout(Some(d)).is_ok()) {
+        Ok(req) => (node.answer(&req, coalescer), req.head_only),
+        Err(answer) => (answer, false),
     };
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let _ = stream.write_all(&request.to_bytes(head_only));
