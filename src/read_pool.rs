@@ -3,7 +3,7 @@
 //! at most the limit passes.
 
 use crate::duration::format_duration;
-use crate::report::Verdict;
+use crate::report::{Status, Subcheck, Thresholds, Verdict};
 use std::time::Duration;
 
 /// How a read check treats lag and masters; built once from the check's options.
@@ -16,14 +16,16 @@ pub struct ReadPolicy {
 }
 
 impl ReadPolicy {
-    /// Whether a lag in whole seconds passes: at most `--max-lag`; an unknown lag passes only
-    /// when there is no limit.
-    pub fn lag_passes(&self, lag_seconds: Option<u64>) -> bool {
-        match (self.max_lag, lag_seconds) {
-            (None, _) => true,
-            (Some(max), Some(lag)) => lag as f64 <= max.as_secs_f64(),
-            (Some(_), None) => false,
-        }
+    /// `--max-lag` as the limit of a lag in seconds: the one declaration the decisions and the
+    /// perfdata use.
+    pub fn lag_thresholds(&self) -> Thresholds {
+        Thresholds::crit_above(self.max_lag)
+    }
+
+    /// Whether a lag in seconds passes: at most `--max-lag`; an unknown lag (`None`, or negative
+    /// as the servers show it) passes only when there is no limit.
+    pub fn lag_passes(&self, lag_seconds: Option<i64>) -> bool {
+        self.lag_thresholds().status(lag_seconds.map(|l| l as f64)) == Status::Passing
     }
 
     /// `, over --max-lag 30s` when the lag does not pass, for messages.
@@ -52,6 +54,14 @@ impl ReplicaHealth {
     pub fn unfinished(replica: &impl std::fmt::Display, why: crate::probe::Unfinished, limit: std::time::Duration) -> Self {
         ReplicaHealth { replica: replica.to_string(), problem: Some(why.describe(limit)) }
     }
+
+    /// The replica as a subcheck of its master's read verdict: passing when healthy.
+    fn subcheck(&self) -> Subcheck {
+        match &self.problem {
+            None => Subcheck::passing(format!("{}: healthy", self.replica)),
+            Some(p) => Subcheck::critical(format!("{}: {p}", self.replica)),
+        }
+    }
 }
 
 /// The `probes` fact: what each probed replica said.
@@ -64,28 +74,29 @@ pub fn probes_fact(probes: &[ReplicaHealth]) -> serde_json::Value {
 /// `replicas` is what it learnt about each of its replicas.
 pub fn master_verdict(target: &str, replicas: &[ReplicaHealth], policy: &ReadPolicy) -> Verdict {
     if !policy.master_fallback {
-        return Verdict::critical(format!("{target} is the master; --no-master-fallback keeps it out of the read pool"))
-            .because("role is master and master fallback is off");
+        return Verdict::new(
+            format!("{target} is the master; --no-master-fallback keeps it out of the read pool"),
+            [Subcheck::critical("role is master and master fallback is off")],
+        );
     }
-    let healthy: Vec<&str> = replicas.iter().filter(|r| r.is_healthy()).map(|r| r.replica.as_str()).collect();
-    let each = replicas.iter().map(|r| match &r.problem {
-        None => format!("{}: healthy", r.replica),
-        Some(p) => format!("{}: {p}", r.replica),
-    });
+    let healthy = replicas.iter().filter(|r| r.is_healthy()).count();
+    // The master's place in the read pool sums up its replicas: out when one of them is healthy.
+    let pool = |status| Subcheck::headline(status).summing_up(replicas.iter().map(ReplicaHealth::subcheck));
     if replicas.is_empty() {
-        Verdict::passing(format!("{target} is a single master: it serves reads")).because("role is master with no replica")
-    } else if healthy.is_empty() {
-        Verdict::passing(format!("{target} is the master and none of its {} replica(s) is healthy: it serves reads", replicas.len()))
-            .because_all(each)
+        Verdict::new(format!("{target} is a single master: it serves reads"), [Subcheck::passing("role is master with no replica")])
+    } else if healthy == 0 {
+        Verdict::new(
+            format!("{target} is the master and none of its {} replica(s) is healthy: it serves reads", replicas.len()),
+            [pool(Status::Passing)],
+        )
     } else {
-        Verdict::critical(format!("{target} is the master; {} healthy replica(s) serve reads", healthy.len())).because_all(each)
+        Verdict::new(format!("{target} is the master; {healthy} healthy replica(s) serve reads"), [pool(Status::Critical)])
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Status;
 
     fn r(name: &str, healthy: bool) -> ReplicaHealth {
         ReplicaHealth { replica: name.into(), problem: (!healthy).then(|| "link down".into()) }
@@ -101,13 +112,13 @@ mod tests {
                 let v = master_verdict("m:1", replicas, &policy);
                 let any_healthy = replicas.iter().any(ReplicaHealth::is_healthy);
                 let expected = if fallback && !any_healthy { Status::Passing } else { Status::Critical };
-                assert_eq!(v.status, expected, "{replicas:?} fallback={fallback}: {v:?}");
-                assert!(!v.reasons.is_empty());
+                assert_eq!(v.status(), expected, "{replicas:?} fallback={fallback}: {v:?}");
+                assert!(!v.reasons().is_empty());
             }
         }
         let v = master_verdict("m:1", &sets[2], &ReadPolicy { max_lag: None, master_fallback: true });
-        assert_eq!(v.summary, "m:1 is the master; 1 healthy replica(s) serve reads");
-        assert_eq!(v.reasons, ["a: link down", "b: healthy"]);
+        assert_eq!(v.summary(), "m:1 is the master; 1 healthy replica(s) serve reads");
+        assert_eq!(v.reasons(), ["a: link down", "b: healthy"]);
     }
 
     /// One meaning of --max-lag for both databases: lag <= max passes.

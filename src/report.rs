@@ -39,97 +39,229 @@ impl Status {
     }
 }
 
-/// What a decision function concludes: a status, a one-line summary and the rules that decided.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verdict {
+/// A limit on a measured value, as a monitoring-plugins range (`lib/thresholds.h`): a value outside
+/// the range alerts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Range {
+    /// `N:`: alerts below N.
+    AtLeast(f64),
+    /// `N`: alerts outside 0..=N (above N, or negative: "unknown" in the servers' replies).
+    UpTo(f64),
+}
+
+impl Range {
+    /// Whether `value` is inside the range (does not alert).
+    fn contains(self, value: f64) -> bool {
+        match self {
+            Range::AtLeast(min) => value >= min,
+            Range::UpTo(max) => (0.0..=max).contains(&value),
+        }
+    }
+
+    /// The range in plugin syntax: `2:`, `120`, `2.5`.
+    fn render(self) -> String {
+        let number = |n: f64| if n.fract() == 0.0 && n.abs() < 9e15 { format!("{}", n as i64) } else { Value::from(n).to_string() };
+        match self {
+            Range::AtLeast(min) => format!("{}:", number(min)),
+            Range::UpTo(max) => number(max),
+        }
+    }
+}
+
+/// The warning and critical limits of one measured value, declared once: the perfdata shows them
+/// and the check's status comes from them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Thresholds {
+    warn: Option<Range>,
+    crit: Option<Range>,
+}
+
+impl Thresholds {
+    /// No limit: any value passes.
+    pub fn none() -> Self {
+        Thresholds::default()
+    }
+
+    /// Warning below `min` (`--min-replicas`); no limit when `min` is 0.
+    pub fn warn_below(min: u32) -> Self {
+        Thresholds { warn: (min > 0).then_some(Range::AtLeast(f64::from(min))), crit: None }
+    }
+
+    /// Critical above `max` (`--max-lag`); no limit when `None`.
+    pub fn crit_above(max: Option<std::time::Duration>) -> Self {
+        Thresholds { warn: None, crit: max.map(|d| Range::UpTo(d.as_secs_f64())) }
+    }
+
+    /// The status of `value` against the limits. A value not measured (`None`) is as bad as the
+    /// worst limit declared: a fact the decision needs and did not get never passes a limit.
+    pub fn status(&self, value: Option<f64>) -> Status {
+        let alerts = |range: Option<Range>| range.is_some_and(|r| !value.is_some_and(|v| r.contains(v)));
+        if alerts(self.crit) {
+            Status::Critical
+        } else if alerts(self.warn) {
+            Status::Warning
+        } else {
+            Status::Passing
+        }
+    }
+}
+
+/// One performance-data item, `label=value[unit];warn;crit`, with the limits its status comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Perfdata {
+    label: &'static str,
+    value: i64,
+    unit: &'static str,
+    thresholds: Thresholds,
+}
+
+impl Perfdata {
+    /// The value's status against its thresholds.
+    pub fn status(&self) -> Status {
+        self.thresholds.status(Some(self.value as f64))
+    }
+
+    fn render(&self) -> String {
+        let value = format!("{}={}{}", self.label, self.value, self.unit);
+        let (warn, crit) = (self.thresholds.warn.map(Range::render), self.thresholds.crit.map(Range::render));
+        let mut fields = vec![value.as_str(), warn.as_deref().unwrap_or(""), crit.as_deref().unwrap_or("")];
+        while fields.len() > 1 && fields.last() == Some(&"") {
+            fields.pop();
+        }
+        fields.join(";")
+    }
+}
+
+/// One rule a check evaluated (monitoring-plugins' `mp_subcheck`): its status, the line that says
+/// it, the value it measured, and the subchecks it sums up (each probed replica of a master).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subcheck {
+    status: Status,
+    line: Option<String>,
+    perfdata: Option<Perfdata>,
+    children: Vec<Subcheck>,
+}
+
+impl Subcheck {
+    /// A rule with the given status, said by `line`.
+    pub fn new(status: Status, line: impl Into<String>) -> Self {
+        Subcheck { line: Some(line.into()), ..Self::headline(status) }
+    }
+
+    /// A rule that passed.
+    pub fn passing(line: impl Into<String>) -> Self {
+        Self::new(Status::Passing, line)
+    }
+
+    /// A rule that asks for a look.
+    pub fn warning(line: impl Into<String>) -> Self {
+        Self::new(Status::Warning, line)
+    }
+
+    /// A rule that takes the node out of the pool.
+    pub fn critical(line: impl Into<String>) -> Self {
+        Self::new(Status::Critical, line)
+    }
+
+    /// A rule with no line of its own: the verdict's summary says it.
+    pub fn headline(status: Status) -> Self {
+        Subcheck { status, line: None, perfdata: None, children: Vec::new() }
+    }
+
+    /// A measured value against its thresholds: its status is theirs (a value not measured, `None`,
+    /// is as bad as the worst limit); shown as perfdata when measured; no line until [`Subcheck::saying`].
+    pub fn measured(label: &'static str, value: Option<i64>, unit: &'static str, thresholds: Thresholds) -> Self {
+        let perfdata = value.map(|value| Perfdata { label, value, unit, thresholds });
+        let status = perfdata.as_ref().map_or_else(|| thresholds.status(None), Perfdata::status);
+        Subcheck { status, perfdata, ..Self::headline(status) }
+    }
+
+    /// The same rule, said by `line`.
+    pub fn saying(mut self, line: impl Into<String>) -> Self {
+        self.line = Some(line.into());
+        self
+    }
+
+    /// The same rule summing up `children`, shown after its own line. Its status stays its own:
+    /// the rule decides what its children's states mean (a master is out of the read pool when
+    /// one of its replicas is healthy).
+    pub fn summing_up(mut self, children: impl IntoIterator<Item = Subcheck>) -> Self {
+        self.children.extend(children);
+        self
+    }
+
     /// Passing, warning or critical.
-    pub status: Status,
-    /// One line for the operator, without the check name or status word.
-    pub summary: String,
-    /// Each rule that decided, worst first, in words.
-    pub reasons: Vec<String>,
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Its lines, then its children's, in order.
+    fn lines<'a>(&'a self, out: &mut Vec<&'a str>) {
+        out.extend(self.line.as_deref());
+        self.children.iter().for_each(|c| c.lines(out));
+    }
+
+    /// Its perfdata, then its children's, in order.
+    fn perfdata<'a>(&'a self, out: &mut Vec<&'a Perfdata>) {
+        out.extend(self.perfdata.as_ref());
+        self.children.iter().for_each(|c| c.perfdata(out));
+    }
+}
+
+/// What a decision function concludes (monitoring-plugins' `mp_check`): a one-line summary and the
+/// subchecks that decided. The status is the worst of the subchecks'.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    summary: String,
+    subchecks: Vec<Subcheck>,
 }
 
 impl Verdict {
-    /// A verdict with the given status and summary and no reasons yet.
-    pub fn new(status: Status, summary: impl Into<String>) -> Self {
-        Verdict { status, summary: summary.into(), reasons: Vec::new() }
+    /// A verdict summed up by `summary` (without the check name or status word), decided by `subchecks`.
+    pub fn new(summary: impl Into<String>, subchecks: impl IntoIterator<Item = Subcheck>) -> Self {
+        Verdict { summary: summary.into(), subchecks: subchecks.into_iter().collect() }
     }
 
-    /// A passing verdict.
-    pub fn passing(summary: impl Into<String>) -> Self {
-        Self::new(Status::Passing, summary)
+    /// A critical verdict that its summary says all of: an error, a usage problem.
+    pub fn failed(summary: impl Into<String>) -> Self {
+        Self::new(summary, [Subcheck::headline(Status::Critical)])
     }
 
-    /// A critical verdict.
-    pub fn critical(summary: impl Into<String>) -> Self {
-        Self::new(Status::Critical, summary)
-    }
-
-    /// Adds a reason (a rule that decided).
-    pub fn because(mut self, reason: impl Into<String>) -> Self {
-        self.reasons.push(reason.into());
+    /// Adds a subcheck after the others.
+    pub fn and(mut self, subcheck: Subcheck) -> Self {
+        self.subchecks.push(subcheck);
         self
     }
 
-    /// Makes the status `status` if that is worse (never better), adding the reason.
-    pub fn worsen_to(mut self, status: Status, reason: impl Into<String>) -> Self {
-        self.status = self.status.max(status);
-        self.reasons.push(reason.into());
-        self
-    }
-
-    /// Replaces the summary line (the status and reasons stay).
+    /// Replaces the summary line (the subchecks stay).
     pub fn with_summary(mut self, summary: impl Into<String>) -> Self {
         self.summary = summary.into();
         self
     }
 
-    /// Adds every reason of `reasons`, in order.
-    pub fn because_all(mut self, reasons: impl IntoIterator<Item = String>) -> Self {
-        self.reasons.extend(reasons);
-        self
-    }
-}
-
-/// One performance-data item, `label=value[unit];warn;crit`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Perfdata {
-    /// The metric name.
-    pub label: &'static str,
-    /// The measured value.
-    pub value: i64,
-    /// Unit of measure (`s` or empty).
-    pub unit: &'static str,
-    /// Warning range in monitoring-plugins syntax, if any.
-    pub warn: Option<String>,
-    /// Critical range in monitoring-plugins syntax, if any.
-    pub crit: Option<String>,
-}
-
-impl Perfdata {
-    /// A perfdata item with no thresholds.
-    pub fn new(label: &'static str, value: i64, unit: &'static str) -> Self {
-        Perfdata { label, value, unit, warn: None, crit: None }
+    /// The worst status of the subchecks; critical when there is none (a verdict that decided
+    /// nothing fails closed).
+    pub fn status(&self) -> Status {
+        self.subchecks.iter().map(Subcheck::status).max().unwrap_or(Status::Critical)
     }
 
-    /// A count that warns below `min` (`label=3;2:`); no threshold when `min` is 0.
-    pub fn count_with_min(label: &'static str, value: i64, min: u32) -> Self {
-        Perfdata { warn: (min > 0).then(|| format!("{min}:")), ..Self::new(label, value, "") }
+    /// The one-line summary.
+    pub fn summary(&self) -> &str {
+        &self.summary
     }
 
-    /// A replication lag in seconds, critical above `max_lag` when one is set (`lag=3s;;120`).
-    pub fn lag(lag_seconds: i64, max_lag: Option<std::time::Duration>) -> Self {
-        Perfdata { crit: max_lag.map(|d| seconds_value(d).to_string()), ..Self::new("lag", lag_seconds, "s") }
+    /// The subchecks' lines (the rules that decided, in words), in order.
+    pub fn reasons(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.subchecks.iter().for_each(|s| s.lines(&mut out));
+        out
     }
 
-    fn render(&self) -> String {
-        let value = format!("{}={}{}", self.label, self.value, self.unit);
-        let mut fields = vec![value.as_str(), self.warn.as_deref().unwrap_or(""), self.crit.as_deref().unwrap_or("")];
-        while fields.len() > 1 && fields.last() == Some(&"") {
-            fields.pop();
-        }
-        fields.join(";")
+    /// The subchecks' measured values, in order.
+    pub fn perfdata(&self) -> Vec<&Perfdata> {
+        let mut out = Vec::new();
+        self.subchecks.iter().for_each(|s| s.perfdata(&mut out));
+        out
     }
 }
 
@@ -161,18 +293,24 @@ impl Facts {
 /// What a check hands back: the verdict and what it saw.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
-    /// The decision.
-    pub verdict: Verdict,
-    /// The observed values behind it.
-    pub facts: Facts,
-    /// Numbers for graphs.
-    pub perfdata: Vec<Perfdata>,
+    verdict: Verdict,
+    facts: Facts,
 }
 
 impl Outcome {
+    /// The verdict and the observed values behind it.
+    pub fn new(verdict: Verdict, facts: Facts) -> Self {
+        Outcome { verdict, facts }
+    }
+
     /// An outcome with no facts (errors, usage problems).
     pub fn bare(verdict: Verdict) -> Self {
-        Outcome { verdict, facts: Facts::new(), perfdata: Vec::new() }
+        Self::new(verdict, Facts::new())
+    }
+
+    /// The decision.
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
     }
 }
 
@@ -190,24 +328,45 @@ pub enum Format {
 #[derive(Clone, Debug)]
 pub struct Report {
     /// Check name, e.g. `redis-slave`.
-    pub check: &'static str,
+    check: &'static str,
     /// `host:port` or socket path of the server checked.
-    pub target: String,
-    /// The verdict, facts and perfdata.
-    pub outcome: Outcome,
+    target: String,
+    outcome: Outcome,
     /// Advice that does not change the status (e.g. a password on the command line).
-    pub notes: Vec<String>,
-    /// Exit code used for a warning.
-    pub warning_exit_code: u8,
+    notes: Vec<String>,
+    warning_exit_code: u8,
 }
 
 /// Consul keeps 4 KiB of check output; we stay under it.
 pub const MAX_OUTPUT_BYTES: usize = 4000;
 
 impl Report {
+    /// The report of check `check` (`redis-slave`) on `target` (`host:port`, a socket path), with
+    /// no notes and warnings exiting 1.
+    pub fn new(check: &'static str, target: impl Into<String>, outcome: Outcome) -> Self {
+        Report { check, target: target.into(), outcome, notes: Vec::new(), warning_exit_code: 1 }
+    }
+
+    /// Adds advice that does not change the status (a password on the command line).
+    pub fn with_notes(mut self, notes: Vec<String>) -> Self {
+        self.notes = notes;
+        self
+    }
+
+    /// The exit code of a warning (`--warning-exit-code`).
+    pub fn with_warning_exit_code(mut self, code: u8) -> Self {
+        self.warning_exit_code = code;
+        self
+    }
+
+    /// Passing, warning or critical.
+    pub fn status(&self) -> Status {
+        self.outcome.verdict.status()
+    }
+
     /// The process exit code for this report.
     pub fn exit_code(&self) -> i32 {
-        self.outcome.verdict.status.exit_code(self.warning_exit_code)
+        self.status().exit_code(self.warning_exit_code)
     }
 
     /// Renders the report in the chosen format, newline-terminated.
@@ -221,15 +380,16 @@ impl Report {
     /// monitoring-plugins text: status line with perfdata, then reasons, facts and notes.
     pub fn render_text(&self) -> String {
         let v = &self.outcome.verdict;
-        let mut first = format!("{} {}: {}", self.check.to_uppercase(), v.status.label(), one_line(&v.summary));
-        if !self.outcome.perfdata.is_empty() {
-            let perf: Vec<String> = self.outcome.perfdata.iter().map(Perfdata::render).collect();
+        let mut first = format!("{} {}: {}", self.check.to_uppercase(), v.status().label(), one_line(&v.summary));
+        let perfdata = v.perfdata();
+        if !perfdata.is_empty() {
+            let perf: Vec<String> = perfdata.iter().map(|p| p.render()).collect();
             let _ = write!(first, " | {}", perf.join(" "));
         }
         // Long lines are shortened rather than dropped: the status line and the deciding reasons,
         // which come first, always fit.
         let mut lines = vec![shorten(first, MAX_FIRST_LINE)];
-        lines.extend(v.reasons.iter().map(|r| shorten(format!("- {}", one_line(r)), MAX_LINE)));
+        lines.extend(v.reasons().into_iter().map(|r| shorten(format!("- {}", one_line(r)), MAX_LINE)));
         lines.extend(self.outcome.facts.0.iter().map(|(k, val)| shorten(format!("{k}: {}", one_line(&text_value(val))), MAX_LINE)));
         lines.extend(self.notes.iter().map(|n| shorten(format!("note: {}", one_line(n)), MAX_LINE)));
         fit_lines(lines, MAX_OUTPUT_BYTES)
@@ -240,14 +400,14 @@ impl Report {
     /// a count and long strings shortened, facts first, the deciding reasons last.
     pub fn render_json(&self) -> String {
         let v = &self.outcome.verdict;
-        let perfdata: Map<String, Value> = self.outcome.perfdata.iter().map(|p| (p.label.to_string(), Value::from(p.value))).collect();
+        let perfdata: Map<String, Value> = v.perfdata().iter().map(|p| (p.label.to_string(), Value::from(p.value))).collect();
         let mut obj = serde_json::json!({
             "check": self.check,
-            "status": v.status,
+            "status": v.status(),
             "exit_code": self.exit_code(),
             "summary": v.summary,
             "target": self.target,
-            "reasons": v.reasons,
+            "reasons": v.reasons(),
             "facts": self.outcome.facts.to_json(),
             "perfdata": perfdata,
             "notes": self.notes,
@@ -365,17 +525,9 @@ mod tests {
     fn report(status: Status) -> Report {
         let mut facts = Facts::new();
         facts.set("role", "slave").set("lag_seconds", 3).set("replicas", Value::Array(vec![]));
-        Report {
-            check: "redis-slave",
-            target: "127.0.0.1:6029".into(),
-            outcome: Outcome {
-                verdict: Verdict::new(status, "replica of 10.0.0.2:6029, link up").because("link is up"),
-                facts,
-                perfdata: vec![Perfdata { label: "lag", value: 3, unit: "s", warn: None, crit: Some("120".into()) }],
-            },
-            notes: vec![],
-            warning_exit_code: 1,
-        }
+        let lag = Subcheck::measured("lag", Some(3), "s", Thresholds::crit_above(Some(std::time::Duration::from_secs(120))));
+        let verdict = Verdict::new("replica of 10.0.0.2:6029, link up", [Subcheck::new(status, "link is up"), lag]);
+        Report::new("redis-slave", "127.0.0.1:6029", Outcome::new(verdict, facts))
     }
 
     #[test]
@@ -421,7 +573,7 @@ mod tests {
         assert!(text.starts_with("REDIS-SLAVE CRITICAL: "));
         assert!(text.trim_end().ends_with("more lines cut)"));
         assert!(!text.lines().any(|l| l.starts_with("INJECTED")));
-        let huge = Report { outcome: Outcome::bare(Verdict::critical("y".repeat(9000))), ..report(Status::Critical) };
+        let huge = Report { outcome: Outcome::bare(Verdict::failed("y".repeat(9000))), ..report(Status::Critical) };
         assert!(huge.render_text().len() <= MAX_OUTPUT_BYTES);
     }
 
@@ -434,7 +586,8 @@ mod tests {
             "connected_replicas",
             Value::Array((0..5000).map(|i| Value::from(format!("10.0.{}.{}:6029", i / 256, i % 256))).collect()),
         );
-        r.outcome.verdict.reasons = vec!["the deciding reason ".to_string() + &"z".repeat(3000), "second".into()];
+        r.outcome.verdict.subchecks =
+            vec![Subcheck::critical("the deciding reason ".to_string() + &"z".repeat(3000)), Subcheck::critical("second")];
         let text = r.render_text();
         assert!(text.len() <= MAX_OUTPUT_BYTES);
         assert!(text.lines().nth(1).unwrap().starts_with("- the deciding reason zzz") && text.contains(" ..."), "{text}");
@@ -450,19 +603,61 @@ mod tests {
         assert!(json.len() <= MAX_OUTPUT_BYTES && serde_json::from_str::<Value>(&json).is_ok(), "{} bytes", json.len());
     }
 
-    #[test]
-    fn perfdata_thresholds() {
-        assert_eq!(Perfdata::count_with_min("replicas", 3, 2).render(), "replicas=3;2:");
-        assert_eq!(Perfdata::count_with_min("replicas", 3, 0).render(), "replicas=3");
-        assert_eq!(Perfdata::lag(3, Some(std::time::Duration::from_secs(120))).render(), "lag=3s;;120");
-        assert_eq!(Perfdata::lag(3, Some(std::time::Duration::from_millis(2500))).render(), "lag=3s;;2.5");
-        assert_eq!(Perfdata::lag(0, None).render(), "lag=0s");
+    fn perfdata(label: &'static str, value: i64, unit: &'static str, thresholds: Thresholds) -> String {
+        Subcheck::measured(label, Some(value), unit, thresholds).perfdata.unwrap().render()
     }
 
     #[test]
-    fn worsen_to_never_improves_a_verdict() {
-        let v = Verdict::critical("x").worsen_to(Status::Warning, "w");
-        assert_eq!(v.status, Status::Critical);
-        assert_eq!(v.reasons, vec!["w".to_string()]);
+    fn perfdata_shows_its_thresholds() {
+        let secs = |ms| Some(std::time::Duration::from_millis(ms));
+        assert_eq!(perfdata("replicas", 3, "", Thresholds::warn_below(2)), "replicas=3;2:");
+        assert_eq!(perfdata("replicas", 3, "", Thresholds::warn_below(0)), "replicas=3");
+        assert_eq!(perfdata("lag", 3, "s", Thresholds::crit_above(secs(120_000))), "lag=3s;;120");
+        assert_eq!(perfdata("lag", 3, "s", Thresholds::crit_above(secs(2500))), "lag=3s;;2.5");
+        assert_eq!(perfdata("lag", 0, "s", Thresholds::crit_above(None)), "lag=0s");
+        assert_eq!(Subcheck::measured("lag", None, "s", Thresholds::none()).perfdata, None, "no value, no perfdata");
+    }
+
+    /// The limits that the perfdata shows are the ones that decide: at the limit passes, past it
+    /// alerts, a negative lag (a server's "unknown") and a value not measured alert too.
+    #[test]
+    fn thresholds_compute_the_status() {
+        let max = |ms| Thresholds::crit_above(Some(std::time::Duration::from_millis(ms)));
+        for (thresholds, value, expected) in [
+            (Thresholds::warn_below(2), Some(1), Status::Warning),
+            (Thresholds::warn_below(2), Some(2), Status::Passing),
+            (Thresholds::warn_below(2), None, Status::Warning),
+            (Thresholds::warn_below(0), Some(0), Status::Passing),
+            (max(5000), Some(5), Status::Passing),
+            (max(5000), Some(6), Status::Critical),
+            (max(2500), Some(3), Status::Critical),
+            (max(0), Some(0), Status::Passing),
+            (max(5000), Some(-1), Status::Critical),
+            (max(5000), None, Status::Critical),
+            (Thresholds::none(), None, Status::Passing),
+            (Thresholds::none(), Some(-1), Status::Passing),
+        ] {
+            let sub = Subcheck::measured("x", value, "", thresholds);
+            assert_eq!(sub.status(), expected, "{thresholds:?} {value:?}");
+            assert_eq!(sub.perfdata.as_ref().map(Perfdata::status), value.map(|_| expected));
+        }
+    }
+
+    /// The status is the worst subcheck's; a subcheck summing up others keeps its own status; a
+    /// verdict with no subcheck fails closed; lines and perfdata come out in order, children after
+    /// their parent.
+    #[test]
+    fn the_worst_subcheck_decides() {
+        let v = Verdict::new("s", [Subcheck::passing("a"), Subcheck::warning("b")]);
+        assert_eq!(v.status(), Status::Warning);
+        assert_eq!(v.clone().and(Subcheck::critical("c")).status(), Status::Critical);
+        let pool = Subcheck::headline(Status::Passing).summing_up([Subcheck::critical("r1: down"), Subcheck::critical("r2: down")]);
+        let v = Verdict::new("none healthy", [pool, Subcheck::measured("n", Some(0), "", Thresholds::none())]);
+        assert_eq!(v.status(), Status::Passing);
+        assert_eq!(v.reasons(), ["r1: down", "r2: down"]);
+        assert_eq!(v.perfdata().len(), 1);
+        assert_eq!(Verdict::new("nothing decided", []).status(), Status::Critical);
+        assert_eq!(Verdict::failed("x").status(), Status::Critical);
+        assert!(Verdict::failed("x").reasons().is_empty());
     }
 }

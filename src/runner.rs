@@ -4,7 +4,7 @@
 use crate::cli::OutputArgs;
 use crate::deadline::{steps_under_way, Deadline};
 use crate::duration::format_duration;
-use crate::report::{Format, Outcome, Report, Verdict};
+use crate::report::{Format, Outcome, Report, Subcheck, Verdict};
 use anyhow::Result;
 use std::cell::Cell;
 use std::io::Write;
@@ -52,13 +52,13 @@ pub struct Common<'a> {
 pub fn drained(drain_file: Option<&std::path::Path>) -> Option<Outcome> {
     let path = drain_file?;
     match std::fs::symlink_metadata(path) {
-        Ok(_) => Some(Outcome::bare(
-            Verdict::critical(format!("drained by the operator ({})", path.display()))
-                .because("the --drain-file exists: remove it to put the node back"),
-        )),
+        Ok(_) => Some(Outcome::bare(Verdict::new(
+            format!("drained by the operator ({})", path.display()),
+            [Subcheck::critical("the --drain-file exists: remove it to put the node back")],
+        ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
-            Some(Outcome::bare(Verdict::critical(format!("cannot tell whether the node is drained: --drain-file {}: {e}", path.display()))))
+            Some(Outcome::bare(Verdict::failed(format!("cannot tell whether the node is drained: --drain-file {}: {e}", path.display()))))
         }
     }
 }
@@ -102,7 +102,7 @@ pub fn run<C: Check>() -> ! {
             // The panic happened while printing: no second attempt, just the exit code.
             std::process::exit(2);
         }
-        emit(Outcome::bare(Verdict::critical(format!("internal error{place}: {msg} (please report this bug)"))));
+        emit(Outcome::bare(Verdict::failed(format!("internal error{place}: {msg} (please report this bug)"))));
     }));
     // rustls needs a process-wide crypto provider before the first TLS connect.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -133,7 +133,7 @@ pub fn run<C: Check>() -> ! {
         emit(outcome)
     }
     let outcome = resolved.and_then(|t| C::evaluate(&args, &t, &deadline));
-    emit(outcome.unwrap_or_else(|err| Outcome::bare(Verdict::critical(format!("{err:#}")))))
+    emit(outcome.unwrap_or_else(|err| Outcome::bare(Verdict::failed(format!("{err:#}")))))
 }
 
 /// A check run in this process from an argv: what it would print, and whether its server answered.
@@ -151,39 +151,28 @@ pub struct ArgvRun {
 /// Parses `argv` (program path first) with check `C`'s command line, resolves and evaluates it
 /// within its own `--timeout` and what is left of `deadline`. Never exits the process.
 pub fn evaluate_argv<C: Check>(argv: &[String], deadline: &Deadline) -> ArgvRun {
-    let unreachable = |target: String, outcome: Outcome| ArgvRun {
-        report: Report { check: C::NAME, target, outcome, notes: Vec::new(), warning_exit_code: 1 },
-        reachable: false,
-        drained: false,
-    };
+    let unreachable =
+        |target: String, outcome: Outcome| ArgvRun { report: Report::new(C::NAME, target, outcome), reachable: false, drained: false };
     let args = match <C::Args as clap::Parser>::try_parse_from(argv) {
         Ok(a) => a,
         Err(e) => {
             let first = e.to_string().lines().next().unwrap_or("").to_string();
-            return unreachable(String::new(), Outcome::bare(Verdict::critical(format!("bad arguments: {first}"))));
+            return unreachable(String::new(), Outcome::bare(Verdict::failed(format!("bad arguments: {first}"))));
         }
     };
     let common = C::common(&args);
     let own = common.timeout;
     let deadline = if own < deadline.left() { Deadline::new(own) } else { *deadline };
     match C::resolve(&args) {
-        Err(e) => unreachable(String::new(), Outcome::bare(Verdict::critical(format!("{e:#}")))),
+        Err(e) => unreachable(String::new(), Outcome::bare(Verdict::failed(format!("{e:#}")))),
         Ok(target) => {
             let name = C::describe(&target);
             if let Some(outcome) = drained(common.drain_file) {
-                return ArgvRun {
-                    report: Report { check: C::NAME, target: name, outcome, notes: Vec::new(), warning_exit_code: 1 },
-                    reachable: true,
-                    drained: true,
-                };
+                return ArgvRun { report: Report::new(C::NAME, name, outcome), reachable: true, drained: true };
             }
             match C::evaluate(&args, &target, &deadline) {
-                Ok(outcome) => ArgvRun {
-                    report: Report { check: C::NAME, target: name, outcome, notes: Vec::new(), warning_exit_code: 1 },
-                    reachable: true,
-                    drained: false,
-                },
-                Err(e) => unreachable(name, Outcome::bare(Verdict::critical(format!("{e:#}")))),
+                Ok(outcome) => ArgvRun { report: Report::new(C::NAME, name, outcome), reachable: true, drained: false },
+                Err(e) => unreachable(name, Outcome::bare(Verdict::failed(format!("{e:#}")))),
             }
         }
     }
@@ -213,10 +202,10 @@ impl Watchdog {
             std::thread::sleep(deadline.left());
             let steps = steps_under_way();
             let what = if steps.is_empty() { "the check".to_string() } else { steps.join(", ") };
-            emit(Outcome::bare(
-                Verdict::critical(format!("{what} did not finish within {}", format_duration(deadline.limit())))
-                    .because("the --timeout deadline passed"),
-            ));
+            emit(Outcome::bare(Verdict::new(
+                format!("{what} did not finish within {}", format_duration(deadline.limit())),
+                [Subcheck::critical("the --timeout deadline passed")],
+            )));
         });
         Watchdog { thread: handle.thread().clone() }
     }
@@ -254,13 +243,9 @@ pub fn emit(outcome: Outcome) -> ! {
         }
     }
     let context = CONTEXT.get();
-    let report = Report {
-        check: CHECK_NAME.get().copied().unwrap_or("check"),
-        target: context.map(|c| c.target.clone()).unwrap_or_default(),
-        outcome,
-        notes: context.map(|c| c.notes.clone()).unwrap_or_default(),
-        warning_exit_code: context.map_or(1, |c| c.warning_exit_code),
-    };
+    let report = Report::new(CHECK_NAME.get().copied().unwrap_or("check"), context.map(|c| c.target.clone()).unwrap_or_default(), outcome)
+        .with_notes(context.map(|c| c.notes.clone()).unwrap_or_default())
+        .with_warning_exit_code(context.map_or(1, |c| c.warning_exit_code));
     let text = report.render(context.map_or(Format::Text, |c| c.format));
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
@@ -280,12 +265,12 @@ fn usage_exit(err: clap::Error) -> ! {
         ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
             let arg = err.get(ContextKind::InvalidArg).map(|a| a.to_string()).unwrap_or_else(|| "an argument".into());
             let why = std::error::Error::source(&err).map(|s| format!(": {s}")).unwrap_or_default();
-            emit(Outcome::bare(Verdict::critical(format!("bad usage: invalid value for {arg}{why} (see --help)"))))
+            emit(Outcome::bare(Verdict::failed(format!("bad usage: invalid value for {arg}{why} (see --help)"))))
         }
         _ => {
             let text = err.render().to_string();
             let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            emit(Outcome::bare(Verdict::critical(format!("bad usage: {first} (see --help)"))))
+            emit(Outcome::bare(Verdict::failed(format!("bad usage: {first} (see --help)"))))
         }
     }
 }

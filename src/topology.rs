@@ -10,7 +10,7 @@ use crate::duration::parse_positive_duration;
 use crate::generator::inventory::read_inventory;
 use crate::generator::plan::{plan, PlanOptions, Role, Service};
 use crate::probe::probe_all;
-use crate::report::{Facts, Outcome, Perfdata, Status, Verdict};
+use crate::report::{Facts, Outcome, Status, Subcheck, Thresholds, Verdict};
 use crate::runner::{Check, Common};
 use anyhow::{bail, Result};
 use clap::Parser;
@@ -110,7 +110,19 @@ impl GroupView {
 
 /// Judges every group: critical when a group has no write member, more than one (a split brain),
 /// or no read member; warning when a node is unreachable or any check is warning; else passing.
+/// Measures the groups and the critical ones.
 pub fn decide(views: &[GroupView]) -> Verdict {
+    let critical_groups = views.iter().filter(|v| !v.problems().is_empty()).count();
+    judge_groups(views).and(Subcheck::measured("groups", Some(views.len() as i64), "", Thresholds::none())).and(Subcheck::measured(
+        "critical_groups",
+        Some(critical_groups as i64),
+        "",
+        Thresholds::none(),
+    ))
+}
+
+/// [`decide`] without the measured values.
+fn judge_groups(views: &[GroupView]) -> Verdict {
     let mut critical = Vec::new();
     let mut warnings = Vec::new();
     let mut drained = Vec::new();
@@ -132,15 +144,19 @@ pub fn decide(views: &[GroupView]) -> Verdict {
         }
     }
     // Draining is on purpose: never a problem of its own, but named wherever it empties a pool.
-    if let Some(first) = critical.first() {
-        Verdict::critical(first.clone()).because_all(critical.clone()).because_all(warnings).because_all(drained)
-    } else if let Some(first) = warnings.first() {
-        Verdict::new(Status::Warning, first.clone()).because_all(warnings.clone()).because_all(drained)
-    } else {
-        Verdict::passing(format!("{healthy} group(s): one writer and readers each"))
-            .because("every group has exactly one write member and a read member")
-            .because_all(drained)
-    }
+    let summary = match (critical.first(), warnings.first()) {
+        (Some(first), _) | (None, Some(first)) => first.clone(),
+        (None, None) => format!("{healthy} group(s): one writer and readers each"),
+    };
+    let healthy_rule = (critical.is_empty() && warnings.is_empty())
+        .then(|| Subcheck::passing("every group has exactly one write member and a read member"));
+    let subchecks = critical
+        .into_iter()
+        .map(Subcheck::critical)
+        .chain(warnings.into_iter().map(Subcheck::warning))
+        .chain(healthy_rule)
+        .chain(drained.into_iter().map(Subcheck::passing));
+    Verdict::new(summary, subchecks)
 }
 
 /// The services of the selected groups, as the generator lays them out.
@@ -177,7 +193,7 @@ fn run_argv(service: &Service, deadline: &Deadline) -> NodeCheck {
     };
     let r = run(&service.args, deadline);
     let line = r.report.render_text().lines().next().unwrap_or_default().to_string();
-    node_check(r.report.outcome.verdict.status, r.reachable, r.drained, line)
+    node_check(r.report.status(), r.reachable, r.drained, line)
 }
 
 fn group_label(s: &Service) -> String {
@@ -252,9 +268,7 @@ impl Check for Topology {
             })
             .collect();
         facts.set("groups", groups);
-        let critical = views.iter().filter(|v| !v.problems().is_empty()).count() as i64;
-        let perfdata = vec![Perfdata::new("groups", views.len() as i64, ""), Perfdata::new("critical_groups", critical, "")];
-        Ok(Outcome { verdict, facts, perfdata })
+        Ok(Outcome::new(verdict, facts))
     }
 }
 
@@ -289,7 +303,7 @@ mod tests {
                         } else {
                             Status::Passing
                         };
-                        assert_eq!(v.status, expected, "{writers:?} {readers:?} {unreachable:?} {warning:?}: {v:?}");
+                        assert_eq!(v.status(), expected, "{writers:?} {readers:?} {unreachable:?} {warning:?}: {v:?}");
                     }
                 }
             }
@@ -298,13 +312,13 @@ mod tests {
         let mut drained = view(&["a"], &["b"], &[], &[]);
         drained.drained = vec!["c (read)".into()];
         let v = decide(&[drained.clone()]);
-        assert_eq!(v.status, Status::Passing, "{v:?}");
-        assert!(v.reasons.iter().any(|r| r == "redis test:6029: drained by the operator: c (read)"), "{v:?}");
+        assert_eq!(v.status(), Status::Passing, "{v:?}");
+        assert!(v.reasons().contains(&"redis test:6029: drained by the operator: c (read)"), "{v:?}");
         drained.write.clear();
         let v = decide(&[drained]);
-        assert_eq!((v.status, v.summary.as_str()), (Status::Critical, "redis test:6029: no write member"), "{v:?}");
-        assert!(v.reasons.iter().any(|r| r.contains("drained by the operator")), "{v:?}");
+        assert_eq!((v.status(), v.summary()), (Status::Critical, "redis test:6029: no write member"), "{v:?}");
+        assert!(v.reasons().iter().any(|r| r.contains("drained by the operator")), "{v:?}");
         let v = decide(&[view(&["10.0.0.2", "10.0.0.3"], &["10.0.0.4"], &[], &[])]);
-        assert_eq!(v.summary, "redis test:6029: 2 write members (10.0.0.2, 10.0.0.3): split brain");
+        assert_eq!(v.summary(), "redis test:6029: 2 write members (10.0.0.2, 10.0.0.3): split brain");
     }
 }

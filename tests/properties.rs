@@ -11,7 +11,7 @@ use consul_db_checks::generator::plan::{plan, PlanOptions};
 use consul_db_checks::mysql_checks::defaults_file::ClientGroup;
 use consul_db_checks::mysql_checks::replication::{channels, RowMap};
 use consul_db_checks::redis_checks::info::ReplicationInfo;
-use consul_db_checks::report::{Facts, Outcome, Report, Status, Verdict, MAX_OUTPUT_BYTES};
+use consul_db_checks::report::{Facts, Outcome, Report, Status, Subcheck, Verdict, MAX_OUTPUT_BYTES};
 use proptest::prelude::*;
 use std::path::Path;
 use std::time::Duration;
@@ -138,30 +138,27 @@ proptest! {
         }
     }
 
-    /// Whatever a check found, its output in either format stays under the cap and JSON stays valid.
+    /// Whatever a check found, its output in either format stays under the cap, JSON stays valid,
+    /// and the status is the worst subcheck's (critical when none decided).
     #[test]
-    fn output_is_bounded_and_valid(summary in "\\PC{0,3000}", reasons in prop::collection::vec("\\PC{0,800}", 0..30),
+    fn output_is_bounded_and_valid(summary in "\\PC{0,3000}", reasons in prop::collection::vec((0..3u8, "\\PC{0,800}"), 0..30),
                                    facts in prop::collection::vec(("[a-z_]{1,12}", "\\PC{0,600}"), 0..40)) {
         let mut f = Facts::new();
         for (k, v) in &facts {
             f.set(k, v.as_str());
         }
-        let mut verdict = Verdict::critical(summary);
-        verdict.reasons = reasons;
-        let report = Report {
-            check: "redis-master",
-            target: "10.0.0.2:6029".into(),
-            outcome: Outcome { verdict, facts: f, perfdata: vec![] },
-            notes: vec![],
-            warning_exit_code: 1,
-        };
+        let statuses = [Status::Passing, Status::Warning, Status::Critical];
+        let worst = reasons.iter().map(|(s, _)| statuses[usize::from(*s)]).max().unwrap_or(Status::Critical);
+        let verdict = Verdict::new(summary, reasons.iter().map(|(s, line)| Subcheck::new(statuses[usize::from(*s)], line.as_str())));
+        let report = Report::new("redis-master", "10.0.0.2:6029", Outcome::new(verdict, f));
         let text = report.render_text();
         prop_assert!(text.len() <= MAX_OUTPUT_BYTES);
-        prop_assert!(text.starts_with("REDIS-MASTER CRITICAL: "));
+        prop_assert!(text.starts_with(&format!("REDIS-MASTER {}: ", worst.label())), "{}", text);
         let json = report.render_json();
         prop_assert!(json.len() <= MAX_OUTPUT_BYTES, "{} bytes", json.len());
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        prop_assert_eq!(v["status"].as_str(), Some("critical"));
+        prop_assert_eq!(&v["status"], &serde_json::to_value(worst).unwrap());
+        prop_assert_eq!(report.exit_code(), worst.exit_code(1));
         prop_assert_eq!(Status::Critical.exit_code(1), 2);
     }
 }

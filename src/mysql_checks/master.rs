@@ -4,7 +4,7 @@ use super::login::MysqlTarget;
 use super::{MysqlArgs, ServerFacts};
 use crate::cli::ServerArgs;
 use crate::deadline::Deadline;
-use crate::report::{Outcome, Perfdata, Status, Verdict};
+use crate::report::{Outcome, Status, Subcheck, Thresholds, Verdict};
 use crate::runner::{Check, Common};
 use anyhow::Result;
 use clap::Parser;
@@ -32,39 +32,40 @@ pub struct Args {
     pub min_replicas: u32,
 }
 
-/// Decides from the facts: no channel, writable (unless allowed), enough replicas.
+/// Decides from the facts: no channel, writable (unless allowed), enough replicas. `replicas`
+/// (warning below `--min-replicas`) is measured whatever the role.
 pub fn decide(target: &str, facts: &ServerFacts, allow_read_only: bool, replicas: usize, min_replicas: u32) -> Verdict {
+    let connected = Subcheck::measured("replicas", Some(replicas as i64), "", Thresholds::warn_below(min_replicas));
     if let Some(why) = facts.out_of_service() {
-        return Verdict::critical(format!("{target} is out of service: {why}")).because(why);
+        return Verdict::new(format!("{target} is out of service: {why}"), [Subcheck::critical(why), connected]);
     }
     if !facts.channels.is_empty() {
         let names: Vec<String> = facts.channels.iter().map(|c| format!("{} from {}", c.label(), c.source)).collect();
         // Every source, as the read check names them (a multi-source replica has several).
         let sources: Vec<&str> = facts.channels.iter().map(|c| c.source.as_str()).collect();
-        return Verdict::critical(format!("{target} is a replica of {}, not the master", sources.join(", "))).because(format!(
-            "{} lists {}",
-            facts.status_statement,
-            names.join(", ")
-        ));
+        let rule = Subcheck::critical(format!("{} lists {}", facts.status_statement, names.join(", ")));
+        return Verdict::new(format!("{target} is a replica of {}, not the master", sources.join(", ")), [rule, connected]);
     }
-    let mut verdict =
-        Verdict::passing(format!("{target} is master, writable, {replicas} replica(s) connected")).because("no replication channel");
+    let mut verdict = Verdict::new(
+        format!("{target} is master, writable, {replicas} replica(s) connected"),
+        [Subcheck::passing("no replication channel")],
+    );
     for (name, value) in [("read_only", Some(facts.read_only)), ("super_read_only", facts.super_read_only)] {
         if value == Some(true) {
             if allow_read_only {
                 verdict = verdict
-                    .because(format!("{name} is ON, allowed by --allow-read-only"))
+                    .and(Subcheck::passing(format!("{name} is ON, allowed by --allow-read-only")))
                     .with_summary(format!("{target} is master ({name}=ON allowed), {replicas} replica(s) connected"));
             } else {
-                return Verdict::critical(format!("{target} has no replication channel but {name}=ON: not writable"))
-                    .because(format!("{name} is ON (a returning old master, or a node not promoted yet)"));
+                let rule = Subcheck::critical(format!("{name} is ON (a returning old master, or a node not promoted yet)"));
+                return Verdict::new(format!("{target} has no replication channel but {name}=ON: not writable"), [rule, connected]);
             }
         }
     }
-    if (replicas as u64) < u64::from(min_replicas) {
-        verdict = verdict.worsen_to(Status::Warning, format!("{replicas} replica(s) connected, fewer than --min-replicas {min_replicas}"));
+    match connected.status() {
+        Status::Passing => verdict.and(connected),
+        _ => verdict.and(connected.saying(format!("{replicas} replica(s) connected, fewer than --min-replicas {min_replicas}"))),
     }
-    verdict
 }
 
 /// The `check-mysql-master` check.
@@ -96,12 +97,10 @@ impl Check for MysqlMaster {
         let facts = &observation.facts;
         let replicas = facts.replica_threads(&args.mysql.repl_users).count();
         let verdict = decide(&target.address.to_string(), facts, args.allow_read_only, replicas, args.min_replicas);
-        let perf = Perfdata::count_with_min("replicas", replicas as i64, args.min_replicas);
-        Ok(Outcome {
-            verdict: super::with_login_warning(verdict, observation.login_warning.as_deref()),
-            facts: facts.facts(&args.mysql.repl_users, target),
-            perfdata: vec![perf],
-        })
+        Ok(Outcome::new(
+            super::with_login_warning(verdict, observation.login_warning.as_deref()),
+            facts.facts(&args.mysql.repl_users, target),
+        ))
     }
 }
 
@@ -142,7 +141,7 @@ mod tests {
                             } else {
                                 Status::Passing
                             };
-                            assert_eq!(v.status, expected, "rows={} ro={ro} sro={sro:?} allow={allow} min={min}: {v:?}", rows.len());
+                            assert_eq!(v.status(), expected, "rows={} ro={ro} sro={sro:?} allow={allow} min={min}: {v:?}", rows.len());
                         }
                     }
                 }
@@ -153,22 +152,27 @@ mod tests {
     #[test]
     fn messages_name_the_cause() {
         let v = decide("m:3306", &facts(samples::multi_source(), false, None), false, 0, 0);
-        assert!(v.summary.contains("is a replica of 127.0.0.1:"), "{}", v.summary);
+        assert!(v.summary().contains("is a replica of 127.0.0.1:"), "{}", v.summary());
         // Both sources of a multi-source replica, as the read check names them.
-        assert_eq!(v.summary.matches("127.0.0.1:").count(), facts(samples::multi_source(), false, None).channels.len(), "{}", v.summary);
-        assert!(v.reasons[0].contains("channel 'second' from 127.0.0.1:1"), "{:?}", v.reasons);
+        assert_eq!(
+            v.summary().matches("127.0.0.1:").count(),
+            facts(samples::multi_source(), false, None).channels.len(),
+            "{}",
+            v.summary()
+        );
+        assert!(v.reasons()[0].contains("channel 'second' from 127.0.0.1:1"), "{:?}", v.reasons());
         let v = decide("m:3306", &facts(vec![], true, None), false, 0, 0);
-        assert_eq!(v.summary, "m:3306 has no replication channel but read_only=ON: not writable");
+        assert_eq!(v.summary(), "m:3306 has no replication channel but read_only=ON: not writable");
         let v = decide("m:3306", &facts(vec![], false, Some(true)), false, 0, 0);
-        assert!(v.summary.contains("super_read_only=ON"));
+        assert!(v.summary().contains("super_read_only=ON"));
         // innodb_read_only and offline_mode take it out whatever else holds, --allow-read-only too.
         let mut f = facts(vec![], false, None);
         f.innodb_read_only = true;
         let v = decide("m:3306", &f, true, 1, 0);
-        assert_eq!(v.status, Status::Critical);
-        assert!(v.summary.contains("innodb_read_only=ON"), "{v:?}");
+        assert_eq!(v.status(), Status::Critical);
+        assert!(v.summary().contains("innodb_read_only=ON"), "{v:?}");
         let mut f = facts(vec![], false, Some(false));
         f.offline_mode = Some(true);
-        assert!(decide("m:3306", &f, false, 1, 0).summary.contains("offline_mode=ON"));
+        assert!(decide("m:3306", &f, false, 1, 0).summary().contains("offline_mode=ON"));
     }
 }

@@ -58,7 +58,7 @@ pub struct Observation<'a> {
 /// from [`Observation::login_warning`]).
 pub fn with_login_warning(verdict: crate::report::Verdict, warning: Option<&str>) -> crate::report::Verdict {
     match warning {
-        Some(why) => verdict.worsen_to(crate::report::Status::Warning, why),
+        Some(why) => verdict.and(crate::report::Subcheck::warning(why)),
         None => verdict,
     }
 }

@@ -8,7 +8,7 @@ use crate::cli::{parse_port, Address, ServerArgs};
 use crate::deadline::Deadline;
 use crate::duration::{format_duration, parse_duration};
 use crate::read_pool::{master_verdict, ReadPolicy, ReplicaHealth};
-use crate::report::{seconds_value, Outcome, Perfdata, Verdict};
+use crate::report::{seconds_value, Outcome, Subcheck, Thresholds, Verdict};
 use crate::runner::{Check, Common};
 use anyhow::Result;
 use clap::Parser;
@@ -64,8 +64,22 @@ pub fn decide(
     policy: &ReadPolicy,
     allow_read_only: bool,
 ) -> Verdict {
+    let measured = if facts.channels.is_empty() {
+        let healthy = probes.iter().filter(|p| p.is_healthy()).count();
+        Subcheck::measured("healthy_replicas", Some(healthy as i64), "", Thresholds::none())
+    } else {
+        // The worst lag, when every channel knows its own (a NULL lag is named by its channel).
+        let lags: Option<Vec<u64>> = facts.channels.iter().map(|c| c.lag_seconds).collect();
+        let worst = lags.and_then(|l| l.into_iter().max()).and_then(|lag| i64::try_from(lag).ok());
+        Subcheck::measured("lag", worst, "s", policy.lag_thresholds())
+    };
+    rules(target, facts, replicas, probes, policy, allow_read_only).and(measured)
+}
+
+/// [`decide`]'s rules, without the measured value.
+fn rules(target: &str, facts: &ServerFacts, replicas: usize, probes: &[ReplicaHealth], policy: &ReadPolicy, allow: bool) -> Verdict {
     if let Some(why) = facts.out_of_service() {
-        return Verdict::critical(format!("{target} is out of service: {why}")).because(why);
+        return Verdict::new(format!("{target} is out of service: {why}"), [Subcheck::critical(why)]);
     }
     if !facts.channels.is_empty() {
         let problems = replica_problems(&facts.channels, policy);
@@ -74,16 +88,18 @@ pub fn decide(
         return match problems.first() {
             None => {
                 let lag = facts.channels.iter().filter_map(|c| c.lag_seconds).max().unwrap_or(0);
-                Verdict::passing(format!("{head}, IO and SQL threads running, lag {lag}s"))
-                    .because(format!("every channel is running with lag within --max-lag {}", limit_text(policy)))
+                let rule = format!("every channel is running with lag within --max-lag {}", limit_text(policy));
+                Verdict::new(format!("{head}, IO and SQL threads running, lag {lag}s"), [Subcheck::passing(rule)])
             }
-            Some(first) => Verdict::critical(format!("{target}: {first}")).because_all(problems.clone()),
+            Some(first) => Verdict::new(format!("{target}: {first}"), problems.iter().map(Subcheck::critical)),
         };
     }
     let read_only = facts.read_only || facts.super_read_only == Some(true);
-    if policy.master_fallback && replicas == 0 && read_only && !allow_read_only {
-        return Verdict::critical(format!("{target} replicates from nothing and has no replica, and read_only=ON: an isolated node"))
-            .because("no channel, no replica, read_only=ON: a returning old master or a detached replica serves stale data");
+    if policy.master_fallback && replicas == 0 && read_only && !allow {
+        return Verdict::new(
+            format!("{target} replicates from nothing and has no replica, and read_only=ON: an isolated node"),
+            [Subcheck::critical("no channel, no replica, read_only=ON: a returning old master or a detached replica serves stale data")],
+        );
     }
     if replicas > 0 && probes.is_empty() {
         let unlocated =
@@ -149,13 +165,7 @@ impl Check for MysqlReplica {
         let verdict = decide(&target.address.to_string(), &facts, threads.len(), &probes, &policy, args.allow_read_only);
         let verdict = super::with_login_warning(verdict, login_warning.as_deref());
         out_facts.set("max_lag_seconds", seconds_value(args.max_lag));
-        let perfdata = if facts.channels.is_empty() {
-            vec![Perfdata::new("healthy_replicas", probes.iter().filter(|p| p.is_healthy()).count() as i64, "")]
-        } else {
-            let lags: Option<Vec<u64>> = facts.channels.iter().map(|c| c.lag_seconds).collect();
-            lags.and_then(|l| l.into_iter().max()).map(|lag| Perfdata::lag(lag as i64, policy.max_lag)).into_iter().collect()
-        };
-        Ok(Outcome { verdict, facts: out_facts, perfdata })
+        Ok(Outcome::new(verdict, out_facts))
     }
 }
 
@@ -195,25 +205,25 @@ mod tests {
                     let p = policy(max, true);
                     let v = decide("r:3306", &f, 0, &[], &p, false);
                     let healthy = replica_problems(&f.channels, &p).is_empty();
-                    assert_eq!(v.status == Status::Passing, healthy, "{v:?}");
-                    assert_ne!(v.status, Status::Warning);
+                    assert_eq!(v.status() == Status::Passing, healthy, "{v:?}");
+                    assert_ne!(v.status(), Status::Warning);
                 }
             }
         }
         let v = decide("r:3306", &facts(samples::healthy(), true), 0, &[], &policy(120, true), false);
-        assert_eq!(v.summary, "r:3306 replica of 127.0.0.1:43306, IO and SQL threads running, lag 0s");
+        assert_eq!(v.summary(), "r:3306 replica of 127.0.0.1:43306, IO and SQL threads running, lag 0s");
         // lag 0 with --max-lag 0 passes: lag <= max.
         let v = decide("r:3306", &facts(samples::healthy(), true), 0, &[], &policy(0, true), false);
-        assert_eq!(v.status, Status::Passing, "{v:?}");
+        assert_eq!(v.status(), Status::Passing, "{v:?}");
         let mut lagging = facts(samples::healthy(), true);
         lagging.channels[0].lag_seconds = Some(5);
         let v = decide("r:3306", &lagging, 0, &[], &policy(4, true), false);
-        assert!(v.summary.contains("lag 5s, over --max-lag 4s"), "{}", v.summary);
+        assert!(v.summary().contains("lag 5s, over --max-lag 4s"), "{}", v.summary());
         let v = decide("r:3306", &facts(samples::multi_source(), false), 0, &[], &policy(120, true), false);
-        assert_eq!(v.reasons.len(), 2, "both broken channels are named: {v:?}");
+        assert_eq!(v.reasons().len(), 2, "both broken channels are named: {v:?}");
         let mut offline = facts(samples::healthy(), true);
         offline.offline_mode = Some(true);
-        assert_eq!(decide("r:3306", &offline, 0, &[], &policy(120, true), false).status, Status::Critical);
+        assert_eq!(decide("r:3306", &offline, 0, &[], &policy(120, true), false).status(), Status::Critical);
     }
 
     /// Servers with no channel: replicas x probes x read_only x allow x fallback.
@@ -243,7 +253,8 @@ mod tests {
                                 Status::Passing
                             };
                             assert_eq!(
-                                v.status, expected,
+                                v.status(),
+                                expected,
                                 "replicas={replicas} probes={probes:?} ro={ro} allow={allow} fallback={fallback}: {v:?}"
                             );
                         }

@@ -92,7 +92,7 @@ impl ReplicaChannel {
         }
         match self.lag_seconds {
             None => Some(format!("{from}: lag is NULL (unknown)")),
-            Some(lag) if !policy.lag_passes(Some(lag)) => Some(format!("{from}: lag {lag}s{}", policy.over_limit_clause())),
+            Some(lag) if !policy.lag_passes(i64::try_from(lag).ok()) => Some(format!("{from}: lag {lag}s{}", policy.over_limit_clause())),
             Some(_) => None,
         }
     }

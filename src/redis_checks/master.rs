@@ -5,7 +5,7 @@ use super::sentinel::{GuardFinding, SentinelArgs};
 use super::RedisTarget;
 use crate::cli::ServerArgs;
 use crate::deadline::Deadline;
-use crate::report::{Outcome, Perfdata, Status, Verdict};
+use crate::report::{Outcome, Status, Subcheck, Thresholds, Verdict};
 use crate::runner::{Check, Common};
 use anyhow::Result;
 use clap::Parser;
@@ -31,28 +31,35 @@ pub struct Args {
 }
 
 /// Decides from the facts: master, not loading, not contradicted by Sentinel, enough replicas.
+/// `replicas_online` (warning below `--min-replicas`) is measured whatever the role.
 pub fn decide(target: &str, info: &ReplicationInfo, guard: Option<&GuardFinding>, min_replicas: u32) -> Verdict {
+    let online = info.online_replicas().count();
+    let replicas = Subcheck::measured("replicas_online", Some(online as i64), "", Thresholds::warn_below(min_replicas));
     if let Role::Replica(link) = &info.role {
         let state = if link.link_up { "up" } else { "down" };
-        return Verdict::critical(format!("{target} is a replica of {}, not the master", link.master))
-            .because(format!("role is slave (link to {} {state})", link.master));
+        return Verdict::new(
+            format!("{target} is a replica of {}, not the master", link.master),
+            [Subcheck::critical(format!("role is slave (link to {} {state})", link.master)), replicas],
+        );
     }
     if info.loading {
-        return Verdict::critical(format!("{target} is master but still loading its dataset"))
-            .because("loading:1: commands are refused until the dataset is loaded");
+        return Verdict::new(
+            format!("{target} is master but still loading its dataset"),
+            [Subcheck::critical("loading:1: commands are refused until the dataset is loaded"), replicas],
+        );
     }
-    if let Some(g) = guard.filter(|g| g.status == Status::Critical) {
-        return Verdict::critical(format!("{target} says master, but {}", g.clause)).because(g.reason.clone());
+    if let Some((g, clause)) = guard.and_then(|g| Some((g, g.veto()?))) {
+        return Verdict::new(format!("{target} says master, but {clause}"), [g.subcheck(), replicas]);
     }
-    let online = info.online_replicas().count();
-    let mut verdict = Verdict::passing(format!("{target} is master, {online} replica(s) online")).because("role is master");
-    if let Some(g) = guard {
-        verdict = verdict.worsen_to(g.status, g.reason.clone());
+    let replicas = match replicas.status() {
+        Status::Passing => replicas,
+        _ => replicas.saying(format!("{online} replica(s) online, fewer than --min-replicas {min_replicas}")),
+    };
+    let verdict = Verdict::new(format!("{target} is master, {online} replica(s) online"), [Subcheck::passing("role is master")]);
+    match guard {
+        Some(g) => verdict.and(g.subcheck()).and(replicas),
+        None => verdict.and(replicas),
     }
-    if (online as u64) < u64::from(min_replicas) {
-        verdict = verdict.worsen_to(Status::Warning, format!("{online} replica(s) online, fewer than --min-replicas {min_replicas}"));
-    }
-    verdict
 }
 
 /// The `check-redis-master` check.
@@ -80,8 +87,7 @@ impl Check for RedisMaster {
         // The write check also warns when the Sentinels' down-after defeats the partition rule.
         let finding = seen.guard.as_ref().map(|g| g.finding());
         let verdict = decide(&target.address.to_string(), &seen.info, finding.as_ref(), args.min_replicas);
-        let perf = Perfdata::count_with_min("replicas_online", seen.info.online_replicas().count() as i64, args.min_replicas);
-        Ok(Outcome { verdict, facts: seen.facts(target), perfdata: vec![perf] })
+        Ok(Outcome::new(verdict, seen.facts(target)))
     }
 }
 
@@ -94,8 +100,12 @@ mod tests {
         ReplicationInfo::parse(text).unwrap()
     }
     fn guard(status: Status) -> GuardFinding {
-        let clause = if status == Status::Critical { "Sentinel names another node" } else { "" };
-        GuardFinding { status, clause: clause.into(), reason: format!("sentinels say {status:?}") }
+        let reason = format!("sentinels say {status:?}");
+        match status {
+            Status::Passing => GuardFinding::confirms(reason),
+            Status::Warning => GuardFinding::doubts(reason),
+            Status::Critical => GuardFinding::vetoes("Sentinel names another node", reason),
+        }
     }
 
     /// The whole table: role x loading x guard x min-replicas.
@@ -118,8 +128,9 @@ mod tests {
                         } else {
                             Status::Passing
                         };
-                        assert_eq!(v.status, expected, "{text:?} loading={loading} guard={g:?} min={min}: {v:?}");
-                        assert!(!v.reasons.is_empty());
+                        assert_eq!(v.status(), expected, "{text:?} loading={loading} guard={g:?} min={min}: {v:?}");
+                        assert!(!v.reasons().is_empty());
+                        assert_eq!(v.perfdata().len(), 1, "replicas_online is measured in every state: {v:?}");
                     }
                 }
             }
@@ -129,11 +140,11 @@ mod tests {
     #[test]
     fn summaries_say_why() {
         let v = decide("10.0.0.3:6029", &info(REPLICA_UP), None, 0);
-        assert_eq!(v.summary, "10.0.0.3:6029 is a replica of 127.0.0.1:41000, not the master");
+        assert_eq!(v.summary(), "10.0.0.3:6029 is a replica of 127.0.0.1:41000, not the master");
         let v = decide("10.0.0.2:6029", &info(MASTER_TWO_REPLICAS), None, 3);
-        assert_eq!(v.status, Status::Warning);
-        assert!(v.reasons.iter().any(|r| r.contains("fewer than --min-replicas 3")), "{v:?}");
+        assert_eq!(v.status(), Status::Warning);
+        assert!(v.reasons().iter().any(|r| r.contains("fewer than --min-replicas 3")), "{v:?}");
         let v = decide("10.0.0.2:6029", &info(MASTER_ALONE), Some(&guard(Status::Critical)), 0);
-        assert!(v.summary.contains("Sentinel names another node"));
+        assert!(v.summary().contains("Sentinel names another node"));
     }
 }

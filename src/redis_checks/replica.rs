@@ -7,7 +7,7 @@ use crate::cli::{Address, ServerArgs};
 use crate::deadline::Deadline;
 use crate::duration::parse_duration;
 use crate::read_pool::{master_verdict, ReadPolicy, ReplicaHealth};
-use crate::report::{Outcome, Perfdata, Status, Verdict};
+use crate::report::{Outcome, Status, Subcheck, Thresholds, Verdict};
 use crate::runner::{Check, Common};
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -61,30 +61,34 @@ pub fn decide_with_probes(
 ) -> Verdict {
     match &info.role {
         Role::Replica(link) => {
-            let lag = seconds(link.last_io_seconds_ago);
-            let lag_text = lag.map(|l| format!("{l}s")).unwrap_or_else(|| "unknown".into());
+            let lag_text = seconds(link.last_io_seconds_ago).map(|l| format!("{l}s")).unwrap_or_else(|| "unknown".into());
+            let lag = Subcheck::measured("lag", link.last_io_seconds_ago, "s", policy.lag_thresholds());
             let head = format!("{target} replica of {}", link.master);
             if info.loading {
-                Verdict::critical(format!("{head}, loading its dataset")).because("loading:1: reads are refused until loaded")
+                Verdict::new(format!("{head}, loading its dataset"), [Subcheck::critical("loading:1: reads are refused until loaded"), lag])
             } else if !link.link_up {
                 let since = link.link_down_since_seconds.map(|s| format!(" for {s}s")).unwrap_or_default();
                 let why = if link.sync_in_progress { " (initial sync in progress)" } else { "" };
-                Verdict::critical(format!("{head}, link down{since}{why}"))
-                    .because(format!("master_link_status is down{since}: the replica cannot follow {}", link.master))
+                let rule = format!("master_link_status is down{since}: the replica cannot follow {}", link.master);
+                Verdict::new(format!("{head}, link down{since}{why}"), [Subcheck::critical(rule), lag])
             } else if link.sync_in_progress {
-                Verdict::critical(format!("{head}, initial sync in progress"))
-                    .because("master_sync_in_progress:1: the dataset is not complete yet")
-            } else if !policy.lag_passes(lag) {
+                let rule = Subcheck::critical("master_sync_in_progress:1: the dataset is not complete yet");
+                Verdict::new(format!("{head}, initial sync in progress"), [rule, lag])
+            } else if lag.status() != Status::Passing {
                 let over = policy.over_limit_clause();
-                Verdict::critical(format!("{head}, link up, lag {lag_text}{over}"))
-                    .because(format!("master_last_io_seconds_ago is {lag_text}{over}"))
+                Verdict::new(
+                    format!("{head}, link up, lag {lag_text}{over}"),
+                    [lag.saying(format!("master_last_io_seconds_ago is {lag_text}{over}"))],
+                )
             } else {
-                Verdict::passing(format!("{head}, link up, lag {lag_text}")).because("master_link_status is up, no sync in progress")
+                let rule = Subcheck::passing("master_link_status is up, no sync in progress");
+                Verdict::new(format!("{head}, link up, lag {lag_text}"), [rule, lag])
             }
         }
         Role::Master => {
-            if let Some(g) = guard.filter(|g| g.status == Status::Critical) {
-                return Verdict::critical(format!("{target} says master, but {}: its data is stale", g.clause)).because(g.reason.clone());
+            let online = Subcheck::measured("replicas_online", Some(info.online_replicas().count() as i64), "", Thresholds::none());
+            if let Some((g, clause)) = guard.and_then(|g| Some((g, g.veto()?))) {
+                return Verdict::new(format!("{target} says master, but {clause}: its data is stale"), [g.subcheck(), online]);
             }
             let replicas: Vec<ReplicaHealth> = master_view(info, policy)
                 .into_iter()
@@ -97,7 +101,7 @@ pub fn decide_with_probes(
                     r
                 })
                 .collect();
-            master_verdict(target, &replicas, policy)
+            master_verdict(target, &replicas, policy).and(online)
         }
     }
 }
@@ -110,7 +114,7 @@ pub fn master_view(info: &ReplicationInfo, policy: &ReadPolicy) -> Vec<ReplicaHe
             let lag = seconds(r.lag_seconds);
             let problem = if !r.is_online() {
                 Some(format!("state={}", r.state))
-            } else if !policy.lag_passes(lag) {
+            } else if !policy.lag_passes(r.lag_seconds) {
                 Some(format!("lag {}{}", lag.map(|l| format!("{l}s")).unwrap_or_else(|| "unknown".into()), policy.over_limit_clause()))
             } else {
                 None
@@ -146,7 +150,7 @@ pub fn probe_replicas(master: &ReplicationInfo, target: &RedisTarget, policy: Re
                     return Ok(Some("it says it is a master".into()));
                 }
                 let v = decide(&addr.to_string(), &info, &policy, None);
-                Ok((v.status != Status::Passing).then(|| format!("it says: {}", v.summary)))
+                Ok((v.status() != Status::Passing).then(|| format!("it says: {}", v.summary())))
             })()
             .unwrap_or_else(|e| Some(format!("{e:#}")));
             ReplicaHealth { replica: addr.to_string(), problem }
@@ -191,11 +195,7 @@ impl Check for RedisReplica {
         if let Some(d) = args.max_lag {
             facts.set("max_lag_seconds", crate::report::seconds_value(d));
         }
-        let perfdata = match &seen.info.role {
-            Role::Replica(link) => link.last_io_seconds_ago.map(|lag| Perfdata::lag(lag, args.max_lag)).into_iter().collect(),
-            Role::Master => vec![Perfdata::new("replicas_online", seen.info.online_replicas().count() as i64, "")],
-        };
-        Ok(Outcome { verdict, facts, perfdata })
+        Ok(Outcome::new(verdict, facts))
     }
 }
 
@@ -225,10 +225,10 @@ mod tests {
                         i.loading = loading;
                         let link = i.link().cloned().unwrap();
                         let p = policy(max, fallback);
-                        let ok = !loading && link.link_up && !link.sync_in_progress && p.lag_passes(seconds(link.last_io_seconds_ago));
+                        let ok = !loading && link.link_up && !link.sync_in_progress && p.lag_passes(link.last_io_seconds_ago);
                         let v = decide("t:1", &i, &p, None);
-                        assert_eq!(v.status == Status::Passing, ok, "{text:?} loading={loading} max={max:?}: {v:?}");
-                        assert_ne!(v.status, Status::Warning, "a node in the wrong role is never a warning");
+                        assert_eq!(v.status() == Status::Passing, ok, "{text:?} loading={loading} max={max:?}: {v:?}");
+                        assert_ne!(v.status(), Status::Warning, "a node in the wrong role is never a warning");
                     }
                 }
             }
@@ -240,16 +240,16 @@ mod tests {
                     for g in guards {
                         let i = info(text);
                         let p = policy(max, fallback);
-                        let any_healthy = i.online_replicas().any(|r| p.lag_passes(seconds(r.lag_seconds)));
-                        let finding = g.map(|status| GuardFinding {
-                            status,
-                            clause: "Sentinel names another node".into(),
-                            reason: "sentinels".into(),
+                        let any_healthy = i.online_replicas().any(|r| p.lag_passes(r.lag_seconds));
+                        let finding = g.map(|status| match status {
+                            Status::Passing => GuardFinding::confirms("sentinels"),
+                            Status::Warning => GuardFinding::doubts("sentinels"),
+                            Status::Critical => GuardFinding::vetoes("Sentinel names another node", "sentinels"),
                         });
                         let v = decide("t:1", &i, &p, finding.as_ref());
                         let expected =
                             if fallback && !any_healthy && g != Some(Status::Critical) { Status::Passing } else { Status::Critical };
-                        assert_eq!(v.status, expected, "{text:?} max={max:?} fallback={fallback} guard={g:?}: {v:?}");
+                        assert_eq!(v.status(), expected, "{text:?} max={max:?} fallback={fallback} guard={g:?}: {v:?}");
                     }
                 }
             }
@@ -259,28 +259,28 @@ mod tests {
     #[test]
     fn replica_states_say_why() {
         let v = decide("10.0.0.3:6029", &info(REPLICA_UP), &policy(Some(Duration::from_secs(120)), true), None);
-        assert_eq!(v.summary, "10.0.0.3:6029 replica of 127.0.0.1:41000, link up, lag 0s");
+        assert_eq!(v.summary(), "10.0.0.3:6029 replica of 127.0.0.1:41000, link up, lag 0s");
         let v = decide("r:1", &info(REPLICA_LINK_DOWN), &policy(None, true), None);
-        assert_eq!(v.summary, "r:1 replica of 127.0.0.1:41000, link down for 1s");
+        assert_eq!(v.summary(), "r:1 replica of 127.0.0.1:41000, link down for 1s");
         let v = decide("r:1", &info(REPLICA_SYNCING), &policy(None, true), None);
-        assert!(v.summary.contains("initial sync in progress"), "{}", v.summary);
+        assert!(v.summary().contains("initial sync in progress"), "{}", v.summary());
         let lagging = REPLICA_UP.replace("master_last_io_seconds_ago:0", "master_last_io_seconds_ago:9");
         let v = decide("r:1", &info(&lagging), &policy(Some(Duration::from_secs(5)), true), None);
-        assert_eq!(v.summary, "r:1 replica of 127.0.0.1:41000, link up, lag 9s, over --max-lag 5s");
+        assert_eq!(v.summary(), "r:1 replica of 127.0.0.1:41000, link up, lag 9s, over --max-lag 5s");
         let v = decide("r:1", &info(&lagging), &policy(Some(Duration::from_secs(9)), true), None);
-        assert_eq!(v.status, Status::Passing, "lag at the limit passes: {v:?}");
+        assert_eq!(v.status(), Status::Passing, "lag at the limit passes: {v:?}");
     }
 
     #[test]
     fn lagging_replicas_send_reads_back_to_the_master() {
         let lagging = MASTER_TWO_REPLICAS.replace("lag=0", "lag=5").replace("lag=1", "lag=7");
         let v = decide("m:1", &info(&lagging), &policy(Some(Duration::from_secs(2)), true), None);
-        assert_eq!(v.status, Status::Passing, "{v:?}");
+        assert_eq!(v.status(), Status::Passing, "{v:?}");
         let v = decide("m:1", &info(&lagging), &policy(Some(Duration::from_secs(5)), true), None);
-        assert_eq!(v.status, Status::Critical);
-        assert_eq!(v.reasons, ["127.0.0.1:41001: lag 7s, over --max-lag 5s", "127.0.0.1:41002: healthy"]);
+        assert_eq!(v.status(), Status::Critical);
+        assert_eq!(v.reasons(), ["127.0.0.1:41001: lag 7s, over --max-lag 5s", "127.0.0.1:41002: healthy"]);
         let v = decide("m:1", &info(&lagging), &policy(None, true), None);
-        assert!(v.reasons.iter().all(|r| r.ends_with("healthy")), "{v:?}");
+        assert!(v.reasons().iter().all(|r| r.ends_with("healthy")), "{v:?}");
     }
 
     /// A replica the master lists online serves reads only if it says so itself: a replica still
@@ -291,16 +291,16 @@ mod tests {
         let p = policy(None, true);
         let listed = master_view(&master, &p);
         assert!(listed.len() == 2 && listed.iter().all(ReplicaHealth::is_healthy), "{listed:?}");
-        assert_eq!(decide_with_probes("m:1", &master, &p, None, &[]).status, Status::Critical, "master view alone");
+        assert_eq!(decide_with_probes("m:1", &master, &p, None, &[]).status(), Status::Critical, "master view alone");
         let loading = |r: &ReplicaHealth| ReplicaHealth {
             replica: r.replica.clone(),
             problem: Some("it says: link down (initial sync in progress)".into()),
         };
         let both_loading: Vec<ReplicaHealth> = listed.iter().map(loading).collect();
         let v = decide_with_probes("m:1", &master, &p, None, &both_loading);
-        assert_eq!(v.status, Status::Passing, "no replica serves: the master does: {v:?}");
-        assert!(v.reasons.iter().any(|r| r.contains("listed online, but it says")), "{v:?}");
+        assert_eq!(v.status(), Status::Passing, "no replica serves: the master does: {v:?}");
+        assert!(v.reasons().iter().any(|r| r.contains("listed online, but it says")), "{v:?}");
         let one_ok = vec![loading(&listed[0]), ReplicaHealth { replica: listed[1].replica.clone(), problem: None }];
-        assert_eq!(decide_with_probes("m:1", &master, &p, None, &one_ok).status, Status::Critical);
+        assert_eq!(decide_with_probes("m:1", &master, &p, None, &one_ok).status(), Status::Critical);
     }
 }

@@ -7,7 +7,7 @@ use crate::credentials::read_password_file;
 use crate::deadline::Deadline;
 use crate::duration::{format_duration, parse_duration};
 use crate::probe::probe_all;
-use crate::report::{Facts, Status};
+use crate::report::{Facts, Status, Subcheck};
 use anyhow::{bail, Result};
 use serde_json::json;
 use std::path::PathBuf;
@@ -86,14 +86,12 @@ impl Guard {
 
     /// The finding, worsened to warning when the Sentinels' timing defeats the partition rule.
     pub fn finding(&self) -> GuardFinding {
-        let mut f = self.finding.clone();
-        if let Some(why) = &self.timing_warning {
-            if f.status == Status::Passing {
-                f.status = Status::Warning;
-            }
-            f.reason = format!("{}; {why}", f.reason);
+        let f = &self.finding;
+        match (&self.timing_warning, f.veto) {
+            (None, _) => f.clone(),
+            (Some(why), Some(clause)) => GuardFinding::vetoes(clause, format!("{}; {why}", f.reason)),
+            (Some(why), None) => GuardFinding::doubts(format!("{}; {why}", f.reason)),
         }
-        f
     }
 
     /// Adds the Sentinels' answers to the facts.
@@ -241,16 +239,48 @@ impl Attachment {
     }
 }
 
-/// What the guard concludes: how far the Sentinels let this node be the write master, and why.
+/// What the guard concludes, a subcheck of the write and read checks: how far the Sentinels let
+/// this node be the write master, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GuardFinding {
-    /// Passing when a majority names this node and every Sentinel agrees.
-    pub status: Status,
-    /// For a critical finding, what is wrong in a few words, for the summary line
-    /// (`Sentinel names another node`); empty otherwise.
-    pub clause: String,
+    status: Status,
+    /// When the Sentinels overrule the node (critical): what is wrong, in a few words.
+    veto: Option<&'static str>,
     /// The rule that decided, in words.
-    pub reason: String,
+    reason: String,
+}
+
+impl GuardFinding {
+    /// A majority names this node and every Sentinel agrees: passing.
+    pub fn confirms(reason: impl Into<String>) -> Self {
+        GuardFinding { status: Status::Passing, veto: None, reason: reason.into() }
+    }
+
+    /// The node may stay master, but something needs a look: warning.
+    pub fn doubts(reason: impl Into<String>) -> Self {
+        GuardFinding { status: Status::Warning, veto: None, reason: reason.into() }
+    }
+
+    /// The Sentinels overrule the node: critical; `clause` says what is wrong in a few words, for
+    /// the summary line (`Sentinel names another node`).
+    pub fn vetoes(clause: &'static str, reason: impl Into<String>) -> Self {
+        GuardFinding { status: Status::Critical, veto: Some(clause), reason: reason.into() }
+    }
+
+    /// Passing, warning or critical.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// What is wrong in a few words, when the Sentinels overrule the node.
+    pub fn veto(&self) -> Option<&'static str> {
+        self.veto
+    }
+
+    /// The finding as a subcheck of a verdict.
+    pub fn subcheck(&self) -> Subcheck {
+        Subcheck::new(self.status, self.reason.clone())
+    }
 }
 
 /// Judges the Sentinels' answers for the master that Sentinel knows as `me` (`host:port`).
@@ -292,22 +322,19 @@ pub fn judge(me: &str, replies: &[SentinelReply], attached: &Attachment) -> Guar
         problems.push(format!("not monitoring this master name: {}", unknown.join(", ")));
     }
     let tally = format!("{for_me} of {total} Sentinels name this node ({me}) master");
-    let finding = |status, clause: &str, reason: String| GuardFinding { status, clause: clause.into(), reason };
     if for_me >= majority {
         if for_me == total {
-            finding(Status::Passing, "", tally)
+            GuardFinding::confirms(tally)
         } else {
-            finding(Status::Warning, "", format!("{tally}; {}", problems.join("; ")))
+            GuardFinding::doubts(format!("{tally}; {}", problems.join("; ")))
         }
     } else if !others.is_empty() {
-        finding(
-            Status::Critical,
+        GuardFinding::vetoes(
             "Sentinel names another node",
             format!("Sentinel says another node is master ({}); {tally}", problems.join("; ")),
         )
     } else if attached.acknowledging == 0 {
-        finding(
-            Status::Critical,
+        GuardFinding::vetoes(
             "it is cut off from the Sentinel majority and from its replicas",
             format!(
                 "cut off: {tally} (a majority is {majority}) and no replica acknowledged within --replica-ack-max-lag {}: \
@@ -317,16 +344,12 @@ pub fn judge(me: &str, replies: &[SentinelReply], attached: &Attachment) -> Guar
             ),
         )
     } else {
-        finding(
-            Status::Warning,
-            "",
-            format!(
-                "Sentinel cannot confirm this node: {tally} (a majority is {majority}), but {} replica(s) still acknowledge: \
+        GuardFinding::doubts(format!(
+            "Sentinel cannot confirm this node: {tally} (a majority is {majority}), but {} replica(s) still acknowledge: \
                  a Sentinel outage, not an isolation; {}",
-                attached.acknowledging,
-                problems.join("; ")
-            ),
-        )
+            attached.acknowledging,
+            problems.join("; ")
+        ))
     }
 }
 
@@ -444,7 +467,7 @@ mod tests {
                         };
                         let got = judge(ME, &replies, &attached);
                         assert_eq!(got.status, expected, "{replies:?} {attached:?} -> {got:?}");
-                        assert_eq!(got.status == Status::Critical, !got.clause.is_empty());
+                        assert_eq!(got.status == Status::Critical, got.veto().is_some());
                     }
                 }
             }
