@@ -5,7 +5,9 @@
 # so that the bench still runs, without the paired table.
 set -euo pipefail
 rev=$1
-dir=$2
+mkdir -p "$2"
+# Absolute: the build below runs from inside the extracted tree.
+dir=$(cd "$2" && pwd)
 if ! commit=$(git rev-parse --verify --quiet "$rev^{commit}"); then
     echo "bench: baseline $rev is not in this clone's history: no paired table" >&2
     exit 0
