@@ -175,4 +175,20 @@ mod tests {
         f.offline_mode = Some(true);
         assert!(decide("m:3306", &f, false, 1, 0).summary().contains("offline_mode=ON"));
     }
+
+    /// The whole text: `--min-replicas` shows in the perfdata and decides; the login warning
+    /// follows the rules and worsens a passing master to warning.
+    #[test]
+    fn the_output_carries_the_limit_that_decided() {
+        let render = |v: Verdict| crate::report::Report::new("mysql-master", "m", Outcome::bare(v)).render_text();
+        let v = decide("m:3306", &facts(vec![], false, Some(false)), false, 1, 2);
+        assert_eq!(
+            render(v.clone()),
+            "MYSQL-MASTER WARNING: m:3306 is master, writable, 1 replica(s) connected | replicas=1;2:\n\
+             - no replication channel\n\
+             - 1 replica(s) connected, fewer than --min-replicas 2\n"
+        );
+        let v = super::super::with_login_warning(decide("m:3306", &facts(vec![], false, Some(false)), false, 2, 2), Some("cached login"));
+        assert_eq!(render(v), "MYSQL-MASTER WARNING: m:3306 is master, writable, 2 replica(s) connected | replicas=2;2:\n- no replication channel\n- cached login\n");
+    }
 }

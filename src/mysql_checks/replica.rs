@@ -226,6 +226,24 @@ mod tests {
         assert_eq!(decide("r:3306", &offline, 0, &[], &policy(120, true), false).status(), Status::Critical);
     }
 
+    /// The whole text: `--max-lag` shows in the lag perfdata (the worst channel's) and decides.
+    #[test]
+    fn the_output_carries_the_limit_that_decided() {
+        let render = |v: Verdict| crate::report::Report::new("mysql-slave", "r", Outcome::bare(v)).render_text();
+        let mut lagging = facts(samples::healthy(), true);
+        lagging.channels[0].lag_seconds = Some(5);
+        assert_eq!(
+            render(decide("r:3306", &lagging, 0, &[], &policy(4, true), false)),
+            "MYSQL-SLAVE CRITICAL: r:3306: the default channel from 127.0.0.1:43306: lag 5s, over --max-lag 4s | lag=5s;;4\n\
+             - the default channel from 127.0.0.1:43306: lag 5s, over --max-lag 4s\n"
+        );
+        assert_eq!(
+            render(decide("r:3306", &lagging, 0, &[], &policy(5, true), false)),
+            "MYSQL-SLAVE OK: r:3306 replica of 127.0.0.1:43306, IO and SQL threads running, lag 5s | lag=5s;;5\n\
+             - every channel is running with lag within --max-lag 5s\n"
+        );
+    }
+
     /// Servers with no channel: replicas x probes x read_only x allow x fallback.
     #[test]
     fn master_table() {

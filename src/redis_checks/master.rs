@@ -147,4 +147,24 @@ mod tests {
         let v = decide("10.0.0.2:6029", &info(MASTER_ALONE), Some(&guard(Status::Critical)), 0);
         assert!(v.summary().contains("Sentinel names another node"));
     }
+
+    /// The whole text as Consul stores it: the limit that decided is the one the perfdata shows,
+    /// and the line that explains it follows the guard's.
+    #[test]
+    fn the_output_carries_the_limit_that_decided() {
+        let render = |v: Verdict| crate::report::Report::new("redis-master", "m:1", Outcome::bare(v)).render_text();
+        let text = render(decide("m:1", &info(MASTER_TWO_REPLICAS), Some(&guard(Status::Passing)), 3));
+        assert_eq!(
+            text,
+            "REDIS-MASTER WARNING: m:1 is master, 2 replica(s) online | replicas_online=2;3:\n\
+             - role is master\n\
+             - sentinels say Passing\n\
+             - 2 replica(s) online, fewer than --min-replicas 3\n"
+        );
+        let text = render(decide("m:1", &info(MASTER_TWO_REPLICAS), Some(&guard(Status::Critical)), 3));
+        assert_eq!(
+            text,
+            "REDIS-MASTER CRITICAL: m:1 says master, but Sentinel names another node | replicas_online=2;3:\n- sentinels say Critical\n"
+        );
+    }
 }

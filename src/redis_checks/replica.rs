@@ -283,6 +283,27 @@ mod tests {
         assert!(v.reasons().iter().all(|r| r.ends_with("healthy")), "{v:?}");
     }
 
+    /// The whole text: the lag limit shows in the perfdata and decides; a master's replicas are
+    /// its lines, each with what it said.
+    #[test]
+    fn the_output_carries_the_limit_that_decided() {
+        let render = |v: Verdict| crate::report::Report::new("redis-slave", "t", Outcome::bare(v)).render_text();
+        let lagging = REPLICA_UP.replace("master_last_io_seconds_ago:0", "master_last_io_seconds_ago:9");
+        assert_eq!(
+            render(decide("r:1", &info(&lagging), &policy(Some(Duration::from_millis(8500)), true), None)),
+            "REDIS-SLAVE CRITICAL: r:1 replica of 127.0.0.1:41000, link up, lag 9s, over --max-lag 8500ms | lag=9s;;8.5\n\
+             - master_last_io_seconds_ago is 9s, over --max-lag 8500ms\n"
+        );
+        let listed = master_view(&info(MASTER_TWO_REPLICAS), &policy(None, true));
+        let probes = [ReplicaHealth { problem: Some("it says: loading".into()), ..listed[0].clone() }, listed[1].clone()];
+        assert_eq!(
+            render(decide_with_probes("m:1", &info(MASTER_TWO_REPLICAS), &policy(None, true), None, &probes)),
+            "REDIS-SLAVE CRITICAL: m:1 is the master; 1 healthy replica(s) serve reads | replicas_online=2\n\
+             - 127.0.0.1:41001: listed online, but it says: loading\n\
+             - 127.0.0.1:41002: healthy\n"
+        );
+    }
+
     /// A replica the master lists online serves reads only if it says so itself: a replica still
     /// loading the RDB (listed online by the master) leaves the master serving reads.
     #[test]
