@@ -85,7 +85,7 @@ fn bench_pair(label: &str, argv: &[String], baseline: &Path, runs: usize, expect
     }
     let new_row = row(&format!("{label}, this build"), &new_samples, expect_code);
     let old_row = row(&format!("{label}, baseline"), &old_samples, expect_code);
-    println!("| {:<44} | {:>8.2} |          |          |        |", format!("{label}: ratio of medians"), new_row / old_row);
+    table_row(&format!("{label}: ratio of medians"), [&format!("{:.2}", new_row / old_row), "", "", ""]);
 }
 
 /// Prints one table row for `samples` (all must have exited `expect_code`); returns the median in ms.
@@ -97,14 +97,19 @@ fn row(label: &str, samples: &[Sample], expect_code: i32) -> f64 {
     let cpu: Duration = samples.iter().map(|s| s.cpu).sum::<Duration>() / samples.len() as u32;
     let rss = samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0);
     let median = percentile(&walls, 0.5);
-    println!("| {label:<44} | {:>8} | {:>8} | {:>8} | {:>6.1} |", ms(median), ms(percentile(&walls, 0.9)), ms(cpu), rss as f64 / 1024.0);
+    table_row(label, [&ms(median), &ms(percentile(&walls, 0.9)), &ms(cpu), &format!("{:.1}", rss as f64 / 1024.0)]);
     median.as_secs_f64() * 1000.0
+}
+
+/// One row of the tables: the label, then median, p90, CPU/run and RSS (or what stands in their place).
+fn table_row(label: &str, [median, p90, cpu, rss]: [&str; 4]) {
+    println!("| {label:<44} | {median:>8} | {p90:>8} | {cpu:>8} | {rss:>6} |");
 }
 
 fn header(title: &str) {
     println!("\n{title}\n");
-    println!("| {:<44} | {:>8} | {:>8} | {:>8} | {:>6} |", "command (exit code)", "median", "p90", "CPU/run", "RSS");
-    println!("| {:<44} | {:>8} | {:>8} | {:>8} | {:>6} |", "", "ms", "ms", "ms", "MiB");
+    table_row("command (exit code)", ["median", "p90", "CPU/run", "RSS"]);
+    table_row("", ["ms", "ms", "ms", "MiB"]);
     println!("|{}|{}|{}|{}|{}|", "-".repeat(46), "-".repeat(10), "-".repeat(10), "-".repeat(10), "-".repeat(8));
 }
 
@@ -237,7 +242,7 @@ fn bench_serve(runs: usize) {
             })
             .collect();
         walls.sort();
-        println!("| {label:<44} | {:>8} | {:>8} | {:>8} | {:>6} |", ms(walls[walls.len() / 2]), ms(percentile(&walls, 0.9)), "", "");
+        table_row(label, [&ms(walls[walls.len() / 2]), &ms(percentile(&walls, 0.9)), "", ""]);
     };
     let run = consul_db_checks::checks::named(&write.args[0]).and_then(|e| e.run).unwrap();
     timed("in process: checks::EXECUTABLES run (0)", &mut || {
@@ -267,7 +272,7 @@ fn bench_serve(runs: usize) {
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         let total: usize = counts.iter().sum();
-        println!("| {label:<44} | {:>8.0} | {:>8} | {:>8} | {:>6} |", total as f64 / 3.0, "req/s", "", "");
+        table_row(label, [&format!("{:.0}", total as f64 / 3.0), "req/s", "", ""]);
     };
     rate("serve-checks: 4 clients, 3 s", &serve.addr);
     drop(serve);

@@ -112,17 +112,6 @@ impl GroupView {
 /// or no read member; warning when a node is unreachable or any check is warning; else passing.
 /// Measures the groups and the critical ones.
 pub fn decide(views: &[GroupView]) -> Verdict {
-    let critical_groups = views.iter().filter(|v| !v.problems().is_empty()).count();
-    judge_groups(views).and(Subcheck::measured("groups", Some(views.len() as i64), "", Thresholds::none())).and(Subcheck::measured(
-        "critical_groups",
-        Some(critical_groups as i64),
-        "",
-        Thresholds::none(),
-    ))
-}
-
-/// [`decide`] without the measured values.
-fn judge_groups(views: &[GroupView]) -> Verdict {
     let mut critical = Vec::new();
     let mut warnings = Vec::new();
     let mut drained = Vec::new();
@@ -156,7 +145,9 @@ fn judge_groups(views: &[GroupView]) -> Verdict {
         .chain(warnings.into_iter().map(Subcheck::warning))
         .chain(healthy_rule)
         .chain(drained.into_iter().map(Subcheck::passing));
-    Verdict::new(summary, subchecks)
+    let measured = [("groups", views.len()), ("critical_groups", views.len() - healthy)]
+        .map(|(label, n)| Subcheck::measured(label, Some(n as i64), "", Thresholds::none()));
+    Verdict::new(summary, subchecks.chain(measured))
 }
 
 /// The services of the selected groups, as the generator lays them out.

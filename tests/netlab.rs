@@ -31,19 +31,17 @@ fn lab_or_skip(scenario: &str) -> Option<RedisVipLab> {
 
 /// The same with other timings.
 fn lab_with(scenario: &str, timings: Timings) -> Option<RedisVipLab> {
-    match RedisVipLab::start(timings) {
-        Ok(lab) => Some(lab),
-        Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("NOT RUN: netlab {scenario}: {why} (run as root to test with network namespaces and keepalived)");
-            None
-        }
-        Err(why) => panic!("netlab {scenario} cannot run under CI: {why}"),
-    }
+    started(scenario, RedisVipLab::start(timings))
 }
 
 /// The MariaDB lab, or the scenario reported as not run (a failure under CI).
 fn maria_lab_or_skip(scenario: &str) -> Option<MariaVipLab> {
-    match MariaVipLab::start() {
+    started(scenario, MariaVipLab::start())
+}
+
+/// The lab that started, or `None` with the scenario reported as not run: a failure under CI.
+fn started<L>(scenario: &str, lab: Result<L, String>) -> Option<L> {
+    match lab {
         Ok(lab) => Some(lab),
         Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
             eprintln!("NOT RUN: netlab {scenario}: {why} (run as root to test with network namespaces and keepalived)");

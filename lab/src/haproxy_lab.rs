@@ -35,10 +35,7 @@ impl HaproxyLab {
         let groups: serde_json::Value = serde_json::from_str(&lab.inventory(&lab.net.dir.join("secrets/redis.pw"))).unwrap();
         let hosts: Vec<Host> = lab.nodes.iter().map(|n| n.host.clone()).collect();
         let ready = |t: (String, u16)| {
-            let client = redis::Client::open((t.0.as_str(), t.1)).ok()?;
-            let mut c = client.get_connection_with_timeout(Duration::from_millis(300)).ok()?;
-            c.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
-            redis::cmd("AUTH").arg(crate::vip_lab::PASSWORD).query::<()>(&mut c).ok()?;
+            let mut c = crate::vip_lab::app_connection(&t)?;
             redis::cmd("SET").arg("haproxy-probe").arg("1").query::<()>(&mut c).ok()
         };
         HaproxyLab::start_for(&lab.net, &hosts, groups.as_array().unwrap().clone(), clients, REDIS_PORT, ready)

@@ -769,6 +769,18 @@ pub struct WriterReport {
     pub failed: usize,
 }
 
+/// A client's Redis connection through `target` (the VIP, a load balancer), logged in, every
+/// operation bounded to 300 ms.
+pub fn app_connection(target: &(String, u16)) -> Option<redis::Connection> {
+    const OP_TIMEOUT: Duration = Duration::from_millis(300);
+    let client = redis::Client::open((target.0.as_str(), target.1)).ok()?;
+    let mut c = client.get_connection_with_timeout(OP_TIMEOUT).ok()?;
+    c.set_read_timeout(Some(OP_TIMEOUT)).ok()?;
+    c.set_write_timeout(Some(OP_TIMEOUT)).ok()?;
+    redis::cmd("AUTH").arg(PASSWORD).query::<()>(&mut c).ok()?;
+    Some(c)
+}
+
 /// A client writing through the VIP (or a load balancer): one key every 10 ms, at most 6000 writes and 90 s.
 pub struct Writer {
     stop: Arc<AtomicBool>,
@@ -779,13 +791,8 @@ impl Writer {
     /// A Redis writer in namespace `ns` through `target`, attributing each write by the node's
     /// `replica-announce-ip`.
     fn start(ns: String, prefix: String, epoch: Instant, target: (String, u16)) -> Writer {
-        const OP_TIMEOUT: Duration = Duration::from_millis(300);
         let connect = move || -> Option<(redis::Connection, String)> {
-            let client = redis::Client::open((target.0.as_str(), target.1)).ok()?;
-            let mut c = client.get_connection_with_timeout(OP_TIMEOUT).ok()?;
-            c.set_read_timeout(Some(OP_TIMEOUT)).ok()?;
-            c.set_write_timeout(Some(OP_TIMEOUT)).ok()?;
-            redis::cmd("AUTH").arg(PASSWORD).query::<()>(&mut c).ok()?;
+            let mut c = app_connection(&target)?;
             let announced: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("replica-announce-ip").query(&mut c).ok()?;
             Some((c, host_name(announced.get(1).map(String::as_str).unwrap_or("?"))))
         };

@@ -267,11 +267,6 @@ impl GuardFinding {
         GuardFinding { status: Status::Critical, veto: Some(clause), reason: reason.into() }
     }
 
-    /// Passing, warning or critical.
-    pub fn status(&self) -> Status {
-        self.status
-    }
-
     /// What is wrong in a few words, when the Sentinels overrule the node.
     pub fn veto(&self) -> Option<&'static str> {
         self.veto
