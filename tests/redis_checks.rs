@@ -212,7 +212,12 @@ fn sentinel_failover_and_returning_old_master() {
             assert_eq!(old_view.write.code(), 2, "returning old master not kept out: {old_view:#?}");
             assert_eq!(old_view.read.code(), 2, "returning old master serves reads: {old_view:#?}");
             assert!(old_view.read.summary().contains("its data is stale"), "{old_view:#?}");
-            assert!(old_view.write.reasons()[0].contains("Sentinel says another node is master"), "{old_view:#?}");
+            // Sentinel names the new master, or is still failing this one over.
+            let reason = old_view.write.reasons()[0];
+            assert!(
+                reason.contains("Sentinel says another node is master") || reason.contains("Sentinel is replacing this master"),
+                "{old_view:#?}"
+            );
             guarded_runs += 1;
         }
         if old_view.write.fact("role") == "slave" {
@@ -230,6 +235,41 @@ fn sentinel_failover_and_returning_old_master() {
     let named = lab.sentinel_views();
     assert_eq!(write_pool(&views), vec![named[0].clone().unwrap().as_str()], "{named:?} {views:#?}");
     assert_invariants(&views);
+}
+
+/// `SENTINEL FAILOVER` of a live, reachable master (no drain): the Sentinel that runs it shows
+/// `failover_in_progress` on the old master at once, so the old master's write check is critical from
+/// its first run after the command, before any replica is promoted, and stays critical until Sentinel
+/// demotes it; the write pool never holds two nodes on the way.
+#[test]
+fn a_live_failover_takes_the_old_master_out_before_the_promotion() {
+    let lab = RedisLab::builder().replicas(2).sentinels(3).start();
+    let guard = lab.sentinel_args();
+    let old = args(lab.master.port, &guard);
+    check(M, &old).code_is(0);
+    let promoted = || lab.replicas.iter().find(|r| r.role().as_deref() == Some("master")).map(RedisNode::addr);
+    let ordered = redis_cmd(lab.sentinel_ports[0], &["SENTINEL", "FAILOVER", lab::redis_lab::MASTER_NAME]);
+    assert!(ordered.is_ok(), "SENTINEL FAILOVER: {ordered:?}");
+    let first = check(M, &old);
+    let promoted_by_then = promoted();
+    first.code_is(2).summary_has("says master, but Sentinel is replacing it").reason_has("is failing it over (failover_in_progress)");
+    assert_eq!(promoted_by_then, None, "the check was this slow or the promotion this fast: {first}");
+    // Until the old master is demoted, every run of its write check is critical and one node at most writes.
+    let start = Instant::now();
+    let mut runs = 0;
+    loop {
+        let views = lab.observe().write_args(&guard).run();
+        assert!(write_pool(&views).len() <= 1, "two writers: {views:#?}");
+        let old_view = &views.node(lab.master.addr()).write;
+        assert_eq!(old_view.code(), 2, "the old master is in the write pool during its failover: {old_view}");
+        runs += 1;
+        if old_view.fact("role") == "slave" && write_pool(&views).len() == 1 {
+            assert_eq!(write_pool(&views), [lab.agreed_master().unwrap().as_str()], "{views:#?}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(40), "Sentinel never finished the failover: {views:#?}");
+    }
+    println!("live failover: the old master critical from the first run; {runs} observations until it was demoted");
 }
 
 /// Sentinels out of reach alone (a Sentinel outage) only warn while the master's replica still
