@@ -236,13 +236,13 @@ fn sub_second_write_timing_for_keepalived_2_3() {
     let conf = std::fs::read_to_string(out.join("198.18.0.11/keepalived.conf")).unwrap();
     let write = conf.split("vrrp_script chk_w_").nth(1).unwrap().split('}').next().unwrap().to_string();
     assert!(
-        write.contains("--fault-after 1s ") && write.contains("--timeout 250ms") && write.contains("interval 0.5\n    timeout 0.5\n"),
+        write.contains("--fault-after 500ms ") && write.contains("--timeout 250ms") && write.contains("interval 0.5\n    timeout 0.5\n"),
         "{write}"
     );
     let read = conf.split("vrrp_script chk_r_").nth(1).unwrap().split('}').next().unwrap().to_string();
     assert!(read.contains("interval 2\n    timeout 2\n"), "the read check keeps whole seconds: {read}");
     let old = generate(&dir, INVENTORY, &["--format", "keepalived"]);
-    assert!(old.stdout.contains("interval 1\n    timeout 1\n") && old.stdout.contains("--fault-after 2s"), "{}", old.stdout);
+    assert!(old.stdout.contains("interval 1\n    timeout 1\n") && old.stdout.contains("--fault-after 1s"), "{}", old.stdout);
     let r = generate(&dir, &inventory, &["--format", "keepalived", "--keepalived-version", "2.2.7"]);
     assert!(r.stdout.contains("interval 1\n    timeout 1\n"), "the flag wins over the inventory: {}", r.stdout);
 

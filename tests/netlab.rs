@@ -8,7 +8,9 @@
 //! Needs root (network namespaces). Elsewhere each scenario prints `NOT RUN:` and returns, and
 //! `.ci/run` counts it as skipped; under CI (`CI=true`) it fails instead.
 
-use lab::vip_lab::{Answers, ConsulOnHosts, MariaVipLab, Outcome, RedisVipLab, Timings, MYSQL_VIP};
+use lab::vip_lab::{
+    redis_in, Answers, ConsulOnHosts, MariaVipLab, Outcome, RedisVipLab, Timings, MYSQL_VIP, PASSWORD, REDIS_PORT, SENTINEL_PORT,
+};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -337,7 +339,7 @@ fn haproxy_follows_drain_failover_and_keeps_the_old_master_out() {
     let writer = lab.writer_to("c1", "haproxy", proxy.write_frontend("c1"));
     std::thread::sleep(Duration::from_secs(2));
 
-    // Drain h1's write service: HAProxy takes h1 out (fall 2 x inter 1s) and ends the session.
+    // Drain h1's write service: HAProxy takes h1 out (its first failed write check) and ends the session.
     let drain = lab::vip_lab::drain_dir(&lab.net, "h1");
     std::fs::create_dir_all(&drain).unwrap();
     let drained_at = lab.now();
@@ -473,4 +475,175 @@ fn haproxy_follows_the_mysql_promotion_and_keeps_the_read_only_old_master_out() 
     let outage = first_m2.expect("no write reached m2 through HAProxy") - fault;
     assert!(outage < Duration::from_secs(6), "write outage {outage:?} through HAProxy");
     assert!(writes.acked.iter().any(|a| a.node == "m2" && a.at > promotion + Duration::from_secs(8)), "writes stopped\n{}", proxy.log());
+}
+
+/// How the master moves off a live h1 in [`live_switchover`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Switchover {
+    /// The operator's `SENTINEL FAILOVER`, no drain first: h1 stays up and writable until Sentinel
+    /// demotes it seconds later.
+    SentinelFailover,
+    /// h1 stalls (SIGSTOP) past Sentinel's down-after while clients keep writing, and wakes up
+    /// (SIGCONT) a second after the promotion with their writes queued.
+    Stall,
+    /// Redis's own `FAILOVER` on h1 (6.2+: pauses writes, waits for the replica, swaps roles).
+    RedisFailover,
+    /// The documented switchover: drain h1's write service, wait until HAProxy and the VIP have
+    /// left it, then `SENTINEL FAILOVER`.
+    DrainThenFailover,
+}
+
+/// A client writes through HAProxy (in c1, the generated configuration) and another through the
+/// VIP (from c2) while the master moves off a live h1 as `how` says. Counts what each client saw:
+/// writes acknowledged by a node other than the final master after the first promotion
+/// (split-brain writes), acknowledged writes missing from the final master, and each path's write
+/// outage (from the fault to its first write on the final master).
+fn live_switchover(scenario: &str, how: Switchover) -> Option<Live> {
+    let lab = lab_or_skip(scenario)?;
+    let proxy = lab::haproxy_lab::HaproxyLab::start(&lab, &["c1"]);
+    let via_haproxy = lab.writer_to("c1", "haproxy", proxy.write_frontend("c1"));
+    let via_vip = lab.writer("c2", "vip");
+    std::thread::sleep(Duration::from_secs(2));
+    let vip = lab.watch_vip();
+    let drain_file = lab::vip_lab::drain_dir(&lab.net, "h1").join(W);
+    let h1 = lab.net.host("h1").clone();
+    let fault = lab.now();
+    if how == Switchover::DrainThenFailover {
+        std::fs::create_dir_all(drain_file.parent().unwrap()).unwrap();
+        std::fs::write(&drain_file, "").unwrap();
+        settles("h1 out of the write pool (HTTP checks)", || proxy.consul_http_answers(), |a| answer(a, W).is_empty());
+        lab::wait_for("h1 to give the VIP up", Duration::from_secs(10), || lab.vip_holders().is_empty().then_some(()));
+        // HAProxy's own checks follow at their interval: let them.
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let ordered = lab.now();
+    let watch = lab.watch_promotion();
+    match how {
+        Switchover::SentinelFailover | Switchover::DrainThenFailover => {
+            let h2 = lab.net.host("h2");
+            let reply = redis_in(&h2.ns, &h2.addr, SENTINEL_PORT, None, &["SENTINEL", "FAILOVER", "lab"]);
+            assert!(reply.is_ok(), "SENTINEL FAILOVER: {reply:?}");
+        }
+        Switchover::Stall => lab.nodes[0].proc.signal(libc::SIGSTOP),
+        Switchover::RedisFailover => {
+            let reply = redis_in(&h1.ns, &h1.addr, REDIS_PORT, Some(PASSWORD), &["FAILOVER"]);
+            assert!(reply.is_ok(), "FAILOVER: {reply:?}");
+        }
+    }
+    let (promoted, promotion) = watch.join().unwrap().expect("no replica promoted within 60s");
+    if how == Switchover::Stall {
+        std::thread::sleep(Duration::from_secs(1));
+        lab.nodes[0].proc.signal(libc::SIGCONT);
+    }
+    // Settled: the Sentinels agree on a master other than h1, h1 is a replica, the VIP and the
+    // Consul HTTP checks name that master alone.
+    let final_master = lab::wait_for("the Sentinels, the VIP and Consul to agree on one new master", Duration::from_secs(60), || {
+        let named: Vec<Option<String>> = ["h1", "h2", "h3"].iter().map(|h| lab.sentinel_says(h).map(|a| lab.host_of(&a))).collect();
+        let m = named[0].clone().filter(|m| m != "h1" && named.iter().all(|n| n.as_deref() == Some(m.as_str())))?;
+        let ready = lab.nodes[0].field("role").as_deref() == Some("slave")
+            && lab.vip_holders() == [m.clone()]
+            && answer(&proxy.consul_http_answers(), W) == [m.as_str()];
+        ready.then_some(m)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let (haproxy_writes, vip_writes, timeline) = (via_haproxy.finish(), via_vip.finish(), vip.finish());
+    let _ = std::fs::remove_file(&drain_file);
+    let outcome = Outcome::of(&lab, &[&haproxy_writes, &vip_writes], fault, promotion, &final_master);
+    let after = |w: &lab::vip_lab::WriterReport| w.acked.iter().filter(|a| a.at > promotion && a.node != final_master).count();
+    let outage = |w: &lab::vip_lab::WriterReport| {
+        w.acked
+            .iter()
+            .find(|a| a.at > fault && a.node == final_master)
+            .map(|a| ms(a.at - fault).to_string())
+            .unwrap_or_else(|| "none".into())
+    };
+    let lost = lab.missing_keys(&final_master, &[haproxy_writes.acked.clone(), vip_writes.acked.clone()].concat()).len();
+    let extra = format!(
+        "promoted={promoted} promotion_ms={} final_master={final_master} lost_writes={lost} \
+         haproxy_split_brain={} haproxy_outage_ms={} vip_split_brain={} vip_outage_ms={} vip_max_holders={}",
+        ms(promotion - ordered),
+        after(&haproxy_writes),
+        outage(&haproxy_writes),
+        after(&vip_writes),
+        outage(&vip_writes),
+        timeline.max_holders(),
+    );
+    report(scenario, &outcome, &extra);
+    assert!(timeline.max_holders() <= 1, "two hosts held the VIP at once: {:?}", timeline.0);
+    let late = |w: &lab::vip_lab::WriterReport| {
+        w.acked.iter().filter(|a| a.at > promotion && a.node != final_master).map(|a| a.at - promotion).max().unwrap_or_default()
+    };
+    Some(Live { outcome, extra, haproxy_late: late(&haproxy_writes), vip_late: late(&vip_writes), write_interval: write_interval(&lab) })
+}
+
+/// What [`live_switchover`] measured.
+struct Live {
+    outcome: Outcome,
+    /// The numbers, as printed.
+    extra: String,
+    /// How long after the promotion the old master still acknowledged a write through HAProxy.
+    haproxy_late: Duration,
+    /// The same through the VIP.
+    vip_late: Duration,
+    /// The generated keepalived write script's interval (1 s before keepalived 2.3.2, 500 ms after).
+    write_interval: Duration,
+}
+
+/// The `interval` of h1's generated keepalived write script.
+fn write_interval(lab: &RedisVipLab) -> Duration {
+    let conf = lab.keepalived_conf("h1");
+    let script = conf.split("vrrp_script chk_w_").nth(1).expect("a write script");
+    let seconds = script.lines().find_map(|l| l.trim().strip_prefix("interval ")).expect("its interval");
+    Duration::from_secs_f64(seconds.parse().unwrap())
+}
+
+/// `SENTINEL FAILOVER` of a live master without draining it first. Sentinel promotes without
+/// waiting for the replica to catch up, so the writes of the last replication round trip before the
+/// promotion are lost whatever any check does. After it, the old master still says `role:master`
+/// for seconds: its write check is critical from the failover's first step (the leader Sentinel's
+/// `failover_in_progress`), so what is left is the caller's detection: HAProxy's 250 ms write
+/// interval (the old master out about when the replica is promoted), keepalived's write interval.
+#[test]
+fn live_sentinel_failover_without_drain() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(live) = live_switchover("live SENTINEL FAILOVER", Switchover::SentinelFailover) else { return };
+    assert!(live.haproxy_late <= Duration::from_millis(400), "HAProxy kept writing to the old master: {}", live.extra);
+    let vip_bound = live.write_interval + Duration::from_millis(600);
+    assert!(live.vip_late <= vip_bound, "the old master kept the VIP past {vip_bound:?}: {}", live.extra);
+}
+
+/// The master stalls (SIGSTOP) past down-after while both clients keep writing; Sentinel promotes
+/// a replica; the master wakes a second later. HAProxy and keepalived took it out during the stall
+/// (its checks time out), and once awake its write check is critical (the Sentinels are replacing it,
+/// or name the new master): no write is acknowledged by it after the promotion, none is lost.
+#[test]
+fn a_master_stalled_past_down_after_takes_no_write_when_it_wakes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(live) = live_switchover("stall", Switchover::Stall) else { return };
+    assert_eq!(live.outcome.split_brain_writes, 0, "{}", live.extra);
+    assert_eq!(live.outcome.lost_before_promotion, 0, "{}", live.extra);
+}
+
+/// Redis's own `FAILOVER` under Sentinel: Redis swaps the roles with no write lost, but Sentinel
+/// does not follow. It keeps naming the old master (now a replica), so the new master's write
+/// check is critical and the group has no writer until Sentinel fails over on its own (its
+/// master reports `role:slave`), promoting a node of its own choice. No write is acknowledged by a
+/// node after another was promoted, and none is lost; the write outage is Sentinel's (README).
+#[test]
+fn redis_failover_command_under_sentinel() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(live) = live_switchover("redis FAILOVER", Switchover::RedisFailover) else { return };
+    assert_eq!(live.outcome.split_brain_writes, 0, "{}", live.extra);
+    assert!(live.extra.contains(" lost_writes=0 "), "{}", live.extra);
+}
+
+/// The documented switchover: drain the master's write service, wait until HAProxy and the VIP
+/// have left it, then `SENTINEL FAILOVER`: no write acknowledged by the old master after the
+/// promotion, none lost.
+#[test]
+fn drain_then_sentinel_failover_loses_no_write() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(live) = live_switchover("drain then SENTINEL FAILOVER", Switchover::DrainThenFailover) else { return };
+    assert_eq!(live.outcome.split_brain_writes, 0, "{}", live.extra);
+    assert!(live.extra.contains(" lost_writes=0 "), "{}", live.extra);
 }

@@ -127,7 +127,7 @@ mod tests {
             assert!(s.vrrp_args.ends_with(&["--warning-exit-code".to_string(), "0".to_string()]), "{:?}", s.vrrp_args);
             if s.kind == super::super::inventory::Kind::Redis && s.role == super::super::plan::Role::Write {
                 let after = |a: &[String]| a.iter().position(|x| x == "--fault-after").map(|i| a[i + 1].clone());
-                assert_eq!(after(&s.vrrp_args).as_deref(), Some("2s"), "keepalived: fall 2 x interval 1s");
+                assert_eq!(after(&s.vrrp_args).as_deref(), Some("1s"), "keepalived: fall 1 x interval 1s");
                 assert_eq!(after(&s.args), None, "Consul: a partition is detected by the agents' gossip, not the check");
             }
         }

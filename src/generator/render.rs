@@ -260,7 +260,7 @@ mod tests {
         assert!(text.contains("vrrp_script chk_w_3306_mysql_main {"), "{text}");
         assert!(text.contains("'/etc/consul.d/my check.cnf'"), "{text}");
         assert!(
-            text.contains("--timeout 700ms --warning-exit-code 0\"\n    interval 1\n    timeout 1\n    fall 2\n    rise 1\n}"),
+            text.contains("--timeout 700ms --warning-exit-code 0\"\n    interval 1\n    timeout 1\n    fall 1\n    rise 1\n}"),
             "{text}"
         );
         assert!(
