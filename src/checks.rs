@@ -1,11 +1,10 @@
-//! The one list of the project's executables. Each entry says its name, its command line, how to
-//! run it in this process, and which service it answers in a group. Man pages and completions,
-//! check-topology, the generator's argv and the tests' lists all iterate it, and a unit test holds
-//! `Cargo.toml`'s `[[bin]]` entries to it: adding a check is one entry here.
+//! The checks that answer a node's service: for each kind of group, its write check and its read
+//! check. The generator emits them, check-topology and serve-checks run them; the list of every
+//! executable (these, check-topology, serve-checks, the generator) is [`crate::executables`].
+//! Adding a check kind is one entry here.
 
 use crate::deadline::Deadline;
-use crate::generator::inventory::Kind;
-use crate::generator::plan::Role;
+use crate::kinds::{Kind, Role};
 use crate::runner::{evaluate_argv, ArgvRun, Check};
 use clap::CommandFactory;
 
@@ -25,6 +24,18 @@ pub struct Executable {
     pub serves: Option<Role>,
 }
 
+impl std::fmt::Debug for Executable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq for Executable {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
 /// What an executable looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Subject {
@@ -40,42 +51,21 @@ pub enum Subject {
 }
 
 /// The entry of check `C`, looking at `subject` and serving `serves` in a group.
-const fn check<C: Check>(name: &'static str, subject: Subject, serves: Option<Role>) -> Executable {
+pub(crate) const fn check<C: Check>(name: &'static str, subject: Subject, serves: Option<Role>) -> Executable {
     Executable { name, command: <C::Args as CommandFactory>::command, run: Some(evaluate_argv::<C>), subject, serves }
 }
 
-/// Every executable of the project, in the order the README lists them.
-pub const EXECUTABLES: &[Executable] = &[
+/// The checks that answer a node's write or read service, in the order the README lists them.
+pub const NODE_CHECKS: &[Executable] = &[
     check::<crate::redis_checks::master::RedisMaster>("check-redis-master", Subject::Server(Kind::Redis), Some(Role::Write)),
     check::<crate::redis_checks::replica::RedisReplica>("check-redis-slave", Subject::Server(Kind::Redis), Some(Role::Read)),
     check::<crate::mysql_checks::master::MysqlMaster>("check-mysql-master", Subject::Server(Kind::Mysql), Some(Role::Write)),
     check::<crate::mysql_checks::replica::MysqlReplica>("check-mysql-slave", Subject::Server(Kind::Mysql), Some(Role::Read)),
-    check::<crate::topology::Topology>("check-topology", Subject::Inventory, None),
-    Executable {
-        name: "serve-checks",
-        command: <crate::serve::Args as CommandFactory>::command,
-        run: None,
-        subject: Subject::Http,
-        serves: None,
-    },
-    Executable {
-        name: "gen-consul-services",
-        command: <crate::generator::Args as CommandFactory>::command,
-        run: None,
-        subject: Subject::Files,
-        serves: None,
-    },
 ];
-
-/// The executable called `name` (the last component of a path), if it is one of ours.
-pub fn named(name: &str) -> Option<&'static Executable> {
-    let file = name.rsplit('/').next().unwrap_or(name);
-    EXECUTABLES.iter().find(|e| e.name == file)
-}
 
 /// The check that answers `role` for a node of a `kind` group.
 pub fn serving(kind: Kind, role: Role) -> &'static Executable {
-    EXECUTABLES
+    NODE_CHECKS
         .iter()
         .find(|e| e.subject == Subject::Server(kind) && e.serves == Some(role))
         .unwrap_or_else(|| unreachable!("every kind has a write and a read check (a unit test holds it)"))
@@ -83,76 +73,29 @@ pub fn serving(kind: Kind, role: Role) -> &'static Executable {
 
 /// The checks that answer a service for one node (write or read): the ones the generator emits.
 pub fn node_checks() -> impl Iterator<Item = &'static Executable> {
-    EXECUTABLES.iter().filter(|e| e.serves.is_some())
+    NODE_CHECKS.iter()
 }
 
 /// The checks that look at one server (of any kind when `kind` is `None`).
 pub fn server_checks(kind: Option<Kind>) -> impl Iterator<Item = &'static Executable> {
-    EXECUTABLES.iter().filter(move |e| matches!(e.subject, Subject::Server(k) if kind.map_or(true, |want| want == k)))
+    NODE_CHECKS.iter().filter(move |e| matches!(e.subject, Subject::Server(k) if kind.map_or(true, |want| want == k)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The `[[bin]]` entries of `Cargo.toml`, in order: (name, path).
-    fn cargo_bins() -> Vec<(String, String)> {
-        let value = |line: &str, key: &str| {
-            let (k, v) = line.split_once('=')?;
-            (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
-        };
-        let mut bins: Vec<(String, String)> = Vec::new();
-        let mut in_bin = false;
-        for line in include_str!("../Cargo.toml").lines() {
-            if line.starts_with('[') {
-                in_bin = line.trim() == "[[bin]]";
-                if in_bin {
-                    bins.push(Default::default());
-                }
-            } else if let (true, Some(last)) = (in_bin, bins.last_mut()) {
-                if let Some(name) = value(line, "name") {
-                    last.0 = name;
-                } else if let Some(path) = value(line, "path") {
-                    last.1 = path;
-                }
-            }
-        }
-        bins
-    }
-
-    /// Cargo.toml's `[[bin]]` entries are exactly this list, in order, each at `bin/<name>.rs`.
+    /// Every kind has exactly one write and one read check, each a server check of that kind.
     #[test]
-    fn cargo_bins_are_the_list() {
-        let bins = cargo_bins();
-        let names: Vec<&str> = bins.iter().map(|(n, _)| n.as_str()).collect();
-        let listed: Vec<&str> = EXECUTABLES.iter().map(|e| e.name).collect();
-        assert_eq!(names, listed, "Cargo.toml's [[bin]] entries and checks::EXECUTABLES differ");
-        for (name, path) in &bins {
-            assert_eq!(path, &format!("bin/{name}.rs"), "{name}");
-        }
-    }
-
-    /// Each entry's command line carries its own name; every kind has one write and one read
-    /// check; every check can run in process.
-    #[test]
-    fn entries_are_consistent() {
-        for e in EXECUTABLES {
-            assert_eq!((e.command)().get_name(), e.name);
-            assert_eq!(named(&format!("/usr/local/bin/{}", e.name)).map(|f| f.name), Some(e.name));
-            let is_check = matches!(e.subject, Subject::Server(_) | Subject::Inventory);
-            assert_eq!(e.run.is_some(), is_check, "{}: checks run in process, the others do not", e.name);
-            if e.serves.is_some() {
-                assert!(matches!(e.subject, Subject::Server(_)), "{}: only a server check answers a node's service", e.name);
-            }
-        }
-        for kind in [Kind::Redis, Kind::Mysql] {
-            for role in [Role::Write, Role::Read] {
-                let n = EXECUTABLES.iter().filter(|e| e.subject == Subject::Server(kind) && e.serves == Some(role)).count();
+    fn every_kind_has_a_write_and_a_read_check() {
+        for kind in Kind::ALL {
+            for role in Role::ALL {
+                let n = NODE_CHECKS.iter().filter(|e| e.subject == Subject::Server(kind) && e.serves == Some(role)).count();
                 assert_eq!(n, 1, "{kind:?} {role:?}");
                 assert_eq!((serving(kind, role).subject, serving(kind, role).serves), (Subject::Server(kind), Some(role)));
             }
         }
+        assert!(NODE_CHECKS.iter().all(|e| e.run.is_some() && e.serves.is_some()));
         assert_eq!(server_checks(Some(Kind::Mysql)).count(), 2);
-        assert!(named("check-no-such-thing").is_none());
     }
 }

@@ -86,6 +86,20 @@ pub struct OutputArgs {
     pub warning_exit_code: u8,
 }
 
+/// What the runner needs from any check's arguments.
+pub struct Common<'a> {
+    /// `--timeout`: the whole run's deadline.
+    pub timeout: std::time::Duration,
+    /// `--format`, `--warning-exit-code`.
+    pub output: &'a OutputArgs,
+    /// The target to name when resolving it fails (`host:port` as given).
+    pub target_hint: String,
+    /// A password was given on the command line (the output then says so).
+    pub password_on_command_line: bool,
+    /// `--drain-file`: while it exists the check is critical without asking the server.
+    pub drain_file: Option<&'a std::path::Path>,
+}
+
 /// Connection options shared by all checks: which server, which credentials, how long.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServerArgs {
@@ -135,8 +149,8 @@ impl ServerArgs {
     }
 
     /// What the runner needs from these options.
-    pub fn common(&self, default_port: u16) -> crate::runner::Common<'_> {
-        crate::runner::Common {
+    pub fn common(&self, default_port: u16) -> Common<'_> {
+        Common {
             timeout: self.timeout,
             output: &self.output,
             target_hint: self.address(default_port).map(|a| a.to_string()).unwrap_or_else(|_| "?".into()),

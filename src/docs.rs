@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// Every executable's command line.
 pub fn commands() -> Vec<clap::Command> {
-    crate::checks::EXECUTABLES.iter().map(|e| (e.command)()).collect()
+    crate::executables::all().map(|e| (e.command)()).collect()
 }
 
 /// Writes `man/man1/<name>.1`, `completions/bash/<name>` and `completions/zsh/_<name>` under `dir`

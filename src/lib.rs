@@ -1,7 +1,7 @@
 //! consul-db-checks: single-shot checks that tell Consul (or keepalived) which Redis or MySQL/MariaDB
 //! instance takes writes and which serve reads.
 //!
-//! Layout: [`checks`] is the one list of executables; [`runner`] runs a check as a process; [`report`] owns status, exit codes and output;
+//! Layout: [`kinds`] says what a group runs and what a service answers; [`checks`] lists each kind's write and read check and [`executables`] every executable; [`runner`] runs a check as a process; [`report`] owns status, exit codes and output;
 //! [`cli`], [`credentials`], [`duration`], [`deadline`] and [`probe`] are shared by every check;
 //! [`read_pool`] is the read-pool rule both databases share; [`redis_checks`] and [`mysql_checks`]
 //! hold the checks, each split into facts (I/O) and a pure `decide` function; [`generator`] writes
@@ -15,7 +15,9 @@ pub mod deadline;
 pub mod docs;
 pub mod duration;
 pub mod edge;
+pub mod executables;
 pub mod generator;
+pub mod kinds;
 pub mod memory;
 pub mod mysql_checks;
 pub mod probe;

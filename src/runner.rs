@@ -1,7 +1,7 @@
 //! Runs one check as a process: parses arguments, arms the watchdog, evaluates, prints once, exits
 //! 0/1/2. Panics, bad usage and timeouts all end here as exit 2 with a message.
 
-use crate::cli::OutputArgs;
+use crate::cli::Common;
 use crate::deadline::{steps_under_way, Deadline};
 use crate::duration::format_duration;
 use crate::report::{Format, Outcome, Report, Subcheck, Verdict};
@@ -30,20 +30,6 @@ pub trait Check {
     /// CPU work `evaluate` will need that does not depend on the arguments, done on the watchdog
     /// thread while the main thread parses them and waits for the network. Nothing by default.
     fn warm_up() {}
-}
-
-/// What the runner needs from any check's arguments.
-pub struct Common<'a> {
-    /// `--timeout`: the whole run's deadline.
-    pub timeout: std::time::Duration,
-    /// `--format`, `--warning-exit-code`.
-    pub output: &'a OutputArgs,
-    /// The target to name when resolving it fails (`host:port` as given).
-    pub target_hint: String,
-    /// A password was given on the command line (the output then says so).
-    pub password_on_command_line: bool,
-    /// `--drain-file`: while it exists the check is critical without asking the server.
-    pub drain_file: Option<&'a std::path::Path>,
 }
 
 /// The verdict of a drained check: critical while the operator's drain file exists (any kind of

@@ -4,14 +4,16 @@
 //! for the whole run), and judges each group as a whole: two nodes passing the write check is the
 //! split brain no per-node check can see.
 
+use crate::cli::Common;
 use crate::cli::OutputArgs;
 use crate::deadline::Deadline;
 use crate::duration::parse_positive_duration;
 use crate::generator::inventory::read_inventory;
-use crate::generator::plan::{plan, PlanOptions, Role, Service};
+use crate::generator::plan::{plan, PlanOptions, Service};
+use crate::kinds::Role;
 use crate::probe::probe_all;
 use crate::report::{Facts, Outcome, Status, Subcheck, Thresholds, Verdict};
-use crate::runner::{Check, Common};
+use crate::runner::Check;
 use anyhow::{bail, Result};
 use clap::Parser;
 use serde_json::json;
@@ -179,8 +181,8 @@ fn run_argv(service: &Service, deadline: &Deadline) -> NodeCheck {
         drained,
         line,
     };
-    let Some(run) = crate::checks::named(&service.args[0]).and_then(|e| e.run) else {
-        return node_check(Status::Critical, false, false, format!("unknown check {}", service.args[0]));
+    let Some(run) = service.check.run else {
+        return node_check(Status::Critical, false, false, format!("{} is not a check", service.check.name));
     };
     let r = run(&service.args, deadline);
     let line = r.report.render_text().lines().next().unwrap_or_default().to_string();

@@ -26,7 +26,7 @@ fn debian_package_contents_and_binaries() {
     assert!(info.contains("Package: consul-db-checks") && info.contains("Depends: libc6 (>= 2."), "{info}");
     let listing = Command::new("dpkg-deb").arg("-c").arg(&deb).output().unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout).to_string();
-    let executables = consul_db_checks::checks::EXECUTABLES.iter().map(|e| e.name);
+    let executables = consul_db_checks::executables::all().map(|e| e.name);
     for exe in executables.clone() {
         for path in [
             format!("./usr/bin/{exe}"),

@@ -3,14 +3,14 @@
 
 use lab::*;
 
-use consul_db_checks::checks::EXECUTABLES;
+use consul_db_checks::executables;
 
 #[test]
 fn man_pages_and_completions_match_help() {
     let dir = TempDir::new("docs");
     let written = consul_db_checks::docs::write_docs(&dir.0).unwrap();
-    assert_eq!(written.len(), EXECUTABLES.len() * 3);
-    for exe in EXECUTABLES.iter().map(|e| e.name) {
+    assert_eq!(written.len(), executables::all().count() * 3);
+    for exe in executables::all().map(|e| e.name) {
         let help = run(exe, ["--help"]);
         assert_eq!(help.exit(), 0, "{exe}");
         // The option lines: `  -h, --help  ...` or `      --timeout <DURATION>  ...`.

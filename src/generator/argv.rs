@@ -1,9 +1,9 @@
 //! The argv of each check the generator emits: one place per flag, and a test that every argv
 //! parses with that check's own command line.
 
-use super::inventory::{GroupSpec, Kind};
-use super::plan::Role;
+use super::inventory::GroupSpec;
 use crate::duration::format_duration;
+use crate::kinds::{Kind, Role};
 use std::time::Duration;
 
 /// Appends `flag value` when the value is set.
@@ -89,7 +89,7 @@ mod tests {
 
     /// Parses `argv` (program path first) with the command line of the check it names.
     fn parse_with_own_check(argv: &[String]) -> Result<(), String> {
-        let check = crate::checks::named(&argv[0]).ok_or_else(|| format!("unknown check {}", argv[0]))?;
+        let check = crate::executables::named(&argv[0]).ok_or_else(|| format!("unknown check {}", argv[0]))?;
         (check.command)().try_get_matches_from(argv).map(drop).map_err(|e| e.to_string())
     }
 
@@ -125,7 +125,7 @@ mod tests {
                 parse_with_own_check(argv).unwrap_or_else(|e| panic!("{argv:?} does not parse: {e}"));
             }
             assert!(s.vrrp_args.ends_with(&["--warning-exit-code".to_string(), "0".to_string()]), "{:?}", s.vrrp_args);
-            if s.kind == super::super::inventory::Kind::Redis && s.role == super::super::plan::Role::Write {
+            if s.kind == crate::kinds::Kind::Redis && s.role == crate::kinds::Role::Write {
                 let after = |a: &[String]| a.iter().position(|x| x == "--fault-after").map(|i| a[i + 1].clone());
                 assert_eq!(after(&s.vrrp_args).as_deref(), Some("1s"), "keepalived: fall 1 x interval 1s");
                 assert_eq!(after(&s.args), None, "Consul: a partition is detected by the agents' gossip, not the check");

@@ -2,9 +2,10 @@
 //! frontend and backend that send to one server at a time, and a read frontend and backend, every
 //! server health-checked over HTTP by `serve-checks` on its node.
 
-use super::plan::{Role, Service};
+use super::plan::Service;
 use super::vrrp::ScriptTiming;
 use crate::duration::format_duration;
+use crate::kinds::Role;
 use std::fmt::Write;
 use std::time::Duration;
 

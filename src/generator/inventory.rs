@@ -2,31 +2,12 @@
 //! mean, and their validation, is in [`super::plan`].
 
 use crate::duration::parse_duration;
+use crate::kinds::Kind;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// What an instance group runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Redis (Sentinel optional).
-    Redis,
-    /// MySQL or MariaDB.
-    Mysql,
-}
-
-impl Kind {
-    /// As written in service names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Redis => "redis",
-            Kind::Mysql => "mysql",
-        }
-    }
-}
 
 /// A duration written as a string (`"30s"`) or a number of seconds (`30`).
 #[derive(Clone, Debug, Deserialize)]

@@ -9,9 +9,10 @@ pub mod plan;
 pub mod render;
 pub mod vrrp;
 
+use crate::kinds::Kind;
 use anyhow::{anyhow, bail, Result};
 use clap::Parser;
-use inventory::{parse_inventory, read_inventory, GroupSpec, InventoryDefaults, Kind};
+use inventory::{parse_inventory, read_inventory, GroupSpec, InventoryDefaults};
 use output::{FileState, OutputFile};
 use plan::{plan, PlanOptions, Service, DEFAULT_NAME_TEMPLATE};
 use render::KeepalivedOptions;

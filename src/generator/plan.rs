@@ -1,39 +1,13 @@
 //! Turns validated inventory groups into the services each node's agent registers.
 
 use super::argv::check_args;
-use super::inventory::{DurationSpec, GroupSpec, Kind, Tags};
+use super::inventory::{DurationSpec, GroupSpec, Tags};
 use super::vrrp::{ScriptTiming, VrrpInstance};
 use crate::duration::format_duration;
+use crate::kinds::{Kind, Role};
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// The write or the read service of a group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// `w-...`: the one writable master.
-    Write,
-    /// `r-...`: the read pool.
-    Read,
-}
-
-impl Role {
-    /// `write` or `read`, as output names the service.
-    pub fn word(self) -> &'static str {
-        match self {
-            Role::Write => "write",
-            Role::Read => "read",
-        }
-    }
-
-    /// `w` or `r`.
-    pub fn letter(self) -> &'static str {
-        match self {
-            Role::Write => "w",
-            Role::Read => "r",
-        }
-    }
-}
 
 /// One service one node's agent registers, with its check's argv.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +30,8 @@ pub struct Service {
     pub tags: Vec<String>,
     /// Service meta.
     pub meta: BTreeMap<String, String>,
+    /// The check that answers this service (`args[0]` is its installed path).
+    pub check: &'static crate::checks::Executable,
     /// The check command (no shell).
     pub args: Vec<String>,
     /// Check interval.
@@ -297,7 +273,7 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
     let (write_bind, read_bind) = haproxy_binds(g, port)?;
     let mut out = Vec::new();
     for node in &g.nodes {
-        for role in [Role::Write, Role::Read] {
+        for role in Role::ALL {
             let id = opts
                 .name_template
                 .replace("{role}", role.letter())
@@ -347,6 +323,7 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
                 port,
                 tags: if role == Role::Write { tags.write.clone() } else { tags.read.clone() },
                 meta: g.meta.clone(),
+                check: crate::checks::serving(g.kind, role),
                 args,
                 interval,
                 timeout,

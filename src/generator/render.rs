@@ -1,7 +1,8 @@
 //! Renders planned services as Consul service definitions or keepalived `vrrp_script` blocks.
 
-use super::plan::{Role, Service};
+use super::plan::Service;
 use crate::duration::format_duration;
+use crate::kinds::Role;
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Map, Value};
 use std::time::Duration;

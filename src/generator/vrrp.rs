@@ -2,8 +2,8 @@
 //! group's VIP to the node whose write check passes. Validated here, rendered in [`super::render`].
 
 use super::inventory::VrrpSpec;
-use super::plan::Role;
 use crate::duration::format_duration;
+use crate::kinds::Role;
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeMap;
 use std::time::Duration;

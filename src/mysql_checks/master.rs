@@ -2,10 +2,11 @@
 
 use super::login::MysqlTarget;
 use super::{MysqlArgs, ServerFacts};
+use crate::cli::Common;
 use crate::cli::ServerArgs;
 use crate::deadline::Deadline;
 use crate::report::{Outcome, Status, Subcheck, Thresholds, Verdict};
-use crate::runner::{Check, Common};
+use crate::runner::Check;
 use anyhow::Result;
 use clap::Parser;
 

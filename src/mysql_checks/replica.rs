@@ -4,12 +4,13 @@ use super::discovery::{locate_replicas, probe_replicas, replica_login, ReplicaLo
 use super::login::MysqlTarget;
 use super::replication::{replica_problems, DumpThread};
 use super::{MysqlArgs, ServerFacts};
+use crate::cli::Common;
 use crate::cli::{parse_port, Address, ServerArgs};
 use crate::deadline::Deadline;
 use crate::duration::{format_duration, parse_duration};
 use crate::read_pool::{master_verdict, ReadPolicy, ReplicaHealth};
 use crate::report::{seconds_value, Outcome, Subcheck, Thresholds, Verdict};
-use crate::runner::{Check, Common};
+use crate::runner::Check;
 use anyhow::Result;
 use clap::Parser;
 use std::path::PathBuf;

@@ -3,10 +3,11 @@
 use super::info::{ReplicationInfo, Role};
 use super::sentinel::{GuardFinding, SentinelArgs};
 use super::RedisTarget;
+use crate::cli::Common;
 use crate::cli::ServerArgs;
 use crate::deadline::Deadline;
 use crate::report::{Outcome, Status, Subcheck, Thresholds, Verdict};
-use crate::runner::{Check, Common};
+use crate::runner::Check;
 use anyhow::Result;
 use clap::Parser;
 

@@ -3,12 +3,13 @@
 use super::info::{ReplicationInfo, Role};
 use super::sentinel::{GuardFinding, SentinelArgs};
 use super::RedisTarget;
+use crate::cli::Common;
 use crate::cli::{Address, ServerArgs};
 use crate::deadline::Deadline;
 use crate::duration::parse_duration;
 use crate::read_pool::{master_verdict, ReadPolicy, ReplicaHealth};
 use crate::report::{Outcome, Status, Subcheck, Thresholds, Verdict};
-use crate::runner::{Check, Common};
+use crate::runner::Check;
 use anyhow::{Context, Result};
 use clap::Parser;
 use std::time::Duration;

@@ -7,7 +7,8 @@ pub mod http;
 pub mod server;
 
 use crate::duration::{format_duration, parse_duration};
-use crate::generator::plan::{Role, Service};
+use crate::generator::plan::Service;
+use crate::kinds::Role;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use http::{Answer, Request};
@@ -57,6 +58,8 @@ pub struct Served {
     pub id: String,
     /// Write or read.
     pub role: Role,
+    /// The check that answers it.
+    pub check: &'static crate::checks::Executable,
     /// The check's argv, as the generated Consul file holds it.
     pub args: Vec<String>,
     /// Consul's timeout for the check: the process is killed past it.
@@ -65,7 +68,7 @@ pub struct Served {
 
 impl From<&Service> for Served {
     fn from(s: &Service) -> Served {
-        Served { id: s.id.clone(), role: s.role, args: s.args.clone(), timeout: s.timeout }
+        Served { id: s.id.clone(), role: s.role, check: s.check, args: s.args.clone(), timeout: s.timeout }
     }
 }
 
@@ -92,17 +95,14 @@ impl Node {
     /// `GET /`: the node's services, one line each (or a JSON list).
     fn listing(&self, json: bool) -> Answer {
         if json {
-            let list: Vec<serde_json::Value> = self
-                .services
-                .iter()
-                .map(|s| serde_json::json!({"id": s.id, "service": s.role.word(), "check": s.args[0].rsplit('/').next()}))
-                .collect();
+            let list: Vec<serde_json::Value> =
+                self.services.iter().map(|s| serde_json::json!({"id": s.id, "service": s.role.word(), "check": s.check.name})).collect();
             let body = serde_json::json!({"node": self.node, "services": list}).to_string() + "\n";
             return Answer { status: 200, body, json: true, allow: false };
         }
         let mut body = format!("serve-checks on {}: GET /<service> runs its check (200 passing, 429 warning, 503 critical)\n", self.node);
         for s in &self.services {
-            body.push_str(&format!("/{}\t{}\t{}\n", s.id, s.role.word(), s.args[0].rsplit('/').next().unwrap_or_default()));
+            body.push_str(&format!("/{}\t{}\t{}\n", s.id, s.role.word(), s.check.name));
         }
         Answer::text(200, body)
     }
