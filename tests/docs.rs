@@ -34,3 +34,40 @@ fn man_pages_and_completions_match_help() {
         }
     }
 }
+
+/// The option tables of docs/checks.md and each node check's clap definition hold the same
+/// options: every option of a check is in its section's table or in the table of the options
+/// common to every check, and every option a check's section names is one the check has.
+#[test]
+fn the_option_tables_of_docs_checks_md_are_the_checks_options() {
+    let doc = include_str!("../docs/checks.md");
+    let section = |title: &str| -> String {
+        let start = doc.find(&format!("\n## {title}\n")).unwrap_or_else(|| panic!("no section {title}"));
+        let rest = &doc[start + title.len() + 5..];
+        rest[..rest.find("\n## ").unwrap_or(rest.len())].to_string()
+    };
+    // The `--flags` named in the first cell of each table row.
+    let flags = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| l.starts_with("| `"))
+            .flat_map(|l| l.split('|').nth(1).unwrap_or_default().split(['`', ' ', ',']).map(str::to_string).collect::<Vec<_>>())
+            .filter_map(|w| w.strip_prefix("--").map(|f| f.split('\\').next().unwrap().to_string()))
+            .collect()
+    };
+    let common = flags(&section("Options common to every check"));
+    for check in consul_db_checks::checks::node_checks() {
+        let own = flags(&section(check.name));
+        let clap: std::collections::BTreeSet<String> = (check.command)()
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .filter(|l| l != "help" && l != "version")
+            .collect();
+        for f in &clap {
+            assert!(own.contains(f) || common.contains(f), "{}: --{f} is not in docs/checks.md", check.name);
+        }
+        for f in &own {
+            assert!(clap.contains(f), "{}: docs/checks.md names --{f}, which the check does not have", check.name);
+        }
+    }
+}

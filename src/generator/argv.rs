@@ -1,85 +1,39 @@
-//! The argv of each check the generator emits: one place per flag, and a test that every argv
-//! parses with that check's own command line.
+//! The argv of each check the generator emits, built from the group's options and the check's own
+//! command line, and a test that every argv parses with it.
 
 use super::inventory::GroupSpec;
+use crate::checks::Executable;
 use crate::duration::format_duration;
-use crate::kinds::{Kind, Role};
+use anyhow::{anyhow, Result};
 use std::time::Duration;
 
-/// Appends `flag value` when the value is set.
-fn flag_value(a: &mut Vec<String>, flag: &str, value: Option<String>) {
-    if let Some(v) = value {
-        a.extend([flag.to_string(), v]);
-    }
-}
-
-/// The argv of one node's check for one role; `for_keepalived` maps warning to exit 0;
-/// `fault_after` is how long its caller takes to act on failures (keepalived: fall x interval);
-/// `drain_file` is the operator's drain file of this service.
+/// The argv of one node's `check` for one service of group `g`: the node, the group's options
+/// that this check takes (from the check's own command line, [`super::options`]), the drain file,
+/// the deadline; `fault_after` is how long its caller takes to act on failures (keepalived's write
+/// scripts: fall x interval); `for_keepalived` maps warning to exit 0. The argv is parsed with the
+/// check's own command line before it is written: a value the check would refuse is refused here.
 #[allow(clippy::too_many_arguments)]
 pub fn check_args(
     g: &GroupSpec,
-    role: Role,
+    check: &Executable,
     node: &str,
     port: u16,
     check_timeout: Duration,
-    max_lag: Option<Duration>,
     bin_dir: &str,
     for_keepalived: bool,
     fault_after: Option<Duration>,
     drain_file: &str,
-) -> Vec<String> {
-    let exe = crate::checks::serving(g.kind, role).name;
+) -> Result<Vec<String>> {
     let mut a: Vec<String> =
-        vec![format!("{}/{exe}", bin_dir.trim_end_matches('/')), "--host".into(), node.into(), "--port".into(), port.to_string()];
-    flag_value(&mut a, "--defaults-file", g.defaults_file.clone());
-    flag_value(&mut a, "--user", g.user.clone());
-    flag_value(&mut a, "--password-file", g.password_file.clone());
-    flag_value(&mut a, "--tls-ca", g.tls_ca.clone());
-    flag_value(&mut a, "--tls-verify", g.tls_verify.map(|v| v.as_arg().to_string()));
-    flag_value(&mut a, "--server-public-key", g.server_public_key.clone());
-    if g.get_server_public_key {
-        a.push("--get-server-public-key".into());
-    }
-    // The Sentinel guard serves both checks: a returning old master must not write nor serve reads.
-    if g.kind == Kind::Redis && !g.sentinels.is_empty() {
-        for s in &g.sentinels {
-            flag_value(&mut a, "--sentinel", Some(s.clone()));
-        }
-        flag_value(&mut a, "--master-name", Some(g.master_name.clone().unwrap_or_else(|| g.name.clone())));
-        flag_value(&mut a, "--sentinel-password-file", g.sentinel_password_file.clone());
-        // How long after this check fails its caller stops sending writes here: the write check
-        // warns when Sentinel's down-after-milliseconds is shorter than the partition rule needs.
-        if role == Role::Write {
-            flag_value(&mut a, "--fault-after", fault_after.map(format_duration));
-        }
-    }
-    match role {
-        Role::Write => flag_value(&mut a, "--min-replicas", g.min_replicas.map(|n| n.to_string())),
-        Role::Read => {
-            flag_value(&mut a, "--max-lag", max_lag.map(format_duration));
-            if g.no_master_fallback {
-                a.push("--no-master-fallback".into());
-            }
-            flag_value(&mut a, "--replica-port", g.replica_port.map(|p| p.to_string()));
-            flag_value(&mut a, "--replica-user", g.replica_user.clone());
-            flag_value(&mut a, "--replica-password-file", g.replica_password_file.clone());
-            flag_value(&mut a, "--replica-defaults-file", g.replica_defaults_file.clone());
-        }
-    }
-    for u in &g.repl_users {
-        flag_value(&mut a, "--repl-user", Some(u.clone()));
-    }
-    if g.allow_read_only {
-        a.push("--allow-read-only".into());
-    }
-    flag_value(&mut a, "--drain-file", Some(drain_file.to_string()));
-    flag_value(&mut a, "--timeout", Some(format_duration(check_timeout)));
+        vec![format!("{}/{}", bin_dir.trim_end_matches('/'), check.name), "--host".into(), node.into(), "--port".into(), port.to_string()];
+    a.extend(g.options.argv_for(check, &g.name, fault_after)?);
+    a.extend(["--drain-file".into(), drain_file.to_string(), "--timeout".into(), format_duration(check_timeout)]);
     // keepalived treats any non-zero exit as a fault: a warning (a master still serving) is 0 there.
     if for_keepalived {
-        flag_value(&mut a, "--warning-exit-code", Some("0".into()));
+        a.extend(["--warning-exit-code".into(), "0".into()]);
     }
-    a
+    (check.command)().try_get_matches_from(&a).map_err(|e| anyhow!("{} would refuse its arguments: {}", check.name, e.render()))?;
+    Ok(a)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The inventory's schema: instance groups read strictly from JSON (or built from flags). What they
 //! mean, and their validation, is in [`super::plan`].
 
+use super::options::CheckOptions;
 use crate::duration::parse_duration;
 use crate::kinds::Kind;
 use anyhow::{anyhow, bail, Context, Result};
@@ -41,9 +42,9 @@ pub struct Tags {
     pub read: Vec<String>,
 }
 
-/// One instance group as the inventory describes it: same kind, name and port on every node.
+/// One instance group as the inventory describes it: same kind, name and port on every node. Its
+/// other fields are its checks' options, typed by its kind ([`CheckOptions`]).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GroupSpec {
     /// `redis` or `mysql`.
     pub kind: Kind,
@@ -59,49 +60,6 @@ pub struct GroupSpec {
     pub timeout: Option<DurationSpec>,
     /// The check's own `--timeout` (default: 3/5 of the Consul timeout).
     pub check_timeout: Option<DurationSpec>,
-    /// User the checks log in as (`--user`).
-    pub user: Option<String>,
-    /// `--password-file` (an absolute path: never the password).
-    pub password_file: Option<String>,
-    /// `--defaults-file` (MySQL).
-    pub defaults_file: Option<String>,
-    /// CA certificate the checks verify the server with (`--tls-ca`; enables TLS).
-    pub tls_ca: Option<String>,
-    /// `--max-lag` of the read check.
-    pub max_lag: Option<DurationSpec>,
-    /// `--min-replicas` of the write check.
-    pub min_replicas: Option<u32>,
-    /// `--no-master-fallback` of the read check.
-    #[serde(default)]
-    pub no_master_fallback: bool,
-    /// Redis: Sentinels (`HOST:PORT`) for the split-brain guard.
-    #[serde(default)]
-    pub sentinels: Vec<String>,
-    /// Redis: the master name the Sentinels monitor (default: the group name).
-    pub master_name: Option<String>,
-    /// Redis: `--sentinel-password-file`.
-    pub sentinel_password_file: Option<String>,
-    /// MySQL: `--repl-user` names.
-    #[serde(default)]
-    pub repl_users: Vec<String>,
-    /// MySQL: `--replica-port`.
-    pub replica_port: Option<u64>,
-    /// MySQL: `--replica-user`.
-    pub replica_user: Option<String>,
-    /// MySQL: `--replica-password-file`.
-    pub replica_password_file: Option<String>,
-    /// MySQL: `--replica-defaults-file`.
-    pub replica_defaults_file: Option<String>,
-    /// MySQL: `--allow-read-only` for both checks.
-    #[serde(default)]
-    pub allow_read_only: bool,
-    /// MySQL: `--server-public-key` (the server's pinned RSA key, an absolute path).
-    pub server_public_key: Option<String>,
-    /// MySQL: `--get-server-public-key` (insecure: trusts the key the server sends).
-    #[serde(default)]
-    pub get_server_public_key: bool,
-    /// MySQL: `--tls-verify` (`full` or `ca`).
-    pub tls_verify: Option<crate::mysql_checks::auth::TlsVerify>,
     /// Service tags.
     pub tags: Option<Tags>,
     /// Consul service `meta`.
@@ -113,6 +71,12 @@ pub struct GroupSpec {
     pub flap: Option<FlapSpec>,
     /// HAProxy (`--format haproxy`): where the group's frontends listen.
     pub haproxy: Option<HaproxySpec>,
+    /// Every other field, read into `options` by the group's kind.
+    #[serde(flatten)]
+    check_fields: serde_json::Map<String, Value>,
+    /// The options of the group's checks.
+    #[serde(skip)]
+    pub options: CheckOptions,
 }
 
 /// Where a group's HAProxy frontends listen.
@@ -248,7 +212,10 @@ pub fn parse_inventory(text: &str) -> Result<(Vec<GroupSpec>, InventoryDefaults)
         .map(|(i, g)| {
             let label = describe_raw(&g, i);
             refuse_literal_secrets(&g).map_err(|e| anyhow!("{label}: {e}"))?;
-            serde_json::from_value::<GroupSpec>(g).map_err(|e| anyhow!("{label}: {e}"))
+            let mut group = serde_json::from_value::<GroupSpec>(g).map_err(|e| anyhow!("{label}: {e}"))?;
+            group.options =
+                CheckOptions::parse(group.kind, std::mem::take(&mut group.check_fields)).map_err(|e| anyhow!("{label}: {e}"))?;
+            Ok(group)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((specs, defaults))

@@ -4,6 +4,7 @@
 pub mod argv;
 pub mod haproxy;
 pub mod inventory;
+pub mod options;
 pub mod output;
 pub mod plan;
 pub mod render;

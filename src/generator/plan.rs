@@ -82,16 +82,6 @@ fn is_address(s: &str) -> bool {
             && s.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')))
 }
 
-/// A credentials value must be an absolute file path, never the secret itself.
-fn credential_path(value: &Option<String>, field: &str) -> Result<()> {
-    if let Some(v) = value {
-        if !v.starts_with('/') {
-            bail!("{field} must be the absolute path of a file holding the secret; this value looks like a literal password");
-        }
-    }
-    Ok(())
-}
-
 /// Options applying to every group.
 #[derive(Clone, Debug)]
 pub struct PlanOptions {
@@ -204,52 +194,6 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
             bail!("node {node} is listed twice");
         }
     }
-    let redis_only = [
-        ("sentinels", !g.sentinels.is_empty()),
-        ("master_name", g.master_name.is_some()),
-        ("sentinel_password_file", g.sentinel_password_file.is_some()),
-    ];
-    let mysql_only = [
-        ("defaults_file", g.defaults_file.is_some()),
-        ("repl_users", !g.repl_users.is_empty()),
-        ("replica_port", g.replica_port.is_some()),
-        ("replica_user", g.replica_user.is_some()),
-        ("replica_password_file", g.replica_password_file.is_some()),
-        ("replica_defaults_file", g.replica_defaults_file.is_some()),
-        ("allow_read_only", g.allow_read_only),
-        ("server_public_key", g.server_public_key.is_some()),
-        ("get_server_public_key", g.get_server_public_key),
-        ("tls_verify", g.tls_verify.is_some()),
-    ];
-    let wrong = match g.kind {
-        Kind::Redis => mysql_only.iter().find(|(_, set)| *set).map(|(f, _)| (*f, "mysql")),
-        Kind::Mysql => redis_only.iter().find(|(_, set)| *set).map(|(f, _)| (*f, "redis")),
-    };
-    if let Some((field, kind)) = wrong {
-        bail!("{field} is only for {kind} groups");
-    }
-    for (field, value) in [
-        ("password_file", &g.password_file),
-        ("defaults_file", &g.defaults_file),
-        ("sentinel_password_file", &g.sentinel_password_file),
-        ("replica_password_file", &g.replica_password_file),
-        ("replica_defaults_file", &g.replica_defaults_file),
-        ("tls_ca", &g.tls_ca),
-        ("server_public_key", &g.server_public_key),
-    ] {
-        credential_path(value, field)?;
-    }
-    if g.server_public_key.is_some() && g.get_server_public_key {
-        bail!("server_public_key and get_server_public_key: pin the key, or trust what the server sends, not both");
-    }
-    for s in &g.sentinels {
-        crate::cli::parse_host_port(s).map_err(|e| anyhow!("sentinel {e}"))?;
-    }
-    if let Some(p) = g.replica_port {
-        if p == 0 || p > 65535 {
-            bail!("replica_port {p} is out of range (1-65535)");
-        }
-    }
     let dur = |d: &Option<DurationSpec>, field: &str| -> Result<Option<Duration>> {
         d.as_ref().map(|d| d.get().map_err(|e| anyhow!("{field}: {e}"))).transpose()
     };
@@ -265,7 +209,6 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
     if check_timeout.is_zero() || check_timeout + DEADLINE_MARGIN > timeout {
         bail!("check_timeout {} must leave at least 250ms under the timeout {}", format_duration(check_timeout), format_duration(timeout));
     }
-    let max_lag = dur(&g.max_lag, "max_lag")?;
     let tags = g
         .tags
         .clone()
@@ -290,21 +233,12 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
             };
             let drain = format!("{}/{id}", opts.drain_dir.replace("{node}", node).trim_end_matches('/'));
             super::render::keepalived_word(&drain).map_err(|e| anyhow!("drain_dir on node {node}: {e}"))?;
+            let check = crate::checks::serving(g.kind, role);
             // Only keepalived's timing is known to be what moves writes off a cut-off master.
-            let args = check_args(g, role, node, port, check_timeout, max_lag, &opts.bin_dir, false, None, &drain);
+            let args = check_args(g, check, node, port, check_timeout, &opts.bin_dir, false, None, &drain)?;
             let vrrp_timing = ScriptTiming::for_keepalived(role, opts.keepalived_sub_second);
-            let vrrp_args = check_args(
-                g,
-                role,
-                node,
-                port,
-                vrrp_timing.check_timeout,
-                max_lag,
-                &opts.bin_dir,
-                true,
-                Some(vrrp_timing.interval * vrrp_timing.fall),
-                &drain,
-            );
+            let fault_after = (role == Role::Write).then_some(vrrp_timing.interval * vrrp_timing.fall);
+            let vrrp_args = check_args(g, check, node, port, vrrp_timing.check_timeout, &opts.bin_dir, true, fault_after, &drain)?;
             let vrrp_instance = match (&g.vrrp, role) {
                 (Some(spec), Role::Write) => {
                     Some(super::vrrp::instance(spec, &id, node, &g.nodes, opts.vrrp_weight).map_err(|e| anyhow!("vrrp: {e}"))?)
@@ -323,7 +257,7 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
                 port,
                 tags: if role == Role::Write { tags.write.clone() } else { tags.read.clone() },
                 meta: g.meta.clone(),
-                check: crate::checks::serving(g.kind, role),
+                check,
                 args,
                 interval,
                 timeout,

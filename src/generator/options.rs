@@ -1,0 +1,341 @@
+//! The options an inventory passes to a group's checks, one typed struct per kind. Each field is
+//! named as the checks' own clap argument (`max_lag` is `--max-lag`): the flag's name, and which of
+//! the kind's two checks takes it, are read from the check's command line, never written here.
+//! Adding an option the generator passes is one field in its kind's struct, beside the check's
+//! `Args`. The fields' order is the order of the generated argv.
+
+use super::inventory::DurationSpec;
+use crate::checks::Executable;
+use crate::duration::format_duration;
+use crate::kinds::Kind;
+use anyhow::{anyhow, bail, Result};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// What one option puts on a check's command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rendered {
+    /// Nothing: not set.
+    Absent,
+    /// The flag alone (`--no-master-fallback`).
+    Flag,
+    /// The flag once per value (`--sentinel A --sentinel B`).
+    Values(Vec<String>),
+}
+
+/// A value an inventory option holds, as the check reads it: validated and in canonical form
+/// (`field` names the option in errors).
+pub trait ArgValue {
+    /// Its command-line form.
+    fn render(&self, field: &str) -> Result<Rendered>;
+}
+
+impl ArgValue for bool {
+    fn render(&self, _: &str) -> Result<Rendered> {
+        Ok(if *self { Rendered::Flag } else { Rendered::Absent })
+    }
+}
+
+impl<T: ArgValue> ArgValue for Option<T> {
+    fn render(&self, field: &str) -> Result<Rendered> {
+        self.as_ref().map_or(Ok(Rendered::Absent), |v| v.render(field))
+    }
+}
+
+impl<T: ArgValue> ArgValue for Vec<T> {
+    fn render(&self, field: &str) -> Result<Rendered> {
+        let mut values = Vec::new();
+        for v in self {
+            if let Rendered::Values(vs) = v.render(field)? {
+                values.extend(vs);
+            }
+        }
+        Ok(if values.is_empty() { Rendered::Absent } else { Rendered::Values(values) })
+    }
+}
+
+impl ArgValue for String {
+    fn render(&self, _: &str) -> Result<Rendered> {
+        Ok(Rendered::Values(vec![self.clone()]))
+    }
+}
+
+impl ArgValue for u32 {
+    fn render(&self, _: &str) -> Result<Rendered> {
+        Ok(Rendered::Values(vec![self.to_string()]))
+    }
+}
+
+/// Durations in Consul's form (`30s`, `2m`), whether the inventory wrote `120` or `"2m"`.
+impl ArgValue for DurationSpec {
+    fn render(&self, field: &str) -> Result<Rendered> {
+        let d = self.get().map_err(|e| anyhow!("{field}: {e}"))?;
+        Ok(Rendered::Values(vec![format_duration(d)]))
+    }
+}
+
+impl ArgValue for Duration {
+    fn render(&self, _: &str) -> Result<Rendered> {
+        Ok(Rendered::Values(vec![format_duration(*self)]))
+    }
+}
+
+impl ArgValue for crate::mysql_checks::auth::TlsVerify {
+    fn render(&self, _: &str) -> Result<Rendered> {
+        Ok(Rendered::Values(vec![self.as_arg().to_string()]))
+    }
+}
+
+/// A file holding a secret (or a key, a CA): an absolute path, never the secret itself.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(transparent)]
+pub struct SecretFile(pub String);
+
+impl ArgValue for SecretFile {
+    fn render(&self, field: &str) -> Result<Rendered> {
+        if !self.0.starts_with('/') {
+            bail!("{field} must be the absolute path of a file holding the secret; this value looks like a literal password");
+        }
+        Ok(Rendered::Values(vec![self.0.clone()]))
+    }
+}
+
+/// A TCP port, 1-65535.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Port(pub u64);
+
+impl ArgValue for Port {
+    fn render(&self, field: &str) -> Result<Rendered> {
+        if self.0 == 0 || self.0 > 65535 {
+            bail!("{field} {} is out of range (1-65535)", self.0);
+        }
+        Ok(Rendered::Values(vec![self.0.to_string()]))
+    }
+}
+
+/// A server as `HOST:PORT`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(transparent)]
+pub struct HostPort(pub String);
+
+impl ArgValue for HostPort {
+    fn render(&self, _: &str) -> Result<Rendered> {
+        crate::cli::parse_host_port(&self.0).map_err(|e| anyhow!("sentinel {e}"))?;
+        Ok(Rendered::Values(vec![self.0.clone()]))
+    }
+}
+
+/// Declares one kind's options: the struct the inventory is read into, strictly (an unknown
+/// field is an error), and the list of its fields with their rendered values, in order.
+macro_rules! check_options {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, Default, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// The inventory fields (and check arguments) it has, in argv order.
+            pub const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// Each option, named as the checks' argument, with its command-line form.
+            pub fn rendered(&self) -> Result<Vec<(&'static str, Rendered)>> {
+                Ok(vec![$((stringify!($field), self.$field.render(stringify!($field))?)),*])
+            }
+        }
+    };
+}
+
+check_options! {
+    /// The options of a Redis group's checks.
+    RedisOptions {
+        /// `--user`: the ACL user.
+        user: Option<String>,
+        /// `--password-file`.
+        password_file: Option<SecretFile>,
+        /// `--tls-ca`: enables TLS.
+        tls_ca: Option<SecretFile>,
+        /// `--sentinel` (repeated): the split-brain guard.
+        sentinels: Vec<HostPort>,
+        /// `--master-name` (default: the group name).
+        master_name: Option<String>,
+        /// `--sentinel-password-file`.
+        sentinel_password_file: Option<SecretFile>,
+        /// `--fault-after`: set by the generator for keepalived's write scripts, never by the inventory.
+        #[serde(skip)]
+        fault_after: Option<Duration>,
+        /// `--min-replicas` (write check).
+        min_replicas: Option<u32>,
+        /// `--max-lag` (read check).
+        max_lag: Option<DurationSpec>,
+        /// `--no-master-fallback` (read check).
+        no_master_fallback: bool,
+    }
+}
+
+check_options! {
+    /// The options of a MySQL or MariaDB group's checks.
+    MysqlOptions {
+        /// `--defaults-file`: a my.cnf `[client]` group.
+        defaults_file: Option<SecretFile>,
+        /// `--user`.
+        user: Option<String>,
+        /// `--password-file`.
+        password_file: Option<SecretFile>,
+        /// `--tls-ca`: enables TLS.
+        tls_ca: Option<SecretFile>,
+        /// `--tls-verify` (`full` or `ca`).
+        tls_verify: Option<crate::mysql_checks::auth::TlsVerify>,
+        /// `--server-public-key`: the server's pinned RSA key.
+        server_public_key: Option<SecretFile>,
+        /// `--get-server-public-key`: insecure, trusts the key the server sends.
+        get_server_public_key: bool,
+        /// `--min-replicas` (write check).
+        min_replicas: Option<u32>,
+        /// `--max-lag` (read check).
+        max_lag: Option<DurationSpec>,
+        /// `--no-master-fallback` (read check).
+        no_master_fallback: bool,
+        /// `--replica-port` (read check).
+        replica_port: Option<Port>,
+        /// `--replica-user` (read check).
+        replica_user: Option<String>,
+        /// `--replica-password-file` (read check).
+        replica_password_file: Option<SecretFile>,
+        /// `--replica-defaults-file` (read check).
+        replica_defaults_file: Option<SecretFile>,
+        /// `--repl-user` (repeated).
+        repl_users: Vec<String>,
+        /// `--allow-read-only`.
+        allow_read_only: bool,
+    }
+}
+
+/// A group's check options, typed by its kind.
+#[derive(Clone, Debug)]
+pub enum CheckOptions {
+    /// A Redis group's.
+    Redis(RedisOptions),
+    /// A MySQL group's.
+    Mysql(MysqlOptions),
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions::Redis(RedisOptions::default())
+    }
+}
+
+impl CheckOptions {
+    /// The fields a `kind` group may set.
+    pub fn fields(kind: Kind) -> &'static [&'static str] {
+        match kind {
+            Kind::Redis => RedisOptions::FIELDS,
+            Kind::Mysql => MysqlOptions::FIELDS,
+        }
+    }
+
+    /// Reads the options of a `kind` group from the inventory fields that are not the group's own.
+    /// A field of another kind's checks is "only for" that kind.
+    pub fn parse(kind: Kind, fields: Map<String, Value>) -> Result<CheckOptions> {
+        for key in fields.keys() {
+            if !Self::fields(kind).contains(&key.as_str()) {
+                if let Some(other) = Kind::ALL.into_iter().find(|k| Self::fields(*k).contains(&key.as_str())) {
+                    bail!("{key} is only for {} groups", other.as_str());
+                }
+            }
+        }
+        let value = Value::Object(fields);
+        let options = match kind {
+            Kind::Redis => CheckOptions::Redis(serde_json::from_value(value)?),
+            Kind::Mysql => CheckOptions::Mysql(serde_json::from_value(value)?),
+        };
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// The rules between options, and every value's own (checked once, when the inventory is read).
+    fn validate(&self) -> Result<()> {
+        if let CheckOptions::Mysql(m) = self {
+            if m.server_public_key.is_some() && m.get_server_public_key {
+                bail!("server_public_key and get_server_public_key: pin the key, or trust what the server sends, not both");
+            }
+        }
+        self.rendered("", None).map(drop)
+    }
+
+    /// The options as the group `group`'s checks get them; `fault_after` is how long the caller
+    /// takes to act on a failed write check (keepalived's write scripts only). The Sentinel guard's
+    /// options go with `--sentinel` alone, `--master-name` defaulting to the group name.
+    fn rendered(&self, group: &str, fault_after: Option<Duration>) -> Result<Vec<(&'static str, Rendered)>> {
+        match self {
+            CheckOptions::Redis(r) if r.sentinels.is_empty() => {
+                let alone = RedisOptions { master_name: None, sentinel_password_file: None, ..r.clone() };
+                alone.rendered()
+            }
+            CheckOptions::Redis(r) => {
+                let guarded = RedisOptions {
+                    master_name: Some(r.master_name.clone().unwrap_or_else(|| group.to_string())),
+                    fault_after,
+                    ..r.clone()
+                };
+                guarded.rendered()
+            }
+            CheckOptions::Mysql(m) => m.rendered(),
+        }
+    }
+
+    /// The arguments `check` gets: each option its command line has, in order, as `--flag value`.
+    pub fn argv_for(&self, check: &Executable, group: &str, fault_after: Option<Duration>) -> Result<Vec<String>> {
+        let command = (check.command)();
+        let mut argv = Vec::new();
+        for (id, value) in self.rendered(group, fault_after)? {
+            let Some(long) = command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_long()) else { continue };
+            match value {
+                Rendered::Absent => {}
+                Rendered::Flag => argv.push(format!("--{long}")),
+                Rendered::Values(values) => {
+                    for v in values {
+                        argv.extend([format!("--{long}"), v]);
+                    }
+                }
+            }
+        }
+        Ok(argv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every option of a kind is an argument of at least one of that kind's checks: a field named
+    /// otherwise would never reach a check.
+    #[test]
+    fn every_option_is_an_argument_of_its_kinds_checks() {
+        for kind in Kind::ALL {
+            let commands: Vec<clap::Command> = crate::checks::server_checks(Some(kind)).map(|c| (c.command)()).collect();
+            for field in CheckOptions::fields(kind) {
+                let found = commands.iter().any(|c| c.get_arguments().any(|a| a.get_id() == field && a.get_long().is_some()));
+                assert!(found, "{kind:?} option {field} is no argument of the {kind:?} checks");
+            }
+        }
+    }
+
+    #[test]
+    fn options_of_another_kind_and_unknown_ones_are_refused() {
+        let fields = |json: &str| serde_json::from_str::<Map<String, Value>>(json).unwrap();
+        let err = |kind, json: &str| format!("{:#}", CheckOptions::parse(kind, fields(json)).unwrap_err());
+        assert_eq!(err(Kind::Mysql, r#"{"sentinels":["a:1"]}"#), "sentinels is only for redis groups");
+        assert_eq!(err(Kind::Redis, r#"{"repl_users":["repl"]}"#), "repl_users is only for mysql groups");
+        assert!(err(Kind::Redis, r#"{"no_such":1}"#).contains("unknown field `no_such`"));
+        assert!(err(Kind::Redis, r#"{"fault_after":"1s"}"#).contains("unknown field `fault_after`"), "the generator's own");
+        assert!(err(Kind::Mysql, r#"{"password_file":"pw"}"#).starts_with("password_file must be the absolute path"));
+        assert_eq!(err(Kind::Mysql, r#"{"replica_port":70000}"#), "replica_port 70000 is out of range (1-65535)");
+        assert!(err(Kind::Redis, r#"{"sentinels":["nohostport"]}"#).starts_with("sentinel "));
+    }
+}
