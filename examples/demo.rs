@@ -11,7 +11,9 @@
 //! changes. Everything is cleaned up, also on Ctrl-C.
 
 use lab::consul_lab::{ConsulLab, REDIS_HOSTS};
-use lab::vip_lab::{answers_of, HostCheck, MariaVipLab, Outcome, RedisVipLab, Timings, MYSQL_VIP, VIP};
+use lab::pools::Answers;
+use lab::vip_lab::{MariaVipLab, RedisVipLab, Timings, MYSQL_VIP, VIP};
+use lab::writer::Outcome;
 use std::time::{Duration, Instant};
 
 fn step(start: Instant, text: &str) {
@@ -51,7 +53,7 @@ fn remove_lab_dirs() {
 }
 
 /// Evaluates until `ok` holds or ten seconds pass, and returns the answers either way.
-fn settle(lab: &ConsulLab, ok: impl Fn(&lab::consul_lab::Answers) -> bool) -> lab::consul_lab::Answers {
+fn settle(lab: &ConsulLab, ok: impl Fn(&Answers) -> bool) -> Answers {
     lab.settle(ok).unwrap_or_else(|last| last)
 }
 
@@ -78,19 +80,8 @@ fn main() {
 }
 
 /// Prints each host's checks as Consul records them, and what DNS answers per name.
-fn show(checks: &[HostCheck]) {
-    let answers = answers_of(checks);
-    for (service, hosts) in &answers {
-        println!("  {service}.service.consul -> {}", if hosts.is_empty() { "(nothing)".into() } else { hosts.join(", ") });
-        for c in checks.iter().filter(|c| &c.service == service) {
-            let status = match c.code {
-                Some(0) => "passing",
-                Some(1) => "warning",
-                _ => "critical",
-            };
-            println!("      {:<3} {:<9} {}", c.host, status, c.first_line);
-        }
-    }
+fn show(answers: &Answers) {
+    print!("{}", answers.describe());
 }
 
 fn namespace_demo(start: Instant, mut lab: RedisVipLab) {
@@ -102,7 +93,7 @@ fn namespace_demo(start: Instant, mut lab: RedisVipLab) {
         println!("    {}", line.trim());
     }
     println!("  VIP {VIP} is on: {}", lab.vip_holders().join(", "));
-    show(&lab.consul.run_all());
+    show(&lab.consul.answers());
 
     step(start, "A client in its own namespace writes a key through the VIP every 10 ms. Killing the Redis master on h1 (kill -9) ...");
     let writer = lab.writer("c1", "demo");
@@ -118,13 +109,13 @@ fn namespace_demo(start: Instant, mut lab: RedisVipLab) {
     let moved = lab.wait_vip_on(&new_master, Duration::from_secs(30));
     println!("  the VIP moved to {new_master} {:.1}s after the kill", (moved - fault).as_secs_f64());
     std::thread::sleep(Duration::from_secs(1));
-    show(&lab.consul.run_all());
+    show(&lab.consul.answers());
 
     step(start, "The old master restarts as a master with an empty dataset (no replicaof): the Sentinel guard keeps it out ...");
     lab.nodes[0].restart_as_master();
     std::thread::sleep(Duration::from_secs(2));
-    let checks = lab.consul.run_all();
-    for c in checks.iter().filter(|c| c.host == "h1") {
+    let checks = lab.consul.answers();
+    for c in checks.results.iter().filter(|c| c.node == "h1") {
         println!("      h1  {:<20} {}", c.service, c.first_line);
     }
     println!("  VIP {VIP} is on: {}", lab.vip_holders().join(", "));
@@ -158,7 +149,7 @@ fn namespace_demo(start: Instant, mut lab: RedisVipLab) {
     step(start, "m1 comes back with read_only=ON: it stays out of the write pool and the VIP stays on m2:");
     maria.nodes[0].restart_with(&["--read-only"]);
     std::thread::sleep(Duration::from_secs(1));
-    show(&maria.consul.run_all());
+    show(&maria.consul.answers());
     println!("  VIP {MYSQL_VIP} is on: {}", maria.net.holders(MYSQL_VIP).join(", "));
     step(start, "Stopping every server and keepalived, removing the namespaces ...");
 }

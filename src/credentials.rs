@@ -141,7 +141,7 @@ pub fn read_password_file(path: &Path) -> Result<Secret> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_files::TestDir;
+    use crate::test_files::TempDir;
 
     #[test]
     fn secret_never_prints() {
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn password_file_first_line_only() {
-        let d = TestDir::new("cred-first-line");
+        let d = TempDir::new("cred-first-line");
         let p = d.file("ok", "s3cret\r\nsecond line\n", 0o600);
         assert_eq!(read_password_file(&p).unwrap().expose(), "s3cret");
         let g = d.file("group", "s3cret\n", 0o640);
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn world_readable_or_empty_refused_without_leaking() {
-        let d = TestDir::new("cred-refused");
+        let d = TempDir::new("cred-refused");
         let p = d.file("world", "s3cret\n", 0o644);
         let err = format!("{:#}", read_password_file(&p).unwrap_err());
         assert!(err.contains("readable") && err.contains("chmod"), "{err}");
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn files_are_bounded_and_regular() {
-        let d = TestDir::new("cred-bounded");
+        let d = TempDir::new("cred-bounded");
         let big = d.file("big", &"x".repeat(5000), 0o600);
         let e = format!("{:#}", read_bounded(&big, 4096, "password file").unwrap_err());
         assert!(e.contains("5000 bytes, more than the 4096"), "{e}");

@@ -3,7 +3,7 @@
 //!
 //! Layout: [`kinds`] says what a group runs and what a service answers; [`checks`] lists each kind's write and read check and [`executables`] every executable; [`runner`] runs a check as a process; [`report`] owns status, exit codes and output;
 //! [`cli`], [`credentials`], [`duration`], [`deadline`] and [`probe`] are shared by every check;
-//! [`read_pool`] is the read-pool rule both databases share; [`redis_checks`] and [`mysql_checks`]
+//! [`read_pool`] and [`write_pool`] are the pool rules both databases share; [`redis_checks`] and [`mysql_checks`]
 //! hold the checks, each split into facts (I/O) and a pure `decide` function; [`generator`] writes
 //! the Consul and keepalived files that run them; [`serve`] serves one node's checks over HTTP.
 #![warn(missing_docs)]
@@ -26,9 +26,10 @@ pub mod redis_checks;
 pub mod report;
 pub mod runner;
 pub mod serve;
-#[cfg(test)]
-mod test_files;
+#[doc(hidden)]
+pub mod test_files;
 pub mod topology;
+pub mod write_pool;
 
 /// Declares a check executable: its `main`, and the allocator that bounds its memory
 /// (`check_main!(redis_checks::master::RedisMaster)` is the whole entry file).

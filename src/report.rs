@@ -20,6 +20,15 @@ pub enum Status {
 }
 
 impl Status {
+    /// The word JSON output and Consul use: `passing`, `warning`, `critical`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Passing => "passing",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+        }
+    }
+
     /// The word the monitoring-plugins put after the check name.
     pub fn label(self) -> &'static str {
         match self {
@@ -27,6 +36,42 @@ impl Status {
             Status::Warning => "WARNING",
             Status::Critical => "CRITICAL",
         }
+    }
+
+    /// How Consul reads a check's exit code: 0 passing, 1 warning, anything else (or killed by a
+    /// signal, or at its timeout: `None`) critical.
+    pub fn of_exit_code(code: Option<i32>) -> Status {
+        match code {
+            Some(0) => Status::Passing,
+            Some(1) => Status::Warning,
+            _ => Status::Critical,
+        }
+    }
+
+    /// How Consul and HAProxy read an HTTP check's answer (serve-checks'): 200 passing, 429
+    /// warning, anything else critical.
+    pub fn of_http_status(status: u16) -> Status {
+        match status {
+            200 => Status::Passing,
+            429 => Status::Warning,
+            _ => Status::Critical,
+        }
+    }
+
+    /// The status's HTTP answer: the inverse of [`Status::of_http_status`].
+    pub fn http_status(self) -> u16 {
+        match self {
+            Status::Passing => 200,
+            Status::Warning => 429,
+            Status::Critical => 503,
+        }
+    }
+
+    /// The pool rule: a node is in its service's pool unless its check is critical. Consul DNS
+    /// answers with passing and warning instances, HAProxy keeps 200 and 429, keepalived gets
+    /// warning as exit 0 (`--warning-exit-code 0`): a warning node serves.
+    pub fn in_pool(self) -> bool {
+        self != Status::Critical
     }
 
     /// Consul's exit code for this status; warning maps to `warning_exit_code`.

@@ -84,7 +84,7 @@ impl GroupView {
     /// Gathers a group's view from its checks.
     pub fn of(group: &str, checks: &[&NodeCheck]) -> GroupView {
         let nodes = |role: Role| -> Vec<String> {
-            checks.iter().filter(|c| c.role == role && c.status != Status::Critical).map(|c| c.node.clone()).collect()
+            checks.iter().filter(|c| c.role == role && c.status.in_pool()).map(|c| c.node.clone()).collect()
         };
         let mut unreachable: Vec<String> = checks.iter().filter(|c| !c.reachable).map(|c| c.node.clone()).collect();
         unreachable.dedup();

@@ -43,7 +43,7 @@ fn debian_package_contents_and_binaries() {
     let dir = TempDir::new("deb");
     assert!(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir.0).status().unwrap().success());
     for exe in executables {
-        let r = run_command(Command::new(dir.join(&format!("usr/bin/{exe}"))).arg("--version"), Duration::from_secs(10));
+        let r = run_command(Command::new(dir.join(format!("usr/bin/{exe}"))).arg("--version"), Duration::from_secs(10));
         assert_eq!(r.code, Some(0), "{exe} --version: {}{}", r.stdout, r.stderr);
         assert!(r.stdout.contains(env!("CARGO_PKG_VERSION")), "{exe}: {}", r.stdout);
     }

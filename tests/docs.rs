@@ -23,9 +23,9 @@ fn man_pages_and_completions_match_help() {
             .map(|w| w.trim_end_matches(','))
             .collect();
         assert!(options.len() >= 3, "{exe}: {}", help.stdout);
-        let page = std::fs::read_to_string(dir.join(&format!("man/man1/{exe}.1"))).unwrap().replace("\\-", "-");
-        let bash = std::fs::read_to_string(dir.join(&format!("completions/bash/{exe}.bash"))).unwrap();
-        let zsh = std::fs::read_to_string(dir.join(&format!("completions/zsh/_{exe}"))).unwrap();
+        let page = std::fs::read_to_string(dir.join(format!("man/man1/{exe}.1"))).unwrap().replace("\\-", "-");
+        let bash = std::fs::read_to_string(dir.join(format!("completions/bash/{exe}.bash"))).unwrap();
+        let zsh = std::fs::read_to_string(dir.join(format!("completions/zsh/_{exe}"))).unwrap();
         assert!(page.starts_with(".ie") || page.contains(".TH"), "{exe}: not a man page");
         for opt in options {
             let opt = opt.split('=').next().unwrap().split('[').next().unwrap();

@@ -2,7 +2,8 @@
 //! every check is run from its `args` as Consul runs it, and the DNS answers are asserted through
 //! topology changes. The keepalived output is validated by keepalived itself.
 
-use lab::consul_lab::{run_program, Answers, ConsulLab, MYSQL_HOSTS, REDIS_HOSTS};
+use lab::consul_lab::{run_program, ConsulLab, MYSQL_HOSTS, REDIS_HOSTS};
+use lab::pools::Answers;
 use lab::redis_lab::RedisNode;
 use lab::*;
 use std::path::Path;
@@ -14,13 +15,13 @@ fn hosts(v: &[&str]) -> Vec<String> {
 
 /// Evaluates until `ok` holds, else panics with the last answers.
 fn settle(lab: &ConsulLab, what: &str, ok: impl Fn(&Answers) -> bool) -> Answers {
-    lab.settle(ok).unwrap_or_else(|last| panic!("{what} never held:\n{}", ConsulLab::describe(&last)))
+    lab.settle(ok).unwrap_or_else(|last| panic!("{what} never held:\n{}", last.describe()))
 }
 
 /// The write pool never holds two nodes, at any evaluation.
 fn one_writer(lab: &ConsulLab, a: &Answers) {
     for s in [lab.redis_service("w"), lab.mysql_service("w")] {
-        assert!(a.dns(&s).len() <= 1, "two writers for {s}:\n{}", ConsulLab::describe(a));
+        assert!(a.dns(&s).len() <= 1, "two writers for {s}:\n{}", a.describe());
     }
 }
 
@@ -95,11 +96,7 @@ fn generated_services_follow_the_topology() {
         one_writer(&lab, &a);
         if says_master && lab.redis.master.role().as_deref() == Some("master") {
             seen_as_master += 1;
-            assert!(
-                !a.dns(&rw).contains(&old_host) && !a.dns(&rr).contains(&old_host),
-                "stale old master in a pool:\n{}",
-                ConsulLab::describe(&a)
-            );
+            assert!(!a.dns(&rw).contains(&old_host) && !a.dns(&rr).contains(&old_host), "stale old master in a pool:\n{}", a.describe());
         }
     }
     assert!(seen_as_master > 0, "Sentinel demoted the old master before any evaluation saw it");
@@ -108,7 +105,7 @@ fn generated_services_follow_the_topology() {
     // MySQL: the master dies, the replica is promoted.
     lab.mysql[0].proc.kill();
     let a = settle(&lab, "MySQL master gone", |a| a.dns(&mw).is_empty());
-    assert!(a.dns(&mr).is_empty(), "the replica's IO thread is down: {}", ConsulLab::describe(&a));
+    assert!(a.dns(&mr).is_empty(), "the replica's IO thread is down: {}", a.describe());
     lab.mysql[1].sql("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0");
     let a =
         settle(&lab, "answers after the promotion", |a| a.dns(&mw) == hosts(&MYSQL_HOSTS[1..]) && a.dns(&mr) == hosts(&MYSQL_HOSTS[1..]));
@@ -149,25 +146,7 @@ impl Drop for SafeBinDir {
 /// unprivileged script user.
 fn keepalived_test(conf: &Path, body: &str, safe: &SafeBinDir) -> (Option<i32>, String) {
     let copy = conf.with_extension("root.conf");
-    let body = body.replace("script_user keepalived_script", "script_user root");
-    let body = body.lines().map(|l| rebase_script(l, &safe.0)).collect::<Vec<_>>().join("\n") + "\n";
-    std::fs::write(&copy, body).unwrap();
-    let mut cmd = std::process::Command::new("keepalived");
-    cmd.arg("-t").arg("-f").arg(&copy);
-    let r = run_command(&mut cmd, Duration::from_secs(20));
-    (r.code, format!("{}{}", r.stdout, r.stderr))
-}
-
-/// A `script "..."` line with its program moved into `dir` (same file name).
-fn rebase_script(line: &str, dir: &Path) -> String {
-    match line.split_once("script \"") {
-        Some((indent, rest)) => {
-            let (program, args) = rest.split_once(' ').unwrap_or((rest, ""));
-            let name = Path::new(program).file_name().unwrap().to_string_lossy().into_owned();
-            format!("{indent}script \"{}/{name} {args}", dir.display())
-        }
-        None => line.to_string(),
-    }
+    lab::keepalived::keepalived_t(Path::new("keepalived"), body, &copy, "root", |name| safe.0.join(name).display().to_string())
 }
 
 #[test]

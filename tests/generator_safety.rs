@@ -163,7 +163,7 @@ fn every_keepalived_value_fits_its_grammar_or_is_refused_naming_the_entry() {
     let mut refused = 0;
     for field in fields {
         for value in HOSTILE {
-            let out = dir.join(&format!("out-{field}-{refused}-{accepted}"));
+            let out = dir.join(format!("out-{field}-{refused}-{accepted}"));
             let inventory = with_value(field, value);
             let r = generate(&dir, &inventory, &["--format", "keepalived", "--out", out.to_str().unwrap()]);
             let what = format!("{field}={value:?}");
@@ -199,27 +199,7 @@ fn keepalived_check(conf: &Path) -> (Option<i32>, String) {
 /// `program -t` on a copy (at `copy`) of `conf` whose scripts are /bin/true (with their arguments)
 /// and whose script user is `user`: keepalived's own parse of what the generator wrote.
 fn keepalived_test(program: &Path, conf: &Path, copy: &Path, user: &str) -> (Option<i32>, String) {
-    let body = std::fs::read_to_string(conf).unwrap();
-    let body: String = body
-        .lines()
-        .map(|l| match l.split_once("script \"") {
-            Some((indent, rest)) => {
-                // The program is the first word, single-quoted when it holds a space.
-                let args = match rest.strip_prefix('\'') {
-                    Some(quoted) => quoted.split_once("' ").map_or("\"", |(_, a)| a),
-                    None => rest.split_once(' ').map_or("\"", |(_, a)| a),
-                };
-                format!("{indent}script \"/bin/true {args}\n")
-            }
-            None if l.trim_start().starts_with("script_user ") => format!("    script_user {user}\n"),
-            None => format!("{l}\n"),
-        })
-        .collect();
-    std::fs::write(copy, &body).unwrap();
-    let mut cmd = std::process::Command::new(program);
-    cmd.arg("-t").arg("-f").arg(copy);
-    let r = run_command(&mut cmd, std::time::Duration::from_secs(20));
-    (r.code, format!("{}{}\n{body}", r.stdout, r.stderr))
+    lab::keepalived::keepalived_t(program, &std::fs::read_to_string(conf).unwrap(), copy, user, |_| "/bin/true".into())
 }
 
 /// keepalived 2.3.2+ reads sub-second script timing: with `keepalived_version` 2.3.3 the write

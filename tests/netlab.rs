@@ -8,9 +8,10 @@
 //! Needs root (network namespaces). Elsewhere each scenario prints `NOT RUN:` and returns, and
 //! `.ci/run` counts it as skipped; under CI (`CI=true`) it fails instead.
 
-use lab::vip_lab::{
-    redis_in, Answers, ConsulOnHosts, MariaVipLab, Outcome, RedisVipLab, Timings, MYSQL_VIP, PASSWORD, REDIS_PORT, SENTINEL_PORT,
-};
+use lab::consul_hosts::ConsulOnHosts;
+use lab::pools::Answers;
+use lab::vip_lab::{redis_in, MariaVipLab, RedisVipLab, Timings, MYSQL_VIP, PASSWORD, REDIS_PORT, SENTINEL_PORT};
+use lab::writer::{Outcome, WriterReport};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -92,7 +93,7 @@ fn settles(what: &str, answers: impl Fn() -> Answers, ok: impl Fn(&Answers) -> b
 }
 
 fn answer<'a>(a: &'a Answers, service: &str) -> Vec<&'a str> {
-    a.get(service).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default()
+    a.pool(service)
 }
 
 /// Waits `span` while asserting, every 100 ms, that `host` never holds the VIP.
@@ -295,7 +296,7 @@ fn draining_the_master_moves_the_vip_away_until_the_operator_promotes() {
     std::fs::write(&drain_file, "").unwrap();
     let released = lab::wait_for("h1 to give the VIP up", Duration::from_secs(10), || lab.vip_holders().is_empty().then(|| lab.now()));
     let a = consul_settles(&lab.consul, "no write member, h1 drained", |a| answer(a, W).is_empty() && answer(a, R) == ["h2", "h3"]);
-    let h1_write = lab.consul.run_all().into_iter().find(|c| c.host == "h1" && c.service == W).expect("h1's write check");
+    let h1_write = lab.consul.answers().results.into_iter().find(|c| c.node == "h1" && c.service == W).expect("h1's write check");
     assert!(h1_write.first_line.contains("drained by the operator"), "{h1_write:?}");
     println!("netlab: scenario=drain vip_released_ms={} consul={a:?}", ms(released - drained_at));
 
@@ -307,7 +308,7 @@ fn draining_the_master_moves_the_vip_away_until_the_operator_promotes() {
             std::time::Instant::now() < until,
             "the VIP never went to {new_master}: {:?}\n{:#?}",
             lab.vip_holders(),
-            lab.consul.run_all()
+            lab.consul.answers().describe()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -549,8 +550,8 @@ fn live_switchover(scenario: &str, how: Switchover) -> Option<Live> {
     let (haproxy_writes, vip_writes, timeline) = (via_haproxy.finish(), via_vip.finish(), vip.finish());
     let _ = std::fs::remove_file(&drain_file);
     let outcome = Outcome::of(&lab, &[&haproxy_writes, &vip_writes], fault, promotion, &final_master);
-    let after = |w: &lab::vip_lab::WriterReport| w.acked.iter().filter(|a| a.at > promotion && a.node != final_master).count();
-    let outage = |w: &lab::vip_lab::WriterReport| {
+    let after = |w: &WriterReport| w.acked.iter().filter(|a| a.at > promotion && a.node != final_master).count();
+    let outage = |w: &WriterReport| {
         w.acked
             .iter()
             .find(|a| a.at > fault && a.node == final_master)
@@ -570,7 +571,7 @@ fn live_switchover(scenario: &str, how: Switchover) -> Option<Live> {
     );
     report(scenario, &outcome, &extra);
     assert!(timeline.max_holders() <= 1, "two hosts held the VIP at once: {:?}", timeline.0);
-    let late = |w: &lab::vip_lab::WriterReport| {
+    let late = |w: &WriterReport| {
         w.acked.iter().filter(|a| a.at > promotion && a.node != final_master).map(|a| a.at - promotion).max().unwrap_or_default()
     };
     Some(Live { outcome, extra, haproxy_late: late(&haproxy_writes), vip_late: late(&vip_writes), write_interval: write_interval(&lab) })

@@ -3,9 +3,9 @@
 //! writes for them, and every check run from its `args` the way a Consul agent runs it.
 
 use crate::mysql_lab::{create_users, MariaNode, CHECKER};
+use crate::pools::{run_agents, AgentCheck, Answers};
 use crate::redis_lab::{RedisLab, MASTER_NAME};
 use crate::{bin, free_port, run_command, write_file, TempDir};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -14,44 +14,6 @@ use std::time::Duration;
 pub const REDIS_HOSTS: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
 /// MariaDB nodes' addresses (master first).
 pub const MYSQL_HOSTS: [&str; 2] = ["127.0.0.5", "127.0.0.6"];
-
-/// What Consul records for one check run.
-#[derive(Clone, Debug)]
-pub struct CheckResult {
-    /// Service name.
-    pub service: String,
-    /// Service address (the node).
-    pub node: String,
-    /// passing, warning or critical.
-    pub status: &'static str,
-    /// The first line the check printed.
-    pub first_line: String,
-}
-
-/// Every check's result, and the DNS answers that follow from them.
-#[derive(Clone, Debug, Default)]
-pub struct Answers {
-    /// One result per service file.
-    pub results: Vec<CheckResult>,
-}
-
-impl Answers {
-    /// The addresses Consul DNS answers for `service`: instances whose check is not critical.
-    pub fn dns(&self, service: &str) -> Vec<String> {
-        let mut v: Vec<String> =
-            self.results.iter().filter(|r| r.service == service && r.status != "critical").map(|r| r.node.clone()).collect();
-        v.sort();
-        v
-    }
-
-    /// Service names, sorted.
-    pub fn services(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.results.iter().map(|r| r.service.clone()).collect();
-        v.sort();
-        v.dedup();
-        v
-    }
-}
 
 /// The lab.
 pub struct ConsulLab {
@@ -163,60 +125,10 @@ impl ConsulLab {
     /// Runs every generated check the way Consul does: its `args`, no shell, killed at its
     /// `timeout`; 0 passing, 1 warning, anything else critical. In parallel, as agents do.
     pub fn evaluate(&self) -> Answers {
-        let mut files: Vec<PathBuf> = Vec::new();
-        for node in std::fs::read_dir(&self.out.0).unwrap().flatten().filter(|e| e.path().is_dir()) {
-            for f in std::fs::read_dir(node.path()).unwrap().flatten() {
-                if f.path().extension().is_some_and(|e| e == "json") {
-                    files.push(f.path());
-                }
-            }
-        }
-        files.sort();
-        let results = std::thread::scope(|scope| {
-            let handles: Vec<_> = files
-                .iter()
-                .map(|path| {
-                    scope.spawn(move || {
-                        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-                        let svc = &v["service"];
-                        let check = &svc["checks"][0];
-                        assert!(check.get("script").is_none(), "{path:?} uses script");
-                        let args: Vec<String> = check["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
-                        let timeout = consul_db_checks::duration::parse_duration(check["timeout"].as_str().unwrap()).unwrap();
-                        let (code, out) = run_program(Path::new(&args[0]), &args[1..], timeout);
-                        CheckResult {
-                            service: svc["name"].as_str().unwrap().to_string(),
-                            node: svc["address"].as_str().unwrap().to_string(),
-                            status: match code {
-                                Some(0) => "passing",
-                                Some(1) => "warning",
-                                _ => "critical",
-                            },
-                            first_line: out.lines().next().unwrap_or("(no output)").to_string(),
-                        }
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        Answers { results }
-    }
-
-    /// The DNS answers in a table: service name, answer, and each instance's check line.
-    pub fn describe(answers: &Answers) -> String {
-        let mut by_service: BTreeMap<String, Vec<&CheckResult>> = BTreeMap::new();
-        for r in &answers.results {
-            by_service.entry(r.service.clone()).or_default().push(r);
-        }
-        let mut s = String::new();
-        for (service, results) in by_service {
-            let answer = answers.dns(&service);
-            let shown = if answer.is_empty() { "(no answer)".to_string() } else { answer.join(", ") };
-            s.push_str(&format!("  {service}.service.consul -> {shown}\n"));
-            for r in results {
-                s.push_str(&format!("      {:<9} {:<10} {}\n", r.node, r.status, r.first_line));
-            }
-        }
-        s
+        let mut nodes: Vec<PathBuf> = std::fs::read_dir(&self.out.0).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        nodes.sort();
+        let checks: Vec<AgentCheck> =
+            nodes.iter().flat_map(|dir| AgentCheck::from_files(dir, &dir.file_name().unwrap().to_string_lossy(), None)).collect();
+        run_agents(&checks)
     }
 }

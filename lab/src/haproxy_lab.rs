@@ -3,8 +3,11 @@
 //! `gen-consul-services --format haproxy` wrote (frontends on every address: the client's own).
 
 use crate::netlab::{ns_command, start_proc, Host, NetLab};
-use crate::vip_lab::{drain_dir, install_checks, MariaVipLab, RedisVipLab, Writer, REDIS_PORT, SCRIPT_USER};
+use crate::pools::{Answers, CheckResult};
+use crate::vip_lab::{drain_dir, install_checks, MariaVipLab, RedisVipLab, REDIS_PORT, SCRIPT_USER};
+use crate::writer::Writer;
 use crate::{wait_for, Proc};
+use consul_db_checks::report::Status;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -35,7 +38,7 @@ impl HaproxyLab {
         let groups: serde_json::Value = serde_json::from_str(&lab.inventory(&lab.net.dir.join("secrets/redis.pw"))).unwrap();
         let hosts: Vec<Host> = lab.nodes.iter().map(|n| n.host.clone()).collect();
         let ready = |t: (String, u16)| {
-            let mut c = crate::vip_lab::app_connection(&t)?;
+            let mut c = crate::writer::app_connection(&t)?;
             redis::cmd("SET").arg("haproxy-probe").arg("1").query::<()>(&mut c).ok()
         };
         HaproxyLab::start_for(&lab.net, &hosts, groups.as_array().unwrap().clone(), clients, REDIS_PORT, ready)
@@ -90,7 +93,7 @@ impl HaproxyLab {
                 ["--inventory", inventory.to_str().unwrap(), "--node", &h.addr, "--check-type", "http", "--out", out.to_str().unwrap()];
             let gen = crate::run("gen-consul-services", args);
             assert_eq!(gen.code, Some(0), "gen-consul-services --check-type http: {}{}", gen.stdout, gen.stderr);
-            for v in crate::vip_lab::service_files(&out) {
+            for v in crate::pools::service_files(&out) {
                 let check = &v["service"]["checks"][0];
                 assert!(check.get("args").is_none(), "{check}");
                 let timeout = consul_db_checks::duration::parse_duration(check["timeout"].as_str().unwrap()).unwrap();
@@ -137,21 +140,26 @@ impl HaproxyLab {
 
     /// Runs every host's Consul HTTP check once, as its agent would (a GET from the host's own
     /// namespace, Consul's timeout): per service, the hosts not critical (200 or 429).
-    pub fn consul_http_answers(&self) -> crate::vip_lab::Answers {
-        let mut answers = crate::vip_lab::Answers::new();
-        for (host, service, url, timeout) in &self.http_checks {
-            let (url, timeout) = (url.clone(), *timeout);
-            let status = crate::netlab::in_namespace(&host.ns, move || {
-                let rest = url.strip_prefix("http://").unwrap();
-                let (addr, path) = rest.split_at(rest.find('/').unwrap());
-                crate::http_lab::exchange(addr, format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(), timeout).status
-            });
-            let entry = answers.entry(service.clone()).or_default();
-            if status == 200 || status == 429 {
-                entry.push(host.name.clone());
-            }
-        }
-        answers
+    pub fn consul_http_answers(&self) -> Answers {
+        let results = self
+            .http_checks
+            .iter()
+            .map(|(host, service, url, timeout)| {
+                let (url, timeout) = (url.clone(), *timeout);
+                let answer = crate::netlab::in_namespace(&host.ns, move || {
+                    let rest = url.strip_prefix("http://").unwrap();
+                    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+                    crate::http_lab::exchange(addr, format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(), timeout)
+                });
+                CheckResult {
+                    service: service.clone(),
+                    node: host.name.clone(),
+                    status: Status::of_http_status(answer.status),
+                    first_line: answer.body.lines().next().unwrap_or("(no body)").to_string(),
+                }
+            })
+            .collect();
+        Answers { results }
     }
 
     /// What the HAProxies logged (their stderr), for failure messages.

@@ -28,9 +28,11 @@
 //! }
 //! ```
 
+pub mod consul_hosts;
 pub mod consul_lab;
 pub mod haproxy_lab;
 pub mod http_lab;
+pub mod keepalived;
 pub mod mysql_lab;
 pub mod mysql_wire;
 pub mod netlab;
@@ -39,7 +41,9 @@ pub mod pki;
 pub mod pools;
 pub mod redis_lab;
 pub mod vip_lab;
+pub mod writer;
 
+pub use consul_db_checks::report::Status;
 use serde_json::Value;
 use std::ffi::OsStr;
 use std::io::{Read, Write};
@@ -47,37 +51,12 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+
 use std::time::{Duration, Instant};
 
-/// A directory removed when dropped.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    /// A new empty directory under the system temp dir.
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!("cdc-test-{}-{}-{tag}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    /// A path inside it.
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        // CDC_KEEP_TEMP=1 keeps server logs for a post-mortem.
-        if std::env::var_os("CDC_KEEP_TEMP").is_some() {
-            eprintln!("kept {}", self.0.display());
-            return;
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// A directory removed when dropped (the library's, which its unit tests use too), and a file
+/// written with a mode.
+pub use consul_db_checks::test_files::{write as write_file, TempDir};
 
 /// A loopback port nobody listens on right now (and not 6379/3306).
 pub fn free_port() -> u16 {
@@ -179,9 +158,13 @@ impl CheckRun {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
     }
-    /// Whether Consul would keep the node in the pool: passing or warning.
+    /// How Consul reads the exit code.
+    pub fn status(&self) -> Status {
+        Status::of_exit_code(self.code)
+    }
+    /// Whether Consul would keep the node in the pool (the project's one pool rule).
     pub fn in_pool(&self) -> bool {
-        matches!(self.code, Some(0) | Some(1))
+        self.status().in_pool()
     }
     /// Exit code, asserting it is one of 0, 1, 2.
     pub fn exit(&self) -> i32 {
@@ -458,13 +441,6 @@ impl FakeServer {
         });
         FakeServer { port }
     }
-}
-
-/// Writes `content` to `path` with `mode`.
-pub fn write_file(path: &Path, content: &str, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, content).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// Asserts that no output of `runs` contains `secret`.

@@ -84,15 +84,15 @@ impl MariaNode {
     pub fn start_in(dir: &TempDir, name: &str, server_id: u32, ns: Option<&str>, host: &str, port: u16, extra: &[&str]) -> MariaNode {
         let datadir = dir.join(name);
         copy_dir(template(), &datadir);
-        let socket = dir.join(&format!("{name}.sock"));
+        let socket = dir.join(format!("{name}.sock"));
         let mut args: Vec<String> = vec![
             "--no-defaults".into(),
             format!("--datadir={}", datadir.display()),
             format!("--port={port}"),
             format!("--bind-address={}", if ns.is_some() { "0.0.0.0" } else { host }),
             format!("--socket={}", socket.display()),
-            format!("--pid-file={}", dir.join(&format!("{name}.pid")).display()),
-            format!("--log-error={}", dir.join(&format!("{name}.err")).display()),
+            format!("--pid-file={}", dir.join(format!("{name}.pid")).display()),
+            format!("--log-error={}", dir.join(format!("{name}.err")).display()),
             "--log-bin=mysql-bin".into(),
             "--log-slave-updates".into(),
             format!("--server-id={server_id}"),

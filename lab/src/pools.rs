@@ -2,6 +2,8 @@
 //! invariants of the README's "Guarantees" section over them.
 
 use crate::{check, CheckOutput};
+use consul_db_checks::report::Status;
+use std::collections::BTreeMap;
 
 /// Both checks' results on one node.
 #[derive(Debug)]
@@ -173,3 +175,135 @@ pub fn assert_invariants(views: &[NodeView]) {
 
 /// An empty pool, for [`assert_pools`].
 pub const NOBODY: [&str; 0] = [];
+
+/// What Consul records for one check run.
+#[derive(Clone, Debug)]
+pub struct CheckResult {
+    /// Service name.
+    pub service: String,
+    /// Service address (the node).
+    pub node: String,
+    /// How Consul read the exit code.
+    pub status: Status,
+    /// The first line the check printed.
+    pub first_line: String,
+}
+
+/// Every check's result, and the DNS answers that follow from them.
+#[derive(Clone, Debug, Default)]
+pub struct Answers {
+    /// One result per service file.
+    pub results: Vec<CheckResult>,
+}
+
+impl Answers {
+    /// The nodes Consul DNS answers with for `service`: those whose check is not critical (the
+    /// project's one pool rule, [`Status::in_pool`]), sorted.
+    pub fn pool(&self, service: &str) -> Vec<&str> {
+        let mut v: Vec<&str> =
+            self.results.iter().filter(|r| r.service == service && r.status.in_pool()).map(|r| r.node.as_str()).collect();
+        v.sort();
+        v
+    }
+
+    /// The same, owned.
+    pub fn dns(&self, service: &str) -> Vec<String> {
+        self.pool(service).into_iter().map(str::to_string).collect()
+    }
+
+    /// The DNS answers in a table: service name, answer, and each instance's check line.
+    pub fn describe(&self) -> String {
+        let mut by_service: BTreeMap<String, Vec<&CheckResult>> = BTreeMap::new();
+        for r in &self.results {
+            by_service.entry(r.service.clone()).or_default().push(r);
+        }
+        let mut s = String::new();
+        for (service, results) in by_service {
+            let answer = self.dns(&service);
+            let shown = if answer.is_empty() { "(no answer)".to_string() } else { answer.join(", ") };
+            s.push_str(&format!("  {service}.service.consul -> {shown}\n"));
+            for r in results {
+                s.push_str(&format!("      {:<9} {:<10} {}\n", r.node, r.status.word(), r.first_line));
+            }
+        }
+        s
+    }
+
+    /// Service names, sorted.
+    pub fn services(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.results.iter().map(|r| r.service.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// One service's check as a Consul agent runs it: its `args` (no shell), killed at its `timeout`,
+/// on its node (inside the host's namespace, in the namespace lab). The lab's one emulation of
+/// Consul: the loopback lab, the namespace lab and the demo all run their checks through it.
+#[derive(Clone, Debug)]
+pub struct AgentCheck {
+    /// The service name.
+    pub service: String,
+    /// The node, as answers name it.
+    pub node: String,
+    /// The network namespace the agent runs in, if any.
+    pub namespace: Option<String>,
+    /// The check's argv.
+    pub args: Vec<String>,
+    /// Consul's timeout for it.
+    pub timeout: std::time::Duration,
+}
+
+impl AgentCheck {
+    /// The checks of the Consul service files in `dir` (in file name order), run on `node`.
+    pub fn from_files(dir: &std::path::Path, node: &str, namespace: Option<&str>) -> Vec<AgentCheck> {
+        service_files(dir)
+            .iter()
+            .map(|v| {
+                let check = &v["service"]["checks"][0];
+                assert!(check.get("script").is_none(), "{dir:?}: a script check");
+                AgentCheck {
+                    service: v["service"]["name"].as_str().unwrap().to_string(),
+                    node: node.to_string(),
+                    namespace: namespace.map(str::to_string),
+                    args: check["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect(),
+                    timeout: consul_db_checks::duration::parse_duration(check["timeout"].as_str().unwrap()).unwrap(),
+                }
+            })
+            .collect()
+    }
+
+    /// Runs it once: what the agent records.
+    pub fn run(&self) -> CheckResult {
+        let mut cmd = match &self.namespace {
+            Some(ns) => crate::netlab::ns_command(ns, &self.args[0]),
+            None => std::process::Command::new(&self.args[0]),
+        };
+        cmd.args(&self.args[1..]);
+        let r = crate::run_command(&mut cmd, self.timeout);
+        CheckResult {
+            service: self.service.clone(),
+            node: self.node.clone(),
+            status: r.status(),
+            first_line: r.stdout.lines().next().unwrap_or("(no output)").to_string(),
+        }
+    }
+}
+
+/// Runs every check once, all at once as the agents do: what Consul records and DNS answers.
+pub fn run_agents(checks: &[AgentCheck]) -> Answers {
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = checks.iter().map(|c| scope.spawn(move || c.run())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    Answers { results }
+}
+
+/// The Consul service files the generator wrote into `dir`, parsed, in file name order.
+pub fn service_files(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<std::path::PathBuf> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    files.sort();
+    files.iter().map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()).collect()
+}

@@ -102,7 +102,7 @@ impl RedisNode {
             "--dbfilename",
             &format!("{name}.rdb"),
             "--logfile",
-            dir.join(&format!("{name}.log")).to_str().unwrap(),
+            dir.join(format!("{name}.log")).to_str().unwrap(),
             "--repl-ping-replica-period",
             "1",
             "--repl-diskless-sync-delay",
@@ -317,7 +317,7 @@ impl RedisLab {
 
     fn start_sentinel(&mut self, i: usize) {
         let port = free_port();
-        let conf = self.dir.join(&format!("sentinel{i}.conf"));
+        let conf = self.dir.join(format!("sentinel{i}.conf"));
         std::fs::write(
             &conf,
             format!(

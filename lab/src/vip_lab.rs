@@ -3,12 +3,13 @@
 //! keepalived` wrote (the checks as an unprivileged user, the password file readable by that user
 //! only), and clients that write through the VIP and record every acknowledged write.
 
-use crate::netlab::{in_namespace, ns_command, start_proc, Host, NetLab, LAB_INTERFACE, LAB_PREFIX};
+use crate::consul_hosts::ConsulOnHosts;
+use crate::keepalived::{keepalived_complaints, keepalived_on, wait_for_first_vip, Keepalived, VipWatch};
+use crate::netlab::{in_namespace, ns_command, start_proc, Host, NetLab, LAB_INTERFACE};
+use crate::writer::{Ack, Writer};
 use crate::{bin, wait_for, Proc};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -279,7 +280,7 @@ impl RedisVipLab {
                 })
                 .then_some(())
         });
-        let consul = ConsulOnHosts { checks: Vec::new() };
+        let consul = ConsulOnHosts::default();
         let mut lab = RedisVipLab { keepalived: Vec::new(), sentinels, nodes, timings, consul, epoch: Instant::now(), net };
         lab.start_keepalived(&pw_file);
         lab.consul = ConsulOnHosts::generate(&lab.net, &redis_hosts, &lab.inventory(&pw_file));
@@ -387,21 +388,7 @@ impl RedisVipLab {
 
     /// Starts sampling, every 50 ms, which hosts hold the VIP (for at most 120 s).
     pub fn watch_vip(&self) -> VipWatch {
-        let hosts: Vec<Host> = self.net.hosts.clone();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_flag = Arc::clone(&stop);
-        let epoch = self.epoch;
-        let handle = std::thread::spawn(move || {
-            let mut samples = Vec::new();
-            let until = Instant::now() + Duration::from_secs(120);
-            while !stop_flag.load(Ordering::SeqCst) && Instant::now() < until {
-                let holders = crate::netlab::holders_of(&hosts, VIP);
-                samples.push((epoch.elapsed(), holders));
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            samples
-        });
-        VipWatch { stop, handle }
+        VipWatch::start(self.net.hosts.clone(), VIP, self.epoch)
     }
 
     /// Starts watching h2 and h3 (from c1) for the first to say `role:master`.
@@ -446,7 +433,7 @@ impl RedisVipLab {
 
 /// Runs the real `gen-consul-services --format FORMAT` for `host` on `inventory` (checks in the
 /// lab's `bin/`); returns the directory it wrote into.
-fn generate_for(net: &NetLab, host: &Host, inventory: &str, format: &str) -> PathBuf {
+pub(crate) fn generate_for(net: &NetLab, host: &Host, inventory: &str, format: &str) -> PathBuf {
     let dir = net.dir.join(format);
     std::fs::create_dir_all(&dir).unwrap();
     let inventory_file = dir.join("inventory.json");
@@ -475,131 +462,6 @@ pub fn drain_dir(net: &NetLab, host: &str) -> PathBuf {
     net.dir.join("drain").join(host)
 }
 
-/// The keepalived the lab runs: this machine's, or, with `CDC_KEEPALIVED_ROOT` naming a chroot
-/// (scripts/chroot.sh), the one of that chroot's release.
-pub struct Keepalived {
-    /// The chroot it runs in, if any.
-    root: Option<PathBuf>,
-    /// Its version (`2.2.7`), passed to the generator as `--keepalived-version`.
-    pub version: String,
-}
-
-impl Keepalived {
-    /// The keepalived of this run (asked for its version once).
-    pub fn in_use() -> &'static Keepalived {
-        static IN_USE: std::sync::OnceLock<Keepalived> = std::sync::OnceLock::new();
-        IN_USE.get_or_init(|| {
-            let root = std::env::var_os("CDC_KEEPALIVED_ROOT").map(PathBuf::from);
-            let mut cmd = match &root {
-                Some(root) => {
-                    let mut c = std::process::Command::new("chroot");
-                    c.arg(root).arg("keepalived");
-                    c
-                }
-                None => std::process::Command::new("keepalived"),
-            };
-            let out = cmd.arg("--version").output().expect("keepalived --version");
-            // "Keepalived v2.3.3 (03/30,2025)", on stderr for some versions.
-            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            let version = text
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix('v').filter(|v| v.starts_with(|c: char| c.is_ascii_digit())))
-                .unwrap_or_else(|| panic!("no version in keepalived --version: {text}"))
-                .to_string();
-            Keepalived { root, version }
-        })
-    }
-
-    /// The command that starts keepalived inside namespace `ns` (arguments to be added). In a
-    /// chroot, the chroot gets /proc, /sys and this machine's /run (where the lab's files are)
-    /// mounted inside the mount namespace `ip netns exec` makes for it: the mounts go with it.
-    pub fn command(&self, ns: &str) -> std::process::Command {
-        let mut cmd = std::process::Command::new("ip");
-        cmd.args(["netns", "exec", ns]);
-        match &self.root {
-            None => {
-                cmd.arg("keepalived");
-            }
-            Some(root) => {
-                cmd.args([
-                    "sh",
-                    "-c",
-                    r#"mount -t proc proc "$0/proc" && mount --rbind /sys "$0/sys" && mount --bind /run "$0/run" && exec chroot "$0" keepalived "$@""#,
-                ])
-                .arg(root);
-            }
-        }
-        cmd
-    }
-}
-
-/// Writes `inventory` into the lab, generates each host's keepalived.conf from it with the real
-/// `gen-consul-services` (checks in the lab's `bin/`), and starts keepalived on every host with
-/// exactly that file.
-pub fn keepalived_on(net: &NetLab, hosts: &[Host], inventory: &str) -> Vec<Proc> {
-    hosts
-        .iter()
-        .map(|host| {
-            let out = generate_for(net, host, inventory, "keepalived");
-            let log = std::fs::File::create(out.join("keepalived.log")).unwrap();
-            let mut cmd = Keepalived::in_use().command(&host.ns);
-            cmd.args(["--dont-fork", "--log-console", "--log-detail", "--vrrp"])
-                .arg("--use-file")
-                .arg(out.join("keepalived.conf"))
-                .arg("--pid")
-                .arg(out.join("keepalived.pid"))
-                .arg("--vrrp_pid")
-                .arg(out.join("vrrp.pid"))
-                // Every pid file of the host's own (2.3 checks the BFD one even with --vrrp: two
-                // hosts starting at once would find each other's in a shared /run).
-                .arg("--checkers_pid")
-                .arg(out.join("checkers.pid"))
-                .arg("--bfd_pid")
-                .arg(out.join("bfd.pid"))
-                .stdout(log.try_clone().unwrap())
-                .stderr(log);
-            start_proc(&format!("keepalived {}", host.name), &mut cmd)
-        })
-        .collect()
-}
-
-/// Waits up to 20 s for `vip` on `host` alone after keepalived started; panics with the holders
-/// and the end of every host's keepalived log.
-fn wait_for_first_vip(net: &NetLab, vip: &str, host: &str) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while net.holders(vip) != [host] {
-        if Instant::now() > until {
-            let mut logs = String::new();
-            for h in &net.hosts {
-                if let Ok(log) = std::fs::read_to_string(net.dir.join("keepalived").join(&h.name).join("keepalived.log")) {
-                    let lines: Vec<&str> = log.lines().collect();
-                    logs += &format!("--- {} keepalived.log (end)\n{}\n", h.name, lines[lines.len().saturating_sub(25)..].join("\n"));
-                }
-            }
-            panic!("timed out after 20s waiting for {vip} on {host} alone (holders: {:?})\n{logs}", net.holders(vip));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The lines of every host's keepalived log that complain about the configuration (keepalived
-/// ignores what it cannot read and carries on: a test must notice).
-pub fn keepalived_complaints(net: &NetLab) -> Vec<String> {
-    let dir = net.dir.join("keepalived");
-    let mut found = Vec::new();
-    for host in &net.hosts {
-        if let Ok(log) = std::fs::read_to_string(dir.join(&host.name).join("keepalived.log")) {
-            for line in log.lines() {
-                let l = line.to_ascii_lowercase();
-                if ["invalid", "ignoring", "not valid", "unknown keyword", "error", "unsafe", "disabling"].iter().any(|w| l.contains(w)) {
-                    found.push(format!("{}: {line}", host.name));
-                }
-            }
-        }
-    }
-    found
-}
-
 /// Copies the project's executables `names` into the lab's `bin/` (root-owned, 0755: where
 /// keepalived's script security accepts them).
 pub fn install_checks(net: &NetLab, names: &[&str]) {
@@ -608,93 +470,6 @@ pub fn install_checks(net: &NetLab, names: &[&str]) {
     for exe in names {
         std::fs::copy(bin(exe), dir.join(exe)).unwrap();
     }
-}
-
-/// The Consul service files the generator wrote into `dir`, parsed, in file name order.
-pub fn service_files(dir: &Path) -> Vec<serde_json::Value> {
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
-    files.sort();
-    files.iter().map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()).collect()
-}
-
-/// What Consul DNS would answer per service name, from the checks each host's agent runs.
-pub type Answers = std::collections::BTreeMap<String, Vec<String>>;
-
-/// Each host's Consul service files, generated from the inventory, run as its local agent would:
-/// inside the host's namespace, against its own address, with no shell and Consul's timeout.
-pub struct ConsulOnHosts {
-    checks: Vec<(Host, String, Vec<String>, Duration)>,
-}
-
-impl ConsulOnHosts {
-    /// Generates every host's service files with the real `gen-consul-services`.
-    pub fn generate(net: &NetLab, hosts: &[Host], inventory: &str) -> ConsulOnHosts {
-        let mut checks = Vec::new();
-        for host in hosts {
-            let out = generate_for(net, host, inventory, "consul");
-            for v in service_files(&out) {
-                let service = v["service"]["name"].as_str().unwrap().to_string();
-                let check = &v["service"]["checks"][0];
-                let args: Vec<String> = check["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
-                let timeout = consul_db_checks::duration::parse_duration(check["timeout"].as_str().unwrap()).unwrap();
-                checks.push((host.clone(), service, args, timeout));
-            }
-        }
-        ConsulOnHosts { checks }
-    }
-
-    /// Runs every check once, all at once, each killed at its Consul timeout: per check, the
-    /// service, the host, the exit code and the first output line.
-    pub fn run_all(&self) -> Vec<HostCheck> {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .checks
-                .iter()
-                .map(|(host, service, args, timeout)| {
-                    scope.spawn(move || {
-                        let mut cmd = ns_command(&host.ns, &args[0]);
-                        cmd.args(&args[1..]);
-                        let r = crate::run_command(&mut cmd, *timeout);
-                        let first_line = r.stdout.lines().next().unwrap_or("").to_string();
-                        HostCheck { service: service.clone(), host: host.name.clone(), code: r.code, first_line }
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        })
-    }
-
-    /// Runs every check once and returns, per service name, the hosts whose check is not
-    /// critical: what Consul DNS answers.
-    pub fn answers(&self) -> Answers {
-        answers_of(&self.run_all())
-    }
-}
-
-/// One check run by a host's agent.
-#[derive(Clone, Debug)]
-pub struct HostCheck {
-    /// The service name.
-    pub service: String,
-    /// The host.
-    pub host: String,
-    /// Exit code (`None`: killed at Consul's timeout).
-    pub code: Option<i32>,
-    /// The first line it printed.
-    pub first_line: String,
-}
-
-/// What Consul DNS answers per service name, from the checks' results.
-pub fn answers_of(checks: &[HostCheck]) -> Answers {
-    let mut answers = Answers::new();
-    for c in checks {
-        let entry = answers.entry(c.service.clone()).or_default();
-        if matches!(c.code, Some(0) | Some(1)) {
-            entry.push(c.host.clone());
-        }
-    }
-    answers
 }
 
 /// Changes the owner of `path` to `user` and its mode to `mode`.
@@ -707,192 +482,4 @@ pub fn chown_to(path: &Path, user: &str, mode: u32) {
     assert_eq!(unsafe { libc::chown(c_path.as_ptr(), uid, gid) }, 0, "chown {}", path.display());
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// Which hosts held the VIP, sampled every 50 ms.
-pub struct VipWatch {
-    stop: Arc<AtomicBool>,
-    handle: JoinHandle<Vec<(Duration, Vec<String>)>>,
-}
-
-impl VipWatch {
-    /// Stops sampling and returns the samples.
-    pub fn finish(self) -> VipTimeline {
-        self.stop.store(true, Ordering::SeqCst);
-        VipTimeline(self.handle.join().unwrap())
-    }
-}
-
-/// The VIP's holders over time: `(since the epoch, hosts)`.
-#[derive(Clone, Debug)]
-pub struct VipTimeline(pub Vec<(Duration, Vec<String>)>);
-
-impl VipTimeline {
-    /// The first sample after `from` in which `host` no longer holds the VIP (and never again before `until`).
-    pub fn released_by(&self, host: &str, from: Duration, until: Duration) -> Option<Duration> {
-        let window: Vec<&(Duration, Vec<String>)> = self.0.iter().filter(|(t, _)| *t >= from && *t <= until).collect();
-        let last_held = window.iter().rposition(|(_, h)| h.iter().any(|x| x == host));
-        match last_held {
-            None => window.first().map(|(t, _)| *t),
-            Some(i) => window.get(i + 1).map(|(t, _)| *t),
-        }
-    }
-
-    /// The first sample after `from` in which exactly `host` holds the VIP.
-    pub fn first_held_alone(&self, host: &str, from: Duration) -> Option<Duration> {
-        self.0.iter().find(|(t, h)| *t >= from && h.len() == 1 && h[0] == host).map(|(t, _)| *t)
-    }
-
-    /// The most hosts that held the VIP in any one sample.
-    pub fn max_holders(&self) -> usize {
-        self.0.iter().map(|(_, h)| h.len()).max().unwrap_or(0)
-    }
-}
-
-/// One acknowledged write.
-#[derive(Clone, Debug)]
-pub struct Ack {
-    /// The key written.
-    pub key: String,
-    /// When the acknowledgement arrived (since the lab's epoch).
-    pub at: Duration,
-    /// The host that acknowledged it (its `replica-announce-ip`, as a lab host name).
-    pub node: String,
-}
-
-/// What a writer saw.
-#[derive(Clone, Debug, Default)]
-pub struct WriterReport {
-    /// Every acknowledged write, in order.
-    pub acked: Vec<Ack>,
-    /// Writes that failed or timed out (not acknowledged: the client knows they may be lost).
-    pub failed: usize,
-}
-
-/// A client's Redis connection through `target` (the VIP, a load balancer), logged in, every
-/// operation bounded to 300 ms.
-pub fn app_connection(target: &(String, u16)) -> Option<redis::Connection> {
-    const OP_TIMEOUT: Duration = Duration::from_millis(300);
-    let client = redis::Client::open((target.0.as_str(), target.1)).ok()?;
-    let mut c = client.get_connection_with_timeout(OP_TIMEOUT).ok()?;
-    c.set_read_timeout(Some(OP_TIMEOUT)).ok()?;
-    c.set_write_timeout(Some(OP_TIMEOUT)).ok()?;
-    redis::cmd("AUTH").arg(PASSWORD).query::<()>(&mut c).ok()?;
-    Some(c)
-}
-
-/// A client writing through the VIP (or a load balancer): one key every 10 ms, at most 6000 writes and 90 s.
-pub struct Writer {
-    stop: Arc<AtomicBool>,
-    handle: JoinHandle<WriterReport>,
-}
-
-impl Writer {
-    /// A Redis writer in namespace `ns` through `target`, attributing each write by the node's
-    /// `replica-announce-ip`.
-    fn start(ns: String, prefix: String, epoch: Instant, target: (String, u16)) -> Writer {
-        let connect = move || -> Option<(redis::Connection, String)> {
-            let mut c = app_connection(&target)?;
-            let announced: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("replica-announce-ip").query(&mut c).ok()?;
-            Some((c, host_name(announced.get(1).map(String::as_str).unwrap_or("?"))))
-        };
-        let write = |c: &mut redis::Connection, key: &str| redis::cmd("SET").arg(key).arg("v").query::<()>(c).is_ok();
-        Writer::start_with(ns, prefix, epoch, connect, write)
-    }
-
-    /// A writer in namespace `ns`: `connect` opens a connection and names the host it reached,
-    /// `write` writes one key on it (false: failed, reconnect).
-    pub fn start_with<C: 'static>(
-        ns: String,
-        prefix: String,
-        epoch: Instant,
-        connect: impl FnMut() -> Option<(C, String)> + Send + 'static,
-        write: impl FnMut(&mut C, &str) -> bool + Send + 'static,
-    ) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let handle = std::thread::spawn(move || in_namespace(&ns.clone(), move || write_loop(&prefix, epoch, &flag, connect, write)));
-        Writer { stop, handle }
-    }
-
-    /// Stops it and returns what it saw.
-    pub fn finish(self) -> WriterReport {
-        self.stop.store(true, Ordering::SeqCst);
-        self.handle.join().unwrap()
-    }
-}
-
-/// Host names by address, for attributing acknowledgements.
-fn host_name(addr: &str) -> String {
-    match addr.strip_prefix(&format!("{LAB_PREFIX}.")) {
-        Some("11") => "h1".into(),
-        Some("12") => "h2".into(),
-        Some("13") => "h3".into(),
-        _ => addr.to_string(),
-    }
-}
-
-/// Writes one key every 10 ms (at most 6000 and 90 s) until `stop`, reconnecting after any
-/// failure; records what was acknowledged, by whom and when.
-fn write_loop<C>(
-    prefix: &str,
-    epoch: Instant,
-    stop: &AtomicBool,
-    mut connect: impl FnMut() -> Option<(C, String)>,
-    mut write: impl FnMut(&mut C, &str) -> bool,
-) -> WriterReport {
-    const MAX_WRITES: usize = 6000;
-    const MAX_TIME: Duration = Duration::from_secs(90);
-    let started = Instant::now();
-    let mut report = WriterReport::default();
-    let mut conn: Option<(C, String)> = None;
-    let mut n = 0usize;
-    while !stop.load(Ordering::SeqCst) && n < MAX_WRITES && started.elapsed() < MAX_TIME {
-        let Some((c, node)) = conn.as_mut() else {
-            conn = connect();
-            if conn.is_none() {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            continue;
-        };
-        let key = format!("{prefix}:{n}");
-        n += 1;
-        if write(c, &key) {
-            report.acked.push(Ack { key, at: epoch.elapsed(), node: node.clone() });
-        } else {
-            report.failed += 1;
-            conn = None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    report
-}
-
-/// The numbers a scenario reports.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    /// Time from the fault to the first write acknowledged by the new master.
-    pub write_outage: Option<Duration>,
-    /// Acknowledged writes missing from the final master, acknowledged before the promotion.
-    pub lost_before_promotion: usize,
-    /// Writes acknowledged by another node after the promotion (split-brain writes).
-    pub split_brain_writes: usize,
-    /// All acknowledged writes.
-    pub acked: usize,
-}
-
-impl Outcome {
-    /// Works out the numbers from the writers' records, the fault and promotion times and the final master.
-    pub fn of(lab: &RedisVipLab, reports: &[&WriterReport], fault: Duration, promotion: Duration, new_master: &str) -> Outcome {
-        let acked: Vec<Ack> = reports.iter().flat_map(|r| r.acked.iter().cloned()).collect();
-        let missing = lab.missing_keys(new_master, &acked);
-        let split: Vec<&Ack> = acked.iter().filter(|a| a.at > promotion && a.node != new_master).collect();
-        let first_new = acked.iter().filter(|a| a.at > fault && a.node == new_master).map(|a| a.at).min();
-        Outcome {
-            write_outage: first_new.map(|t| t - fault),
-            lost_before_promotion: missing.iter().filter(|a| a.at <= promotion).count(),
-            split_brain_writes: split.len(),
-            acked: acked.len(),
-        }
-    }
 }

@@ -194,7 +194,7 @@ pub fn cached_login_warning(server: &Address, plugin: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_files::TestDir;
+    use crate::test_files::TempDir;
 
     #[test]
     fn protection_follows_the_transport_and_options() {
@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn pinned_keys_are_checked() {
-        let d = TestDir::new("pinned-key");
+        let d = TempDir::new("pinned-key");
         let out = std::process::Command::new("openssl")
             .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
             .output()

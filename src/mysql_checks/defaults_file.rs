@@ -191,10 +191,10 @@ fn unquote(value: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_files::{write, TestDir};
+    use crate::test_files::{write, TempDir};
 
-    fn dir(tag: &str) -> TestDir {
-        TestDir::new(&format!("cnf-{tag}"))
+    fn dir(tag: &str) -> TempDir {
+        TempDir::new(&format!("cnf-{tag}"))
     }
 
     #[test]

@@ -5,8 +5,9 @@ use super::{MysqlArgs, ServerFacts};
 use crate::cli::Common;
 use crate::cli::ServerArgs;
 use crate::deadline::Deadline;
-use crate::report::{Outcome, Status, Subcheck, Thresholds, Verdict};
+use crate::report::{Outcome, Subcheck, Verdict};
 use crate::runner::Check;
+use crate::write_pool::ReplicaCount;
 use anyhow::Result;
 use clap::Parser;
 
@@ -36,7 +37,8 @@ pub struct Args {
 /// Decides from the facts: no channel, writable (unless allowed), enough replicas. `replicas`
 /// (warning below `--min-replicas`) is measured whatever the role.
 pub fn decide(target: &str, facts: &ServerFacts, allow_read_only: bool, replicas: usize, min_replicas: u32) -> Verdict {
-    let connected = Subcheck::measured("replicas", Some(replicas as i64), "", Thresholds::warn_below(min_replicas));
+    let count = ReplicaCount { label: "replicas", counted: "connected", count: replicas, min: min_replicas };
+    let connected = count.measured();
     if let Some(why) = facts.out_of_service() {
         return Verdict::new(format!("{target} is out of service: {why}"), [Subcheck::critical(why), connected]);
     }
@@ -63,10 +65,7 @@ pub fn decide(target: &str, facts: &ServerFacts, allow_read_only: bool, replicas
             }
         }
     }
-    match connected.status() {
-        Status::Passing => verdict.and(connected),
-        _ => verdict.and(connected.saying(format!("{replicas} replica(s) connected, fewer than --min-replicas {min_replicas}"))),
-    }
+    verdict.and(count.decided())
 }
 
 /// The `check-mysql-master` check.
@@ -109,6 +108,7 @@ impl Check for MysqlMaster {
 mod tests {
     use super::super::replication::{channels, samples, DumpThread};
     use super::*;
+    use crate::report::Status;
 
     fn facts(rows: Vec<super::super::replication::RowMap>, read_only: bool, super_read_only: Option<bool>) -> ServerFacts {
         ServerFacts {

@@ -6,8 +6,9 @@ use super::RedisTarget;
 use crate::cli::Common;
 use crate::cli::ServerArgs;
 use crate::deadline::Deadline;
-use crate::report::{Outcome, Status, Subcheck, Thresholds, Verdict};
+use crate::report::{Outcome, Subcheck, Verdict};
 use crate::runner::Check;
+use crate::write_pool::ReplicaCount;
 use anyhow::Result;
 use clap::Parser;
 
@@ -35,7 +36,8 @@ pub struct Args {
 /// `replicas_online` (warning below `--min-replicas`) is measured whatever the role.
 pub fn decide(target: &str, info: &ReplicationInfo, guard: Option<&GuardFinding>, min_replicas: u32) -> Verdict {
     let online = info.online_replicas().count();
-    let replicas = Subcheck::measured("replicas_online", Some(online as i64), "", Thresholds::warn_below(min_replicas));
+    let count = ReplicaCount { label: "replicas_online", counted: "online", count: online, min: min_replicas };
+    let replicas = count.measured();
     if let Role::Replica(link) = &info.role {
         let state = if link.link_up { "up" } else { "down" };
         return Verdict::new(
@@ -52,10 +54,7 @@ pub fn decide(target: &str, info: &ReplicationInfo, guard: Option<&GuardFinding>
     if let Some((g, clause)) = guard.and_then(|g| Some((g, g.veto()?))) {
         return Verdict::new(format!("{target} says master, but {clause}"), [g.subcheck(), replicas]);
     }
-    let replicas = match replicas.status() {
-        Status::Passing => replicas,
-        _ => replicas.saying(format!("{online} replica(s) online, fewer than --min-replicas {min_replicas}")),
-    };
+    let replicas = count.decided();
     let verdict = Verdict::new(format!("{target} is master, {online} replica(s) online"), [Subcheck::passing("role is master")]);
     match guard {
         Some(g) => verdict.and(g.subcheck()).and(replicas),
@@ -96,6 +95,7 @@ impl Check for RedisMaster {
 mod tests {
     use super::super::info::samples::*;
     use super::*;
+    use crate::report::Status;
 
     fn info(text: &str) -> ReplicationInfo {
         ReplicationInfo::parse(text).unwrap()

@@ -145,11 +145,7 @@ fn reason(status: u16) -> &'static str {
 /// The status a check's exit code is served as: passing 200, warning 429 (what Consul's HTTP
 /// check reads as warning), critical and anything else 503.
 pub fn status_of_exit(code: Option<i32>) -> u16 {
-    match code {
-        Some(0) => 200,
-        Some(1) => 429,
-        _ => 503,
-    }
+    crate::report::Status::of_exit_code(code).http_status()
 }
 
 #[cfg(test)]
