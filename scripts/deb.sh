@@ -49,6 +49,8 @@ if [ -z "$glibc" ]; then
   glibc=$(getconf GNU_LIBC_VERSION | awk '{print $2}')
 fi
 size=$(du -sk "$root/usr" | cut -f1)
+# The executables, as the description lists them (the [[bin]] entries: the one list).
+bin_list=$(echo $bins | sed 's/ /, /g' | fold -s -w 70 | sed 's/ *$//; 2,$s/^/ /')
 cat > "$root/DEBIAN/control" <<CONTROL
 Package: consul-db-checks
 Version: $version
@@ -60,11 +62,10 @@ Section: admin
 Priority: optional
 Homepage: https://consul-db-checks.invalid
 Description: health checks that decide which Redis or MySQL server takes writes
- Single-shot checks for Consul script checks and keepalived vrrp_script:
- check-redis-master, check-redis-slave, check-mysql-master, check-mysql-slave
- (exit 0 passing, 1 warning, 2 critical), check-topology (every group of an
- inventory at once) and gen-consul-services (Consul service files and
- keepalived configuration for an inventory).
+ Single-shot checks for Consul script and HTTP checks, keepalived vrrp_script
+ and HAProxy: ${bin_list}
+ (checks exit 0 passing, 1 warning, 2 critical; serve-checks answers them over
+ HTTP; gen-consul-services writes the Consul, keepalived and HAProxy files).
 CONTROL
 deb="target/deb/consul-db-checks_${version}_${arch}.deb"
 dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >&2

@@ -21,9 +21,12 @@ fn debian_package_contents_and_binaries() {
     let built = run_command(&mut build, Duration::from_secs(600));
     assert_eq!(built.code, Some(0), "scripts/deb.sh: {}", built.stderr);
     let deb = root.join(built.stdout.trim());
-    let info = Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Package").arg("Depends").output().unwrap();
+    let info = Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Package").arg("Depends").arg("Description").output().unwrap();
     let info = String::from_utf8_lossy(&info.stdout).to_string();
     assert!(info.contains("Package: consul-db-checks") && info.contains("Depends: libc6 (>= 2."), "{info}");
+    for exe in consul_db_checks::executables::all().map(|e| e.name) {
+        assert!(info.contains(exe), "the package description does not name {exe}: {info}");
+    }
     let listing = Command::new("dpkg-deb").arg("-c").arg(&deb).output().unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout).to_string();
     let executables = consul_db_checks::executables::all().map(|e| e.name);

@@ -336,8 +336,8 @@ fn emit(a: &Args, files: &[OutputFile]) -> Result<i32> {
     Ok(0)
 }
 
-/// Runs `gen-consul-services` with the process arguments and exits 0, 1 or 2.
-pub fn main() -> ! {
+/// Runs `gen-consul-services` with the process arguments: its exit code, 0, 1 or 2.
+pub fn main() -> std::process::ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("gen-consul-services: internal error: {info} (please report this bug)");
         std::process::exit(2);
@@ -353,5 +353,5 @@ pub fn main() -> ! {
             2
         }),
     };
-    std::process::exit(code)
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(2))
 }

@@ -134,8 +134,9 @@ pub fn load(args: &Args) -> Result<(Node, String)> {
     Ok((Node { node: args.node.clone(), services: services.iter().map(Served::from).collect() }, listen))
 }
 
-/// Runs `serve-checks` with the process arguments; returns only on a startup error (exit 2).
-pub fn main() -> ! {
+/// Runs `serve-checks` with the process arguments; returns when it stops serving (`--inetd`:
+/// after its one request), or on a startup error (exit 2).
+pub fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let result = (|| -> Result<()> {
         let (node, listen) = load(&args)?;
@@ -158,10 +159,10 @@ pub fn main() -> ! {
         server::serve(listener, node, &args)
     })();
     match result {
-        Ok(()) => std::process::exit(0),
+        Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("serve-checks: {e:#}");
-            std::process::exit(2)
+            std::process::ExitCode::from(2)
         }
     }
 }
