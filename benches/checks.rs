@@ -10,6 +10,7 @@
 
 use lab::mysql_lab::{MariaLab, CHECKER};
 use lab::redis_lab::RedisLab;
+use lab::{MYSQL_MASTER, MYSQL_SLAVE, REDIS_MASTER, REDIS_SLAVE, TOPOLOGY};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -131,7 +132,7 @@ fn bench_topology(runs: usize) {
         .collect();
     let inventory = lab.dir.join("inventory.json");
     std::fs::write(&inventory, serde_json::to_string(&groups).unwrap()).unwrap();
-    let t = lab::bin("check-topology").display().to_string();
+    let t = lab::bin(TOPOLOGY).display().to_string();
     header(&format!("check-topology: 100 Redis groups x 3 nodes (600 checks, 1800 Sentinel probes), {runs} runs"));
     bench("check-topology --inventory (100 groups) (0)", &s(&[&t, "--inventory", inventory.to_str().unwrap()]), runs, 0);
 }
@@ -155,8 +156,8 @@ fn redis_setup() -> RedisSetup {
     RedisSetup {
         master: lab.master.port_arg(),
         replica: lab.replicas[0].port_arg(),
-        check_master: lab::bin("check-redis-master").display().to_string(),
-        check_slave: lab::bin("check-redis-slave").display().to_string(),
+        check_master: lab::bin(REDIS_MASTER).display().to_string(),
+        check_slave: lab::bin(REDIS_SLAVE).display().to_string(),
         lab,
     }
 }
@@ -177,8 +178,8 @@ fn mysql_setup() -> MysqlSetup {
     MysqlSetup {
         master: lab.master.port_arg(),
         replica: lab.replicas[0].port_arg(),
-        check_master: lab::bin("check-mysql-master").display().to_string(),
-        check_slave: lab::bin("check-mysql-slave").display().to_string(),
+        check_master: lab::bin(MYSQL_MASTER).display().to_string(),
+        check_slave: lab::bin(MYSQL_SLAVE).display().to_string(),
         cnf: lab.checker_cnf.display().to_string(),
         lab,
     }
@@ -194,7 +195,7 @@ No MySQL 9 chroot (run make deps as root): no MySQL 9 table."
         );
         return;
     };
-    let (mm, ms) = (lab::bin("check-mysql-master").display().to_string(), lab::bin("check-mysql-slave").display().to_string());
+    let (mm, ms) = (lab::bin(MYSQL_MASTER).display().to_string(), lab::bin(MYSQL_SLAVE).display().to_string());
     let mysql = lab::oracle_mysql::MysqlLab::start(&root, 2);
     let key = mysql.source.data_file("public_key.pem").display().to_string();
     let cnf = mysql.checker_cnf.display().to_string();
@@ -226,7 +227,7 @@ fn bench_serve(runs: usize) {
     use consul_db_checks::deadline::Deadline;
     let lab = RedisLab::start(1, 0);
     let inventory = lab.dir.join("serve-inventory.json");
-    let inv = serde_json::json!({"bin_dir": lab::bin("check-redis-master").parent().unwrap(), "drain_dir": lab.dir.join("drain"),
+    let inv = serde_json::json!({"bin_dir": lab::bin(REDIS_MASTER).parent().unwrap(), "drain_dir": lab.dir.join("drain"),
         "groups": [{"kind": "redis", "name": "bench", "port": lab.master.port, "nodes": ["127.0.0.1"]}]});
     std::fs::write(&inventory, inv.to_string()).unwrap();
     let (services, _) = consul_db_checks::generator::node_services(&inventory, "127.0.0.1", None).unwrap();

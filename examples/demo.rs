@@ -14,6 +14,7 @@ use lab::consul_lab::{ConsulLab, REDIS_HOSTS};
 use lab::pools::Answers;
 use lab::vip_lab::{MariaVipLab, RedisVipLab, Timings, MYSQL_VIP, VIP};
 use lab::writer::Outcome;
+use lab::TOPOLOGY;
 use std::time::{Duration, Instant};
 
 fn step(start: Instant, text: &str) {
@@ -157,7 +158,7 @@ fn namespace_demo(start: Instant, mut lab: RedisVipLab) {
 /// Prints what `check-topology` sees for the inventory: per group, who Consul DNS answers with for
 /// the write and read names, each node's check line, and its own verdict.
 fn show_topology(inventory: &std::path::Path) {
-    let r = lab::run("check-topology", ["--inventory", inventory.to_str().unwrap(), "--format", "json"]);
+    let r = lab::run(TOPOLOGY, ["--inventory", inventory.to_str().unwrap(), "--format", "json"]);
     let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.stdout) else {
         println!("  check-topology: {}", r.stdout.trim());
         return;

@@ -33,35 +33,35 @@ fn every_deadline_holds_against_hostile_servers() {
     write_file(&pw, "pw\n", 0o600);
 
     // A server that accepts and never answers: the step and the server are named.
-    for (bin, timeout) in [("check-redis-master", "1s"), ("check-redis-slave", "500ms")] {
+    for (bin, timeout) in [(REDIS_MASTER, "1s"), (REDIS_SLAVE, "500ms")] {
         let v = timed(bin, &[&sp], timeout, 2);
         assert!(v.summary().contains(&format!("INFO replication on {addr}")) && v.summary().contains(timeout), "{v}");
     }
-    let v = timed("check-redis-master", &[&sp, "--password-file", pw.to_str().unwrap()], "1s", 2);
+    let v = timed(REDIS_MASTER, &[&sp, "--password-file", pw.to_str().unwrap()], "1s", 2);
     assert!(v.summary().contains(&format!("log in to {addr}")), "{v}");
-    for (bin, timeout) in [("check-mysql-master", "1s"), ("check-mysql-slave", "500ms")] {
+    for (bin, timeout) in [(MYSQL_MASTER, "1s"), (MYSQL_SLAVE, "500ms")] {
         let v = timed(bin, &[&sp, "--user", "x"], timeout, 2);
         assert!(v.summary().contains(&addr) && v.summary().contains("handshake") && v.summary().contains(timeout), "{v}");
     }
     // A half-open TLS handshake.
     let pki = Pki::generate();
     let ca = pki.arg("ca.crt");
-    timed("check-redis-master", &[&sp, "--tls-ca", &ca], "1s", 2);
-    timed("check-mysql-master", &[&sp, "--user", "x", "--tls-ca", &ca], "1s", 2);
+    timed(REDIS_MASTER, &[&sp, "--tls-ca", &ca], "1s", 2);
+    timed(MYSQL_MASTER, &[&sp, "--user", "x", "--tls-ca", &ca], "1s", 2);
     // Servers that answer with something else are refused at once.
     let http = FakeServer::start(Fake::Answers(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"));
-    for bin in ["check-redis-master", "check-mysql-slave"] {
+    for bin in [REDIS_MASTER, MYSQL_SLAVE] {
         timed(bin, &[&http.port.to_string(), "--user", "x"], "1s", 2);
     }
 
     // A Sentinel that never answers does not take a healthy master (its replica attached) out:
     // warning, in time.
     let lab = RedisLab::builder().replicas(1).start();
-    let v = timed("check-redis-master", &[&lab.master.port_arg(), "--sentinel", &addr, "--master-name", "x"], "1s", 1);
+    let v = timed(REDIS_MASTER, &[&lab.master.port_arg(), "--sentinel", &addr, "--master-name", "x"], "1s", 1);
     assert!(v.reason_contains(&format!("SENTINEL get-master-addr-by-name on {addr}: no answer within the 750ms deadline")), "{v}");
     // A Redis master that is frozen (SIGSTOP): the kernel still accepts.
     lab.master.proc.signal(libc::SIGSTOP);
-    let v = timed("check-redis-master", &[&lab.master.port_arg()], "500ms", 2);
+    let v = timed(REDIS_MASTER, &[&lab.master.port_arg()], "500ms", 2);
     lab.master.proc.signal(libc::SIGCONT);
     assert!(v.summary().contains(&lab.master.addr()), "{v}");
     drop(lab);
@@ -72,9 +72,9 @@ fn every_deadline_holds_against_hostile_servers() {
     lab.replicas[0].proc.signal(libc::SIGSTOP);
     let mut a = vec![lab.master.port_arg()];
     a.extend(lab.checker_args());
-    let v = timed("check-mysql-slave", &a.iter().map(String::as_str).collect::<Vec<_>>(), "1s", 0);
+    let v = timed(MYSQL_SLAVE, &a.iter().map(String::as_str).collect::<Vec<_>>(), "1s", 0);
     lab.replicas[0].proc.signal(libc::SIGCONT);
-    assert_eq!(v.fact("probes.0.healthy"), false, "{v}");
+    v.fact_is("probes.0.healthy", false);
     let problem = v.fact("probes.0.problem").as_str().unwrap();
     assert!(problem.contains(&lab.replicas[0].addr()) && problem.contains("within 750ms"), "{v}");
 }

@@ -67,7 +67,7 @@ fn names_users_and_tls(bin_dir: &Path) {
     let limit = Duration::from_secs(10);
     let redis = RedisLab::start(0, 0);
     let port = redis.master.port_arg();
-    let r = run_command(Command::new(bin("check-redis-master")).args(["--host", "localhost", "--port", &port]), limit);
+    let r = run_command(Command::new(bin(REDIS_MASTER)).args(["--host", "localhost", "--port", &port]), limit);
     assert_eq!(r.code, Some(0), "check-redis-master --host localhost: {}", r.stdout);
     assert!(r.stdout.contains(&format!("localhost:{port}")), "{}", r.stdout);
 
@@ -79,7 +79,7 @@ fn names_users_and_tls(bin_dir: &Path) {
     let port = node.port_arg();
     let tls = |ca: &str, host: &str| {
         let args = ["--host", host, "--port", &port, "--user", TLS_USER.0, "--password-file", pw.to_str().unwrap(), "--tls-ca", ca];
-        run_command(Command::new(bin("check-mysql-master")).args(args), limit)
+        run_command(Command::new(bin(MYSQL_MASTER)).args(args), limit)
     };
     let r = tls(&pki.arg("ca.crt"), "127.0.0.1");
     assert_eq!(r.code, Some(0), "check-mysql-master over TLS: {}", r.stdout);
@@ -94,13 +94,13 @@ fn names_users_and_tls(bin_dir: &Path) {
     // in its refusal). The executable is copied where that user may run it.
     let exe_dir = TempDir::new("deb-nobody");
     std::fs::set_permissions(&exe_dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let exe = exe_dir.join("check-mysql-master");
-    std::fs::copy(bin("check-mysql-master"), &exe).unwrap();
+    let exe = exe_dir.join(MYSQL_MASTER);
+    std::fs::copy(bin(MYSQL_MASTER), &exe).unwrap();
     let nobody = run_command(
         Command::new(&exe).args(["--host", "127.0.0.1", "--port", &port]).env_clear().env("PATH", "/usr/bin:/bin").uid(65534).gid(65534),
         limit,
     );
     let expected = lab::passwd_name(65534).expect("uid 65534 in /etc/passwd");
-    assert_eq!(nobody.code, Some(2), "{}", nobody.stdout);
+    nobody.exits(2);
     assert!(nobody.stdout.contains(&format!("user '{expected}'@")), "the login name should be {expected}: {}", nobody.stdout);
 }

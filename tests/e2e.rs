@@ -122,7 +122,7 @@ impl SafeBinDir {
         let base = if unsafe { libc::geteuid() } == 0 {
             std::path::PathBuf::from("/run")
         } else {
-            bin("check-redis-master").parent().unwrap().to_path_buf()
+            bin(REDIS_MASTER).parent().unwrap().to_path_buf()
         };
         let dir = base.join(format!("cdc-kt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -182,7 +182,7 @@ fn keepalived_accepts_the_generated_configuration() {
         "{example}"
     );
     // The scripts keepalived would run are the checks, and they pass or fail like the Consul ones.
-    let line = lab_conf.lines().find(|l| l.trim_start().starts_with("script ") && l.contains("check-redis-master")).unwrap();
+    let line = lab_conf.lines().find(|l| l.trim_start().starts_with("script ") && l.contains(REDIS_MASTER)).unwrap();
     let argv: Vec<String> = line.trim().trim_start_matches("script \"").trim_end_matches('"').split(' ').map(String::from).collect();
     let (code, stdout) = run_program(Path::new(&argv[0]), &argv[1..], Duration::from_secs(5));
     assert_eq!(code, Some(0), "{stdout}");
@@ -204,7 +204,7 @@ fn checked_in_examples_are_current() {
                 .chain(extra)
                 .map(|s| s.to_string())
                 .collect();
-        let (code, text) = run_program(&bin("gen-consul-services"), &args, Duration::from_secs(20));
+        let (code, text) = run_program(&bin(GENERATOR), &args, Duration::from_secs(20));
         assert_eq!(code, Some(0), "{text}");
         let listing = |dir: &Path| -> Vec<(String, Vec<u8>)> {
             let mut v = Vec::new();

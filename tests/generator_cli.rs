@@ -3,7 +3,7 @@
 use lab::*;
 use std::path::Path;
 
-const G: &str = "gen-consul-services";
+const G: &str = GENERATOR;
 
 /// The generated files under `dir` (the generator's own manifest left out).
 fn files_under(dir: &Path) -> Vec<String> {
@@ -37,14 +37,13 @@ fn a_bad_inventory_writes_nothing_and_names_the_entry() {
     .unwrap();
     let out = dir.join("out");
     let r = run(G, ["--inventory", inv.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_eq!(r.exit(), 2);
-    assert!(r.stderr.contains("groups[1] (mysql main:3306): timeout 20s is not below the interval 10s"), "{}", r.stderr);
-    assert!(r.stderr.contains("nothing was written"));
+    r.exits(2).complains("groups[1] (mysql main:3306): timeout 20s is not below the interval 10s");
+    r.complains("nothing was written");
     assert!(files_under(&out).is_empty(), "{:?}", files_under(&out));
     // A literal password is refused without being echoed.
     std::fs::write(&inv, r#"[{"kind":"redis","name":"x","port":1,"nodes":["n"],"password":"hunter2"}]"#).unwrap();
     let r = run(G, ["--inventory", inv.to_str().unwrap()]);
-    assert_eq!(r.exit(), 2);
+    r.exits(2);
     assert!(!r.output().contains("hunter2") && r.stderr.contains("literal passwords"), "{}", r.stderr);
     // Unreadable and malformed inventories.
     let r = run(G, ["--inventory", dir.join("missing.json").to_str().unwrap()]);
@@ -77,14 +76,14 @@ fn flags_mode_node_selection_and_stdout() {
         out.to_str().unwrap(),
     ];
     let r = run(G, flags);
-    assert_eq!(r.exit(), 0, "{r:?}");
+    r.exits(0);
     assert_eq!(files_under(&out), vec!["r-6029-redis-test.json", "w-6029-redis-test.json"]);
     let w: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("w-6029-redis-test.json")).unwrap()).unwrap();
     assert_eq!(w["service"]["meta"]["team"], "dba");
     assert_eq!(w["service"]["tags"][0], "master-test-6029");
     // Running again changes nothing; --check agrees.
     let again = run(G, flags.iter().chain(&["--check"]));
-    assert_eq!(again.exit(), 0, "{again:?}");
+    again.exits(0);
     // Missing flags and a flag with an inventory are usage errors.
     let r = run(G, ["--kind", "redis", "--name", "test", "--port", "6029"]);
     assert!(r.exit() == 2 && r.stderr.contains("--address"), "{}", r.stderr);
@@ -92,7 +91,7 @@ fn flags_mode_node_selection_and_stdout() {
     let inv = Path::new(env!("CARGO_MANIFEST_DIR")).join("consul.d-examples/inventory.json");
     let one = dir.join("one");
     let r = run(G, ["--inventory", inv.to_str().unwrap(), "--node", "192.168.0.30", "--out", one.to_str().unwrap()]);
-    assert_eq!(r.exit(), 0, "{r:?}");
+    r.exits(0);
     assert_eq!(
         files_under(&one),
         vec!["r-3306-mysql-main.json", "r-6029-redis-test.json", "w-3306-mysql-main.json", "w-6029-redis-test.json"]
@@ -103,9 +102,9 @@ fn flags_mode_node_selection_and_stdout() {
     assert!(r.exit() == 2, "{r:?}");
     // Without --out every file is printed under a header.
     let r = run(G, ["--inventory", inv.to_str().unwrap(), "--node", "192.168.0.40", "--format", "keepalived"]);
-    assert_eq!(r.exit(), 0);
+    r.exits(0);
     assert!(r.stdout.starts_with("==> keepalived.conf <==\n") && r.stdout.contains("vrrp_script chk_w_6029_redis_test {"), "{}", r.stdout);
-    assert_eq!(run(G, ["--help"]).exit(), 0);
+    run(G, ["--help"]).exits(0);
     assert_eq!(run(G, ["--check"]).exit(), 2, "--check needs --out");
 }
 
@@ -138,7 +137,7 @@ fn prune_removes_only_what_it_wrote() {
     let gen = |inv: &std::path::Path, extra: &[&str]| {
         let mut a = vec!["--inventory", inv.to_str().unwrap(), "--node", "10.0.0.1", "--out", out.to_str().unwrap()];
         a.extend(extra);
-        run("gen-consul-services", &a)
+        run(GENERATOR, &a)
     };
     assert_eq!(gen(&two, &[]).exit(), 0);
     std::fs::write(out.join("someone-elses.json"), "{}\n").unwrap();
@@ -146,11 +145,10 @@ fn prune_removes_only_what_it_wrote() {
     assert_eq!(gen(&one, &[]).exit(), 0);
     assert!(out.join("w-6030-redis-b.json").exists());
     let check = gen(&one, &["--check", "--prune"]);
-    assert_eq!(check.exit(), 1, "{check:?}");
+    check.exits(1);
     assert!(check.stdout.contains("would remove") && check.stdout.contains("w-6030-redis-b.json"), "{}", check.stdout);
     let pruned = gen(&one, &["--prune"]);
-    assert_eq!(pruned.exit(), 0, "{pruned:?}");
-    assert!(pruned.stdout.contains("removed"), "{}", pruned.stdout);
+    pruned.exits(0).prints("removed");
     assert!(!out.join("w-6030-redis-b.json").exists() && !out.join("r-6030-redis-b.json").exists());
     assert!(out.join("w-6029-redis-a.json").exists() && out.join("someone-elses.json").exists(), "only its own files go");
     assert_eq!(gen(&one, &["--check", "--prune"]).exit(), 0);
@@ -173,7 +171,7 @@ fn haproxy_accepts_the_generated_configuration() {
     for inventory in [inv.as_path(), v6.as_path()] {
         let out = dir.join("out");
         let r = run(G, ["--inventory", inventory.to_str().unwrap(), "--format", "haproxy", "--out", out.to_str().unwrap()]);
-        assert_eq!(r.exit(), 0, "{r:?}");
+        r.exits(0);
         let cfg = out.join("haproxy.cfg");
         let check = std::process::Command::new("haproxy").arg("-c").arg("-f").arg(&cfg).output().expect("haproxy (make deps installs it)");
         let said = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));

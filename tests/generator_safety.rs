@@ -7,7 +7,7 @@ use lab::*;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-const G: &str = "gen-consul-services";
+const G: &str = GENERATOR;
 const INVENTORY: &str = r#"[{"kind":"redis","name":"test","port":6029,"nodes":["198.18.0.11","198.18.0.12"],
   "password_file":"/etc/consul.d/secrets/redis","sentinels":["198.18.0.11:26379"],
   "vrrp":{"vip":"198.18.0.100/24","virtual_router_id":51,"interface":"eth0"}}]"#;
@@ -40,7 +40,7 @@ fn nothing_is_written_through_a_link() {
         let _ = symlink(&victim, out.join(format!("198.18.0.11/.w-6029-redis-test.json.{pid}.tmp")));
     }
     let r = generate(&dir, INVENTORY, &["--out", &out_arg]);
-    assert_eq!(r.exit(), 0, "{}", r.output());
+    r.exits(0);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     let written = out.join("198.18.0.11/w-6029-redis-test.json");
     assert!(std::fs::symlink_metadata(&written).unwrap().file_type().is_file());
@@ -50,13 +50,13 @@ fn nothing_is_written_through_a_link() {
     std::fs::remove_file(&written).unwrap();
     symlink(&victim, &written).unwrap();
     let r = generate(&dir, &INVENTORY.replace("\"198.18.0.11:26379\"", "\"198.18.0.12:26379\""), &["--out", &out_arg]);
-    assert_eq!(r.exit(), 2, "{}", r.output());
+    r.exits(2);
     assert!(r.stderr.contains(&written.display().to_string()) && r.stderr.contains("symbolic link"), "{}", r.stderr);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     assert!(std::fs::symlink_metadata(&written).unwrap().file_type().is_symlink());
     // --check refuses it too rather than reading the outside file.
     let r = generate(&dir, INVENTORY, &["--out", &out_arg, "--check"]);
-    assert_eq!(r.exit(), 2, "{}", r.output());
+    r.exits(2);
     std::fs::remove_file(&written).unwrap();
 
     // 3. A node directory that is a link to an outside directory: refused, nothing written there.
@@ -64,7 +64,7 @@ fn nothing_is_written_through_a_link() {
     std::fs::remove_dir_all(&node_dir).unwrap();
     symlink(&outside, &node_dir).unwrap();
     let r = generate(&dir, INVENTORY, &["--out", &out_arg]);
-    assert_eq!(r.exit(), 2, "{}", r.output());
+    r.exits(2);
     assert!(r.stderr.contains(&node_dir.display().to_string()) && r.stderr.contains("symbolic link"), "{}", r.stderr);
     let mut listed: Vec<String> = std::fs::read_dir(&outside).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into()).collect();
     listed.sort();
@@ -73,12 +73,12 @@ fn nothing_is_written_through_a_link() {
     // 4. The manifest itself replaced by a link: refused.
     std::fs::remove_file(&node_dir).unwrap();
     let r = generate(&dir, INVENTORY, &["--out", &out_arg]);
-    assert_eq!(r.exit(), 0, "{}", r.output());
+    r.exits(0);
     let manifest = out.join(".gen-consul-services.manifest");
     std::fs::remove_file(&manifest).unwrap();
     symlink(&victim, &manifest).unwrap();
     let r = generate(&dir, INVENTORY, &["--out", &out_arg]);
-    assert_eq!(r.exit(), 2, "{}", r.output());
+    r.exits(2);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
 }
 
@@ -100,7 +100,7 @@ fn prune_removes_only_regular_files_reached_without_links() {
     symlink(&outside, out.join("lnk")).unwrap();
     std::fs::write(&manifest, format!("{listed}lnk/victim.json\n")).unwrap();
     let r = generate(&dir, INVENTORY, &["--out", &out_arg, "--prune"]);
-    assert_eq!(r.exit(), 2, "{}", r.output());
+    r.exits(2);
     assert!(r.stderr.contains("lnk") && r.stderr.contains("symbolic link"), "{}", r.stderr);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
 
@@ -108,7 +108,7 @@ fn prune_removes_only_regular_files_reached_without_links() {
     symlink(&victim, out.join("planted.json")).unwrap();
     std::fs::write(&manifest, format!("{listed}planted.json\n")).unwrap();
     let r = generate(&dir, INVENTORY, &["--out", &out_arg, "--prune"]);
-    assert_eq!(r.exit(), 2, "{}", r.output());
+    r.exits(2);
     assert!(std::fs::symlink_metadata(out.join("planted.json")).is_ok(), "the link is not removed either");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
 
@@ -117,7 +117,7 @@ fn prune_removes_only_regular_files_reached_without_links() {
     std::fs::write(out.join("old.json"), "{}\n").unwrap();
     std::fs::write(&manifest, format!("{listed}old.json\n")).unwrap();
     let r = generate(&dir, INVENTORY, &["--out", &out_arg, "--prune"]);
-    assert_eq!(r.exit(), 0, "{}", r.output());
+    r.exits(0);
     assert!(!out.join("old.json").exists());
 }
 
@@ -212,7 +212,7 @@ fn sub_second_write_timing_for_keepalived_2_3() {
     let out = dir.join("out");
     let inventory = format!("{{\"keepalived_version\":\"2.3.3\",\"groups\":{INVENTORY}}}");
     let r = generate(&dir, &inventory, &["--format", "keepalived", "--out", out.to_str().unwrap()]);
-    assert_eq!(r.exit(), 0, "{}", r.output());
+    r.exits(0);
     let conf = std::fs::read_to_string(out.join("198.18.0.11/keepalived.conf")).unwrap();
     let write = conf.split("vrrp_script chk_w_").nth(1).unwrap().split('}').next().unwrap().to_string();
     assert!(

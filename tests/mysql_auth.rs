@@ -193,13 +193,13 @@ fn a_pinned_key_is_used_without_asking_the_server() {
     let attacker = std::sync::Arc::new(KeyPair::generate("mitm-attacker"));
     for lead in [Lead::Sha2Greeting, Lead::SwitchFromNative] {
         let (port, sent) = man_in_the_middle(lead, real.clone());
-        let r = run_against("check-mysql-master", port, &["--server-public-key", &real.public_path()]);
+        let r = run_against(MYSQL_MASTER, port, &["--server-public-key", &real.public_path()]);
         assert_eq!(r.code, Some(2), "{lead:?}: {}", r.stdout);
         assert!(r.stdout.contains("Access denied"), "the server's own words: {}", r.stdout);
         assert_eq!(sent.recv_timeout(Duration::from_secs(10)).unwrap(), Sent::WithoutAsking(Some(SECRET.into())), "{lead:?}");
 
         let (port, sent) = man_in_the_middle(lead, attacker.clone());
-        let r = run_against("check-mysql-slave", port, &["--server-public-key", &real.public_path()]);
+        let r = run_against(MYSQL_SLAVE, port, &["--server-public-key", &real.public_path()]);
         assert_eq!(r.code, Some(2), "{lead:?}: {}", r.stdout);
         assert_eq!(sent.recv_timeout(Duration::from_secs(10)).unwrap(), Sent::WithoutAsking(None), "{lead:?}: the attacker read it");
     }
@@ -210,8 +210,8 @@ fn a_pinned_key_is_used_without_asking_the_server() {
 fn the_opt_in_trusts_whatever_key_comes_back() {
     let keys = std::sync::Arc::new(KeyPair::generate("mitm-opt-in"));
     let (port, sent) = man_in_the_middle(Lead::Sha2Greeting, keys.clone());
-    let r = run_against("check-mysql-master", port, &["--get-server-public-key"]);
-    assert_eq!(r.code, Some(2), "{}", r.stdout);
+    let r = run_against(MYSQL_MASTER, port, &["--get-server-public-key"]);
+    r.exits(2);
     assert_eq!(sent.recv_timeout(Duration::from_secs(10)).unwrap(), Sent::AfterAskingForTheKey(Some(SECRET.into())));
 }
 
@@ -225,8 +225,8 @@ fn a_pinned_key_the_driver_cannot_parse_ends_in_words() {
     let fake_key = dir.join("fake.pem");
     write_file(&fake_key, "-----BEGIN PUBLIC KEY-----\nMIIAAAAA\n-----END PUBLIC KEY-----\n", 0o644);
     let (port, sent) = man_in_the_middle(Lead::Sha2Greeting, keys);
-    let r = run_against("check-mysql-master", port, &["--server-public-key", fake_key.to_str().unwrap()]);
-    assert_eq!(r.code, Some(2), "{}", r.stdout);
+    let r = run_against(MYSQL_MASTER, port, &["--server-public-key", fake_key.to_str().unwrap()]);
+    r.exits(2);
     assert!(r.stdout.contains("pinned key") && r.stdout.contains(fake_key.to_str().unwrap()), "{}", r.stdout);
     assert!(!r.output().contains("panicked") && !r.output().contains("internal error"), "{}", r.output());
     assert_eq!(sent.recv_timeout(Duration::from_secs(10)).unwrap(), Sent::Nothing);

@@ -5,8 +5,8 @@ use lab::pools::{assert_invariants, read_pool, write_pool, Observable, NOBODY};
 use lab::*;
 use std::time::Duration;
 
-const M: &str = "check-mysql-master";
-const S: &str = "check-mysql-slave";
+const M: &str = MYSQL_MASTER;
+const S: &str = MYSQL_SLAVE;
 
 #[test]
 fn healthy_threads_stopped_and_replication_error() {
@@ -56,7 +56,7 @@ fn healthy_threads_stopped_and_replication_error() {
     let views = lab.observe().run();
     views.assert(&[lab.master.addr()], &[lab.replicas[1].addr()]);
     let broken = &views.node(lab.replicas[0].addr()).read;
-    assert!(broken.summary().contains("Duplicate entry '1'"), "{broken}");
+    broken.summary_has("Duplicate entry '1'");
     assert_eq!(broken.fact("channels.0.sql_running"), "No");
     assert!(
         views.node(lab.master.addr()).read.reason_contains(&format!("{}: the default channel", r0.addr())),
@@ -83,11 +83,10 @@ fn healthy_threads_stopped_and_replication_error() {
     let args = [lab.master.port_arg(), "--defaults-file".into(), lab.checker_cnf.display().to_string()];
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let v = check(M, &a);
-    assert_eq!(v.code(), 2, "{v:?}");
-    assert!(v.summary().contains("read_only=ON: not writable"), "{v:?}");
+    v.code_is(2).summary_has("read_only=ON: not writable");
     let mut allowed = a.clone();
     allowed.push("--allow-read-only");
-    assert_eq!(run(M, &allowed).exit(), 0);
+    run(M, &allowed).exits(0);
 
     // MariaDB's read_only enum (`NO_LOCK`, `NO_LOCK_NO_ADMIN`: read-only without the lock), on the
     // server that takes it: read-only, out of the write pool. A server that rejects it (10.11 and
@@ -119,7 +118,7 @@ fn lag_over_max_lag() {
     let views = lab.observe().read_args(&["--max-lag", "2"]).run();
     views.assert(&[lab.master.addr()], &[lab.master.addr()]);
     let lagging = &views.node(lab.replicas[0].addr()).read;
-    assert!(lagging.summary().contains("over --max-lag 2s"), "{lagging}");
+    lagging.summary_has("over --max-lag 2s");
     assert!(lagging.fact("channels.0.lag_seconds").as_u64().unwrap() >= 3);
     assert!(views.node(lab.master.addr()).read.summary().contains("it serves reads"), "{}", views.node(lab.master.addr()).read);
     assert_invariants(&views);
@@ -217,21 +216,19 @@ fn multi_source_replica_with_one_broken_connection() {
         check(bin, a)
     };
     let v = check_node(S, &r);
-    assert_eq!(v.code(), 0, "{v:?}");
+    v.code_is(0);
     assert_eq!(v.fact("channels").as_array().unwrap().len(), 2);
     assert_eq!(check_node(S, &m1).code(), 2, "m1's replica is healthy");
 
     m2.proc.kill();
     r.wait_status("b", "Slave_IO_Running", |v| v != Some("Yes"));
     let v = check_node(S, &r);
-    assert_eq!(v.code(), 2, "{v:?}");
-    assert!(v.summary().contains("channel 'b' from"), "{v:?}");
+    v.code_is(2).summary_has("channel 'b' from");
     assert_eq!(v.fact("channels").as_array().unwrap().len(), 2);
     assert_eq!(check_node(M, &r).code(), 2);
     // m1's only replica is unhealthy (one of its channels is broken): m1 serves reads itself.
     let v = check_node(S, &m1);
-    assert_eq!(v.code(), 0, "{v:?}");
-    assert!(v.reason_contains("channel 'b'"), "{v:?}");
+    v.code_is(0).reason_has("channel 'b'");
 }
 
 /// A CDC reader (mariadb-binlog) opens a dump thread as another user: --repl-user tells them apart.
@@ -258,13 +255,13 @@ fn cdc_dump_thread_and_repl_user() {
     };
     // Counting every dump thread, the CDC reader looks like a second replica.
     let v = check(M, with(&["--min-replicas", "2"]));
-    assert_eq!(v.code(), 0, "{v:?}");
+    v.code_is(0);
     assert_eq!(v.fact("connected_replicas").as_array().unwrap().len(), 2);
     // With --repl-user only the real replica counts.
     let v = check(M, with(&["--min-replicas", "2", "--repl-user", "repl"]));
-    assert_eq!(v.code(), 1, "{v:?}");
+    v.code_is(1);
     assert_eq!(v.fact("connected_replicas").as_array().unwrap().len(), 1);
-    assert_eq!(v.fact("other_dump_threads"), 1);
+    v.fact_is("other_dump_threads", 1);
     let v = check(S, with(&["--repl-user", "repl"]));
     assert_eq!(v.code(), 2, "the one real replica is healthy: {v:?}");
     // Only the CDC reader, no real replica: the master is a single master for reads.
@@ -274,8 +271,7 @@ fn cdc_dump_thread_and_repl_user() {
         (lab.master.dump_threads(Some("repl")) == 0).then_some(())
     });
     let v = check(S, with(&["--repl-user", "repl"]));
-    assert_eq!(v.code(), 0, "{v:?}");
-    assert!(v.summary().contains("single master"), "{v:?}");
+    v.code_is(0).summary_has("single master");
 }
 
 /// A monitor user without REPLICATION MASTER ADMIN cannot list replica hosts: the check falls back
@@ -290,7 +286,7 @@ fn least_privilege_user_and_replica_port() {
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     // Without --replica-port the master probes its own port, finds no replica there, and keeps serving.
     let v = check(S, &a);
-    assert_eq!(v.code(), 0, "{v:?}");
+    v.code_is(0);
     let how = v.fact("replica_discovery").as_str().unwrap();
     assert!(how.contains("processlist") && how.contains("1227"), "{how}");
     // With --replica-port it finds the healthy replica and leaves the read pool to it.
@@ -298,20 +294,18 @@ fn least_privilege_user_and_replica_port() {
     let mut b = a.clone();
     b.extend(["--replica-port", &port]);
     let v = check(S, &b);
-    assert_eq!(v.code(), 2, "{v:?}");
-    assert_eq!(v.fact("probes.0.replica"), r0.addr().as_str());
-    assert_eq!(v.fact("probes.0.healthy"), true);
+    v.code_is(2).fact_is("probes.0.replica", r0.addr().as_str()).fact_is("probes.0.healthy", true);
     // The monitor user checks replicas fine.
     let mut c = vec![r0.port_arg()];
     c.extend(mon.iter().map(|x| x.to_string()));
     let c: Vec<&str> = c.iter().map(String::as_str).collect();
-    assert_eq!(run(S, &c).exit(), 0);
+    run(S, &c).exits(0);
     // A user who may not read the replication status is an error, never "not a replica".
     let weak = lab.dir.join("weak.cnf");
     write_file(&weak, "[client]\nuser=weak\npassword=weak-pw\n", 0o600);
     for bin in [M, S] {
         let v = check(bin, [&r0.port_arg(), "--defaults-file", weak.to_str().unwrap()]);
-        assert_eq!(v.code(), 2, "{v:?}");
+        v.code_is(2);
         let s = v.summary();
         assert!(s.contains("SHOW ALL REPLICAS STATUS on") && s.contains("1227") && s.contains("SLAVE MONITOR"), "{s}");
     }
@@ -336,31 +330,27 @@ fn credentials_sockets_and_secrets() {
     );
 
     let by_cnf = run(M, [&port, "--defaults-file", lab.checker_cnf.to_str().unwrap()]);
-    assert_eq!(by_cnf.exit(), 0, "{by_cnf:?}");
+    by_cnf.exits(0);
     assert!(by_cnf.stdout.contains(&format!("login: {}, password from defaults file", CHECKER.0)), "{}", by_cnf.stdout);
     let by_file = run(M, [&port, "--user", CHECKER.0, "--password-file", good.to_str().unwrap()]);
-    assert_eq!(by_file.exit(), 0, "{by_file:?}");
+    by_file.exits(0);
     let by_env = run_env(S, [&port, "--user", CHECKER.0], &[("MYSQL_PWD", CHECKER.1)]);
-    assert_eq!(by_env.exit(), 0, "{by_env:?}");
-    assert!(by_env.stdout.contains("password from environment (MYSQL_PWD)"), "{}", by_env.stdout);
+    by_env.exits(0).prints("password from environment (MYSQL_PWD)");
     let by_arg = run(M, [&port, CHECKER.1, "--user", CHECKER.0]);
-    assert_eq!(by_arg.exit(), 0, "{by_arg:?}");
-    assert!(by_arg.stdout.contains("note: the password was given on the command line"), "{}", by_arg.stdout);
+    by_arg.exits(0).prints("note: the password was given on the command line");
     let wrong = run(M, [&port, "--defaults-file", bad_cnf.to_str().unwrap()]);
-    assert_eq!(wrong.exit(), 2);
+    wrong.exits(2);
     assert!(wrong.stdout.starts_with(&format!("MYSQL-MASTER CRITICAL: log in to {}: ERROR 1045", lab.master.addr())), "{}", wrong.stdout);
     let world = run(M, [&port, "--defaults-file", world_cnf.to_str().unwrap()]);
-    assert_eq!(world.exit(), 2);
-    assert!(world.stdout.contains("chmod o-rwx"), "{}", world.stdout);
+    world.exits(2).prints("chmod o-rwx");
     let missing = run(S, [&port, "--defaults-file", dir.join("nope.cnf").to_str().unwrap()]);
-    assert_eq!(missing.exit(), 2);
-    assert!(missing.stdout.contains("cannot read defaults file"), "{}", missing.stdout);
+    missing.exits(2).prints("cannot read defaults file");
     // The socket, from --socket or from the defaults file.
     let v = check(M, ["--socket", lab.master.socket.to_str().unwrap(), "--defaults-file", lab.checker_cnf.to_str().unwrap()]);
-    assert_eq!(v.code(), 0, "{v:?}");
+    v.code_is(0);
     assert_eq!(v.target(), lab.master.socket.to_str().unwrap());
     let v = check(S, ["--defaults-file", sock_cnf.to_str().unwrap()]);
-    assert_eq!(v.code(), 0, "{v:?}");
+    v.code_is(0);
     assert_eq!(v.target(), lab.master.socket.to_str().unwrap());
     assert_no_secret(&[&by_cnf, &by_file, &by_env, &by_arg, &wrong, &world, &missing], CHECKER.1);
     assert_no_secret(&[&wrong], "not-the-password");
@@ -371,7 +361,7 @@ fn nothing_listening_and_foreign_servers() {
     let port = free_port().to_string();
     for bin in [M, S] {
         let v = check(bin, [&port, "--user", "x"]);
-        assert_eq!(v.code(), 2);
+        v.code_is(2);
         assert_eq!(v.summary(), format!("cannot connect to 127.0.0.1:{port}: connection refused"));
     }
     // A server that accepts and never answers the handshake: tests/deadlines.rs.
@@ -380,7 +370,7 @@ fn nothing_listening_and_foreign_servers() {
     for srv in [&http, &garbage] {
         for bin in [M, S] {
             let v = check(bin, [&srv.port.to_string(), "--user", "x", "--timeout", "1s"]);
-            assert_eq!(v.code(), 2, "{v:?}");
+            v.code_is(2);
             assert!(v.summary().contains(&format!("127.0.0.1:{}", srv.port)), "{v:?}");
         }
     }
@@ -399,12 +389,12 @@ fn bad_usage_exits_2() {
         for bin in [M, S] {
             let r = run(bin, &a);
             assert_eq!(r.exit(), 2, "{bin} {a:?}: {r:?}");
-            assert!(r.stdout.contains("CRITICAL: bad usage"), "{}", r.stdout);
+            r.prints("CRITICAL: bad usage");
         }
     }
     for bin in [M, S] {
         let h = run(bin, ["--help"]);
-        assert_eq!(h.exit(), 0);
+        h.exits(0);
         assert!(h.stdout.contains("--defaults-file") && h.stdout.contains("--repl-user"));
     }
     assert!(run(S, ["--help"]).stdout.contains("--replica-port"));
@@ -420,9 +410,7 @@ fn innodb_read_only_server_is_in_no_pool() {
     write_file(&cnf, "[client]\nuser=root\n", 0o600);
     for bin in [M, S] {
         let v = check(bin, [node.port_arg(), "--defaults-file".into(), cnf.display().to_string(), "--allow-read-only".into()]);
-        assert_eq!(v.code(), 2, "{v}");
-        assert!(v.summary().contains("innodb_read_only=ON"), "{v}");
-        assert_eq!(v.fact("innodb_read_only"), true, "{v}");
+        v.code_is(2).summary_has("innodb_read_only=ON").fact_is("innodb_read_only", true);
     }
 }
 

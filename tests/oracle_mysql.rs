@@ -7,8 +7,8 @@ use lab::oracle_mysql::{chroot_or_skip, MysqlLab, MysqlNode, CHECKER};
 use lab::pools::Observable;
 use lab::*;
 
-const M: &str = "check-mysql-master";
-const S: &str = "check-mysql-slave";
+const M: &str = MYSQL_MASTER;
+const S: &str = MYSQL_SLAVE;
 
 /// The checks' arguments for `node` (address, defaults file, pinned key), plus `extra`.
 fn args(lab: &MysqlLab, node: &MysqlNode, extra: &[&str]) -> Vec<String> {
@@ -26,8 +26,7 @@ fn topology_states_on_mysql_9() {
     views.assert(&[source.addr()], &[r0.addr(), r1.addr()]);
     let master = &views.node(lab.source.addr()).write;
     assert!(master.fact("version").as_str().unwrap().starts_with("9."), "{master}");
-    assert_eq!(master.fact("super_read_only"), false, "{master}");
-    assert_eq!(master.fact("offline_mode"), false, "{master}");
+    master.fact_is("super_read_only", false).fact_is("offline_mode", false);
     assert_eq!(master.fact("connected_replicas").as_array().unwrap().len(), 2, "{master}");
     let replica = &views.node(lab.replicas[0].addr()).read;
     assert_eq!(replica.fact("status_statement"), "SHOW REPLICA STATUS", "{replica}");
@@ -57,7 +56,7 @@ fn topology_states_on_mysql_9() {
             &key,
         ],
     );
-    assert_eq!(v.code(), 2, "{v}");
+    v.code_is(2);
     let how = v.fact("replica_discovery").as_str().unwrap().to_string();
     assert!(how.contains("from the processlist hosts") && how.contains("REPLICATION SLAVE"), "{v}");
     assert_eq!(v.fact("probes").as_array().unwrap().len(), 2, "{v}");
@@ -89,7 +88,7 @@ fn topology_states_on_mysql_9() {
     source.sql("SET GLOBAL offline_mode=ON");
     let v = check(M, args(&lab, source, &[]));
     source.sql("SET GLOBAL offline_mode=OFF");
-    assert_eq!(v.code(), 2, "{v}");
+    v.code_is(2);
 }
 
 #[test]
@@ -132,7 +131,7 @@ fn caching_sha2_full_authentication_paths() {
         check(M, &a)
     };
     let v = run_fresh(&[]);
-    assert_eq!(v.code(), 2, "{v}");
+    v.code_is(2);
     for way in ["full authentication", "--server-public-key", "--tls", "--socket", "--get-server-public-key"] {
         assert!(v.summary().contains(way), "{way}: {v}");
     }
@@ -144,7 +143,7 @@ fn caching_sha2_full_authentication_paths() {
     assert_eq!(run_fresh(&["--get-server-public-key"]).code(), 0, "opt-in");
     let v = run_fresh(&["--tls-ca", &ca]);
     assert_eq!(v.code(), 2, "auto-generated certificates name no host: {v}");
-    assert!(v.summary().contains("not valid for name"), "{v}");
+    v.summary_has("not valid for name");
     assert_eq!(run_fresh(&["--tls-ca", &ca, "--tls-verify", "ca"]).code(), 0, "chain-only verification");
     node.sql("FLUSH PRIVILEGES");
     let socket = node.socket().display().to_string();
@@ -155,7 +154,7 @@ fn caching_sha2_full_authentication_paths() {
     let mut a: Vec<String> = plain.to_vec();
     a.extend(["--user".to_string(), CHECKER.0.into(), "--password-file".into(), pw.display().to_string()]);
     let v = check(M, &a);
-    assert_eq!(v.code(), 1, "{v}");
+    v.code_is(1);
     assert!(v.reason_contains("cached fast path") && v.reason_contains("next restart"), "{v}");
     let v = check(S, &a);
     assert_eq!(v.code(), 1, "the read check says so too: {v}");

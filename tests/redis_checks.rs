@@ -5,8 +5,8 @@ use lab::redis_lab::{redis_cmd, replica_of, RedisLab, RedisNode};
 use lab::*;
 use std::time::{Duration, Instant};
 
-const M: &str = "check-redis-master";
-const S: &str = "check-redis-slave";
+const M: &str = REDIS_MASTER;
+const S: &str = REDIS_SLAVE;
 
 fn args(port: u16, extra: &[String]) -> Vec<String> {
     let mut v = vec![port.to_string()];
@@ -43,18 +43,18 @@ fn healthy_topology() {
     let replica_json = &views.node(lab.replicas[0].addr()).read;
     assert_eq!(replica_json.json["check"], "redis-slave");
     assert_eq!(replica_json.fact("master_link_status"), "up");
-    assert_eq!(replica_json.fact("master"), lab.master.addr().as_str());
+    replica_json.fact_is("master", lab.master.addr().as_str());
     assert!(views.node(lab.master.addr()).read.summary().contains("2 healthy replica(s) serve reads"));
 
     // The drop-in call of the original scripts, text output in the monitoring-plugins style.
     let r = run(S, [&lab.replicas[0].port_arg()]);
-    assert_eq!(r.exit(), 0, "{r:?}");
+    r.exits(0);
     let first = r.stdout.lines().next().unwrap();
     let expected = format!("REDIS-SLAVE OK: {} replica of {}, link up, lag ", lab.replicas[0].addr(), lab.master.addr());
     assert!(first.starts_with(&expected) && first.contains(" | lag="), "{first}");
-    assert!(r.stdout.contains("master_link_status: up"), "{}", r.stdout);
+    r.prints("master_link_status: up");
     let r = run(M, [&lab.replicas[0].port_arg()]);
-    assert_eq!(r.exit(), 2);
+    r.exits(2);
     assert!(
         r.stdout.starts_with(&format!("REDIS-MASTER CRITICAL: {} is a replica of {}", lab.replicas[0].addr(), lab.master.addr())),
         "{}",
@@ -63,12 +63,12 @@ fn healthy_topology() {
 
     // --min-replicas: a warning, mapped to 0 for keepalived with --warning-exit-code.
     let v = check(M, [&lab.master.port_arg(), "--min-replicas", "3"]);
-    assert_eq!(v.code(), 1);
+    v.code_is(1);
     assert_eq!(v.status(), "warning");
     let v = check(M, [&lab.master.port_arg(), "--min-replicas", "3", "--warning-exit-code", "0"]);
     assert_eq!((v.code(), v.status()), (0, "warning"));
     let r = run(M, [&lab.master.port_arg(), "--min-replicas", "2"]);
-    assert_eq!(r.exit(), 0, "{r:?}");
+    r.exits(0);
 }
 
 #[test]
@@ -82,8 +82,7 @@ fn replica_stopped() {
     assert_eq!(msg, format!("cannot connect to {}: connection refused", lab.replicas[1].addr()));
     assert_invariants(&views);
     let r = run(M, [&lab.master.port_arg(), "--min-replicas", "2"]);
-    assert_eq!(r.exit(), 1, "{r:?}");
-    assert!(r.stdout.contains("fewer than --min-replicas 2"), "{}", r.stdout);
+    r.exits(1).prints("fewer than --min-replicas 2");
 }
 
 #[test]
@@ -98,8 +97,7 @@ fn all_replicas_stopped_master_serves_reads() {
     assert!(views.node(lab.master.addr()).read.summary().ends_with("is a single master: it serves reads"), "{views:#?}");
 
     let r = run(S, [&lab.master.port_arg(), "--no-master-fallback"]);
-    assert_eq!(r.exit(), 2);
-    assert!(r.stdout.contains("--no-master-fallback"), "{}", r.stdout);
+    r.exits(2).prints("--no-master-fallback");
 
     // Passing output stays the same from run to run when nothing changed.
     let a = run(S, [&lab.master.port_arg()]);
@@ -132,17 +130,15 @@ fn replica_in_initial_sync_is_out_of_the_read_pool() {
     let replica = RedisNode::start(&lab.dir, "late", free_port(), &replica_of(lab.master.port));
     replica.wait_sync_in_progress();
     let v = check(S, [&replica.port_arg()]);
-    assert_eq!(v.code(), 2, "{v:?}");
-    assert!(v.summary().contains("initial sync in progress"), "{v:?}");
-    assert_eq!(v.fact("master_sync_in_progress"), true);
+    v.code_is(2).summary_has("initial sync in progress").fact_is("master_sync_in_progress", true);
     // Meanwhile the master, whose only replica is not online, serves reads.
     let v = check(S, [&lab.master.port_arg()]);
-    assert_eq!(v.code(), 0, "{v:?}");
+    v.code_is(0);
     assert_ne!(v.fact("connected_replicas.0.state"), "online", "{v:?}");
     // Once synced, the roles swap in the read pool.
     lab.wait_replicas_online(lab.master.port, 1);
-    assert_eq!(run(S, [&replica.port_arg()]).exit(), 0);
-    assert_eq!(run(S, [&lab.master.port_arg()]).exit(), 2);
+    run(S, [&replica.port_arg()]).exits(0);
+    run(S, [&lab.master.port_arg()]).exits(2);
 }
 
 #[test]
@@ -166,7 +162,7 @@ fn replica_lag_over_max_lag() {
     );
     assert_invariants(&views);
     // Without --max-lag the same replica would pass: that is why the option exists.
-    assert_eq!(run(S, [&replica.port_arg()]).exit(), 0);
+    run(S, [&replica.port_arg()]).exits(0);
     lab.master.proc.signal(libc::SIGCONT);
     wait_for("replica back within --max-lag", Duration::from_secs(10), || {
         (run(S, [&replica.port_arg(), "--max-lag", "2"]).exit() == 0).then_some(())
@@ -283,17 +279,15 @@ fn unreachable_sentinels_warn_until_the_replicas_go_silent_too() {
     let mut a = vec![lab.master.port_arg()];
     a.extend(guard.iter().cloned());
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    assert_eq!(run(M, &a).exit(), 0);
+    run(M, &a).exits(0);
     lab.sentinels[0].kill();
     let v = check(M, &a);
-    assert_eq!(v.code(), 1, "{v:?}");
-    assert!(v.reason_contains("unreachable"), "{v:?}");
+    v.code_is(1).reason_has("unreachable");
     for s in &mut lab.sentinels {
         s.kill();
     }
     let v = check(M, &a);
-    assert_eq!(v.code(), 1, "{v:?}");
-    assert!(v.reason_contains("a Sentinel outage, not an isolation"), "{v:?}");
+    v.code_is(1).reason_has("a Sentinel outage, not an isolation");
 
     lab.replicas[0].proc.signal(libc::SIGSTOP);
     wait_for("the master to see its replica's lag >= 3s", Duration::from_secs(15), || {
@@ -304,12 +298,12 @@ fn unreachable_sentinels_warn_until_the_replicas_go_silent_too() {
     let w = check(M, &a);
     let r = check(S, &a);
     lab.replicas[0].proc.signal(libc::SIGCONT);
-    assert_eq!(w.code(), 2, "{w}");
+    w.code_is(2);
     assert_eq!(
         w.summary(),
         format!("{} says master, but it is cut off from the Sentinel majority and from its replicas", lab.master.addr())
     );
-    assert!(w.reason_contains("no replica acknowledged within --replica-ack-max-lag 2s"), "{w}");
+    w.reason_has("no replica acknowledged within --replica-ack-max-lag 2s");
     assert_eq!(w.fact("connected_replicas.0.state"), "online", "Redis still lists the silent replica online: {w}");
     assert_eq!(r.code(), 2, "a master being replaced does not serve reads either: {r}");
     // With a longer limit the same master is only warned about.
@@ -318,7 +312,7 @@ fn unreachable_sentinels_warn_until_the_replicas_go_silent_too() {
     lab.replicas[0].proc.signal(libc::SIGSTOP);
     let v = check(M, &longer);
     lab.replicas[0].proc.signal(libc::SIGCONT);
-    assert_eq!(v.code(), 1, "{v}");
+    v.code_is(1);
     // A Sentinel that accepts and never answers: tests/deadlines.rs.
 }
 
@@ -336,25 +330,21 @@ fn passwords_and_acl_users() {
     write_file(&world, &format!("{secret}\n"), 0o644);
 
     let none = run(M, [&port]);
-    assert_eq!(none.exit(), 2);
+    none.exits(2);
     assert!(none.stdout.contains("NOAUTH") && none.stdout.contains("--password-file"), "{}", none.stdout);
     let wrong = run(M, [&port, "--password-file", bad.to_str().unwrap()]);
-    assert_eq!(wrong.exit(), 2);
+    wrong.exits(2);
     assert!(wrong.stdout.starts_with(&format!("REDIS-MASTER CRITICAL: log in to {}: ", lab.master.addr())), "{}", wrong.stdout);
     let by_file = run(M, [&port, "--password-file", good.to_str().unwrap()]);
-    assert_eq!(by_file.exit(), 0, "{by_file:?}");
+    by_file.exits(0);
     let by_env = run_env(S, [&port], &[("REDISCLI_AUTH", secret)]);
-    assert_eq!(by_env.exit(), 0, "{by_env:?}");
-    assert!(by_env.stdout.contains("login: default user, password from environment (REDISCLI_AUTH)"), "{}", by_env.stdout);
+    by_env.exits(0).prints("login: default user, password from environment (REDISCLI_AUTH)");
     let by_arg = run(M, [&port, secret]);
-    assert_eq!(by_arg.exit(), 0, "{by_arg:?}");
-    assert!(by_arg.stdout.contains("note: the password was given on the command line"), "{}", by_arg.stdout);
+    by_arg.exits(0).prints("note: the password was given on the command line");
     let world_readable = run(M, [&port, "--password-file", world.to_str().unwrap()]);
-    assert_eq!(world_readable.exit(), 2);
-    assert!(world_readable.stdout.contains("chmod o-rwx"), "{}", world_readable.stdout);
+    world_readable.exits(2).prints("chmod o-rwx");
     let missing = run(M, [&port, "--password-file", dir.join("missing").to_str().unwrap()]);
-    assert_eq!(missing.exit(), 2);
-    assert!(missing.stdout.contains("cannot read password file"), "{}", missing.stdout);
+    missing.exits(2).prints("cannot read password file");
 
     // An ACL user that may run INFO only; and one that may not.
     let auth = |args: &[&str]| {
@@ -374,13 +364,12 @@ fn passwords_and_acl_users() {
     let nob = dir.join("nob");
     write_file(&nob, "nobody-pw\n", 0o600);
     let acl = run(M, [&port, "--user", "monitor", "--password-file", mon.to_str().unwrap()]);
-    assert_eq!(acl.exit(), 0, "{acl:?}");
+    acl.exits(0);
     let denied = run(S, [&port, "--user", "nobody", "--password-file", nob.to_str().unwrap()]);
-    assert_eq!(denied.exit(), 2);
+    denied.exits(2);
     assert!(denied.stdout.contains("NOPERM") && denied.stdout.contains("INFO replication on"), "{}", denied.stdout);
     let wrong_user = run(M, [&port, "--user", "monitor", "--password-file", nob.to_str().unwrap()]);
-    assert_eq!(wrong_user.exit(), 2);
-    assert!(wrong_user.stdout.contains("as monitor"), "{}", wrong_user.stdout);
+    wrong_user.exits(2).prints("as monitor");
 
     assert_no_secret(&[&none, &wrong, &by_file, &by_env, &by_arg, &world_readable, &acl, &denied, &wrong_user], secret);
     assert_no_secret(&[&acl, &denied], "monitor-pw");
@@ -392,11 +381,11 @@ fn unix_socket() {
     let sock = dir.join("redis.sock");
     let node = RedisNode::start(&dir, "sock", free_port(), &strs(&["--unixsocket", sock.to_str().unwrap(), "--unixsocketperm", "700"]));
     let v = check(M, ["--socket", sock.to_str().unwrap()]);
-    assert_eq!(v.code(), 0, "{v:?}");
+    v.code_is(0);
     assert_eq!(v.target(), sock.to_str().unwrap());
     drop(node);
     let r = run(M, ["--socket", sock.to_str().unwrap()]);
-    assert_eq!(r.exit(), 2);
+    r.exits(2);
     assert!(r.stdout.contains(&format!("cannot connect to {}", sock.display())), "{}", r.stdout);
 }
 
@@ -405,7 +394,7 @@ fn nothing_listening() {
     let port = free_port().to_string();
     for bin in [M, S] {
         let v = check(bin, [&port]);
-        assert_eq!(v.code(), 2);
+        v.code_is(2);
         assert_eq!(v.summary(), format!("cannot connect to 127.0.0.1:{port}: connection refused"));
     }
 }
@@ -426,7 +415,7 @@ fn port_that_speaks_something_else() {
     ] {
         for bin in [M, S] {
             let v = check(bin, [&srv.port.to_string(), "--timeout", "1s"]);
-            assert_eq!(v.code(), 2, "{v:?}");
+            v.code_is(2);
             let summary = v.summary();
             assert!(summary.contains(&format!("127.0.0.1:{}", srv.port)) && summary.contains(words), "{summary}");
         }
@@ -458,9 +447,9 @@ fn bad_usage_exits_2_and_help_exits_0() {
     }
     for bin in [M, S] {
         let h = run(bin, ["--help"]);
-        assert_eq!(h.exit(), 0);
+        h.exits(0);
         assert!(h.stdout.contains("--password-file") && h.stdout.contains("--timeout"));
-        assert_eq!(run(bin, ["--version"]).exit(), 0);
+        run(bin, ["--version"]).exits(0);
     }
     assert!(run(M, ["--help"]).stdout.contains("--sentinel"));
     assert!(run(S, ["--help"]).stdout.contains("--max-lag"));
@@ -481,15 +470,13 @@ fn sentinel_down_after_against_the_partition_rule() {
         check(M, &a)
     };
     let v = with(&[]);
-    assert_eq!(v.code(), 0, "{v}");
-    assert_eq!(v.fact("sentinels.0.down_after_ms"), 2000, "{v}");
-    assert_eq!(v.fact("sentinels.1.quorum"), 2, "{v}");
+    v.code_is(0).fact_is("sentinels.0.down_after_ms", 2000).fact_is("sentinels.1.quorum", 2);
     assert!(v.fact("min_replicas_to_write").as_str().unwrap().starts_with("not set"), "{v}");
 
     let v = with(&["--fault-after", "2s"]);
     assert_eq!(v.code(), 1, "2s down-after < 2s ack + 1s + 2s: {v}");
     assert!(v.reason_contains("down-after-milliseconds 2000") && v.reason_contains("at least 5000"), "{v}");
-    assert_eq!(v.fact("partition_rule_needs_down_after_ms"), 5000, "{v}");
+    v.fact_is("partition_rule_needs_down_after_ms", 5000);
     let v = with(&["--fault-after", "400ms", "--replica-ack-max-lag", "500ms"]);
     assert_eq!(v.code(), 0, "1.9s needed, 2s set: {v}");
 

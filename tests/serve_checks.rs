@@ -103,10 +103,10 @@ impl FakeNode {
         let dir = TempDir::new("serve-fake");
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        write_file(&bin.join("check-redis-master"), &format!("#!/bin/sh\n{master_script}\n"), 0o755);
+        write_file(&bin.join(REDIS_MASTER), &format!("#!/bin/sh\n{master_script}\n"), 0o755);
         let count = dir.join("count");
         write_file(
-            &bin.join("check-redis-slave"),
+            &bin.join(REDIS_SLAVE),
             &format!("#!/bin/sh\necho run >> {}\nsleep 0.3\necho 'REDIS-SLAVE WARNING: lagging'\nexit 1\n", count.display()),
             0o755,
         );
@@ -229,7 +229,7 @@ fn concurrent_requests_share_one_run_with_coalesce() {
 fn inetd_mode_answers_one_request_on_stdio() {
     let node = FakeNode::new("echo 'REDIS-MASTER OK: fine'");
     let run = |input: &[u8]| {
-        let mut child = std::process::Command::new(bin("serve-checks"))
+        let mut child = std::process::Command::new(bin(SERVE_CHECKS))
             .args(["--inventory", node.inventory.to_str().unwrap(), "--node", "127.0.0.1", "--inetd", "--header-timeout", "1s"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -247,9 +247,9 @@ fn inetd_mode_answers_one_request_on_stdio() {
     let (_, out, _) = run(b"\xff\xfe\n\n");
     assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
     // A wrong node or an unreadable inventory: exit 2, nothing served, the message names it.
-    let bad = run_env("serve-checks", ["--inventory", "/nonexistent.json", "--node", "127.0.0.1", "--inetd"], &[]);
+    let bad = run_env(SERVE_CHECKS, ["--inventory", "/nonexistent.json", "--node", "127.0.0.1", "--inetd"], &[]);
     assert!(bad.code == Some(2) && bad.stderr.contains("/nonexistent.json"), "{}", bad.output());
-    let bad = run_env("serve-checks", ["--inventory", node.inventory.to_str().unwrap(), "--node", "127.0.0.9", "--inetd"], &[]);
+    let bad = run_env(SERVE_CHECKS, ["--inventory", node.inventory.to_str().unwrap(), "--node", "127.0.0.9", "--inetd"], &[]);
     assert!(bad.code == Some(2) && bad.stderr.contains("node 127.0.0.9 is in no group"), "{}", bad.output());
 }
 

@@ -12,18 +12,18 @@ fn redis_over_tls() {
     let dir = TempDir::new("redis-tls");
     let (_server, port) = redis_lab::start_tls(&pki, &dir.0, "no");
     let p = port.to_string();
-    let v = check("check-redis-master", [&p, "--tls-ca", &pki.arg("ca.crt")]);
-    assert_eq!(v.code(), 0, "{v}");
-    assert_eq!(run("check-redis-slave", [&p, "--tls-ca", &pki.arg("ca.crt")]).exit(), 0);
+    let v = check(REDIS_MASTER, [&p, "--tls-ca", &pki.arg("ca.crt")]);
+    v.code_is(0);
+    assert_eq!(run(REDIS_SLAVE, [&p, "--tls-ca", &pki.arg("ca.crt")]).exit(), 0);
     // Without --tls the TLS port does not speak plain Redis.
-    assert_eq!(run("check-redis-master", [&p, "--timeout", "1s"]).exit(), 2);
+    assert_eq!(run(REDIS_MASTER, [&p, "--timeout", "1s"]).exit(), 2);
     // A CA that did not sign the server's certificate.
-    let v = check("check-redis-master", [&p, "--tls-ca", &pki.arg("other-ca.crt")]);
-    assert_eq!(v.code(), 2);
+    let v = check(REDIS_MASTER, [&p, "--tls-ca", &pki.arg("other-ca.crt")]);
+    v.code_is(2);
     let s = v.summary().to_lowercase();
     assert!(s.contains(&format!("127.0.0.1:{port}")) && s.contains("certificate"), "{s}");
     // A missing CA file is named.
-    let r = run("check-redis-master", [&p, "--tls-ca", "/nonexistent/ca.crt"]);
+    let r = run(REDIS_MASTER, [&p, "--tls-ca", "/nonexistent/ca.crt"]);
     assert!(r.exit() == 2 && r.stdout.contains("cannot read CA certificate /nonexistent/ca.crt"), "{}", r.stdout);
 }
 
@@ -35,16 +35,16 @@ fn redis_mutual_tls() {
     let p = port.to_string();
     let (ca, cert, key) = (pki.arg("ca.crt"), pki.arg("client.crt"), pki.arg("client.key"));
     let a = [p.as_str(), "--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key];
-    assert_eq!(run("check-redis-master", a).exit(), 0);
+    run(REDIS_MASTER, a).exits(0);
     // Without a client certificate the server refuses.
-    let r = run("check-redis-master", [&p, "--tls-ca", &pki.arg("ca.crt"), "--timeout", "2s"]);
-    assert_eq!(r.exit(), 2, "{r:?}");
+    let r = run(REDIS_MASTER, [&p, "--tls-ca", &pki.arg("ca.crt"), "--timeout", "2s"]);
+    r.exits(2);
     // A key readable by every user is refused before anything is sent.
     let open_key = dir.join("open.key");
     std::fs::copy(pki.path("client.key"), &open_key).unwrap();
     write_file(&open_key, &std::fs::read_to_string(pki.path("client.key")).unwrap(), 0o644);
     let r = run(
-        "check-redis-master",
+        REDIS_MASTER,
         [&p, "--tls-ca", &pki.arg("ca.crt"), "--tls-cert", &pki.arg("client.crt"), "--tls-key", open_key.to_str().unwrap()],
     );
     assert!(r.exit() == 2 && r.stdout.contains("TLS key") && r.stdout.contains("chmod"), "{}", r.stdout);
@@ -60,7 +60,7 @@ fn mariadb_over_tls() {
     let (user, password) = TLS_USER;
     write_file(&cnf, &format!("[client]\nuser={user}\npassword={password}\nssl-ca={}\n", pki.arg("ca.crt")), 0o600);
     let port = node.port_arg();
-    let v = check("check-mysql-master", [&port, "--defaults-file", cnf.to_str().unwrap()]);
+    let v = check(MYSQL_MASTER, [&port, "--defaults-file", cnf.to_str().unwrap()]);
     assert_eq!(v.code(), 0, "ssl-ca in the defaults file turns TLS on: {v}");
     let pw = dir.join("pw");
     write_file(&pw, &format!("{password}\n"), 0o600);
@@ -68,7 +68,7 @@ fn mariadb_over_tls() {
     let with = |extra: &[&str]| {
         let mut a: Vec<&str> = base.to_vec();
         a.extend(extra);
-        check("check-mysql-slave", &a)
+        check(MYSQL_SLAVE, &a)
     };
     assert_eq!(with(&["--tls-ca", &pki.arg("ca.crt")]).code(), 0);
     assert_eq!(
@@ -77,9 +77,9 @@ fn mariadb_over_tls() {
     );
     let v = with(&[]);
     assert_eq!(v.code(), 2, "plain text must be refused for a REQUIRE SSL user: {v}");
-    assert!(v.summary().contains("1045"), "{v}");
+    v.summary_has("1045");
     let v = with(&["--tls-ca", &pki.arg("other-ca.crt")]);
-    assert_eq!(v.code(), 2, "{v}");
+    v.code_is(2);
     assert!(v.summary().starts_with(&format!("TLS with 127.0.0.1:{port}")), "{v}");
 }
 
@@ -99,23 +99,23 @@ fn mariadb_chain_only_verification() {
     let with = |port: &str, extra: &[&str]| {
         let mut a: Vec<&str> = vec![port, "--user", user, "--password-file", pw.to_str().unwrap()];
         a.extend(extra);
-        check("check-mysql-master", &a)
+        check(MYSQL_MASTER, &a)
     };
     let ca = pki.arg("ca.crt");
     let v = with(&port, &["--tls-ca", &ca]);
-    assert_eq!(v.code(), 2, "{v}");
+    v.code_is(2);
     assert!(v.summary().starts_with(&format!("TLS with 127.0.0.1:{port}")) && v.summary().contains("name"), "{v}");
     let v = with(&port, &["--tls-ca", &ca, "--tls-verify", "ca"]);
-    assert_eq!(v.code(), 0, "{v}");
+    v.code_is(0);
     assert!(v.fact("transport").as_str().unwrap().contains("chain verified against --tls-ca"), "{v}");
     let v = with(&port, &["--tls-ca", &pki.arg("other-ca.crt"), "--tls-verify", "ca"]);
     assert_eq!(v.code(), 2, "another CA: {v}");
-    let r = run("check-mysql-master", [&base[..], &["--tls-verify", "ca"]].concat());
+    let r = run(MYSQL_MASTER, [&base[..], &["--tls-verify", "ca"]].concat());
     assert!(r.exit() == 2 && r.stdout.contains("--tls-verify ca checks the chain against --tls-ca"), "{}", r.stdout);
     // The same from a defaults file, as the mysql client writes it.
     let cnf = dir.join("verify-ca.cnf");
     write_file(&cnf, &format!("[client]\nuser={user}\npassword={password}\nssl-ca={ca}\nssl-mode=VERIFY_CA\n"), 0o600);
-    assert_eq!(check("check-mysql-slave", [&port, "--defaults-file", cnf.to_str().unwrap()]).code(), 0);
+    assert_eq!(check(MYSQL_SLAVE, [&port, "--defaults-file", cnf.to_str().unwrap()]).code(), 0);
 
     // A certificate for the right address from a CA the check was not given: refused in both modes.
     let foreign = MariaNode::start_tls_as(&dir, "foreign", &pki, "foreign");

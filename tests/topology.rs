@@ -7,7 +7,7 @@ use lab::redis_lab::redis_cmd_at;
 use lab::*;
 use serde_json::Value;
 
-const T: &str = "check-topology";
+const T: &str = TOPOLOGY;
 
 /// The group of `kind` in the topology's facts.
 fn group<'a>(out: &'a CheckOutput, kind: &str) -> &'a Value {
@@ -82,7 +82,7 @@ fn whole_groups_as_consul_dns_sees_them() {
     v["groups"][0].as_object_mut().unwrap().remove("master_name");
     std::fs::write(&unguarded_inv, v.to_string()).unwrap();
     let out = check(T, ["--inventory", unguarded_inv.to_str().unwrap()]);
-    assert_eq!(out.code(), 2, "{out}");
+    out.code_is(2);
     assert_eq!(
         out.summary(),
         format!("redis lab:{redis_port}: 2 write members ({}, {}): split brain", REDIS_HOSTS[0], REDIS_HOSTS[1]),
@@ -92,14 +92,13 @@ fn whole_groups_as_consul_dns_sees_them() {
     // MariaDB: the replica detached and made writable while the master still runs: two writers.
     lab.mysql[1].sql("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0");
     let out = check(T, ["--inventory", &inv]);
-    assert_eq!(out.code(), 2, "{out}");
+    out.code_is(2);
     assert!(out.reason_contains(&format!("2 write members ({}, {}): split brain", MYSQL_HOSTS[0], MYSQL_HOSTS[1])), "{out}");
 
     // No write member: the master gone, the other read-only.
     lab.mysql[0].proc.kill();
     lab.mysql[1].sql("SET GLOBAL read_only=1");
     let out = check(T, ["--inventory", &inv]);
-    assert_eq!(out.code(), 2, "{out}");
-    assert!(out.reason_contains("no write member"), "{out}");
+    out.code_is(2).reason_has("no write member");
     assert!(out.run.elapsed.as_secs_f64() < 5.25, "{:?}", out.run.elapsed);
 }

@@ -6,6 +6,7 @@ use crate::mysql_lab::{create_users, MariaNode, CHECKER};
 use crate::pools::{run_agents, AgentCheck, Answers};
 use crate::redis_lab::{RedisLab, MASTER_NAME};
 use crate::{bin, free_port, run_command, write_file, TempDir};
+use crate::{GENERATOR, REDIS_MASTER};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -57,7 +58,7 @@ impl ConsulLab {
         write_file(&cnf, &format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1), 0o600);
         let sentinels: Vec<String> = redis.sentinel_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let inventory = serde_json::json!({
-            "bin_dir": bin("check-redis-master").parent().unwrap(),
+            "bin_dir": bin(REDIS_MASTER).parent().unwrap(),
             "drain_dir": mysql_dir.join("drain").join("{node}"),
             "groups": [
                 {"kind": "redis", "name": "lab", "port": redis.master.port, "nodes": REDIS_HOSTS,
@@ -82,7 +83,7 @@ impl ConsulLab {
     pub fn generate(&self, out: &Path, extra: &[&str]) -> (Option<i32>, String) {
         let mut args = vec!["--inventory".to_string(), self.inventory.display().to_string(), "--out".into(), out.display().to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
-        run_program(&bin("gen-consul-services"), &args, Duration::from_secs(20))
+        run_program(&bin(GENERATOR), &args, Duration::from_secs(20))
     }
 
     /// The Redis service name for a role (`w` or `r`).

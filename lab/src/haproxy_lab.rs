@@ -7,6 +7,7 @@ use crate::pools::{Answers, CheckResult};
 use crate::vip_lab::{drain_dir, install_checks, MariaVipLab, RedisVipLab, REDIS_PORT, SCRIPT_USER};
 use crate::writer::Writer;
 use crate::{wait_for, Proc};
+use crate::{GENERATOR, SERVE_CHECKS};
 use consul_db_checks::report::Status;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -61,7 +62,7 @@ impl HaproxyLab {
         port: u16,
         ready: impl Fn((String, u16)) -> Option<()> + Copy + Send + 'static,
     ) -> HaproxyLab {
-        install_checks(net, &["serve-checks"]);
+        install_checks(net, &[SERVE_CHECKS]);
         let dir = net.dir.join("haproxy");
         std::fs::create_dir_all(&dir).unwrap();
         // Consul's timing of the lab (every 2 s, 1 s timeout): what serve-checks runs.
@@ -91,7 +92,7 @@ impl HaproxyLab {
             let inventory = dir.join(format!("inventory-{}.json", h.name));
             let args =
                 ["--inventory", inventory.to_str().unwrap(), "--node", &h.addr, "--check-type", "http", "--out", out.to_str().unwrap()];
-            let gen = crate::run("gen-consul-services", args);
+            let gen = crate::run(GENERATOR, args);
             assert_eq!(gen.code, Some(0), "gen-consul-services --check-type http: {}{}", gen.stdout, gen.stderr);
             for v in crate::pools::service_files(&out) {
                 let check = &v["service"]["checks"][0];
@@ -107,10 +108,8 @@ impl HaproxyLab {
         }
         let inventory = dir.join("inventory.json");
         std::fs::write(&inventory, inventory_of(None)).unwrap();
-        let gen = crate::run(
-            "gen-consul-services",
-            ["--inventory", inventory.to_str().unwrap(), "--format", "haproxy", "--out", dir.to_str().unwrap()],
-        );
+        let gen =
+            crate::run(GENERATOR, ["--inventory", inventory.to_str().unwrap(), "--format", "haproxy", "--out", dir.to_str().unwrap()]);
         assert_eq!(gen.code, Some(0), "gen-consul-services --format haproxy: {}{}", gen.stdout, gen.stderr);
         let cfg = dir.join("haproxy.cfg");
         let config = std::fs::read_to_string(&cfg).unwrap();

@@ -1,6 +1,7 @@
 //! `serve-checks` as the tests run it: a process on a free loopback port, and a small HTTP client
 //! that sends raw bytes and reads the answer (bounded in size and time), as a hostile client would.
 
+use crate::SERVE_CHECKS;
 use crate::{bin, spawn_tied, wait_for, Proc};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -19,7 +20,7 @@ impl ServeChecks {
     /// Starts `serve-checks --inventory INV --node NODE --listen ADDR` plus `extra`, and waits
     /// until it accepts connections (at most 10 s).
     pub fn start(inventory: &std::path::Path, node: &str, listen: &str, extra: &[&str]) -> ServeChecks {
-        let mut cmd = Command::new(bin("serve-checks"));
+        let mut cmd = Command::new(bin(SERVE_CHECKS));
         cmd.args(["--inventory", inventory.to_str().unwrap(), "--node", node, "--listen", listen]).args(extra);
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let child = spawn_tied(&mut cmd);

@@ -177,6 +177,74 @@ impl CheckRun {
     pub fn output(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
+    /// Asserts the exit code (`run(M, ["6029"]).exits(2).prints("is a replica")`).
+    #[track_caller]
+    pub fn exits(&self, code: i32) -> &Self {
+        assert_eq!(self.exit(), code, "exit code: {self:?}");
+        self
+    }
+    /// Asserts that standard output contains `text`.
+    #[track_caller]
+    pub fn prints(&self, text: &str) -> &Self {
+        assert!(self.stdout.contains(text), "stdout without {text:?}: {self:?}");
+        self
+    }
+    /// Asserts that standard error contains `text`.
+    #[track_caller]
+    pub fn complains(&self, text: &str) -> &Self {
+        assert!(self.stderr.contains(text), "stderr without {text:?}: {self:?}");
+        self
+    }
+    /// Asserts that the output (standard output, then error) contains `text`.
+    #[track_caller]
+    pub fn says(&self, text: &str) -> &Self {
+        assert!(self.output().contains(text), "output without {text:?}: {self:?}");
+        self
+    }
+    /// Asserts that no output contains `text`.
+    #[track_caller]
+    pub fn never_says(&self, text: &str) -> &Self {
+        assert!(!self.output().contains(text), "output with {text:?}: {self:?}");
+        self
+    }
+    /// Asserts the whole standard output: the pinned cases.
+    #[track_caller]
+    pub fn prints_exactly(&self, text: &str) -> &Self {
+        assert_eq!(self.stdout, text, "the whole output differs: {self:?}");
+        self
+    }
+}
+
+/// The executables, each named once for every test file (a unit test holds them to the list).
+pub const REDIS_MASTER: &str = "check-redis-master";
+/// `check-redis-slave`.
+pub const REDIS_SLAVE: &str = "check-redis-slave";
+/// `check-mysql-master`.
+pub const MYSQL_MASTER: &str = "check-mysql-master";
+/// `check-mysql-slave`.
+pub const MYSQL_SLAVE: &str = "check-mysql-slave";
+/// `check-topology`.
+pub const TOPOLOGY: &str = "check-topology";
+/// `serve-checks`.
+pub const SERVE_CHECKS: &str = "serve-checks";
+/// `gen-consul-services`.
+pub const GENERATOR: &str = "gen-consul-services";
+
+#[cfg(test)]
+mod names {
+    use consul_db_checks::kinds::{Kind, Role};
+
+    #[test]
+    fn the_names_are_the_executables() {
+        let serving = |k, r| consul_db_checks::checks::serving(k, r).name;
+        assert_eq!(super::REDIS_MASTER, serving(Kind::Redis, Role::Write));
+        assert_eq!(super::REDIS_SLAVE, serving(Kind::Redis, Role::Read));
+        assert_eq!(super::MYSQL_MASTER, serving(Kind::Mysql, Role::Write));
+        assert_eq!(super::MYSQL_SLAVE, serving(Kind::Mysql, Role::Read));
+        for name in [super::TOPOLOGY, super::SERVE_CHECKS, super::GENERATOR] {
+            assert!(consul_db_checks::executables::named(name).is_some(), "{name}");
+        }
+    }
 }
 
 /// Path of one of the project's executables: they sit in the target directory of the test,

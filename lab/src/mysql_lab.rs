@@ -2,6 +2,7 @@
 //! free loopback ports with binary logs, GTID replication configured with a replication user.
 
 use crate::{free_port, spawn_tied, wait_for, Proc, TempDir};
+use crate::{MYSQL_MASTER, MYSQL_SLAVE};
 use mysql::prelude::Queryable;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -317,7 +318,7 @@ impl MariaLab {
 
 /// The checks log in as the lab's checker.
 impl crate::pools::Observable for MariaLab {
-    const CHECKS: (&'static str, &'static str) = ("check-mysql-master", "check-mysql-slave");
+    const CHECKS: (&'static str, &'static str) = (MYSQL_MASTER, MYSQL_SLAVE);
     fn targets(&self) -> Vec<crate::pools::CheckTarget> {
         self.nodes()
             .iter()

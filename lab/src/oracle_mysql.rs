@@ -7,6 +7,7 @@
 //! data directory lives under the chroot's /tmp and is removed with the lab.
 
 use crate::{free_port, spawn_tied, wait_for, Proc};
+use crate::{MYSQL_MASTER, MYSQL_SLAVE};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -344,7 +345,7 @@ impl MysqlLab {
 }
 
 impl crate::pools::Observable for MysqlLab {
-    const CHECKS: (&'static str, &'static str) = ("check-mysql-master", "check-mysql-slave");
+    const CHECKS: (&'static str, &'static str) = (MYSQL_MASTER, MYSQL_SLAVE);
     fn targets(&self) -> Vec<crate::pools::CheckTarget> {
         self.nodes().iter().map(|n| crate::pools::CheckTarget { addr: n.addr(), up: n.proc.running(), args: self.check_args(n) }).collect()
     }

@@ -1,6 +1,7 @@
 //! A real Redis topology for tests: a master, replicas and Sentinels on free loopback ports.
 
 use crate::{free_port, spawn_tied, wait_for, Proc, TempDir};
+use crate::{REDIS_MASTER, REDIS_SLAVE};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -403,7 +404,7 @@ impl RedisLab {
 }
 
 impl crate::pools::Observable for RedisLab {
-    const CHECKS: (&'static str, &'static str) = ("check-redis-master", "check-redis-slave");
+    const CHECKS: (&'static str, &'static str) = (REDIS_MASTER, REDIS_SLAVE);
     fn targets(&self) -> Vec<crate::pools::CheckTarget> {
         self.nodes().iter().map(|n| crate::pools::CheckTarget { addr: n.addr(), up: n.proc.running(), args: vec![n.port_arg()] }).collect()
     }

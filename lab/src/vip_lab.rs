@@ -8,6 +8,7 @@ use crate::keepalived::{keepalived_complaints, keepalived_on, wait_for_first_vip
 use crate::netlab::{in_namespace, ns_command, start_proc, Host, NetLab, LAB_INTERFACE};
 use crate::writer::{Ack, Writer};
 use crate::{bin, wait_for, Proc};
+use crate::{GENERATOR, MYSQL_MASTER, MYSQL_SLAVE, REDIS_MASTER, REDIS_SLAVE};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::thread::JoinHandle;
@@ -123,7 +124,7 @@ impl MariaVipLab {
         create_users(&master);
         let replica = MariaNode::start_in(&dir, "m2", 2, Some(&m2.ns), &m2.addr, 3306, &["--read-only"]);
         replica.replicate_from(&master, "");
-        install_checks(&net, &["check-mysql-master", "check-mysql-slave"]);
+        install_checks(&net, &[MYSQL_MASTER, MYSQL_SLAVE]);
         let secrets = net.dir.join("secrets");
         std::fs::create_dir_all(&secrets).unwrap();
         let cnf = secrets.join("mysql-check.cnf");
@@ -185,7 +186,7 @@ impl RedisVipLab {
         }
         // The checks, where keepalived's script security accepts them, and the password file
         // readable by the script user alone.
-        install_checks(&net, &["check-redis-master", "check-redis-slave"]);
+        install_checks(&net, &[REDIS_MASTER, REDIS_SLAVE]);
         let pw_file = dir.join("secrets/redis.pw");
         std::fs::write(&pw_file, format!("{PASSWORD}\n")).unwrap();
         chown_to(&pw_file, SCRIPT_USER, 0o400);
@@ -451,7 +452,7 @@ pub(crate) fn generate_for(net: &NetLab, host: &Host, inventory: &str, format: &
     if format == "keepalived" {
         args.extend(["--keepalived-version", version.as_str()]);
     }
-    let gen = crate::run("gen-consul-services", args);
+    let gen = crate::run(GENERATOR, args);
     assert_eq!(gen.code, Some(0), "gen-consul-services: {}{}", gen.stdout, gen.stderr);
     out
 }
