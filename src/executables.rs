@@ -3,6 +3,7 @@
 //! lists iterate it, and a unit test holds `Cargo.toml`'s `[[bin]]` entries to it.
 
 use crate::checks::{check, Executable, Subject, NODE_CHECKS};
+use crate::kinds::Kind;
 use clap::CommandFactory;
 
 /// The executables that are not a node's check, in the order the README lists them.
@@ -33,6 +34,11 @@ pub fn all() -> impl Iterator<Item = &'static Executable> + Clone {
 pub fn named(name: &str) -> Option<&'static Executable> {
     let file = name.rsplit('/').next().unwrap_or(name);
     all().find(|e| e.name == file)
+}
+
+/// The checks that look at one server (of any kind when `kind` is `None`).
+pub fn server_checks(kind: Option<Kind>) -> impl Iterator<Item = &'static Executable> {
+    all().filter(move |e| matches!(e.subject, Subject::Server(k) if kind.map_or(true, |want| want == k)))
 }
 
 #[cfg(test)]
@@ -88,5 +94,6 @@ mod tests {
             assert_eq!(e.serves.is_some(), matches!(e.subject, Subject::Server(_)), "{}: a server check answers a node's service", e.name);
         }
         assert!(named("check-no-such-thing").is_none());
+        assert_eq!(server_checks(Some(Kind::Mysql)).count(), 2);
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Every check that looks at one server, from the one list of checks.
 fn checks() -> impl Iterator<Item = &'static str> {
-    consul_db_checks::checks::server_checks(None).map(|e| e.name)
+    consul_db_checks::executables::server_checks(None).map(|e| e.name)
 }
 const RSS_LIMIT_KIB: i64 = 64 << 10;
 const TIMEOUT: &str = "2s";

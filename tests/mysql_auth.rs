@@ -161,7 +161,7 @@ fn run_against(bin: &str, port: u16, extra: &[&str]) -> CheckRun {
 
 /// Every check that looks at one MySQL server, from the one list of checks.
 fn mysql_checks() -> impl Iterator<Item = &'static str> {
-    consul_db_checks::checks::server_checks(Some(consul_db_checks::kinds::Kind::Mysql)).map(|e| e.name)
+    consul_db_checks::executables::server_checks(Some(consul_db_checks::kinds::Kind::Mysql)).map(|e| e.name)
 }
 
 /// By default, over plain TCP: nothing after the full-authentication request (no key asked for, no

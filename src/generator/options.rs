@@ -318,7 +318,8 @@ mod tests {
     #[test]
     fn every_option_is_an_argument_of_its_kinds_checks() {
         for kind in Kind::ALL {
-            let commands: Vec<clap::Command> = crate::checks::server_checks(Some(kind)).map(|c| (c.command)()).collect();
+            let commands: Vec<clap::Command> =
+                crate::checks::node_checks().filter(|c| c.subject == crate::checks::Subject::Server(kind)).map(|c| (c.command)()).collect();
             for field in CheckOptions::fields(kind) {
                 let found = commands.iter().any(|c| c.get_arguments().any(|a| a.get_id() == field && a.get_long().is_some()));
                 assert!(found, "{kind:?} option {field} is no argument of the {kind:?} checks");
