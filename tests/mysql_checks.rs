@@ -23,7 +23,10 @@ fn healthy_threads_stopped_and_replication_error() {
     let rep = &views.node(lab.replicas[0].addr()).read;
     assert_eq!(rep.fact("channels.0.io_running"), "Yes");
     assert_eq!(rep.fact("status_statement"), "SHOW ALL REPLICAS STATUS");
-    assert_eq!(rep.summary(), format!("{} replica of {}, IO and SQL threads running, lag 0s", r0.addr(), lab.master.addr()));
+    assert_eq!(
+        rep.summary(),
+        format!("{} replica of {}, IO and SQL threads running, Seconds_Behind_Master 0s (no heartbeat)", r0.addr(), lab.master.addr())
+    );
     assert!(views.node(lab.replicas[0].addr()).write.summary().contains("is a replica of"), "{}", views.node(lab.replicas[0].addr()).write);
 
     // IO thread stopped: that replica leaves the read pool, naming the thread.
@@ -464,4 +467,103 @@ fn one_round_trip_reads_the_same_facts_as_step_by_step() {
         // The session is still usable after a refused statement.
         assert_eq!(ServerFacts::read(&mut session).unwrap(), batched);
     }
+}
+
+/// The replication link stalls silently: a relay between replica and source stops forwarding and
+/// keeps both sockets open (a stateful firewall, a dead NAT entry, a frozen middlebox). The IO
+/// thread says Yes and Seconds_Behind_Master stays 0 until slave_net_timeout (60 s). With a
+/// heartbeat table the replica is critical within --max-lag + one check interval of the stall,
+/// saying how old the heartbeat is; without one the check says it has only the server's figure.
+/// The source idle for longer than --max-lag is no alarm (the heartbeat keeps coming); once the
+/// relay forwards again the replica is back.
+fn stalled_link(writer: lab::mysql_lab::HeartbeatWriter) {
+    use lab::mysql_lab::HEARTBEAT_TABLE;
+    let dir = TempDir::new("stall");
+    let master = MariaNode::start(&dir, "m", 1, &[]);
+    create_users(&master);
+    let relay = lab::relay::Relay::start(&master.host, master.port);
+    let replica = MariaNode::start(&dir, "r", 2, &["--read-only"]);
+    replica.replicate_through(&master, "127.0.0.1", relay.port, "");
+    let _writer = master.write_heartbeat(writer);
+    if writer == lab::mysql_lab::HeartbeatWriter::Event {
+        replica.sql(lab::mysql_lab::HEARTBEAT_EVENT_SQL);
+    }
+    replica.wait_caught_up(&master);
+    let cnf = dir.join("checker.cnf");
+    write_file(&cnf, &format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1), 0o600);
+    let base = [replica.port_arg(), "--defaults-file".into(), cnf.display().to_string(), "--max-lag".into(), "5".into()];
+    let with_heartbeat: Vec<String> = base.iter().cloned().chain(["--heartbeat-table".into(), HEARTBEAT_TABLE.into()]).collect();
+    // Idle for longer than --max-lag: no alarm, the heartbeat keeps the lag honest and small.
+    std::thread::sleep(Duration::from_secs(6));
+    check(S, &with_heartbeat).code_is(0).summary_has("(heartbeat ").fact_is("channels.0.source_server_id", 1);
+    check(S, &base).code_is(0).summary_has("Seconds_Behind_Master 0s (no heartbeat)");
+
+    relay.pause();
+    let stalled = std::time::Instant::now();
+    let critical = loop {
+        let v = check(S, &with_heartbeat);
+        if v.code() == 2 {
+            break v;
+        }
+        assert!(stalled.elapsed() < Duration::from_secs(20), "never critical after the stall: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let after = stalled.elapsed();
+    // The server's own figure says all is well, the heartbeat does not.
+    critical.fact_is("channels.0.io_running", "Yes").fact_is("channels.0.lag_seconds", 0).summary_has("old, Seconds_Behind_Master 0s)");
+    let blind = check(S, &base);
+    blind.code_is(0).summary_has("Seconds_Behind_Master 0s (no heartbeat)");
+    assert!(blind.fact("lag_evidence").as_str().unwrap().contains("stalls silently"), "{blind}");
+    println!(
+        "stalled link ({writer:?}): critical {} ms after the stall with --max-lag 5s; without a heartbeat: {}",
+        after.as_millis(),
+        blind.summary()
+    );
+    assert!(after <= Duration::from_secs(5 + 2), "critical only {after:?} after the stall (--max-lag 5s, checks every 0.5s)");
+
+    relay.resume();
+    wait_for("the replica back in the read pool", Duration::from_secs(30), || (check(S, &with_heartbeat).code() == 0).then_some(()));
+}
+
+#[test]
+fn a_silently_stalled_link_is_caught_by_pt_heartbeat() {
+    stalled_link(lab::mysql_lab::HeartbeatWriter::PtHeartbeat);
+}
+
+#[test]
+fn a_silently_stalled_link_is_caught_by_the_heartbeat_event() {
+    stalled_link(lab::mysql_lab::HeartbeatWriter::Event);
+}
+
+/// The row read is the one of the replica's own source (Master_Server_Id), never another server's:
+/// a fresh row of a former source does not hide a stale one, a stale row of a former source does
+/// not make a healthy replica lag; a missing row and a missing table are critical, named.
+#[test]
+fn the_heartbeat_row_is_the_current_sources() {
+    use lab::mysql_lab::HEARTBEAT_TABLE;
+    let lab = MariaLab::start(1);
+    let _writer = lab.master.write_heartbeat(lab::mysql_lab::HeartbeatWriter::PtHeartbeat);
+    // A former source's row, an hour old.
+    lab.master.sql(&format!("REPLACE INTO {HEARTBEAT_TABLE} (ts, server_id) VALUES ('2026-01-01T00:00:00.000000', 99)"));
+    lab.replicas[0].wait_caught_up(&lab.master);
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec![lab.replicas[0].port_arg()];
+        a.extend(lab.checker_args());
+        a.extend(["--max-lag", "5", "--heartbeat-table"].iter().map(|s| s.to_string()));
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    check(S, args(&[HEARTBEAT_TABLE])).code_is(0).summary_has("(heartbeat ");
+    check(S, args(&[HEARTBEAT_TABLE, "--heartbeat-server-id", "99"])).code_is(2).summary_has("(heartbeat ");
+    check(S, args(&[HEARTBEAT_TABLE, "--heartbeat-server-id", "7"]))
+        .code_is(2)
+        .summary_has("no heartbeat: there is no row for server_id 7 (the source of the default channel) in percona.heartbeat");
+    check(S, args(&["percona.nosuch"])).code_is(2).summary_has("heartbeat table percona.nosuch does not exist");
+    // The master's read check probes its replica with the same heartbeat: the replica is healthy.
+    let mut m = vec![lab.master.port_arg()];
+    m.extend(lab.checker_args());
+    m.extend(["--heartbeat-table", HEARTBEAT_TABLE].iter().map(|s| s.to_string()));
+    check(S, &m).code_is(2).summary_has("1 healthy replica(s) serve reads");
+    m.extend(["--heartbeat-server-id", "99"].iter().map(|s| s.to_string()));
+    check(S, &m).code_is(0).reason_has("(heartbeat ");
 }

@@ -40,6 +40,7 @@ pub mod oracle_mysql;
 pub mod pki;
 pub mod pools;
 pub mod redis_lab;
+pub mod relay;
 pub mod vip_lab;
 pub mod writer;
 

@@ -194,10 +194,14 @@ impl MariaNode {
 
     /// Makes it replicate from `master` (channel `name`, "" for the default one) and waits until it runs.
     pub fn replicate_from(&self, master: &MariaNode, name: &str) {
+        self.replicate_through(master, &master.host, master.port, name);
+    }
+
+    /// The same, connecting to `master` at `host:port` (a relay in front of it).
+    pub fn replicate_through(&self, master: &MariaNode, host: &str, port: u16, name: &str) {
         self.sql(&format!(
-            "CHANGE MASTER '{name}' TO MASTER_HOST='{}', MASTER_PORT={}, MASTER_USER='repl', \
-             MASTER_PASSWORD='{REPL_PASSWORD}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE '{name}'",
-            master.host, master.port
+            "CHANGE MASTER '{name}' TO MASTER_HOST='{host}', MASTER_PORT={port}, MASTER_USER='repl', \
+             MASTER_PASSWORD='{REPL_PASSWORD}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE '{name}'"
         ));
         self.wait_channel_running(name);
         self.wait_caught_up(master);
@@ -250,6 +254,7 @@ pub fn create_users(master: &MariaNode) {
          CREATE USER {c}@'%' IDENTIFIED BY '{cp}'; GRANT SLAVE MONITOR, PROCESS, REPLICATION MASTER ADMIN ON *.* TO {c}@'%';
          CREATE USER {m}@'%' IDENTIFIED BY '{mp}'; GRANT SLAVE MONITOR, PROCESS ON *.* TO {m}@'%';
          CREATE USER weak@'%' IDENTIFIED BY 'weak-pw'; GRANT REPLICATION CLIENT ON *.* TO weak@'%';
+         GRANT SELECT ON percona.* TO {c}@'%', {m}@'%';
          CREATE DATABASE lab; CREATE TABLE lab.t (id INT PRIMARY KEY, v VARCHAR(20));",
         c = CHECKER.0,
         cp = CHECKER.1,
@@ -358,5 +363,61 @@ impl MariaNode {
             "CREATE USER {user}@'%' IDENTIFIED BY '{password}' REQUIRE SSL; GRANT SLAVE MONITOR, PROCESS ON *.* TO {user}@'%'"
         ));
         node
+    }
+}
+
+/// pt-heartbeat's table (its current layout), in the `percona` database.
+pub const HEARTBEAT_TABLE: &str = "percona.heartbeat";
+
+/// What writes the heartbeat on a master: the real pt-heartbeat, or the event-scheduler
+/// alternative the docs give (an event on every server that writes only while the server is writable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeartbeatWriter {
+    /// `pt-heartbeat --update --utc --create-table` (percona-toolkit), every second.
+    PtHeartbeat,
+    /// `CREATE EVENT ... EVERY 1 SECOND` (docs/checks.md: the heartbeat without a daemon).
+    Event,
+}
+
+/// The event alternative's SQL, as docs/checks.md gives it: the table pt-heartbeat creates, and an
+/// event that writes this server's row every second while the server is writable (created on every
+/// server without being binlogged, so each one writes its own row once promoted).
+pub const HEARTBEAT_EVENT_SQL: &str = "CREATE DATABASE IF NOT EXISTS percona;
+CREATE TABLE IF NOT EXISTS percona.heartbeat (ts varchar(26) NOT NULL, server_id int unsigned NOT NULL PRIMARY KEY,
+  file varchar(255) DEFAULT NULL, position bigint unsigned DEFAULT NULL, relay_master_log_file varchar(255) DEFAULT NULL,
+  exec_master_log_pos bigint unsigned DEFAULT NULL);
+SET SESSION sql_log_bin = 0;
+CREATE EVENT IF NOT EXISTS percona.heartbeat_writer ON SCHEDULE EVERY 1 SECOND DO
+  REPLACE INTO percona.heartbeat (ts, server_id)
+  SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%f'), @@server_id FROM DUAL WHERE @@global.read_only = 0;
+SET SESSION sql_log_bin = 1;
+SET GLOBAL event_scheduler = ON;";
+
+impl MariaNode {
+    /// Starts writing the heartbeat on this server with `writer`; the returned process (pt-heartbeat)
+    /// stops with the test. Waits until the first row is there.
+    pub fn write_heartbeat(&self, writer: HeartbeatWriter) -> Option<Proc> {
+        let proc = match writer {
+            HeartbeatWriter::PtHeartbeat => {
+                // pt-heartbeat creates the table (--create-table), not its database.
+                self.sql("CREATE DATABASE IF NOT EXISTS percona");
+                let mut cmd = Command::new("pt-heartbeat");
+                cmd.args(["--update", "--utc", "--create-table", "--database", "percona", "--interval", "1", "--run-time", "10m"])
+                    // root by the Unix socket (unix_socket authentication: the test runs as root).
+                    .arg(format!("S={},u=root", self.socket.display()))
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::fs::File::create(self.socket.with_extension("pt-heartbeat.log")).unwrap());
+                Some(Proc { child: Some(spawn_tied(&mut cmd)), name: "pt-heartbeat".into() })
+            }
+            HeartbeatWriter::Event => {
+                self.sql(HEARTBEAT_EVENT_SQL);
+                None
+            }
+        };
+        let id = self.server_id;
+        wait_for(&format!("a heartbeat row on {}", self.addr()), Duration::from_secs(20), || {
+            self.row(&format!("SELECT ts FROM {HEARTBEAT_TABLE} WHERE server_id = {id}")).map(|_| ())
+        });
+        proc
     }
 }

@@ -89,8 +89,14 @@ pub fn replica_login(args: &ReplicaLoginArgs, main: &MysqlTarget) -> Result<Mysq
 pub const REPLICA_PROBE_BUDGET: usize = 11 << 20;
 
 /// Probes every replica's channels, a bounded number at once, all within `deadline`.
-pub fn probe_replicas(replicas: &[Address], login: &MysqlTarget, policy: ReadPolicy, deadline: Deadline) -> Vec<ReplicaHealth> {
-    let login = login.clone();
+pub fn probe_replicas(
+    replicas: &[Address],
+    login: &MysqlTarget,
+    policy: ReadPolicy,
+    heartbeat: &super::heartbeat::HeartbeatArgs,
+    deadline: Deadline,
+) -> Vec<ReplicaHealth> {
+    let (login, heartbeat) = (login.clone(), heartbeat.clone());
     let limit = deadline.limit();
     probe_all(
         replicas.to_vec(),
@@ -102,6 +108,7 @@ pub fn probe_replicas(replicas: &[Address], login: &MysqlTarget, policy: ReadPol
                 let (_, rows) = session.rows_first_known(&status_statements(session.dialect()))?;
                 let mut channels = channels(&rows)?;
                 super::workers::name_worker_errors(&mut session, &mut channels);
+                super::heartbeat::read(&mut session, &heartbeat, &mut channels)?;
                 if channels.is_empty() {
                     return Ok(vec!["is not replicating (no channel)".into()]);
                 }

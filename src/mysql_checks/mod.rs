@@ -4,6 +4,7 @@ pub mod auth;
 pub mod defaults_file;
 pub mod dialect;
 pub mod discovery;
+pub mod heartbeat;
 pub mod login;
 pub mod master;
 pub mod replica;
@@ -133,7 +134,7 @@ impl Switches {
 }
 
 /// What a MySQL check decides on, read from one server.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServerFacts {
     /// `@@version`.
     pub version: String,

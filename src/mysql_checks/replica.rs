@@ -1,6 +1,7 @@
 //! `check-mysql-slave`: should this MySQL/MariaDB be in the read pool?
 
 use super::discovery::{locate_replicas, probe_replicas, replica_login, ReplicaLoginArgs};
+use super::heartbeat::{self, HeartbeatArgs};
 use super::login::MysqlTarget;
 use super::replication::{replica_problems, DumpThread};
 use super::{MysqlArgs, ServerFacts};
@@ -53,6 +54,9 @@ pub struct Args {
     /// Keep a master out of the read pool even when no replica is healthy.
     #[arg(long)]
     pub no_master_fallback: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub heartbeat: HeartbeatArgs,
 }
 
 /// Decides from the facts (and, for a master with replicas, what probing them found) whether the
@@ -69,9 +73,10 @@ pub fn decide(
         let healthy = probes.iter().filter(|p| p.is_healthy()).count();
         Subcheck::measured("healthy_replicas", Some(healthy as i64), "", Thresholds::none())
     } else {
-        // The worst lag, when every channel knows its own (a NULL lag is named by its channel).
-        let lags: Option<Vec<u64>> = facts.channels.iter().map(|c| c.lag_seconds).collect();
-        let worst = lags.and_then(|l| l.into_iter().max()).and_then(|lag| i64::try_from(lag).ok());
+        // The worst lag, when every channel knows its own (a NULL lag is named by its channel), in
+        // whole seconds rounded up: the perfdata's status agrees with the fractional rule.
+        let lags: Option<Vec<f64>> = facts.channels.iter().map(|c| c.lag()).collect();
+        let worst = lags.and_then(|l| l.into_iter().reduce(f64::max)).map(|lag| lag.ceil() as i64);
         Subcheck::measured("lag", worst, "s", policy.lag_thresholds())
     };
     rules(target, facts, replicas, probes, policy, allow_read_only).and(measured)
@@ -88,9 +93,14 @@ fn rules(target: &str, facts: &ServerFacts, replicas: usize, probes: &[ReplicaHe
         let head = format!("{target} replica of {}", sources.join(", "));
         return match problems.first() {
             None => {
-                let lag = facts.channels.iter().filter_map(|c| c.lag_seconds).max().unwrap_or(0);
+                let worst = facts.channels.iter().max_by(|a, b| a.lag().unwrap_or(0.0).total_cmp(&b.lag().unwrap_or(0.0)));
+                let lag = match worst {
+                    Some(c) if c.heartbeat.is_some() => format!("lag {}", c.lag_words()),
+                    Some(c) => format!("Seconds_Behind_Master {} (no heartbeat)", c.lag_words()),
+                    None => String::new(),
+                };
                 let rule = format!("every channel is running with lag within --max-lag {}", limit_text(policy));
-                Verdict::new(format!("{head}, IO and SQL threads running, lag {lag}s"), [Subcheck::passing(rule)])
+                Verdict::new(format!("{head}, IO and SQL threads running, {lag}"), [Subcheck::passing(rule)])
             }
             Some(first) => Verdict::new(format!("{target}: {first}"), problems.iter().map(Subcheck::critical)),
         };
@@ -139,7 +149,8 @@ impl Check for MysqlReplica {
     }
 
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
-        let super::Observation { mut session, facts, login_warning } = super::observe(target, deadline)?;
+        let super::Observation { mut session, mut facts, login_warning } = super::observe(target, deadline)?;
+        heartbeat::read(&mut session, &args.heartbeat, &mut facts.channels)?;
         let threads: Vec<&DumpThread> = facts.replica_threads(&args.mysql.repl_users).collect();
         let policy = ReadPolicy { max_lag: Some(args.max_lag), master_fallback: !args.no_master_fallback };
         let mut out_facts = facts.facts(&args.mysql.repl_users, target);
@@ -157,7 +168,7 @@ impl Check for MysqlReplica {
                 defaults_file: args.replica_defaults_file.clone(),
             };
             let login = replica_login(&login_args, target)?;
-            let probes = probe_replicas(&located.addresses, &login, policy, deadline.for_probes());
+            let probes = probe_replicas(&located.addresses, &login, policy, &args.heartbeat, deadline.for_probes());
             out_facts.set("replica_discovery", located.how).set("probes", crate::read_pool::probes_fact(&probes));
             probes
         } else {
@@ -166,6 +177,12 @@ impl Check for MysqlReplica {
         let verdict = decide(&target.address.to_string(), &facts, threads.len(), &probes, &policy, args.allow_read_only);
         let verdict = super::with_login_warning(verdict, login_warning.as_deref());
         out_facts.set("max_lag_seconds", seconds_value(args.max_lag));
+        if !facts.channels.is_empty() && args.heartbeat.heartbeat_table.is_none() {
+            out_facts.set(
+                "lag_evidence",
+                "Seconds_Behind_Master only: a link that stalls silently reads 0 until slave_net_timeout; --heartbeat-table measures it",
+            );
+        }
         Ok(Outcome::new(verdict, out_facts))
     }
 }
@@ -212,7 +229,7 @@ mod tests {
             }
         }
         let v = decide("r:3306", &facts(samples::healthy(), true), 0, &[], &policy(120, true), false);
-        assert_eq!(v.summary(), "r:3306 replica of 127.0.0.1:43306, IO and SQL threads running, lag 0s");
+        assert_eq!(v.summary(), "r:3306 replica of 127.0.0.1:43306, IO and SQL threads running, Seconds_Behind_Master 0s (no heartbeat)");
         // lag 0 with --max-lag 0 passes: lag <= max.
         let v = decide("r:3306", &facts(samples::healthy(), true), 0, &[], &policy(0, true), false);
         assert_eq!(v.status(), Status::Passing, "{v:?}");
@@ -240,9 +257,39 @@ mod tests {
         );
         assert_eq!(
             render(decide("r:3306", &lagging, 0, &[], &policy(5, true), false)),
-            "MYSQL-SLAVE OK: r:3306 replica of 127.0.0.1:43306, IO and SQL threads running, lag 5s | lag=5s;;5\n\
+            "MYSQL-SLAVE OK: r:3306 replica of 127.0.0.1:43306, IO and SQL threads running, Seconds_Behind_Master 5s (no heartbeat) | lag=5s;;5\n\
              - every channel is running with lag within --max-lag 5s\n"
         );
+    }
+
+    /// A heartbeat decides when it is worse than the server's own figure (a stalled link: the
+    /// threads say Yes and Seconds_Behind_Master 0), and a missing one is critical, named.
+    #[test]
+    fn the_heartbeat_tells_the_lag_the_server_does_not() {
+        use super::super::heartbeat::Heartbeat;
+        let render = |v: Verdict| crate::report::Report::new("mysql-slave", "r", Outcome::bare(v)).render_text();
+        let mut stalled = facts(samples::healthy(), true);
+        stalled.channels[0].lag_seconds = Some(0);
+        stalled.channels[0].heartbeat = Some(Heartbeat::Age(14.2));
+        assert_eq!(
+            render(decide("r:3306", &stalled, 0, &[], &policy(5, true), false)),
+            "MYSQL-SLAVE CRITICAL: r:3306: the default channel from 127.0.0.1:43306: lag 14.2s (heartbeat 14.2s old, \
+             Seconds_Behind_Master 0s), over --max-lag 5s | lag=15s;;5\n\
+             - the default channel from 127.0.0.1:43306: lag 14.2s (heartbeat 14.2s old, Seconds_Behind_Master 0s), over --max-lag 5s\n"
+        );
+        stalled.channels[0].heartbeat = Some(Heartbeat::Age(0.4));
+        assert_eq!(
+            decide("r:3306", &stalled, 0, &[], &policy(5, true), false).summary(),
+            "r:3306 replica of 127.0.0.1:43306, IO and SQL threads running, lag 0.4s (heartbeat 0.4s old, Seconds_Behind_Master 0s)"
+        );
+        // The server's own figure still decides when it is the worse.
+        stalled.channels[0].lag_seconds = Some(9);
+        assert_eq!(decide("r:3306", &stalled, 0, &[], &policy(5, true), false).status(), Status::Critical);
+        stalled.channels[0].heartbeat = Some(Heartbeat::Missing("no heartbeat: there is no row for server_id 1".into()));
+        stalled.channels[0].lag_seconds = Some(0);
+        let v = decide("r:3306", &stalled, 0, &[], &policy(5, true), false);
+        assert_eq!(v.status(), Status::Critical);
+        assert!(v.summary().ends_with("no heartbeat: there is no row for server_id 1"), "{}", v.summary());
     }
 
     /// Servers with no channel: replicas x probes x read_only x allow x fallback.

@@ -2,6 +2,7 @@
 //! MySQL 8.0.22+/8.4 spelling (`Replica_IO_Running`, `Seconds_Behind_Source`, `Source_Host`) and the
 //! MySQL 5.7/MariaDB one (`Slave_IO_Running`, `Seconds_Behind_Master`, `Master_Host`).
 
+use super::heartbeat::Heartbeat;
 use crate::read_pool::ReadPolicy;
 use anyhow::{anyhow, bail, Result};
 use serde_json::json;
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 pub type RowMap = HashMap<String, Option<String>>;
 
 /// One replication channel of a replica (MySQL channel, MariaDB named connection).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ReplicaChannel {
     /// Channel or connection name; empty for the default one.
     pub name: String,
@@ -27,6 +28,11 @@ pub struct ReplicaChannel {
     pub last_io_error: String,
     /// `Last_SQL_Error`, empty when none.
     pub last_sql_error: String,
+    /// `Source_Server_Id`/`Master_Server_Id`: whose heartbeat row is this channel's (0 or absent:
+    /// not known yet).
+    pub source_server_id: Option<u64>,
+    /// The age of its source's heartbeat, when `--heartbeat-table` is given.
+    pub heartbeat: Option<super::heartbeat::Heartbeat>,
 }
 
 /// Returns the first present column among `names` (the spellings of one field).
@@ -64,6 +70,8 @@ impl ReplicaChannel {
             lag_seconds,
             last_io_error: text(row, &["Last_IO_Error"]),
             last_sql_error: text(row, &["Last_SQL_Error"]),
+            source_server_id: text(row, &["Source_Server_Id", "Master_Server_Id"]).trim().parse().ok(),
+            heartbeat: None,
         })
     }
 
@@ -90,10 +98,36 @@ impl ReplicaChannel {
                 if self.sql_running.is_empty() { "not running" } else { &self.sql_running }
             ));
         }
-        match self.lag_seconds {
+        if let Some(Heartbeat::Missing(why)) = &self.heartbeat {
+            return Some(format!("{from}: {why}"));
+        }
+        match self.lag() {
             None => Some(format!("{from}: lag is NULL (unknown)")),
-            Some(lag) if !policy.lag_passes(i64::try_from(lag).ok()) => Some(format!("{from}: lag {lag}s{}", policy.over_limit_clause())),
+            Some(lag) if !policy.lag_passes_seconds(Some(lag)) => {
+                Some(format!("{from}: lag {}{}", self.lag_words(), policy.over_limit_clause()))
+            }
             Some(_) => None,
+        }
+    }
+
+    /// The lag that decides, in seconds: the server's own figure, or the heartbeat's age when it is
+    /// worse; `None` when the server says NULL (a heartbeat alone does not make a stopped channel's
+    /// lag known).
+    pub fn lag(&self) -> Option<f64> {
+        let own = self.lag_seconds? as f64;
+        Some(match &self.heartbeat {
+            Some(Heartbeat::Age(age)) => own.max(*age),
+            _ => own,
+        })
+    }
+
+    /// The lag in words, with its evidence: `0s` (the server's own figure only: a stalled link
+    /// reads 0), or `14.2s (heartbeat 14.2s old, Seconds_Behind_Master 0s)`.
+    pub fn lag_words(&self) -> String {
+        let own = self.lag_seconds.map(|l| format!("{l}s")).unwrap_or_else(|| "NULL".into());
+        match (&self.heartbeat, self.lag()) {
+            (Some(Heartbeat::Age(age)), Some(lag)) => format!("{lag:.1}s (heartbeat {age:.1}s old, Seconds_Behind_Master {own})"),
+            _ => own,
         }
     }
 
@@ -107,7 +141,7 @@ impl ReplicaChannel {
 
     /// The channel as a fact.
     pub fn fact(&self) -> serde_json::Value {
-        json!({
+        let mut fact = json!({
             "channel": self.name,
             "source": self.source,
             "io_running": self.io_running,
@@ -115,7 +149,14 @@ impl ReplicaChannel {
             "lag_seconds": self.lag_seconds,
             "last_io_error": self.last_io_error,
             "last_sql_error": self.last_sql_error,
-        })
+            "source_server_id": self.source_server_id,
+        });
+        match &self.heartbeat {
+            Some(Heartbeat::Age(age)) => fact["heartbeat_age_seconds"] = json!((age * 10.0).round() / 10.0),
+            Some(Heartbeat::Missing(why)) => fact["heartbeat_error"] = json!(why),
+            None => {}
+        }
+        fact
     }
 }
 
