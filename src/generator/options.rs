@@ -212,6 +212,8 @@ check_options! {
         repl_users: Vec<String>,
         /// `--allow-read-only`.
         allow_read_only: bool,
+        /// `--heartbeat-table` (read check): lag as the age of a pt-heartbeat row.
+        heartbeat_table: Option<String>,
     }
 }
 
