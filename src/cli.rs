@@ -40,6 +40,28 @@ pub fn parse_port(text: &str) -> Result<u16, String> {
     }
 }
 
+/// Parses a size in bytes: a number, or one with a K, M or G suffix (1024-based, `B`/`iB` allowed
+/// after it: `512k`, `16MB`, `1GiB`).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let lower = t.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &lower[digits.len()..];
+    let scale: u64 = match unit {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("'{text}' is not a size in bytes (a number, or with K, M or G: 512k, 16MB)")),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("'{text}' is not a size in bytes (a number, or with K, M or G: 512k, 16MB)"))
+}
+
 /// Parses `HOST:PORT` (also `[v6]:PORT`) into an address.
 pub fn parse_host_port(text: &str) -> Result<Address, String> {
     let (host, port) = text.rsplit_once(':').ok_or_else(|| format!("'{text}' is not HOST:PORT"))?;
@@ -286,6 +308,17 @@ mod tests {
         assert_eq!(parse_host_port("[::1]:26379").unwrap().to_string(), "[::1]:26379");
         for bad in ["10.0.0.2", ":1", "h:0", "h:x", "h:65536"] {
             assert!(parse_host_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_in_bytes() {
+        for (text, bytes) in [("1048576", 1048576), ("512k", 512 << 10), ("16MB", 16 << 20), ("1GiB", 1 << 30), ("0", 0), (" 2m ", 2 << 20)]
+        {
+            assert_eq!(parse_bytes(text), Ok(bytes), "{text}");
+        }
+        for bad in ["", "MB", "1.5MB", "-1", "1TB", "18446744073709551615G", "ten"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
         }
     }
 }

@@ -137,6 +137,11 @@ impl Thresholds {
         Thresholds { warn: None, crit: max.map(|d| Range::UpTo(d.as_secs_f64())) }
     }
 
+    /// Critical above `max` of a count (`--max-lag-bytes`).
+    pub fn crit_above_count(max: u64) -> Self {
+        Thresholds { warn: None, crit: Some(Range::UpTo(max as f64)) }
+    }
+
     /// The status of `value` against the limits. A value not measured (`None`) is as bad as the
     /// worst limit declared: a fact the decision needs and did not get never passes a limit.
     pub fn status(&self, value: Option<f64>) -> Status {

@@ -510,3 +510,48 @@ fn a_drain_file_takes_a_node_out_until_removed() {
     with_drain(M, &lab.master).code_is(0);
     with_drain(S, &lab.replicas[0]).code_is(0);
 }
+
+/// `--max-lag-bytes`: a replica behind a slow link (a relay carrying 64 KiB/s) while its master
+/// takes 4 MB has its link up and `master_last_io_seconds_ago` 0, yet it is megabytes behind:
+/// critical with `--max-lag-bytes 1MB` (it asks its master), passing on time alone. The master's read
+/// check sees the same from the replica's acknowledged offset. Idle, no alarm; a master that hangs
+/// leaves the bytes unknown, which is critical, within the deadline.
+#[test]
+fn bytes_behind_the_master() {
+    let dir = TempDir::new("bytes");
+    let master = RedisNode::start(&dir, "m", free_port(), &[]);
+    let relay = lab::relay::Relay::start("127.0.0.1", master.port);
+    let replica = RedisNode::start(&dir, "r", free_port(), &replica_of(relay.port));
+    wait_for("the replica linked through the relay", Duration::from_secs(20), || {
+        (replica.field("master_link_status").as_deref() == Some("up")).then_some(())
+    });
+    let on = |node: &RedisNode, extra: &[&str]| -> Vec<String> {
+        let mut a = vec![node.port_arg(), "--max-lag".into(), "10".into()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    check(S, on(&replica, &["--max-lag-bytes", "1MB"])).code_is(0).summary_has(" bytes behind");
+
+    relay.limit(Some(64 << 10));
+    let value = "x".repeat(100 << 10);
+    for i in 0..40 {
+        redis_cmd(master.port, &["SET", &format!("k{i}"), &value]).unwrap();
+    }
+    let v = check(S, on(&replica, &["--max-lag-bytes", "1MB"]));
+    v.code_is(2).summary_has("bytes behind, over --max-lag-bytes 1048576").fact_is("master_link_status", "up");
+    assert!(v.fact("master_last_io_seconds_ago").as_i64().unwrap() <= 1, "the link looks fresh: {v}");
+    check(S, on(&replica, &[])).code_is(0).summary_has("link up, lag ");
+    // The master's own view: its replica acknowledged megabytes less than it wrote.
+    check(S, on(&master, &["--max-lag-bytes", "1MB"])).code_is(0).reason_has("bytes behind, over --max-lag-bytes 1048576");
+
+    relay.limit(None);
+    wait_for("the replica caught up", Duration::from_secs(30), || {
+        (run(S, on(&replica, &["--max-lag-bytes", "1MB"])).exit() == 0).then_some(())
+    });
+    // A master that hangs: the bytes are unknown, critical, within the deadline.
+    master.proc.signal(libc::SIGSTOP);
+    let hung = check(S, on(&replica, &["--max-lag-bytes", "1MB", "--timeout", "1s"]));
+    master.proc.signal(libc::SIGCONT);
+    hung.code_is(2).summary_has("how far behind is unknown");
+    assert!(hung.run.elapsed < Duration::from_millis(1500), "{hung}");
+}

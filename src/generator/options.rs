@@ -87,6 +87,26 @@ impl ArgValue for crate::mysql_checks::auth::TlsVerify {
     }
 }
 
+/// A size in bytes, as a number or with a K, M or G suffix (`"16MB"`); rendered as the number.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SizeSpec {
+    /// A number of bytes.
+    Bytes(u64),
+    /// `512k`, `16MB`.
+    Text(String),
+}
+
+impl ArgValue for SizeSpec {
+    fn render(&self, field: &str) -> Result<Rendered> {
+        let n = match self {
+            SizeSpec::Bytes(n) => *n,
+            SizeSpec::Text(t) => crate::cli::parse_bytes(t).map_err(|e| anyhow!("{field}: {e}"))?,
+        };
+        Ok(Rendered::Values(vec![n.to_string()]))
+    }
+}
+
 /// A file holding a secret (or a key, a CA): an absolute path, never the secret itself.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(transparent)]
@@ -174,6 +194,8 @@ check_options! {
         max_lag: Option<DurationSpec>,
         /// `--no-master-fallback` (read check).
         no_master_fallback: bool,
+        /// `--max-lag-bytes` (read check): bytes behind the master's replication stream.
+        max_lag_bytes: Option<SizeSpec>,
     }
 }
 

@@ -26,6 +26,8 @@ pub struct MasterLink {
     pub sync_in_progress: bool,
     /// `master_link_down_since_seconds`, present while the link is down.
     pub link_down_since_seconds: Option<i64>,
+    /// `slave_repl_offset`: how far into its master's replication stream it has processed.
+    pub processed_offset: Option<i64>,
 }
 
 /// A replica as its master lists it (`slaveN:ip=...,port=...,state=online,offset=...,lag=...`).
@@ -37,6 +39,8 @@ pub struct ConnectedReplica {
     pub state: String,
     /// Seconds since the replica's last acknowledgement (Redis 2.8+).
     pub lag_seconds: Option<i64>,
+    /// `offset=`: the replication offset the replica last acknowledged (every second).
+    pub offset: Option<i64>,
 }
 
 impl ConnectedReplica {
@@ -59,6 +63,8 @@ pub struct ReplicationInfo {
     pub version: Option<String>,
     /// `server_name` (`valkey`), when the server says it.
     pub server_name: Option<String>,
+    /// `master_repl_offset`: how far its replication stream has gone (a master's: what it wrote).
+    pub repl_offset: Option<i64>,
     /// `min_slaves_good_slaves`: present only when the master enforces `min-replicas-to-write`
     /// (it then refuses writes with too few replicas acknowledging within `min-replicas-max-lag`).
     pub min_replicas_good: Option<i64>,
@@ -87,8 +93,13 @@ fn parse_replica(value: &str) -> Result<ConnectedReplica> {
     let ip = kv.get("ip").ok_or_else(|| anyhow!("no ip= in '{value}'"))?;
     let port = kv.get("port").ok_or_else(|| anyhow!("no port= in '{value}'"))?;
     let state = kv.get("state").ok_or_else(|| anyhow!("no state= in '{value}'"))?;
-    let lag_seconds = kv.get("lag").map(|v| v.parse::<i64>().map_err(|_| anyhow!("lag={v} is not a number"))).transpose()?;
-    Ok(ConnectedReplica { address: format!("{ip}:{port}"), state: state.to_string(), lag_seconds })
+    let number = |key: &str| kv.get(key).map(|v| v.parse::<i64>().map_err(|_| anyhow!("{key}={v} is not a number"))).transpose();
+    Ok(ConnectedReplica {
+        address: format!("{ip}:{port}"),
+        state: state.to_string(),
+        lag_seconds: number("lag")?,
+        offset: number("offset")?,
+    })
 }
 
 impl ReplicationInfo {
@@ -111,6 +122,7 @@ impl ReplicationInfo {
                         None => bail!("a replica without master_sync_in_progress, which the decision needs"),
                     },
                     link_down_since_seconds: int(&fields, "master_link_down_since_seconds")?.filter(|v| *v >= 0),
+                    processed_offset: int(&fields, "slave_repl_offset")?,
                 })
             }
             Some(other) => bail!("unexpected role:{other}"),
@@ -135,6 +147,7 @@ impl ReplicationInfo {
             version: fields.get("valkey_version").or(fields.get("redis_version")).map(|v| v.to_string()),
             server_name: fields.get("server_name").map(|v| v.to_string()),
             min_replicas_good: int(&fields, "min_slaves_good_slaves")?,
+            repl_offset: int(&fields, "master_repl_offset")?,
         })
     }
 
@@ -164,8 +177,11 @@ impl ReplicationInfo {
                 f.set("master_link_down_since_seconds", s);
             }
         }
-        let replicas: Vec<_> =
-            self.replicas.iter().map(|r| json!({"address": r.address, "state": r.state, "lag_seconds": r.lag_seconds})).collect();
+        let replicas: Vec<_> = self
+            .replicas
+            .iter()
+            .map(|r| json!({"address": r.address, "state": r.state, "lag_seconds": r.lag_seconds, "offset": r.offset}))
+            .collect();
         f.set("connected_replicas", replicas).set("loading", self.loading);
         if self.role == Role::Master {
             let enforced = match self.min_replicas_good {

@@ -33,6 +33,11 @@ pub struct Args {
     /// Keep a master out of the read pool even when no replica is healthy.
     #[arg(long)]
     pub no_master_fallback: bool,
+    /// Most bytes a replica may be behind its master's replication stream (1048576, 512k, 16MB: K,
+    /// M and G are 1024-based). A replica asks its master within the deadline (unknown is
+    /// critical); a master compares each replica's acknowledged offset with its own.
+    #[arg(long, value_name = "BYTES", value_parser = crate::cli::parse_bytes)]
+    pub max_lag_bytes: Option<u64>,
     /// With --sentinel: a node that says master while the Sentinels name another (a returning old
     /// master, with stale data) is out of the read pool too.
     #[command(flatten)]
@@ -45,9 +50,19 @@ fn seconds(value: Option<i64>) -> Option<u64> {
     value.and_then(|v| u64::try_from(v).ok())
 }
 
+/// How far behind its master's replication stream a replica is, against `--max-lag-bytes`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ByteLag {
+    /// `--max-lag-bytes`.
+    pub limit: u64,
+    /// The master's offset minus what the replica processed; why it is unknown otherwise (a
+    /// replica's master that could not be asked).
+    pub behind: Result<u64, String>,
+}
+
 /// Decides from the facts (and the Sentinels' view, for a master) whether the node belongs in the read pool.
 pub fn decide(target: &str, info: &ReplicationInfo, policy: &ReadPolicy, guard: Option<&GuardFinding>) -> Verdict {
-    decide_with_probes(target, info, policy, guard, &[])
+    decide_with_probes(target, info, policy, guard, &[], None)
 }
 
 /// The same, for a master, with what its replicas said of themselves (`probes`): a replica the
@@ -59,6 +74,7 @@ pub fn decide_with_probes(
     policy: &ReadPolicy,
     guard: Option<&GuardFinding>,
     probes: &[ReplicaHealth],
+    bytes: Option<&ByteLag>,
 ) -> Verdict {
     match &info.role {
         Role::Replica(link) => {
@@ -83,7 +99,29 @@ pub fn decide_with_probes(
                 )
             } else {
                 let rule = Subcheck::passing("master_link_status is up, no sync in progress");
-                Verdict::new(format!("{head}, link up, lag {lag_text}"), [rule, lag])
+                match bytes {
+                    None => Verdict::new(format!("{head}, link up, lag {lag_text}"), [rule, lag]),
+                    Some(ByteLag { behind: Err(why), limit }) => Verdict::new(
+                        format!("{head}, link up, but how far behind is unknown: {why}"),
+                        [
+                            rule,
+                            Subcheck::critical(format!("cannot tell the bytes behind {} (--max-lag-bytes {limit}): {why}", link.master)),
+                            lag,
+                        ],
+                    ),
+                    Some(ByteLag { behind: Ok(n), limit }) => {
+                        let measured = Subcheck::measured("lag_bytes", i64::try_from(*n).ok(), "B", Thresholds::crit_above_count(*limit));
+                        if measured.status() == Status::Passing {
+                            Verdict::new(format!("{head}, link up, lag {lag_text}, {n} bytes behind"), [rule, lag, measured])
+                        } else {
+                            let line = format!("{n} bytes behind {}, over --max-lag-bytes {limit}", link.master);
+                            Verdict::new(
+                                format!("{head}, link up, lag {lag_text}, but {n} bytes behind, over --max-lag-bytes {limit}"),
+                                [rule, lag, measured.saying(line)],
+                            )
+                        }
+                    }
+                }
             }
         }
         Role::Master => {
@@ -91,7 +129,7 @@ pub fn decide_with_probes(
             if let Some((g, clause)) = guard.and_then(|g| Some((g, g.veto()?))) {
                 return Verdict::new(format!("{target} says master, but {clause}: its data is stale"), [g.subcheck(), online]);
             }
-            let replicas: Vec<ReplicaHealth> = master_view(info, policy)
+            let replicas: Vec<ReplicaHealth> = master_view(info, policy, bytes.map(|b| b.limit))
                 .into_iter()
                 .map(|mut r| {
                     if r.is_healthy() {
@@ -107,16 +145,28 @@ pub fn decide_with_probes(
     }
 }
 
-/// The replicas as the master lists them: online and within the lag limit, or why not.
-pub fn master_view(info: &ReplicationInfo, policy: &ReadPolicy) -> Vec<ReplicaHealth> {
+/// The replicas as the master lists them: online, within the lag limit and (with
+/// `--max-lag-bytes`, `max_bytes`) within that many bytes of its own offset by their last
+/// acknowledgement, or why not.
+pub fn master_view(info: &ReplicationInfo, policy: &ReadPolicy, max_bytes: Option<u64>) -> Vec<ReplicaHealth> {
     info.replicas
         .iter()
         .map(|r| {
             let lag = seconds(r.lag_seconds);
+            let behind = match (info.repl_offset, r.offset) {
+                (Some(own), Some(acked)) => Some(own.saturating_sub(acked).max(0) as u64),
+                _ => None,
+            };
             let problem = if !r.is_online() {
                 Some(format!("state={}", r.state))
             } else if !policy.lag_passes(r.lag_seconds) {
                 Some(format!("lag {}{}", lag.map(|l| format!("{l}s")).unwrap_or_else(|| "unknown".into()), policy.over_limit_clause()))
+            } else if let Some(limit) = max_bytes {
+                match behind {
+                    None => Some(format!("its offset is unknown (--max-lag-bytes {limit})")),
+                    Some(n) if n > limit => Some(format!("{n} bytes behind, over --max-lag-bytes {limit}")),
+                    Some(_) => None,
+                }
             } else {
                 None
             };
@@ -130,8 +180,14 @@ pub const REPLICA_PROBE_BUDGET: usize = 2 << 20;
 
 /// Asks each replica the master lists as healthy what it says of itself (INFO, the same login and
 /// TLS), in parallel within `deadline`: healthy only if its own read check would pass.
-pub fn probe_replicas(master: &ReplicationInfo, target: &RedisTarget, policy: ReadPolicy, deadline: Deadline) -> Vec<ReplicaHealth> {
-    let addresses: Vec<Address> = master_view(master, &policy)
+pub fn probe_replicas(
+    master: &ReplicationInfo,
+    target: &RedisTarget,
+    policy: ReadPolicy,
+    max_bytes: Option<u64>,
+    deadline: Deadline,
+) -> Vec<ReplicaHealth> {
+    let addresses: Vec<Address> = master_view(master, &policy, max_bytes)
         .into_iter()
         .filter(ReplicaHealth::is_healthy)
         .filter_map(|r| crate::cli::parse_host_port(&r.replica).ok())
@@ -160,6 +216,33 @@ pub fn probe_replicas(master: &ReplicationInfo, target: &RedisTarget, policy: Re
     )
 }
 
+/// How many bytes of its master's replication stream the replica `link` has not processed: the
+/// master's `master_repl_offset` (asked now, with the same login and TLS, within `deadline`) minus
+/// the replica's `slave_repl_offset` (read just before). Unknown, in words, when either is.
+fn bytes_behind(link: &super::info::MasterLink, target: &RedisTarget, deadline: Deadline) -> Result<u64, String> {
+    let processed = link.processed_offset.ok_or("the replica did not report slave_repl_offset")?;
+    let master = crate::cli::parse_host_port(&link.master).map_err(|e| format!("its master {}: {e}", link.master))?;
+    let (tls, login) = (target.tls.clone(), target.login.clone());
+    let limit = deadline.limit();
+    let mut answers = crate::probe::probe_all(
+        vec![master],
+        deadline,
+        REPLICA_PROBE_BUDGET,
+        move |addr: &Address, deadline: &Deadline| -> Result<i64, String> {
+            let mut session = super::client::Session::open(addr, &tls, &login, deadline).map_err(|e| format!("{e:#}"))?;
+            let text = session.replication_info().map_err(|e| format!("{e:#}"))?;
+            let info = ReplicationInfo::parse(&text).map_err(|e| format!("cannot read INFO replication from {addr}: {e:#}"))?;
+            if info.role != Role::Master {
+                return Err(format!("its master {addr} says it is not a master"));
+            }
+            info.repl_offset.ok_or_else(|| format!("its master {addr} did not report master_repl_offset"))
+        },
+        move |addr, why| Err(format!("its master {addr}: {}", why.describe(limit))),
+    );
+    let own = answers.pop().unwrap_or_else(|| Err("no answer".into()))?;
+    Ok(own.saturating_sub(processed).max(0) as u64)
+}
+
 /// The `check-redis-slave` check.
 pub struct RedisReplica;
 
@@ -184,11 +267,18 @@ impl Check for RedisReplica {
         let seen = super::observe(target, &args.sentinel, deadline)?;
         let policy = ReadPolicy { max_lag: args.max_lag, master_fallback: !args.no_master_fallback };
         let probes = match seen.info.role {
-            Role::Master if policy.master_fallback => probe_replicas(&seen.info, target, policy, deadline.for_probes()),
+            Role::Master if policy.master_fallback => probe_replicas(&seen.info, target, policy, args.max_lag_bytes, deadline.for_probes()),
             _ => Vec::new(),
         };
+        let bytes = args.max_lag_bytes.map(|limit| ByteLag {
+            limit,
+            behind: match &seen.info.role {
+                Role::Replica(link) if link.link_up => bytes_behind(link, target, deadline.for_probes()),
+                _ => Ok(0),
+            },
+        });
         let guard = seen.guard.as_ref().map(|g| &g.finding);
-        let verdict = decide_with_probes(&target.address.to_string(), &seen.info, &policy, guard, &probes);
+        let verdict = decide_with_probes(&target.address.to_string(), &seen.info, &policy, guard, &probes, bytes.as_ref());
         let mut facts = seen.facts(target);
         if !probes.is_empty() {
             facts.set("probes", crate::read_pool::probes_fact(&probes));
@@ -295,10 +385,10 @@ mod tests {
             "REDIS-SLAVE CRITICAL: r:1 replica of 127.0.0.1:41000, link up, lag 9s, over --max-lag 8500ms | lag=9s;;8.5\n\
              - master_last_io_seconds_ago is 9s, over --max-lag 8500ms\n"
         );
-        let listed = master_view(&info(MASTER_TWO_REPLICAS), &policy(None, true));
+        let listed = master_view(&info(MASTER_TWO_REPLICAS), &policy(None, true), None);
         let probes = [ReplicaHealth { problem: Some("it says: loading".into()), ..listed[0].clone() }, listed[1].clone()];
         assert_eq!(
-            render(decide_with_probes("m:1", &info(MASTER_TWO_REPLICAS), &policy(None, true), None, &probes)),
+            render(decide_with_probes("m:1", &info(MASTER_TWO_REPLICAS), &policy(None, true), None, &probes, None)),
             "REDIS-SLAVE CRITICAL: m:1 is the master; 1 healthy replica(s) serve reads | replicas_online=2\n\
              - 127.0.0.1:41001: listed online, but it says: loading\n\
              - 127.0.0.1:41002: healthy\n"
@@ -311,18 +401,39 @@ mod tests {
     fn probes_confirm_what_the_master_lists() {
         let master = info(MASTER_TWO_REPLICAS);
         let p = policy(None, true);
-        let listed = master_view(&master, &p);
+        let listed = master_view(&master, &p, None);
         assert!(listed.len() == 2 && listed.iter().all(ReplicaHealth::is_healthy), "{listed:?}");
-        assert_eq!(decide_with_probes("m:1", &master, &p, None, &[]).status(), Status::Critical, "master view alone");
+        assert_eq!(decide_with_probes("m:1", &master, &p, None, &[], None).status(), Status::Critical, "master view alone");
         let loading = |r: &ReplicaHealth| ReplicaHealth {
             replica: r.replica.clone(),
             problem: Some("it says: link down (initial sync in progress)".into()),
         };
         let both_loading: Vec<ReplicaHealth> = listed.iter().map(loading).collect();
-        let v = decide_with_probes("m:1", &master, &p, None, &both_loading);
+        let v = decide_with_probes("m:1", &master, &p, None, &both_loading, None);
         assert_eq!(v.status(), Status::Passing, "no replica serves: the master does: {v:?}");
         assert!(v.reasons().iter().any(|r| r.contains("listed online, but it says")), "{v:?}");
         let one_ok = vec![loading(&listed[0]), ReplicaHealth { replica: listed[1].replica.clone(), problem: None }];
-        assert_eq!(decide_with_probes("m:1", &master, &p, None, &one_ok).status(), Status::Critical);
+        assert_eq!(decide_with_probes("m:1", &master, &p, None, &one_ok, None).status(), Status::Critical);
+    }
+
+    /// `--max-lag-bytes` on a replica: within, over, unknown; on a master, from the offsets it lists.
+    #[test]
+    fn bytes_behind_decide() {
+        let replica = info(REPLICA_UP);
+        let p = policy(None, true);
+        let with = |behind: Result<u64, String>| decide_with_probes("r:1", &replica, &p, None, &[], Some(&ByteLag { limit: 1000, behind }));
+        let v = with(Ok(1000));
+        assert_eq!((v.status(), v.summary().ends_with("1000 bytes behind")), (Status::Passing, true), "{}", v.summary());
+        let v = with(Ok(1001));
+        assert_eq!(v.status(), Status::Critical);
+        assert!(v.summary().ends_with("but 1001 bytes behind, over --max-lag-bytes 1000"), "{}", v.summary());
+        let v = with(Err("its master 10.0.0.2:6029: timed out".into()));
+        assert_eq!(v.status(), Status::Critical);
+        assert!(v.summary().contains("how far behind is unknown: its master 10.0.0.2:6029: timed out"), "{}", v.summary());
+        let master = info("role:master\r\nloading:0\r\nmaster_repl_offset:5000\r\nslave0:ip=a,port=1,state=online,offset=4500,lag=0\r\nslave1:ip=b,port=1,state=online,offset=3000,lag=0\r\n");
+        let view = master_view(&master, &p, Some(1000));
+        assert_eq!(view[0].problem, None);
+        assert_eq!(view[1].problem.as_deref(), Some("2000 bytes behind, over --max-lag-bytes 1000"));
+        assert!(master_view(&master, &p, None).iter().all(ReplicaHealth::is_healthy));
     }
 }
