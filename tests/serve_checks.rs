@@ -38,6 +38,22 @@ fn serves_each_nodes_checks_with_their_status() {
     let read = replica.get(&format!("/{r}"));
     assert!(read.status == 200 && read.body.starts_with("REDIS-SLAVE OK"), "{}", read.raw);
 
+    // Patroni's ?lag= on a read service tightens the generated limit, never loosens it; bytes
+    // with a B; the write service and any other query are refused (400).
+    let limit_of = |query: &str| -> Value {
+        let v: Value = serde_json::from_str(&replica.get(&format!("/{r}?format=json&{query}")).body).unwrap();
+        v["facts"]["max_lag_seconds"].clone()
+    };
+    let generated = limit_of("");
+    assert_eq!(limit_of("lag=1s"), 1, "tightened below the generated {generated}");
+    assert_eq!(limit_of("lag=1h"), generated, "never loosened");
+    let bytes = replica.get(&format!("/{r}?lag=16MB"));
+    assert!(bytes.status == 200 && bytes.body.contains(" bytes behind"), "{}", bytes.raw);
+    for refused in [format!("/{w}?lag=5s"), format!("/{r}?lag=soon"), format!("/{r}?verbose=1")] {
+        let answer = replica.get(&refused);
+        assert_eq!(answer.status, 400, "{refused}: {}", answer.raw);
+    }
+
     // JSON by query or by Accept; HEAD has the status and no body.
     let json = master.send(format!("GET /{w} HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n").as_bytes());
     assert_eq!(json.header("Content-Type"), Some("application/json"));

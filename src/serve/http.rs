@@ -13,6 +13,9 @@ pub struct Request {
     pub path: String,
     /// The answer is JSON: `?format=json` or `Accept: application/json`.
     pub json: bool,
+    /// `?lag=`: a tighter lag limit for a read service (`5s`, or bytes with a `B`: `16MB`), as
+    /// Patroni's `/replica?lag=`.
+    pub lag: Option<String>,
 }
 
 /// Why a request head is refused, with the status it is answered with.
@@ -86,8 +89,15 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
         return Err(Refusal::Method);
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let json = accept_json || query.split('&').any(|kv| kv == "format=json");
-    Ok(Request { head_only: method == "HEAD", path: path.to_string(), json })
+    let (mut json, mut lag) = (accept_json, None);
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        match kv.split_once('=') {
+            Some(("format", "json")) => json = true,
+            Some(("lag", v)) if !v.is_empty() && lag.is_none() => lag = Some(v.to_string()),
+            _ => return Err(Refusal::Malformed("a query other than format=json and one lag=")),
+        }
+    }
+    Ok(Request { head_only: method == "HEAD", path: path.to_string(), json, lag })
 }
 
 /// One answer: status, body and its type.
@@ -156,13 +166,20 @@ mod tests {
     fn requests_as_haproxy_consul_and_curl_send_them() {
         // HAProxy 2.6 `option httpchk GET /x`, Consul's HTTP check, curl.
         let haproxy = b"GET /w-6029-redis-test HTTP/1.0\r\n\r\n";
-        assert_eq!(parse_head(haproxy), Ok(Request { head_only: false, path: "/w-6029-redis-test".into(), json: false }));
+        assert_eq!(parse_head(haproxy), Ok(Request { head_only: false, path: "/w-6029-redis-test".into(), json: false, lag: None }));
         let consul = b"GET /r-3306-mysql-main HTTP/1.1\r\nHost: 198.18.0.11:9200\r\nUser-Agent: Consul Health Check\r\nAccept: text/plain, text/*, */*\r\nAccept-Encoding: gzip\r\n\r\n";
         assert!(!parse_head(consul).unwrap().json);
         let json = b"GET /x?format=json HTTP/1.1\r\nHost: a\r\n\r\n";
-        assert_eq!(parse_head(json).unwrap(), Request { head_only: false, path: "/x".into(), json: true });
+        assert_eq!(parse_head(json).unwrap(), Request { head_only: false, path: "/x".into(), json: true, lag: None });
         let accept = b"HEAD /x HTTP/1.1\nAccept: Application/JSON\n\n";
-        assert_eq!(parse_head(accept).unwrap(), Request { head_only: true, path: "/x".into(), json: true });
+        assert_eq!(parse_head(accept).unwrap(), Request { head_only: true, path: "/x".into(), json: true, lag: None });
+        // Patroni's ?lag=, with format=json or alone; nothing else in the query.
+        let lag = b"GET /r-6029-redis-test?lag=16MB&format=json HTTP/1.1\r\n\r\n";
+        assert_eq!(parse_head(lag).unwrap().lag.as_deref(), Some("16MB"));
+        for bad in ["/x?lag=", "/x?lag=1&lag=2", "/x?verbose=1", "/x?format=xml", "/x?lag"] {
+            let head = format!("GET {bad} HTTP/1.1\r\n\r\n");
+            assert!(matches!(parse_head(head.as_bytes()), Err(Refusal::Malformed(_))), "{bad}");
+        }
     }
 
     #[test]

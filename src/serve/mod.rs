@@ -66,6 +66,43 @@ pub struct Served {
     pub timeout: Duration,
 }
 
+impl Served {
+    /// The check's argv with its lag limit tightened to `lag` (`5s`, `500ms`, `30`: `--max-lag`;
+    /// bytes with a `B`, `16MB`: `--max-lag-bytes`), never loosened: the limit is the lesser of
+    /// `lag` and what the generated argv (or the check's default) says. Read services only.
+    pub fn tightened(&self, lag: &str) -> Result<Vec<String>, String> {
+        if self.role != Role::Read {
+            return Err(format!("?lag= is for read services; {} is a write service", self.id));
+        }
+        let command = (self.check.command)();
+        let matches = command.clone().try_get_matches_from(&self.args).map_err(|e| format!("the generated argv does not parse: {e}"))?;
+        let (id, value) = if lag.ends_with(['b', 'B']) {
+            let asked = crate::cli::parse_bytes(lag).map_err(|e| format!("lag={lag}: {e}"))?;
+            let now = matches.try_get_one::<u64>("max_lag_bytes").ok().flatten().copied();
+            ("max_lag_bytes", now.map_or(asked, |n| n.min(asked)).to_string())
+        } else {
+            let asked = crate::duration::parse_duration(lag).map_err(|e| format!("lag={lag}: {e}"))?;
+            let now = matches.try_get_one::<Duration>("max_lag").ok().flatten().copied();
+            ("max_lag", format_duration(now.map_or(asked, |n| n.min(asked))))
+        };
+        let Some(long) = command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_long()) else {
+            return Err(format!("{} has no {} limit (lag={lag})", self.check.name, if id == "max_lag" { "time" } else { "byte" }));
+        };
+        let flag = format!("--{long}");
+        let mut argv = Vec::with_capacity(self.args.len() + 2);
+        let mut args = self.args.iter();
+        while let Some(a) = args.next() {
+            if *a == flag {
+                args.next();
+            } else {
+                argv.push(a.clone());
+            }
+        }
+        argv.extend([flag, value]);
+        Ok(argv)
+    }
+}
+
 impl From<&Service> for Served {
     fn from(s: &Service) -> Served {
         Served { id: s.id.clone(), role: s.role, check: s.check, args: s.args.clone(), timeout: s.timeout }
@@ -89,7 +126,16 @@ impl Node {
         let Some(service) = self.services.iter().find(|s| req.path.strip_prefix('/') == Some(s.id.as_str())) else {
             return Answer::text(404, format!("no service {} on node {} (GET / lists them)\n", printable(&req.path), self.node));
         };
-        coalescer.run(service, req.json)
+        match &req.lag {
+            None => coalescer.run(service, req.json),
+            // A tighter limit is its own run: never shared with the generated argv's.
+            Some(lag) => match service.tightened(lag) {
+                Ok(argv) => {
+                    answer_of(&exec::run_check(&argv, if req.json { &["--format", "json"] } else { &[] }, service.timeout), req.json)
+                }
+                Err(why) => Answer::text(400, format!("bad request: {why}\n")),
+            },
+        }
     }
 
     /// `GET /`: the node's services, one line each (or a JSON list).
@@ -171,4 +217,37 @@ pub fn main() -> std::process::ExitCode {
 fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generator::inventory::parse_inventory;
+    use crate::generator::plan::{plan, PlanOptions};
+
+    fn served(json: &str, id: &str) -> Served {
+        let (groups, _) = parse_inventory(json).unwrap();
+        let services = plan(&groups, &PlanOptions::default()).unwrap();
+        Served::from(services.iter().find(|s| s.id == id).unwrap())
+    }
+    fn limit(argv: &[String], flag: &str) -> Vec<String> {
+        argv.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect()
+    }
+
+    /// `?lag=` tightens the generated limit and never loosens it; bytes for Redis only; reads only.
+    #[test]
+    fn lag_in_the_query_only_tightens() {
+        let redis = served(r#"[{"kind":"redis","name":"t","port":6029,"nodes":["10.0.0.1"],"max_lag":"30s"}]"#, "r-6029-redis-t");
+        assert_eq!(limit(&redis.tightened("5s").unwrap(), "--max-lag"), ["5s"]);
+        assert_eq!(limit(&redis.tightened("1m").unwrap(), "--max-lag"), ["30s"], "never loosened");
+        let bytes = redis.tightened("16MB").unwrap();
+        assert_eq!((limit(&bytes, "--max-lag-bytes"), limit(&bytes, "--max-lag")), (vec!["16777216".to_string()], vec!["30s".to_string()]));
+        let mysql = served(r#"[{"kind":"mysql","name":"m","port":3306,"nodes":["10.0.0.1"]}]"#, "r-3306-mysql-m");
+        assert_eq!(limit(&mysql.tightened("10").unwrap(), "--max-lag"), ["10s"], "under the check's own default of 120 s");
+        assert_eq!(limit(&mysql.tightened("10m").unwrap(), "--max-lag"), ["2m"], "the default is the ceiling");
+        assert!(mysql.tightened("16MB").unwrap_err().contains("check-mysql-slave has no byte limit"));
+        assert!(mysql.tightened("soon").unwrap_err().starts_with("lag=soon"));
+        let write = served(r#"[{"kind":"mysql","name":"m","port":3306,"nodes":["10.0.0.1"]}]"#, "w-3306-mysql-m");
+        assert!(write.tightened("5s").unwrap_err().contains("is a write service"));
+    }
 }
