@@ -159,3 +159,55 @@ fn caching_sha2_full_authentication_paths() {
     let v = check(S, &a);
     assert_eq!(v.code(), 1, "the read check says so too: {v}");
 }
+
+/// The silently stalled link on MySQL 9 (a relay that stops forwarding, both sockets open): with the
+/// default heartbeat period (30 s) the check can tell nothing within --max-lag 5s from the server
+/// and says so; with SOURCE_HEARTBEAT_PERIOD=1 MySQL's own last-heartbeat time catches the stall
+/// with no heartbeat table; with the heartbeat event's table, the age of its row does too.
+#[test]
+fn a_silently_stalled_link_on_mysql_9() {
+    let Some(root) = chroot_or_skip("stalled link") else { return };
+    let lab = MysqlLab::start(&root, 1);
+    let (source, replica) = (&lab.source, &lab.replicas[0]);
+    source.sql(lab::mysql_lab::HEARTBEAT_EVENT_SQL);
+    let default = check(S, args(&lab, replica, &["--max-lag", "5"]));
+    default.code_is(0);
+    assert!(default.fact("lag_evidence").as_str().unwrap().contains("heartbeat period is 30s"), "{default}");
+    let relay = lab::relay::Relay::start(&source.host, source.port);
+    replica.sql(&format!(
+        "STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT={}, SOURCE_HEARTBEAT_PERIOD=1; START REPLICA",
+        relay.port
+    ));
+    replica.wait_caught_up(source);
+    let plain = args(&lab, replica, &["--max-lag", "5"]);
+    let with_heartbeat = args(&lab, replica, &["--max-lag", "5", "--heartbeat-table", lab::mysql_lab::HEARTBEAT_TABLE]);
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    check(S, &plain).code_is(0).fact_is("channels.0.source_heartbeat_period_seconds", 1.0);
+    check(S, &with_heartbeat).code_is(0).summary_has("(heartbeat ");
+
+    relay.pause();
+    let stalled = std::time::Instant::now();
+    let mut seen: [Option<std::time::Duration>; 2] = [None, None];
+    while seen.iter().any(Option::is_none) {
+        assert!(stalled.elapsed() < std::time::Duration::from_secs(20), "not caught: {seen:?}");
+        for (i, a) in [&plain, &with_heartbeat].into_iter().enumerate() {
+            if seen[i].is_none() && run(S, a).exit() == 2 {
+                seen[i] = Some(stalled.elapsed());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let silent = check(S, &plain);
+    silent
+        .code_is(2)
+        .summary_has("the link has been silent for")
+        .fact_is("channels.0.io_running", "Yes")
+        .fact_is("channels.0.lag_seconds", 0);
+    check(S, &with_heartbeat).code_is(2).summary_has("old, Seconds_Behind_Source 0s)");
+    println!("MySQL 9 stalled link: caught by the server's last heartbeat after {:?}, by the heartbeat table after {:?}", seen[0], seen[1]);
+    for t in seen.iter().flatten() {
+        assert!(*t <= std::time::Duration::from_secs(5 + 2), "caught only {t:?} after the stall (--max-lag 5s)");
+    }
+    relay.resume();
+    lab::wait_for("back in the read pool", std::time::Duration::from_secs(40), || (run(S, &with_heartbeat).exit() == 0).then_some(()));
+}

@@ -295,6 +295,9 @@ impl MysqlLab {
             "CREATE USER {r}@'%' IDENTIFIED BY '{rp}'; GRANT REPLICATION SLAVE ON *.* TO {r}@'%';
              CREATE USER {c}@'%' IDENTIFIED BY '{cp}'; GRANT REPLICATION CLIENT, PROCESS, REPLICATION SLAVE ON *.* TO {c}@'%';
              GRANT SELECT ON performance_schema.replication_applier_status_by_worker TO {c}@'%';
+             GRANT SELECT ON performance_schema.replication_connection_status TO {c}@'%';
+             GRANT SELECT ON performance_schema.replication_connection_configuration TO {c}@'%';
+             GRANT SELECT ON percona.* TO {c}@'%';
              CREATE DATABASE lab; CREATE TABLE lab.t (id INT PRIMARY KEY, v VARCHAR(20));",
             r = REPL.0,
             rp = REPL.1,

@@ -109,6 +109,7 @@ pub fn probe_replicas(
                 let mut channels = channels(&rows)?;
                 super::workers::name_worker_errors(&mut session, &mut channels);
                 super::heartbeat::read(&mut session, &heartbeat, &mut channels)?;
+                super::link::read(&mut session, &mut channels);
                 if channels.is_empty() {
                     return Ok(vec!["is not replicating (no channel)".into()]);
                 }

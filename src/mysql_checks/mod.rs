@@ -5,6 +5,7 @@ pub mod defaults_file;
 pub mod dialect;
 pub mod discovery;
 pub mod heartbeat;
+pub mod link;
 pub mod login;
 pub mod master;
 pub mod replica;

@@ -96,7 +96,7 @@ fn rules(target: &str, facts: &ServerFacts, replicas: usize, probes: &[ReplicaHe
                 let worst = facts.channels.iter().max_by(|a, b| a.lag().unwrap_or(0.0).total_cmp(&b.lag().unwrap_or(0.0)));
                 let lag = match worst {
                     Some(c) if c.heartbeat.is_some() => format!("lag {}", c.lag_words()),
-                    Some(c) => format!("Seconds_Behind_Master {} (no heartbeat)", c.lag_words()),
+                    Some(c) => format!("{} {} (no heartbeat)", c.lag_column, c.lag_words()),
                     None => String::new(),
                 };
                 let rule = format!("every channel is running with lag within --max-lag {}", limit_text(policy));
@@ -151,6 +151,7 @@ impl Check for MysqlReplica {
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
         let super::Observation { mut session, mut facts, login_warning } = super::observe(target, deadline)?;
         heartbeat::read(&mut session, &args.heartbeat, &mut facts.channels)?;
+        super::link::read(&mut session, &mut facts.channels);
         let threads: Vec<&DumpThread> = facts.replica_threads(&args.mysql.repl_users).collect();
         let policy = ReadPolicy { max_lag: Some(args.max_lag), master_fallback: !args.no_master_fallback };
         let mut out_facts = facts.facts(&args.mysql.repl_users, target);
@@ -178,10 +179,18 @@ impl Check for MysqlReplica {
         let verdict = super::with_login_warning(verdict, login_warning.as_deref());
         out_facts.set("max_lag_seconds", seconds_value(args.max_lag));
         if !facts.channels.is_empty() && args.heartbeat.heartbeat_table.is_none() {
-            out_facts.set(
-                "lag_evidence",
-                "Seconds_Behind_Master only: a link that stalls silently reads 0 until slave_net_timeout; --heartbeat-table measures it",
-            );
+            let max = args.max_lag.as_secs_f64();
+            let blind: Vec<String> = facts.channels.iter().filter_map(|c| c.link.as_ref()?.blind_spot(max)).collect();
+            let evidence = if blind.is_empty() {
+                "the server's own lag and the link's silence (the last heartbeat and transaction it received)".to_string()
+            } else {
+                format!(
+                    "the server's own lag (Seconds_Behind_Source/Master) only: a link that stalls silently reads 0 until \
+                     slave_net_timeout; --heartbeat-table measures it ({})",
+                    blind.join("; ")
+                )
+            };
+            out_facts.set("lag_evidence", evidence);
         }
         Ok(Outcome::new(verdict, out_facts))
     }

@@ -24,6 +24,8 @@ pub struct ReplicaChannel {
     pub sql_running: String,
     /// `Seconds_Behind_Source`/`Seconds_Behind_Master`; `None` when NULL (a thread is not running).
     pub lag_seconds: Option<u64>,
+    /// Which of the two the server spells it (for messages).
+    pub lag_column: &'static str,
     /// `Last_IO_Error`, empty when none.
     pub last_io_error: String,
     /// `Last_SQL_Error`, empty when none.
@@ -33,6 +35,8 @@ pub struct ReplicaChannel {
     pub source_server_id: Option<u64>,
     /// The age of its source's heartbeat, when `--heartbeat-table` is given.
     pub heartbeat: Option<super::heartbeat::Heartbeat>,
+    /// How long the link has been silent, as the server reports it (read checks only).
+    pub link: Option<super::link::Silence>,
 }
 
 /// Returns the first present column among `names` (the spellings of one field).
@@ -55,6 +59,7 @@ impl ReplicaChannel {
         };
         let io_running = required(&["Replica_IO_Running", "Slave_IO_Running"])?;
         let sql_running = required(&["Replica_SQL_Running", "Slave_SQL_Running"])?;
+        let lag_column = if row.contains_key("Seconds_Behind_Source") { "Seconds_Behind_Source" } else { "Seconds_Behind_Master" };
         let lag_seconds = match column(row, &["Seconds_Behind_Source", "Seconds_Behind_Master"]) {
             None => bail!("the status row has no Seconds_Behind_Source or Seconds_Behind_Master column"),
             Some(None) => None,
@@ -68,10 +73,12 @@ impl ReplicaChannel {
             io_running,
             sql_running,
             lag_seconds,
+            lag_column,
             last_io_error: text(row, &["Last_IO_Error"]),
             last_sql_error: text(row, &["Last_SQL_Error"]),
             source_server_id: text(row, &["Source_Server_Id", "Master_Server_Id"]).trim().parse().ok(),
             heartbeat: None,
+            link: None,
         })
     }
 
@@ -106,7 +113,21 @@ impl ReplicaChannel {
             Some(lag) if !policy.lag_passes_seconds(Some(lag)) => {
                 Some(format!("{from}: lag {}{}", self.lag_words(), policy.over_limit_clause()))
             }
-            Some(_) => None,
+            Some(_) => self.silence_problem(&from, policy),
+        }
+    }
+
+    /// The link silent past `--max-lag` by the server's own account (MySQL 8.0+), when that can be
+    /// told (see [`super::link`]).
+    fn silence_problem(&self, from: &str, policy: &ReadPolicy) -> Option<String> {
+        let max = policy.max_lag?.as_secs_f64();
+        match self.link.as_ref()? {
+            silence @ super::link::Silence::Seen { seconds, period } if silence.over(max) == Some(true) => Some(format!(
+                "{from}: the link has been silent for {seconds:.1}s (no transaction, no heartbeat; the source sends one \
+                 every {period}s when idle){}",
+                policy.over_limit_clause()
+            )),
+            _ => None,
         }
     }
 
@@ -122,11 +143,11 @@ impl ReplicaChannel {
     }
 
     /// The lag in words, with its evidence: `0s` (the server's own figure only: a stalled link
-    /// reads 0), or `14.2s (heartbeat 14.2s old, Seconds_Behind_Master 0s)`.
+    /// reads 0), or `14.2s (heartbeat 14.2s old, Seconds_Behind_Master 0s)` (the server's spelling).
     pub fn lag_words(&self) -> String {
         let own = self.lag_seconds.map(|l| format!("{l}s")).unwrap_or_else(|| "NULL".into());
         match (&self.heartbeat, self.lag()) {
-            (Some(Heartbeat::Age(age)), Some(lag)) => format!("{lag:.1}s (heartbeat {age:.1}s old, Seconds_Behind_Master {own})"),
+            (Some(Heartbeat::Age(age)), Some(lag)) => format!("{lag:.1}s (heartbeat {age:.1}s old, {} {own})", self.lag_column),
             _ => own,
         }
     }
@@ -154,6 +175,14 @@ impl ReplicaChannel {
         match &self.heartbeat {
             Some(Heartbeat::Age(age)) => fact["heartbeat_age_seconds"] = json!((age * 10.0).round() / 10.0),
             Some(Heartbeat::Missing(why)) => fact["heartbeat_error"] = json!(why),
+            None => {}
+        }
+        match &self.link {
+            Some(super::link::Silence::Seen { seconds, period }) => {
+                fact["link_silent_seconds"] = json!((seconds * 10.0).round() / 10.0);
+                fact["source_heartbeat_period_seconds"] = json!(period);
+            }
+            Some(super::link::Silence::Unseen(why)) => fact["link_silence"] = json!(why),
             None => {}
         }
         fact
@@ -342,7 +371,11 @@ mod tests {
             assert!(mysql84[0].contains_key("Replica_IO_Running") && !mysql84[0].contains_key("Slave_IO_Running"));
             let a = channels(&rows).unwrap();
             let b = channels(&mysql84).unwrap();
-            assert_eq!(a, b);
+            // Alike but for the spelling messages use.
+            assert!(a.iter().all(|c| c.lag_column == "Seconds_Behind_Master") && b.iter().all(|c| c.lag_column == "Seconds_Behind_Source"));
+            let respelled: Vec<ReplicaChannel> =
+                b.iter().cloned().map(|c| ReplicaChannel { lag_column: "Seconds_Behind_Master", ..c }).collect();
+            assert_eq!(a, respelled);
             for policy in [max(0), max(1), MAX] {
                 assert_eq!(replica_problems(&a, &policy), replica_problems(&b, &policy));
             }
