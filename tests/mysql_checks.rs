@@ -567,3 +567,54 @@ fn the_heartbeat_row_is_the_current_sources() {
     m.extend(["--heartbeat-server-id", "99"].iter().map(|s| s.to_string()));
     check(S, &m).code_is(0).reason_has("(heartbeat ");
 }
+
+/// A multi-source replica whose channel 'b' stalls silently: each channel's heartbeat is its own
+/// source's row (Master_Server_Id), so channel 'b' is named, lagging, while 'a' is fine.
+#[test]
+fn a_multi_source_replica_with_one_stalled_channel() {
+    use lab::mysql_lab::{HEARTBEAT_EVENT_SQL, HEARTBEAT_TABLE};
+    let dir = TempDir::new("multi-stall");
+    let m1 = MariaNode::start(&dir, "m1", 11, &[]);
+    let m2 = MariaNode::start(&dir, "m2", 12, &["--gtid-domain-id=2"]);
+    create_users(&m1);
+    m2.sql(&format!(
+        "SET SESSION sql_log_bin=0; CREATE USER repl@'%' IDENTIFIED BY '{}'; GRANT REPLICATION SLAVE ON *.* TO repl@'%'; SET SESSION sql_log_bin=1; CREATE DATABASE other",
+        lab::mysql_lab::REPL_PASSWORD
+    ));
+    let relay = lab::relay::Relay::start(&m2.host, m2.port);
+    let r = MariaNode::start(&dir, "r", 13, &["--read-only"]);
+    r.replicate_from(&m1, "a");
+    r.replicate_through(&m2, "127.0.0.1", relay.port, "b");
+    m1.sql(HEARTBEAT_EVENT_SQL);
+    m2.sql(HEARTBEAT_EVENT_SQL);
+    wait_for("both sources' heartbeat rows on the replica", Duration::from_secs(30), || {
+        r.row(&format!("SELECT COUNT(*) AS n FROM {HEARTBEAT_TABLE} WHERE server_id IN (11, 12)"))?
+            .get("n")
+            .cloned()
+            .flatten()
+            .filter(|n| n == "2")
+    });
+    let cnf = dir.join("checker.cnf");
+    write_file(&cnf, &format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1), 0o600);
+    let a = [r.port_arg(), "--defaults-file".into(), cnf.display().to_string(), "--max-lag".into(), "5".into()];
+    let a: Vec<String> = a.into_iter().chain(["--heartbeat-table".to_string(), HEARTBEAT_TABLE.to_string()]).collect();
+    let v = check(S, &a);
+    v.code_is(0).fact_is("channels.0.source_server_id", 11).fact_is("channels.1.source_server_id", 12);
+    assert!(v.fact("channels.1.heartbeat_age_seconds").as_f64().unwrap() < 3.0, "{v}");
+
+    relay.pause();
+    let stalled = std::time::Instant::now();
+    let v = loop {
+        let v = check(S, &a);
+        if v.code() == 2 {
+            break v;
+        }
+        assert!(stalled.elapsed() < Duration::from_secs(20), "never critical: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    v.summary_has("channel 'b' from").summary_has("(heartbeat ");
+    assert_eq!(v.reasons().len(), 1, "channel 'a' is healthy: {v}");
+    assert!(v.fact("channels.0.heartbeat_age_seconds").as_f64().unwrap() < 3.0, "{v}");
+    println!("multi-source: channel 'b' critical {} ms after its stall", stalled.elapsed().as_millis());
+    assert!(stalled.elapsed() <= Duration::from_secs(7), "{v}");
+}
