@@ -5,7 +5,7 @@
 //! peak RSS. `redis-cli info replication` is the floor reference; the original shell scripts
 //! (benches/original/) are the cost being replaced. With `BENCH_BASELINE` (a directory of another
 //! build's executables, set by `make bench`), the last table runs this build and that one
-//! alternately, run by run, so that both see the same machine. `BENCH_ONLY=paired`, `topology`,
+//! alternately, run by run, so that both see the same machine. `BENCH_ONLY=paired`, `lag`, `topology`,
 //! `mysql9` or `serve` runs only that table. Children run without `RUST_BACKTRACE`, as Consul runs them.
 
 use lab::mysql_lab::{MariaLab, CHECKER};
@@ -295,6 +295,24 @@ fn bench_paired(baseline: &Path, runs: usize) {
     drop(lab);
 }
 
+/// What lag as evidence costs (issue 26): the Redis replica's check with and without
+/// `--max-lag-bytes` (one more connection: its master), the MariaDB replica's with and without
+/// `--heartbeat-table` (one more statement on the same connection), run alternately.
+fn bench_lag(runs: usize) {
+    let RedisSetup { lab, replica: r, check_slave: rs, .. } = redis_setup();
+    header(&format!("Lag as evidence on loopback, {runs} runs each"));
+    bench("check-redis-slave REPLICA (0)", &s(&[&rs, &r]), runs, 0);
+    bench("check-redis-slave REPLICA --max-lag-bytes 1MB (0)", &s(&[&rs, &r, "--max-lag-bytes", "1MB"]), runs, 0);
+    drop(lab);
+    let MysqlSetup { lab, replica: r, check_slave: ms, cnf, .. } = mysql_setup();
+    lab.master.sql(lab::mysql_lab::HEARTBEAT_EVENT_SQL);
+    lab.replicas[0].wait_caught_up(&lab.master);
+    bench("check-mysql-slave REPLICA (0)", &s(&[&ms, &r, "--defaults-file", &cnf]), runs, 0);
+    let table = lab::mysql_lab::HEARTBEAT_TABLE;
+    bench("check-mysql-slave REPLICA --heartbeat-table (0)", &s(&[&ms, &r, "--defaults-file", &cnf, "--heartbeat-table", table]), runs, 0);
+    drop(lab);
+}
+
 fn main() {
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     match std::env::var("BENCH_ONLY").as_deref() {
@@ -302,6 +320,7 @@ fn main() {
         Ok("paired") => return bench_paired(&baseline().expect("BENCH_ONLY=paired needs BENCH_BASELINE"), runs),
         Ok("mysql9") => return bench_mysql9(runs),
         Ok("serve") => return bench_serve(runs),
+        Ok("lag") => return bench_lag(runs),
         _ => {}
     }
     let RedisSetup { lab, master: m, replica: r, check_master: rm, check_slave: rs } = redis_setup();
@@ -339,6 +358,7 @@ fn main() {
     bench_mysql9(runs);
     bench_topology(20);
     bench_serve(runs);
+    bench_lag(runs);
     match baseline() {
         Some(dir) => bench_paired(&dir, runs),
         None => println!("\nNo baseline (BENCH_BASELINE): no paired table."),
