@@ -618,3 +618,36 @@ fn a_multi_source_replica_with_one_stalled_channel() {
     println!("multi-source: channel 'b' critical {} ms after its stall", stalled.elapsed().as_millis());
     assert!(stalled.elapsed() <= Duration::from_secs(7), "{v}");
 }
+
+/// A replica slowed down (its applier waits on a lock a long transaction on the replica holds):
+/// the heartbeat rows queue behind the blocked write and age, so the replica leaves the read pool
+/// within --max-lag + one check interval, and is back once the lock is gone.
+#[test]
+fn a_blocked_applier_is_lag_the_heartbeat_sees() {
+    use mysql::prelude::Queryable;
+    let lab = MariaLab::start(1);
+    let _writer = lab.master.write_heartbeat(lab::mysql_lab::HeartbeatWriter::PtHeartbeat);
+    let replica = &lab.replicas[0];
+    replica.wait_caught_up(&lab.master);
+    let mut a = vec![replica.port_arg()];
+    a.extend(lab.checker_args());
+    a.extend(["--max-lag", "5", "--heartbeat-table", lab::mysql_lab::HEARTBEAT_TABLE].iter().map(|s| s.to_string()));
+    check(S, &a).code_is(0);
+    let mut holder = replica.conn();
+    holder.query_drop("LOCK TABLES lab.t WRITE").unwrap();
+    lab.master.sql("INSERT INTO lab.t VALUES (1, 'blocked')");
+    let blocked = std::time::Instant::now();
+    let v = loop {
+        let v = check(S, &a);
+        if v.code() == 2 {
+            break v;
+        }
+        assert!(blocked.elapsed() < Duration::from_secs(20), "never critical: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    v.summary_has("over --max-lag 5s").fact_is("channels.0.sql_running", "Yes");
+    println!("blocked applier: critical {} ms after the blocked write", blocked.elapsed().as_millis());
+    assert!(blocked.elapsed() <= Duration::from_secs(7), "{v}");
+    holder.query_drop("UNLOCK TABLES").unwrap();
+    wait_for("the replica caught up again", Duration::from_secs(30), || (run(S, &a).exit() == 0).then_some(()));
+}
