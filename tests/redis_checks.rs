@@ -555,3 +555,19 @@ fn bytes_behind_the_master() {
     hung.code_is(2).summary_has("how far behind is unknown");
     assert!(hung.run.elapsed < Duration::from_millis(1500), "{hung}");
 }
+
+/// `--master-name` with a typo: every Sentinel answers that it monitors no such master. That is a
+/// configuration error, said as one (critical: the guard cannot confirm anything), whether or not
+/// the master's replicas acknowledge: never "a Sentinel outage" nor "cut off".
+#[test]
+fn a_master_name_typo_is_a_configuration_error() {
+    let lab = RedisLab::builder().replicas(1).sentinels(3).start();
+    let mut a = vec![lab.master.port_arg()];
+    for p in &lab.sentinel_ports {
+        a.extend(["--sentinel".to_string(), format!("127.0.0.1:{p}")]);
+    }
+    a.extend(["--master-name".to_string(), "labmastr".to_string()]);
+    let v = check(M, &a);
+    v.code_is(2).summary_has("the Sentinels do not monitor that master name (a configuration error)").reason_has("check --master-name");
+    assert!(!v.summary().contains("cut off") && !v.reasons()[0].contains("outage"), "{v}");
+}

@@ -437,6 +437,18 @@ pub fn judge(me: &str, replies: &[SentinelReply], attached: &Attachment) -> Guar
             "Sentinel names another node",
             format!("Sentinel says another node is master ({}); {tally}", problems.join("; ")),
         )
+    } else if !unknown.is_empty() {
+        // Sentinels that answer and monitor no such master are not a partition: the guard is
+        // misconfigured (a --master-name typo, a Sentinel set up for another group) and cannot
+        // confirm this node, so it fails closed, saying so.
+        GuardFinding::vetoes(
+            "the Sentinels do not monitor that master name (a configuration error)",
+            format!(
+                "configuration error: Sentinel {} answered but monitors no master named in --master-name: check --master-name \
+                 and the Sentinels' `sentinel monitor` lines; {tally}",
+                unknown.join(", ")
+            ),
+        )
     } else if attached.acknowledging == 0 {
         GuardFinding::vetoes(
             "it is cut off from the Sentinel majority and from its replicas",
@@ -593,11 +605,12 @@ mod tests {
                         let replies = [reply(1, a.clone()), reply(2, b.clone()), reply(3, c.clone())];
                         let me = replies.iter().filter(|r| r.answer == names(ME)).count();
                         let other = replies.iter().filter(|r| r.answer == names(OTHER)).count();
+                        let unknown = replies.iter().filter(|r| r.answer == SentinelAnswer::UnknownMaster).count();
                         let expected = if me == 3 {
                             Status::Passing
                         } else if me >= 2 {
                             Status::Warning
-                        } else if other >= 1 || attached.acknowledging == 0 {
+                        } else if other >= 1 || unknown >= 1 || attached.acknowledging == 0 {
                             Status::Critical
                         } else {
                             Status::Warning
@@ -660,6 +673,19 @@ mod tests {
         assert_eq!(got[2].answer, names("localhost:6030"), "another port is another node");
         let got = same_node_as_me("localhost:6029", vec![reply(1, names("127.0.0.1:6029")), reply(2, names("10.0.0.3:6029"))]);
         assert_eq!((got[0].answer.clone(), got[1].answer.clone()), (names("localhost:6029"), names("10.0.0.3:6029")));
+    }
+
+    /// Sentinels that answer but monitor no master of that name (a `--master-name` typo) are a
+    /// configuration error, critical and named as such, never a partition or an outage.
+    #[test]
+    fn an_unknown_master_name_is_a_configuration_error() {
+        let unknown = || SentinelAnswer::UnknownMaster;
+        for attached in [ATTACHED, ALONE] {
+            let got = judge(ME, &[reply(1, unknown()), reply(2, unknown()), reply(3, down())], &attached);
+            assert_eq!(got.veto(), Some("the Sentinels do not monitor that master name (a configuration error)"), "{got:?}");
+            assert!(got.reason.starts_with("configuration error: Sentinel 10.0.0.1:26379, 10.0.0.2:26379 answered"), "{}", got.reason);
+            assert!(!got.reason.contains("cut off") && !got.reason.contains("outage"), "{}", got.reason);
+        }
     }
 
     /// A real `SENTINEL MASTER` reply (Redis 7.0, RESP2, shortened; the failover leader's, 2 ms

@@ -67,6 +67,12 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(Refusal::Malformed("not a method"));
     }
+    // The absolute form (`GET http://host:9200/w-... HTTP/1.1`), which RFC 9112 section 3.2.2 says a
+    // server must accept (some proxies and health checkers send it): its path is the target.
+    let target = match target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
+        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => target,
+    };
     if !target.starts_with('/') || !target.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Refusal::Malformed("the target is not an absolute path"));
     }
@@ -173,6 +179,10 @@ mod tests {
         assert_eq!(parse_head(json).unwrap(), Request { head_only: false, path: "/x".into(), json: true, lag: None });
         let accept = b"HEAD /x HTTP/1.1\nAccept: Application/JSON\n\n";
         assert_eq!(parse_head(accept).unwrap(), Request { head_only: true, path: "/x".into(), json: true, lag: None });
+        // The absolute form, as some proxies send it.
+        let absolute = b"GET http://198.18.0.11:9200/w-6029-redis-test?format=json HTTP/1.1\r\nHost: 198.18.0.11:9200\r\n\r\n";
+        assert_eq!(parse_head(absolute).unwrap(), Request { head_only: false, path: "/w-6029-redis-test".into(), json: true, lag: None });
+        assert_eq!(parse_head(b"GET http://198.18.0.11:9200 HTTP/1.1\r\n\r\n").unwrap().path, "/");
         // Patroni's ?lag=, with format=json or alone; nothing else in the query.
         let lag = b"GET /r-6029-redis-test?lag=16MB&format=json HTTP/1.1\r\n\r\n";
         assert_eq!(parse_head(lag).unwrap().lag.as_deref(), Some("16MB"));
