@@ -248,6 +248,24 @@ mod names {
     }
 }
 
+/// Runs `bin` with `args` every 500 ms until it exits `code`, for at most `limit` (then panics with
+/// its last output): that output, and how long after the first run began it came.
+pub fn check_until<I, S>(bin: &str, args: I, code: i32, limit: Duration) -> (CheckOutput, Duration)
+where
+    I: IntoIterator<Item = S> + Clone,
+    S: AsRef<OsStr>,
+{
+    let started = Instant::now();
+    loop {
+        let v = check(bin, args.clone());
+        if v.code() == code {
+            return (v, started.elapsed());
+        }
+        assert!(started.elapsed() < limit, "never exit {code} within {limit:?}: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// Path of one of the project's executables: they sit in the target directory of the test,
 /// example or bench binary that calls this (`target/<profile>/deps/x` or `target/<profile>/examples/x`),
 /// or in `CDC_BIN_DIR` when set.
