@@ -22,6 +22,9 @@ const SILENCE: &str = "SELECT s.CHANNEL_NAME AS channel, \
      FROM performance_schema.replication_connection_status s \
      JOIN performance_schema.replication_connection_configuration c USING (CHANNEL_NAME)";
 
+/// A silence this long (about 30 years) is a zero timestamp: nothing received yet.
+const NEVER_US: f64 = 1e15;
+
 /// What the server says of one channel's link.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Silence {
@@ -80,9 +83,11 @@ pub fn read(session: &mut Session, channels: &mut [ReplicaChannel]) {
             Ok(rows) => {
                 let row = rows.iter().find(|r| r.get("channel").cloned().flatten().unwrap_or_default() == c.name);
                 let number = |k: &str| row.and_then(|r| r.get(k).cloned().flatten()).and_then(|v| v.trim().parse::<f64>().ok());
-                match (number("silent_us"), number("period")) {
-                    (Some(us), Some(period)) => Silence::Seen { seconds: (us / 1e6).max(0.0), period },
-                    _ => Silence::Unseen(format!("performance_schema has no connection status for {}", c.label())),
+                match (row, number("silent_us"), number("period")) {
+                    (None, ..) => Silence::Unseen(format!("performance_schema has no connection status for {}", c.label())),
+                    // Both timestamps are zero until the first heartbeat or transaction arrives.
+                    (Some(_), Some(us), Some(period)) if us < NEVER_US => Silence::Seen { seconds: (us / 1e6).max(0.0), period },
+                    _ => Silence::Unseen(format!("nothing received on {} yet (no heartbeat, no transaction)", c.label())),
                 }
             }
         });
