@@ -136,7 +136,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub rise: Option<u32>,
     /// keepalived version the nodes run [default: the inventory's keepalived_version, else 2.2];
-    /// 2.3.2 and later get the sub-second write-check timing (every 500 ms, fault after 1 s).
+    /// 2.3.2 and later get the sub-second write-check timing (every 500 ms, fault at the first failure).
     #[arg(long, value_name = "VERSION")]
     pub keepalived_version: Option<String>,
     /// keepalived: priority change on failure (omit: failure means FAULT).
