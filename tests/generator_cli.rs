@@ -204,3 +204,12 @@ fn http_agent_snippet_enables_no_script_checks() {
     assert!(v.get("enable_script_checks").is_none());
     assert_eq!(v["dns_config"]["only_passing"], false);
 }
+
+/// Without --bin-dir or an inventory bin_dir, the generated checks are the ones installed beside
+/// the generator (/usr/bin from the package, /usr/local/bin from make install; here the build's).
+#[test]
+fn the_default_bin_dir_is_where_the_generator_is() {
+    let r = run(G, ["--kind", "redis", "--name", "t", "--port", "6029", "--address", "10.0.0.1"]);
+    let beside = bin(REDIS_MASTER);
+    r.exits(0).prints(&format!("\"{}\"", beside.display()));
+}

@@ -279,3 +279,14 @@ fn exchange_helper_bounds_itself() {
     let r = exchange(&format!("127.0.0.1:{}", silent.port), b"GET / HTTP/1.0\r\n\r\n", Duration::from_millis(300));
     assert!(r.status == 0 && r.elapsed < Duration::from_secs(2), "{r:?}");
 }
+
+/// serve-checks refuses to start (exit 2, naming the path) when a check it would run is missing,
+/// rather than answering every request 503.
+#[test]
+fn a_missing_check_is_refused_at_start() {
+    let node = FakeNode::new("exit 0");
+    std::fs::remove_file(node.dir.join("bin").join(REDIS_SLAVE)).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let r = run(SERVE_CHECKS, ["--inventory", node.inventory.to_str().unwrap(), "--node", "127.0.0.1", "--listen", &listen]);
+    r.exits(2).complains("r-6029-redis-fake: the check").complains(REDIS_SLAVE).complains("No such file");
+}

@@ -123,7 +123,8 @@ pub struct Args {
     /// consul: script checks (args) or HTTP checks against serve-checks (http).
     #[arg(long, value_enum, default_value_t = CheckType::Args)]
     pub check_type: CheckType,
-    /// Where the check executables are installed [default: the inventory's bin_dir, else /usr/local/bin].
+    /// Where the check executables are installed [default: the inventory's bin_dir, else the
+    /// directory this executable is installed in, when the checks are beside it, else /usr/local/bin].
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<String>,
     /// Service name template: {role} (w/r), {port}, {kind}, {name}.
@@ -240,7 +241,7 @@ pub fn generate(a: &Args) -> Result<Vec<OutputFile>> {
         (Some(_), Some(_)) => unreachable!("group_from_flags refuses flags with an inventory"),
     };
     let inventory = InventoryDefaults {
-        bin_dir: a.bin_dir.clone().or(inventory.bin_dir),
+        bin_dir: a.bin_dir.clone().or(inventory.bin_dir).or_else(own_bin_dir),
         keepalived_version: a.keepalived_version.clone().or(inventory.keepalived_version),
         ..inventory
     };
@@ -250,6 +251,15 @@ pub fn generate(a: &Args) -> Result<Vec<OutputFile>> {
         services = of_node(services, node)?;
     }
     files(&services, per_node_dirs, a)
+}
+
+/// The directory this executable is installed in, when the node checks are beside it: the
+/// generator and serve-checks then point at the checks of the same installation (`/usr/bin` from the
+/// Debian package, `/usr/local/bin` from `make install`) without being told.
+pub fn own_bin_dir() -> Option<String> {
+    let dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
+    let beside = crate::checks::node_checks().all(|c| dir.join(c.name).is_file());
+    (beside && dir.is_absolute()).then(|| dir.to_string_lossy().into_owned())
 }
 
 /// Only `node`'s services; an error when it has none.
@@ -266,7 +276,7 @@ fn of_node(mut services: Vec<Service>, node: &str) -> Result<Vec<Service>> {
 /// when given).
 pub fn node_services(path: &std::path::Path, node: &str, bin_dir: Option<String>) -> Result<(Vec<Service>, PlanOptions)> {
     let (groups, defaults) = read_inventory(path)?;
-    let defaults = InventoryDefaults { bin_dir: bin_dir.or(defaults.bin_dir), ..defaults };
+    let defaults = InventoryDefaults { bin_dir: bin_dir.or(defaults.bin_dir).or_else(own_bin_dir), ..defaults };
     let opts = PlanOptions::from_inventory(&defaults)?;
     Ok((of_node(plan(&groups, &opts)?, node)?, opts))
 }

@@ -176,6 +176,13 @@ pub fn load(args: &Args) -> Result<(Node, String)> {
         if !s.args[0].starts_with('/') {
             bail!("{}: the check {} is not an absolute path", s.id, s.args[0]);
         }
+        // Refuse to start rather than answer every request 503 "cannot start ...".
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(&s.args[0]) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
+            Ok(_) => bail!("{}: the check {} is not an executable file (give --bin-dir, or the inventory's bin_dir)", s.id, s.args[0]),
+            Err(e) => bail!("{}: the check {}: {e} (give --bin-dir, or the inventory's bin_dir)", s.id, s.args[0]),
+        }
     }
     Ok((Node { node: args.node.clone(), services: services.iter().map(Served::from).collect() }, listen))
 }
