@@ -245,6 +245,14 @@ impl Subcheck {
         self.status
     }
 
+    /// The first line, its own or a child's, of a subcheck with `status`.
+    fn first_line_of(&self, status: Status) -> Option<&str> {
+        match (&self.line, self.status == status) {
+            (Some(line), true) => Some(line),
+            _ => self.children.iter().find_map(|c| c.first_line_of(status)),
+        }
+    }
+
     /// Its lines, then its children's, in order.
     fn lines<'a>(&'a self, out: &mut Vec<&'a str>) {
         out.extend(self.line.as_deref());
@@ -295,9 +303,16 @@ impl Verdict {
         self.subchecks.iter().map(Subcheck::status).max().unwrap_or(Status::Critical)
     }
 
-    /// The one-line summary.
-    pub fn summary(&self) -> &str {
-        &self.summary
+    /// The one-line summary. A warning's says why: the first warning rule's line follows the
+    /// summary unless the summary already says it (a pager shows the first line only).
+    pub fn summary(&self) -> std::borrow::Cow<'_, str> {
+        if self.status() != Status::Warning {
+            return std::borrow::Cow::Borrowed(&self.summary);
+        }
+        match self.subchecks.iter().find_map(|s| s.first_line_of(Status::Warning)) {
+            Some(why) if !self.summary.contains(why) => std::borrow::Cow::Owned(format!("{}; {why}", self.summary)),
+            _ => std::borrow::Cow::Borrowed(&self.summary),
+        }
     }
 
     /// The subchecks' lines (the rules that decided, in words), in order.
@@ -430,7 +445,7 @@ impl Report {
     /// monitoring-plugins text: status line with perfdata, then reasons, facts and notes.
     pub fn render_text(&self) -> String {
         let v = &self.outcome.verdict;
-        let mut first = format!("{} {}: {}", self.check.to_uppercase(), v.status().label(), one_line(&v.summary));
+        let mut first = format!("{} {}: {}", self.check.to_uppercase(), v.status().label(), one_line(&v.summary()));
         let perfdata = v.perfdata();
         if !perfdata.is_empty() {
             let perf: Vec<String> = perfdata.iter().map(|p| p.render()).collect();
@@ -455,7 +470,7 @@ impl Report {
             "check": self.check,
             "status": v.status(),
             "exit_code": self.exit_code(),
-            "summary": v.summary,
+            "summary": v.summary(),
             "target": self.target,
             "reasons": v.reasons(),
             "facts": self.outcome.facts.to_json(),
@@ -472,7 +487,7 @@ impl Report {
         }
         if !fits(&obj) {
             obj["facts"] = serde_json::json!({"omitted": "the facts do not fit in 4 KiB"});
-            obj["summary"] = Value::from(shorten(v.summary.clone(), 1000));
+            obj["summary"] = Value::from(shorten(v.summary().into_owned(), 1000));
             obj["target"] = Value::from(shorten(self.target.clone(), 200));
             obj["notes"] = Value::Array(Vec::new());
         }

@@ -309,7 +309,7 @@ mod tests {
         assert!(v.reasons().contains(&"redis test:6029: drained by the operator: c (read)"), "{v:?}");
         drained.write.clear();
         let v = decide(&[drained]);
-        assert_eq!((v.status(), v.summary()), (Status::Critical, "redis test:6029: no write member"), "{v:?}");
+        assert_eq!((v.status(), v.summary().as_ref()), (Status::Critical, "redis test:6029: no write member"), "{v:?}");
         assert!(v.reasons().iter().any(|r| r.contains("drained by the operator")), "{v:?}");
         let v = decide(&[view(&["10.0.0.2", "10.0.0.3"], &["10.0.0.4"], &[], &[])]);
         assert_eq!(v.summary(), "redis test:6029: 2 write members (10.0.0.2, 10.0.0.3): split brain");

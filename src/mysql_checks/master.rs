@@ -185,11 +185,11 @@ mod tests {
         let v = decide("m:3306", &facts(vec![], false, Some(false)), false, 1, 2);
         assert_eq!(
             render(v.clone()),
-            "MYSQL-MASTER WARNING: m:3306 is master, writable, 1 replica(s) connected | replicas=1;2:\n\
+            "MYSQL-MASTER WARNING: m:3306 is master, writable, 1 replica(s) connected; 1 replica(s) connected, fewer than --min-replicas 2 | replicas=1;2:\n\
              - no replication channel\n\
              - 1 replica(s) connected, fewer than --min-replicas 2\n"
         );
         let v = super::super::with_login_warning(decide("m:3306", &facts(vec![], false, Some(false)), false, 2, 2), Some("cached login"));
-        assert_eq!(render(v), "MYSQL-MASTER WARNING: m:3306 is master, writable, 2 replica(s) connected | replicas=2;2:\n- no replication channel\n- cached login\n");
+        assert_eq!(render(v), "MYSQL-MASTER WARNING: m:3306 is master, writable, 2 replica(s) connected; cached login | replicas=2;2:\n- no replication channel\n- cached login\n");
     }
 }

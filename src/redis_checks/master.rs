@@ -157,7 +157,7 @@ mod tests {
         let text = render(decide("m:1", &info(MASTER_TWO_REPLICAS), Some(&guard(Status::Passing)), 3));
         assert_eq!(
             text,
-            "REDIS-MASTER WARNING: m:1 is master, 2 replica(s) online | replicas_online=2;3:\n\
+            "REDIS-MASTER WARNING: m:1 is master, 2 replica(s) online; 2 replica(s) online, fewer than --min-replicas 3 | replicas_online=2;3:\n\
              - role is master\n\
              - sentinels say Passing\n\
              - 2 replica(s) online, fewer than --min-replicas 3\n"
