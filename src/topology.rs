@@ -26,7 +26,7 @@ use std::time::Duration;
     name = "check-topology",
     version,
     about = "Passing (0) iff every group of the inventory has exactly one write member and a read member; \
-             critical (2) on a split brain, no writer or no reader; warning (1) when a node is unreachable or warning.",
+             critical (2) on a split brain, no writer or no reader; warning (1) when a node is unreachable, warning, or in neither pool.",
     after_help = "Exit codes: 0 passing, 1 warning, 2 critical."
 )]
 pub struct Args {
@@ -78,6 +78,9 @@ pub struct GroupView {
     pub warning: Vec<String>,
     /// Services the operator drained: `node (write)`.
     pub drained: Vec<String>,
+    /// Nodes in neither pool that nobody drained (the group lost redundancy): `node: why` (its read
+    /// check's line).
+    pub in_no_pool: Vec<String>,
 }
 
 impl GroupView {
@@ -91,7 +94,16 @@ impl GroupView {
         let mut warning: Vec<String> = checks.iter().filter(|c| c.status == Status::Warning).map(|c| c.node.clone()).collect();
         warning.dedup();
         let drained = checks.iter().filter(|c| c.drained).map(|c| format!("{} ({})", c.node, c.role.word())).collect();
-        GroupView { group: group.to_string(), write: nodes(Role::Write), read: nodes(Role::Read), unreachable, warning, drained }
+        let (write, read) = (nodes(Role::Write), nodes(Role::Read));
+        let mut in_no_pool: Vec<String> = Vec::new();
+        for c in
+            checks.iter().filter(|c| c.role == Role::Read && c.reachable && !c.drained && !c.status.in_pool() && !write.contains(&c.node))
+        {
+            if !checks.iter().any(|o| o.node == c.node && o.drained) {
+                in_no_pool.push(format!("{}: {}", c.node, c.line));
+            }
+        }
+        GroupView { group: group.to_string(), write, read, unreachable, warning, drained, in_no_pool }
     }
 
     /// What makes this group critical, in words: no write member, more than one (a split brain),
@@ -133,6 +145,8 @@ pub fn decide(views: &[GroupView]) -> Verdict {
         if !v.warning.is_empty() {
             warnings.push(format!("{}: warning on {}", v.group, v.warning.join(", ")));
         }
+        // A node that serves neither writes nor reads: the group lost redundancy.
+        warnings.extend(v.in_no_pool.iter().map(|n| format!("{}: in no pool (lost redundancy): {n}", v.group)));
     }
     // Draining is on purpose: never a problem of its own, but named wherever it empties a pool.
     let summary = match (critical.first(), warnings.first()) {
@@ -278,6 +292,7 @@ mod tests {
             unreachable: s(unreachable),
             warning: s(warning),
             drained: Vec::new(),
+            in_no_pool: Vec::new(),
         }
     }
 
@@ -313,5 +328,32 @@ mod tests {
         assert!(v.reasons().iter().any(|r| r.contains("drained by the operator")), "{v:?}");
         let v = decide(&[view(&["10.0.0.2", "10.0.0.3"], &["10.0.0.4"], &[], &[])]);
         assert_eq!(v.summary(), "redis test:6029: 2 write members (10.0.0.2, 10.0.0.3): split brain");
+    }
+
+    /// A node in neither pool (its only replica broken, an old master kept out) is a warning naming
+    /// the node and why; one the operator drained is not.
+    #[test]
+    fn a_node_in_no_pool_is_lost_redundancy() {
+        let check = |node: &str, role, status, drained, line: &str| NodeCheck {
+            group: "mysql main:3306".into(),
+            node: node.into(),
+            role,
+            status,
+            reachable: true,
+            drained,
+            line: line.into(),
+        };
+        let checks = [
+            check("m", Role::Write, Status::Passing, false, "MYSQL-MASTER OK"),
+            check("m", Role::Read, Status::Passing, false, "MYSQL-SLAVE OK: a single master"),
+            check("r", Role::Write, Status::Critical, false, "MYSQL-MASTER CRITICAL: r is a replica"),
+            check("r", Role::Read, Status::Critical, false, "MYSQL-SLAVE CRITICAL: r: SQL thread is No"),
+        ];
+        let v = decide(&[GroupView::of("mysql main:3306", &checks.iter().collect::<Vec<_>>())]);
+        assert_eq!(v.status(), Status::Warning, "{v:?}");
+        assert_eq!(v.summary(), "mysql main:3306: in no pool (lost redundancy): r: MYSQL-SLAVE CRITICAL: r: SQL thread is No");
+        let mut drained = checks.clone();
+        drained[3].drained = true;
+        assert_eq!(decide(&[GroupView::of("mysql main:3306", &drained.iter().collect::<Vec<_>>())]).status(), Status::Passing);
     }
 }

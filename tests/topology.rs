@@ -75,6 +75,8 @@ fn whole_groups_as_consul_dns_sees_them() {
     redis_cmd_at(REDIS_HOSTS[1], lab.redis.master.port, &["REPLICAOF", "NO", "ONE"]).unwrap();
     let guarded = check(T, ["--inventory", &inv]);
     assert_eq!(members(group(&guarded, "redis"), "write"), [REDIS_HOSTS[0]], "{guarded}");
+    // That node serves neither pool: the group lost redundancy, named with why (never TOPOLOGY OK).
+    guarded.code_is(1).reason_has(&format!("in no pool (lost redundancy): {}: REDIS-SLAVE CRITICAL", REDIS_HOSTS[1]));
     let unguarded_inv = lab.mysql_dir.join("unguarded.json");
     let text = std::fs::read_to_string(&lab.inventory).unwrap();
     let mut v: Value = serde_json::from_str(&text).unwrap();
