@@ -360,12 +360,21 @@ impl Facts {
 pub struct Outcome {
     verdict: Verdict,
     facts: Facts,
+    /// Lines the text output shows instead of the facts (one per node, for a check of many): JSON
+    /// keeps the facts.
+    table: Vec<String>,
 }
 
 impl Outcome {
     /// The verdict and the observed values behind it.
     pub fn new(verdict: Verdict, facts: Facts) -> Self {
-        Outcome { verdict, facts }
+        Outcome { verdict, facts, table: Vec::new() }
+    }
+
+    /// The same, shown in text as `table` (a line each) instead of its facts.
+    pub fn with_table(mut self, table: Vec<String>) -> Self {
+        self.table = table;
+        self
     }
 
     /// An outcome with no facts (errors, usage problems).
@@ -400,6 +409,8 @@ pub struct Report {
     /// Advice that does not change the status (e.g. a password on the command line).
     notes: Vec<String>,
     warning_exit_code: u8,
+    /// The text output's cap: [`MAX_OUTPUT_BYTES`], none at a terminal.
+    text_limit: usize,
 }
 
 /// Consul keeps 4 KiB of check output; we stay under it.
@@ -409,7 +420,7 @@ impl Report {
     /// The report of check `check` (`redis-slave`) on `target` (`host:port`, a socket path), with
     /// no notes and warnings exiting 1.
     pub fn new(check: &'static str, target: impl Into<String>, outcome: Outcome) -> Self {
-        Report { check, target: target.into(), outcome, notes: Vec::new(), warning_exit_code: 1 }
+        Report { check, target: target.into(), outcome, notes: Vec::new(), warning_exit_code: 1, text_limit: MAX_OUTPUT_BYTES }
     }
 
     /// Adds advice that does not change the status (a password on the command line).
@@ -455,9 +466,20 @@ impl Report {
         // which come first, always fit.
         let mut lines = vec![shorten(first, MAX_FIRST_LINE)];
         lines.extend(v.reasons().into_iter().map(|r| shorten(format!("- {}", one_line(r)), MAX_LINE)));
-        lines.extend(self.outcome.facts.0.iter().map(|(k, val)| shorten(format!("{k}: {}", one_line(&text_value(val))), MAX_LINE)));
+        if self.outcome.table.is_empty() {
+            lines.extend(self.outcome.facts.0.iter().map(|(k, val)| shorten(format!("{k}: {}", one_line(&text_value(val))), MAX_LINE)));
+        } else {
+            lines.extend(self.outcome.table.iter().map(|l| shorten(one_line(l), MAX_LINE)));
+        }
         lines.extend(self.notes.iter().map(|n| shorten(format!("note: {}", one_line(n)), MAX_LINE)));
-        fit_lines(lines, MAX_OUTPUT_BYTES)
+        fit_lines(lines, self.text_limit)
+    }
+
+    /// No cap on the text output's length: a person at a terminal reads all of it (Consul keeps
+    /// 4 KiB, and runs checks with no terminal).
+    pub fn uncapped(mut self) -> Self {
+        self.text_limit = usize::MAX;
+        self
     }
 
     /// The JSON object of the README: check, status, exit_code, summary, target, reasons, facts,

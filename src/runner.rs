@@ -232,6 +232,9 @@ pub fn emit(outcome: Outcome) -> ! {
     let report = Report::new(CHECK_NAME.get().copied().unwrap_or("check"), context.map(|c| c.target.clone()).unwrap_or_default(), outcome)
         .with_notes(context.map(|c| c.notes.clone()).unwrap_or_default())
         .with_warning_exit_code(context.map_or(1, |c| c.warning_exit_code));
+    // A person at a terminal reads the whole text; Consul (no terminal) keeps 4 KiB of it.
+    use std::io::IsTerminal;
+    let report = if std::io::stdout().is_terminal() { report.uncapped() } else { report };
     let text = report.render(context.map_or(Format::Text, |c| c.format));
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());

@@ -275,7 +275,25 @@ impl Check for Topology {
             })
             .collect();
         facts.set("groups", groups);
-        Ok(Outcome::new(verdict, facts))
+        // The text view, one line per node as `patronictl list` shows a cluster: where Consul DNS
+        // answers with it, and the line of the check that says why.
+        let table = checks
+            .iter()
+            .filter(|c| c.role == Role::Write)
+            .map(|w| {
+                let read = checks.iter().find(|r| r.role == Role::Read && r.group == w.group && r.node == w.node);
+                let pools = match (w.status.in_pool(), read.is_some_and(|r| r.status.in_pool())) {
+                    (true, true) => "write, read",
+                    (true, false) => "write",
+                    (false, true) => "read",
+                    (false, false) => "no pool",
+                };
+                let shown = if w.status.in_pool() { Some(w) } else { read };
+                let drained = if w.drained || read.is_some_and(|r| r.drained) { " (drained)" } else { "" };
+                format!("{} {}: {pools}{drained}: {}", w.group, w.node, shown.map_or("", |c| c.line.as_str()))
+            })
+            .collect();
+        Ok(Outcome::new(verdict, facts).with_table(table))
     }
 }
 

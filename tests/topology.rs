@@ -36,8 +36,13 @@ fn whole_groups_as_consul_dns_sees_them() {
         "{}",
         text.stdout
     );
-    // --group selects; an unknown group is a usage error naming it.
+    // The text view: one line per node, where Consul answers with it and why (as patronictl list).
     let redis_port = lab.redis.master.port.to_string();
+    let node_lines: Vec<&str> = text.stdout.lines().filter(|l| l.starts_with("redis lab:") || l.starts_with("mysql ")).collect();
+    assert_eq!(node_lines.len(), REDIS_HOSTS.len() + MYSQL_HOSTS.len(), "{}", text.stdout);
+    text.prints(&format!("redis lab:{redis_port} {}: write: REDIS-MASTER OK", REDIS_HOSTS[0]))
+        .prints(&format!("redis lab:{redis_port} {}: read: REDIS-SLAVE OK", REDIS_HOSTS[1]));
+    // --group selects; an unknown group is a usage error naming it.
     assert_eq!(check(T, ["--inventory", &inv, "--group", "lab"]).fact("groups").as_array().unwrap().len(), 2);
     let bad = check(T, ["--inventory", &inv, "--group", "nope"]);
     assert!(bad.code() == 2 && bad.summary().contains("no group named nope"), "{bad}");
