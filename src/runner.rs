@@ -242,24 +242,47 @@ pub fn emit(outcome: Outcome) -> ! {
     std::process::exit(report.exit_code())
 }
 
-/// Bad usage: exit 2 with clap's explanation (values are not echoed: one may be a password).
-/// `--help` and `--version` exit 0.
+/// Bad usage: exit 2 with clap's explanation, in the format asked for (`--format json` is read
+/// from the raw arguments, which did not parse). A value is echoed only where it is one of a fixed
+/// set (`--format xml`): any other may be a password. `--help` and `--version` exit 0.
 fn usage_exit(err: clap::Error) -> ! {
-    use clap::error::{ContextKind, ErrorKind};
-    match err.kind() {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let listed = |kind| match err.get(kind) {
+        Some(ContextValue::Strings(v)) => v.join(", "),
+        Some(ContextValue::String(v)) => v.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    let why = match err.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = err.print();
             std::process::exit(0)
         }
         ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
             let arg = err.get(ContextKind::InvalidArg).map(|a| a.to_string()).unwrap_or_else(|| "an argument".into());
-            let why = std::error::Error::source(&err).map(|s| format!(": {s}")).unwrap_or_default();
-            emit(Outcome::bare(Verdict::failed(format!("bad usage: invalid value for {arg}{why} (see --help)"))))
+            match (listed(ContextKind::ValidValue), std::error::Error::source(&err)) {
+                // A fixed set of values: naming the value and the choices gives nothing away.
+                (choices, _) if !choices.is_empty() => {
+                    format!("invalid value '{}' for {arg}: one of {choices}", listed(ContextKind::InvalidValue))
+                }
+                (_, Some(source)) => format!("invalid value for {arg}: {source}"),
+                (_, None) => format!("invalid value for {arg}"),
+            }
         }
+        ErrorKind::MissingRequiredArgument => format!("missing {}", listed(ContextKind::InvalidArg)),
         _ => {
             let text = err.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            emit(Outcome::bare(Verdict::failed(format!("bad usage: {first} (see --help)"))))
+            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_string();
+            match listed(ContextKind::SuggestedArg) {
+                tip if tip.is_empty() => first,
+                tip => format!("{first}; did you mean {tip}?"),
+            }
         }
+    };
+    let json = std::env::args().collect::<Vec<_>>().windows(2).any(|w| w[0] == "--format" && w[1] == "json")
+        || std::env::args().any(|a| a == "--format=json");
+    if json {
+        let _ = CONTEXT.set(RunContext { target: String::new(), notes: Vec::new(), format: Format::Json, warning_exit_code: 1 });
     }
+    emit(Outcome::bare(Verdict::failed(format!("bad usage: {why} (see --help)"))))
 }

@@ -453,6 +453,13 @@ fn bad_usage_exits_2_and_help_exits_0() {
     }
     assert!(run(M, ["--help"]).stdout.contains("--sentinel"));
     assert!(run(S, ["--help"]).stdout.contains("--max-lag"));
+    // The message says what is wrong: the missing option, the bad value and its choices, the option
+    // meant; in JSON when --format json was asked for.
+    run(M, ["--sentinel", "127.0.0.1:26379"]).exits(2).prints("bad usage: missing --master-name <NAME>");
+    run(M, ["--format", "xml"]).exits(2).prints("invalid value 'xml' for --format <FORMAT>: one of text, json");
+    run(M, ["--pasword-file", "/x"]).exits(2).prints("did you mean --password-file?");
+    let json = check(M, ["--format", "json", "--no-such-option"]);
+    json.code_is(2).summary_has("bad usage: unexpected argument '--no-such-option'");
 }
 
 /// The Sentinels' `down-after-milliseconds` (2000 in the lab) is reported with each answer; with
