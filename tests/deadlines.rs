@@ -39,6 +39,8 @@ fn every_deadline_holds_against_hostile_servers() {
     }
     let v = timed(REDIS_MASTER, &[&sp, "--password-file", pw.to_str().unwrap()], "1s", 2);
     assert!(v.summary().contains(&format!("log in to {addr}")), "{v}");
+    // A timeout is no wrong password: no credential hint.
+    assert!(!v.summary().contains("check --user"), "{v}");
     for (bin, timeout) in [(MYSQL_MASTER, "1s"), (MYSQL_SLAVE, "500ms")] {
         let v = timed(bin, &[&sp, "--user", "x"], timeout, 2);
         assert!(v.summary().contains(&addr) && v.summary().contains("handshake") && v.summary().contains(timeout), "{v}");

@@ -578,3 +578,20 @@ fn a_master_name_typo_is_a_configuration_error() {
     v.code_is(2).summary_has("the Sentinels do not monitor that master name (a configuration error)").reason_has("check --master-name");
     assert!(!v.summary().contains("cut off") && !v.reasons()[0].contains("outage"), "{v}");
 }
+
+/// Hints follow the cause: a Sentinel that wants a password it did not get names
+/// --sentinel-password-file (not the server's --user); a wrong server password names the server's
+/// credential options.
+#[test]
+fn login_hints_name_the_credentials_that_were_used() {
+    let lab = RedisLab::builder().replicas(1).start();
+    let noauth = FakeServer::start(Fake::Answers(b"-NOAUTH Authentication required.\r\n"));
+    let sentinel = format!("127.0.0.1:{}", noauth.port);
+    let v = check(M, [lab.master.port_arg(), "--sentinel".into(), sentinel, "--master-name".into(), "m".into()]);
+    v.code_is(1).reason_has("NOAUTH Authentication required. (the Sentinel needs a password: give --sentinel-password-file)");
+    assert!(!v.reasons()[1].contains("--user"), "{v}");
+    let dir = TempDir::new("wrongpw");
+    let pw = dir.file("pw", "wrong\n", 0o600);
+    let v = check(M, [lab.master.port_arg(), "--password-file".into(), pw.display().to_string()]);
+    v.code_is(2).summary_has("(check --user and the password file or REDISCLI_AUTH)");
+}

@@ -8,13 +8,52 @@ use crate::edge::{add_hint, Cause, EdgeError, Protocol, Stage};
 use anyhow::{anyhow, Result};
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError};
 
-/// How to log in: optional ACL user and password.
-#[derive(Clone, Debug, Default)]
+/// How to log in: optional ACL user and password, and which options give them (for the hint when
+/// the server refuses the login or wants a password).
+#[derive(Clone, Debug)]
 pub struct Login {
     /// ACL user (`AUTH user pass`); `None` means the default user.
     pub user: Option<String>,
     /// The password, if any.
     pub password: Option<Secret>,
+    /// The options that give them: what a refusal points at.
+    pub source: Credentials,
+}
+
+/// Which options give a login, for the hints of a refused or missing one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// The server's: `--user`, `--password-file`, `REDISCLI_AUTH`.
+    Server,
+    /// The Sentinels': `--sentinel-password-file`.
+    Sentinel,
+}
+
+impl Credentials {
+    /// What to check when the server refused the login.
+    fn refused(self) -> &'static str {
+        match self {
+            Credentials::Server => "check --user and the password file or REDISCLI_AUTH",
+            Credentials::Sentinel => "check --sentinel-password-file (the Sentinels' requirepass)",
+        }
+    }
+
+    /// What to give when the server wants a password it did not get.
+    fn needed(self) -> &'static str {
+        match self {
+            Credentials::Server => NEEDS_PASSWORD,
+            Credentials::Sentinel => "the Sentinel needs a password: give --sentinel-password-file",
+        }
+    }
+}
+
+/// Whether `e` is the server refusing a login or asking for one (never a timeout, a TLS failure
+/// or a closed connection: those have hints of their own).
+fn refused_login(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<EdgeError>().and_then(EdgeError::server_code),
+        Some("WRONGPASS") | Some("NOAUTH") | Some("NOPERM") | Some("ERR")
+    )
 }
 
 /// An open connection to one server, with the address and deadline every step is reported against.
@@ -22,6 +61,8 @@ pub struct Session<'a> {
     conn: redis::Connection,
     address: &'a Address,
     deadline: &'a Deadline,
+    /// Whose credentials logged in: what a `NOAUTH` points at.
+    source: Credentials,
 }
 
 /// The system CA bundle, used with `--tls` when no `--tls-ca` is given.
@@ -100,7 +141,7 @@ impl<'a> Session<'a> {
             .map_err(|e| anyhow!("cannot set up a connection to {address}: {e}"))?;
         let conn = client.get_connection_with_timeout(left).map_err(|e| edge_error(&e, Stage::Connect, address, deadline))?;
         drop(_step);
-        let mut session = Session { conn, address, deadline };
+        let mut session = Session { conn, address, deadline, source: login.source };
         if let Some(password) = &login.password {
             let mut auth = redis::cmd("AUTH");
             if let Some(user) = &login.user {
@@ -108,9 +149,14 @@ impl<'a> Session<'a> {
             }
             auth.arg(password.expose());
             let who = login.user.as_deref().map(|u| format!(" as {u}")).unwrap_or_default();
-            session
-                .request::<redis::Value>(&auth, &format!("log in to {address}{who}"))
-                .map_err(|e| add_hint(e, "check --user and the password file or REDISCLI_AUTH"))?;
+            let source = login.source;
+            session.request::<redis::Value>(&auth, &format!("log in to {address}{who}")).map_err(|e| {
+                if refused_login(&e) {
+                    add_hint(e, source.refused())
+                } else {
+                    e
+                }
+            })?;
         }
         Ok(session)
     }
@@ -123,7 +169,15 @@ impl<'a> Session<'a> {
     fn exchange<T>(&mut self, step: &str, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T> {
         let _step = Step::begin(step);
         let left = self.deadline.remaining(step)?;
-        let failed = |e: RedisError| edge_error(&e, Stage::Request(step.to_string()), self.address, self.deadline);
+        let source = self.source;
+        let failed = |e: RedisError| {
+            let e = edge_error(&e, Stage::Request(step.to_string()), self.address, self.deadline);
+            // A server that wants a password it did not get: say which option gives it.
+            match e.downcast_ref::<EdgeError>().and_then(EdgeError::server_code) {
+                Some("NOAUTH") => add_hint(e, source.needed()),
+                _ => e,
+            }
+        };
         self.conn.set_read_timeout(Some(left)).and_then(|_| self.conn.set_write_timeout(Some(left))).map_err(failed)?;
         f(&mut self.conn).map_err(failed)
     }
@@ -137,11 +191,6 @@ impl<'a> Session<'a> {
     /// knows it.
     pub fn replication_info(&mut self) -> Result<String> {
         let step = format!("INFO replication on {}", self.address);
-        self.request::<String>(&redis::cmd("INFO"), &step).map_err(|e| {
-            match e.downcast_ref::<EdgeError>().and_then(EdgeError::server_code) {
-                Some("NOAUTH") => add_hint(e, NEEDS_PASSWORD),
-                _ => e,
-            }
-        })
+        self.request::<String>(&redis::cmd("INFO"), &step)
     }
 }

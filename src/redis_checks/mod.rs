@@ -38,7 +38,12 @@ impl RedisTarget {
     pub fn resolve(server: &ServerArgs) -> Result<RedisTarget> {
         let address = server.address(DEFAULT_PORT)?;
         let (password, password_source) = server.password(None, PASSWORD_ENV)?;
-        Ok(RedisTarget { address, login: Login { user: server.user.clone(), password }, password_source, tls: server.tls.clone() })
+        Ok(RedisTarget {
+            address,
+            login: Login { user: server.user.clone(), password, source: client::Credentials::Server },
+            password_source,
+            tls: server.tls.clone(),
+        })
     }
 }
 

@@ -74,7 +74,8 @@ impl Guard {
             (None, Address::Tcp { .. }) => address.to_string(),
             (None, Address::Socket(_)) => bail!("--sentinel with --socket needs --announce HOST:PORT (how the Sentinels name this node)"),
         };
-        let login = Login { user: None, password: args.sentinel_password_file.as_deref().map(read_password_file).transpose()? };
+        let password = args.sentinel_password_file.as_deref().map(read_password_file).transpose()?;
+        let login = Login { user: None, password, source: super::client::Credentials::Sentinel };
         let name = args.master_name.as_deref().unwrap_or_default();
         let replies = same_node_as_me(&me, ask(&args.sentinels, name, tls, &login, deadline.for_probes()));
         let attached = Attachment::of(info, args.replica_ack_max_lag);
