@@ -54,6 +54,7 @@ mod tests {
         let inventory = r#"[
           {"kind":"redis","name":"test","port":6029,"nodes":["10.0.0.2","10.0.0.3"],"user":"monitor",
            "password_file":"/etc/consul.d/secrets/redis","tls_ca":"/etc/ssl/ca.pem","max_lag":"30s",
+           "tls_cert":"/etc/ssl/client.pem","tls_key":"/etc/ssl/client.key","max_lag_bytes":"16MB",
            "min_replicas":1,"no_master_fallback":true,"sentinels":["10.0.0.2:26379","10.0.0.3:26379"],
            "master_name":"mymaster","sentinel_password_file":"/etc/consul.d/secrets/sentinel",
            "interval":"15s","timeout":"5s","check_timeout":"3s"},
@@ -71,7 +72,7 @@ mod tests {
         let services = plan(&groups, &opts).unwrap();
         assert_eq!(services.len(), 10);
         let all: Vec<String> = services.iter().flat_map(|s| s.args.clone()).collect();
-        for flag in ["--tls-verify", "--server-public-key", "--get-server-public-key"] {
+        for flag in ["--tls-verify", "--server-public-key", "--get-server-public-key", "--tls-cert", "--tls-key", "--max-lag-bytes"] {
             assert!(all.iter().any(|a| a == flag), "{flag} is emitted");
         }
         for s in &services {

@@ -179,6 +179,12 @@ check_options! {
         password_file: Option<SecretFile>,
         /// `--tls-ca`: enables TLS.
         tls_ca: Option<SecretFile>,
+        /// `--tls`: TLS with the system's CA bundle.
+        tls: bool,
+        /// `--tls-cert` (with `tls_key`): a client certificate for mutual TLS.
+        tls_cert: Option<SecretFile>,
+        /// `--tls-key`: its key.
+        tls_key: Option<SecretFile>,
         /// `--sentinel` (repeated): the split-brain guard.
         sentinels: Vec<HostPort>,
         /// `--master-name` (default: the group name).
@@ -212,6 +218,12 @@ check_options! {
         tls_ca: Option<SecretFile>,
         /// `--tls-verify` (`full` or `ca`).
         tls_verify: Option<crate::mysql_checks::auth::TlsVerify>,
+        /// `--tls`: TLS with the system's CA bundle.
+        tls: bool,
+        /// `--tls-cert` (with `tls_key`): a client certificate for mutual TLS.
+        tls_cert: Option<SecretFile>,
+        /// `--tls-key`: its key.
+        tls_key: Option<SecretFile>,
         /// `--server-public-key`: the server's pinned RSA key.
         server_public_key: Option<SecretFile>,
         /// `--get-server-public-key`: insecure, trusts the key the server sends.
