@@ -46,9 +46,23 @@ pub struct ReplicaHealth {
     pub replica: String,
     /// Why it cannot serve reads; `None` when healthy.
     pub problem: Option<String>,
+    /// The check could not ask it (connect, login, deadline): what it does is unknown, and it may
+    /// well serve reads to clients that reach it.
+    pub unprobed: bool,
 }
 
 impl ReplicaHealth {
+    /// What the replica said of itself, or what its master said of it: `problem` when it cannot
+    /// serve reads.
+    pub fn judged(replica: impl Into<String>, problem: Option<String>) -> Self {
+        ReplicaHealth { replica: replica.into(), problem, unprobed: false }
+    }
+
+    /// A replica the check could not ask, and why.
+    pub fn unprobed(replica: impl Into<String>, why: impl Into<String>) -> Self {
+        ReplicaHealth { replica: replica.into(), problem: Some(why.into()), unprobed: true }
+    }
+
     /// Whether the replica can serve reads.
     pub fn is_healthy(&self) -> bool {
         self.problem.is_none()
@@ -57,7 +71,7 @@ impl ReplicaHealth {
     /// A replica whose probe gave no result of its own (see [`crate::probe::Unfinished`]), for a
     /// probe set whose deadline was `limit`.
     pub fn unfinished(replica: &impl std::fmt::Display, why: crate::probe::Unfinished, limit: std::time::Duration) -> Self {
-        ReplicaHealth { replica: replica.to_string(), problem: Some(why.describe(limit)) }
+        Self::unprobed(replica.to_string(), why.describe(limit))
     }
 
     /// The replica as a subcheck of its master's read verdict: passing when healthy.
@@ -90,10 +104,21 @@ pub fn master_verdict(target: &str, replicas: &[ReplicaHealth], policy: &ReadPol
     if replicas.is_empty() {
         Verdict::new(format!("{target} is a single master: it serves reads"), [Subcheck::passing("role is master with no replica")])
     } else if healthy == 0 {
-        Verdict::new(
+        let verdict = Verdict::new(
             format!("{target} is the master and none of its {} replica(s) is healthy: it serves reads", replicas.len()),
             [pool(Status::Passing)],
-        )
+        );
+        // A replica it could not ask may be serving reads all the same: both would be in the pool.
+        let unprobed: Vec<String> = replicas.iter().filter(|r| r.unprobed).map(|r| r.replica.clone()).collect();
+        if unprobed.is_empty() {
+            verdict
+        } else {
+            verdict.and(Subcheck::warning(format!(
+                "could not probe {}: if clients reach it, it serves reads too (make the address it is listed under reachable \
+                 from here: Redis replica-announce-ip/-port, MySQL report_host/report_port and the grant to list replicas)",
+                unprobed.join(", ")
+            )))
+        }
     } else {
         Verdict::new(format!("{target} is the master; {healthy} healthy replica(s) serve reads"), [pool(Status::Critical)])
     }
@@ -104,7 +129,19 @@ mod tests {
     use super::*;
 
     fn r(name: &str, healthy: bool) -> ReplicaHealth {
-        ReplicaHealth { replica: name.into(), problem: (!healthy).then(|| "link down".into()) }
+        ReplicaHealth::judged(name, (!healthy).then(|| "link down".into()))
+    }
+
+    /// A replica the master could not ask leaves a doubt: the master still serves reads (none is
+    /// known healthy), warning which replica and why, as it may be serving reads too.
+    #[test]
+    fn an_unprobed_replica_is_a_warning() {
+        let policy = ReadPolicy { max_lag: None, master_fallback: true };
+        let v = master_verdict("m:1", &[r("a", false), ReplicaHealth::unprobed("b:6029", "connection refused")], &policy);
+        assert_eq!(v.status(), Status::Warning, "{v:?}");
+        assert!(v.summary().contains("could not probe b:6029: if clients reach it"), "{}", v.summary());
+        let v = master_verdict("m:1", &[r("a", true), ReplicaHealth::unprobed("b:6029", "refused")], &policy);
+        assert_eq!(v.status(), Status::Critical, "a healthy replica serves reads: {v:?}");
     }
 
     /// The shared part of the read-pool table: replicas x fallback.

@@ -595,3 +595,21 @@ fn login_hints_name_the_credentials_that_were_used() {
     let v = check(M, [lab.master.port_arg(), "--password-file".into(), pw.display().to_string()]);
     v.code_is(2).summary_has("(check --user and the password file or REDISCLI_AUTH)");
 }
+
+/// A replica the master lists under an address the check cannot reach (its announce address
+/// points elsewhere): the master still serves reads (none is known healthy), but warns which
+/// replica could not be probed and why, since clients that reach it are served by it too.
+#[test]
+fn an_unprobeable_replica_is_named() {
+    let dir = TempDir::new("unprobed");
+    let master = RedisNode::start(&dir, "m", free_port(), &[]);
+    let mut extra = replica_of(master.port);
+    extra.extend(["--replica-announce-ip".to_string(), "127.0.0.99".to_string()]);
+    let _replica = RedisNode::start(&dir, "r", free_port(), &extra);
+    wait_for("the replica online", Duration::from_secs(20), || (master.info()?.contains("state=online")).then_some(()));
+    check(S, [master.port_arg()])
+        .code_is(1)
+        .summary_has("none of its 1 replica(s) is healthy: it serves reads")
+        .summary_has("could not probe 127.0.0.99:")
+        .reason_has("replica-announce-ip");
+}

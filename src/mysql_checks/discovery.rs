@@ -103,8 +103,11 @@ pub fn probe_replicas(
         deadline,
         REPLICA_PROBE_BUDGET,
         move |addr: &Address, deadline: &Deadline| {
+            let mut session = match Session::open(&login.at(addr.clone()), deadline) {
+                Ok(session) => session,
+                Err(e) => return ReplicaHealth::unprobed(addr.to_string(), format!("{e:#}")),
+            };
             let problems = (|| -> Result<Vec<String>> {
-                let mut session = Session::open(&login.at(addr.clone()), deadline)?;
                 let (_, rows) = session.rows_first_known(&status_statements(session.dialect()))?;
                 let mut channels = channels(&rows)?;
                 super::workers::name_worker_errors(&mut session, &mut channels);
@@ -116,7 +119,7 @@ pub fn probe_replicas(
                 Ok(replica_problems(&channels, &policy))
             })()
             .unwrap_or_else(|e| vec![format!("{e:#}")]);
-            ReplicaHealth { replica: addr.to_string(), problem: (!problems.is_empty()).then(|| problems.join("; ")) }
+            ReplicaHealth::judged(addr.to_string(), (!problems.is_empty()).then(|| problems.join("; ")))
         },
         move |addr, why| ReplicaHealth::unfinished(addr, why, limit),
     )

@@ -113,8 +113,7 @@ fn rules(target: &str, facts: &ServerFacts, replicas: usize, probes: &[ReplicaHe
         );
     }
     if replicas > 0 && probes.is_empty() {
-        let unlocated =
-            ReplicaHealth { replica: format!("{replicas} dump thread(s)"), problem: Some("no replica could be located to probe".into()) };
+        let unlocated = ReplicaHealth::unprobed(format!("{replicas} dump thread(s)"), "no replica could be located to probe");
         return master_verdict(target, &[unlocated], policy);
     }
     master_verdict(target, probes, policy)
@@ -216,7 +215,7 @@ mod tests {
         }
     }
     fn probe(name: &str, healthy: bool) -> ReplicaHealth {
-        ReplicaHealth { replica: name.into(), problem: (!healthy).then(|| "IO thread is No".into()) }
+        ReplicaHealth::judged(name, (!healthy).then(|| "IO thread is No".into()))
     }
     fn policy(max: u64, fallback: bool) -> ReadPolicy {
         ReadPolicy { max_lag: Some(Duration::from_secs(max)), master_fallback: fallback }
@@ -324,6 +323,9 @@ mod tests {
                                 }
                             } else if any_healthy {
                                 Status::Critical
+                            } else if probes.is_empty() {
+                                // Dump threads, but no replica located to ask: it may serve reads too.
+                                Status::Warning
                             } else {
                                 Status::Passing
                             };

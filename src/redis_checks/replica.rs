@@ -133,8 +133,9 @@ pub fn decide_with_probes(
                 .into_iter()
                 .map(|mut r| {
                     if r.is_healthy() {
-                        if let Some(Some(problem)) = probes.iter().find(|p| p.replica == r.replica).map(|p| p.problem.clone()) {
-                            r.problem = Some(format!("listed online, but {problem}"));
+                        if let Some(probe) = probes.iter().find(|p| p.replica == r.replica && !p.is_healthy()) {
+                            r.problem = probe.problem.as_ref().map(|problem| format!("listed online, but {problem}"));
+                            r.unprobed = probe.unprobed;
                         }
                     }
                     r
@@ -170,7 +171,7 @@ pub fn master_view(info: &ReplicationInfo, policy: &ReadPolicy, max_bytes: Optio
             } else {
                 None
             };
-            ReplicaHealth { replica: r.address.clone(), problem }
+            ReplicaHealth::judged(r.address.clone(), problem)
         })
         .collect()
 }
@@ -199,9 +200,12 @@ pub fn probe_replicas(
         deadline,
         REPLICA_PROBE_BUDGET,
         move |addr: &Address, deadline: &Deadline| {
+            let asked = super::client::Session::open(addr, &tls, &login, deadline).and_then(|mut s| s.replication_info());
+            let text = match asked {
+                Ok(text) => text,
+                Err(e) => return ReplicaHealth::unprobed(addr.to_string(), format!("{e:#}")),
+            };
             let problem = (|| -> Result<Option<String>> {
-                let mut session = super::client::Session::open(addr, &tls, &login, deadline)?;
-                let text = session.replication_info()?;
                 let info = ReplicationInfo::parse(&text).with_context(|| format!("cannot read INFO replication from {addr}"))?;
                 if info.role == Role::Master {
                     return Ok(Some("it says it is a master".into()));
@@ -210,7 +214,7 @@ pub fn probe_replicas(
                 Ok((v.status() != Status::Passing).then(|| format!("it says: {}", v.summary())))
             })()
             .unwrap_or_else(|e| Some(format!("{e:#}")));
-            ReplicaHealth { replica: addr.to_string(), problem }
+            ReplicaHealth::judged(addr.to_string(), problem)
         },
         move |addr, why| ReplicaHealth::unfinished(addr, why, limit),
     )
@@ -404,15 +408,13 @@ mod tests {
         let listed = master_view(&master, &p, None);
         assert!(listed.len() == 2 && listed.iter().all(ReplicaHealth::is_healthy), "{listed:?}");
         assert_eq!(decide_with_probes("m:1", &master, &p, None, &[], None).status(), Status::Critical, "master view alone");
-        let loading = |r: &ReplicaHealth| ReplicaHealth {
-            replica: r.replica.clone(),
-            problem: Some("it says: link down (initial sync in progress)".into()),
-        };
+        let loading =
+            |r: &ReplicaHealth| ReplicaHealth::judged(r.replica.clone(), Some("it says: link down (initial sync in progress)".into()));
         let both_loading: Vec<ReplicaHealth> = listed.iter().map(loading).collect();
         let v = decide_with_probes("m:1", &master, &p, None, &both_loading, None);
         assert_eq!(v.status(), Status::Passing, "no replica serves: the master does: {v:?}");
         assert!(v.reasons().iter().any(|r| r.contains("listed online, but it says")), "{v:?}");
-        let one_ok = vec![loading(&listed[0]), ReplicaHealth { replica: listed[1].replica.clone(), problem: None }];
+        let one_ok = vec![loading(&listed[0]), ReplicaHealth::judged(listed[1].replica.clone(), None)];
         assert_eq!(decide_with_probes("m:1", &master, &p, None, &one_ok, None).status(), Status::Critical);
     }
 
