@@ -70,8 +70,13 @@ impl ReplicaHealth {
 
     /// A replica whose probe gave no result of its own (see [`crate::probe::Unfinished`]), for a
     /// probe set whose deadline was `limit`.
+    /// One that ran out of time (or never started) could not be asked; one that sent more than any
+    /// real answer did answer, with garbage: unhealthy, not unknown.
     pub fn unfinished(replica: &impl std::fmt::Display, why: crate::probe::Unfinished, limit: std::time::Duration) -> Self {
-        Self::unprobed(replica.to_string(), why.describe(limit))
+        match why {
+            crate::probe::Unfinished::OverBudget(_) => Self::judged(replica.to_string(), Some(why.describe(limit))),
+            _ => Self::unprobed(replica.to_string(), why.describe(limit)),
+        }
     }
 
     /// The replica as a subcheck of its master's read verdict: passing when healthy.
