@@ -25,7 +25,7 @@ impl ReadPolicy {
     /// Whether a lag in seconds passes: at most `--max-lag`; an unknown lag (`None`, or negative
     /// as the servers show it) passes only when there is no limit.
     pub fn lag_passes(&self, lag_seconds: Option<i64>) -> bool {
-        self.lag_thresholds().status(lag_seconds.map(|l| l as f64)) == Status::Passing
+        self.lag_passes_seconds(lag_seconds.map(|l| l as f64))
     }
 
     /// The same for a lag in (fractional) seconds, as a heartbeat measures it.
