@@ -462,10 +462,11 @@ fn bad_usage_exits_2_and_help_exits_0() {
     json.code_is(2).summary_has("bad usage: unexpected argument '--no-such-option'");
 }
 
-/// The Sentinels' `down-after-milliseconds` (2000 in the lab) is reported with each answer; with
-/// `--fault-after` (what the generator passes: keepalived's fall x interval) the write check warns
-/// when it is shorter than the partition rule needs, and passes when it is not. Whether the master
-/// enforces `min-replicas-to-write` is in the facts.
+/// The Sentinels' `down-after-milliseconds` (3000 in the lab) is reported with each answer; the
+/// write check warns when it is shorter than the partition rule needs: `--replica-ack-max-lag` + 1 s
+/// always, plus `--fault-after` when given (what the generator passes: keepalived's fall x
+/// interval), and passes when it is not. Whether the master enforces `min-replicas-to-write` is in
+/// the facts.
 #[test]
 fn sentinel_down_after_against_the_partition_rule() {
     let lab = RedisLab::builder().replicas(1).sentinels(2).start();
@@ -477,15 +478,20 @@ fn sentinel_down_after_against_the_partition_rule() {
         check(M, &a)
     };
     let v = with(&[]);
-    v.code_is(0).fact_is("sentinels.0.down_after_ms", 2000).fact_is("sentinels.1.quorum", 2);
+    v.code_is(0).fact_is("sentinels.0.down_after_ms", 3000).fact_is("sentinels.1.quorum", 2);
+    v.fact_is("partition_rule_needs_down_after_ms", 3000);
     assert!(v.fact("min_replicas_to_write").as_str().unwrap().starts_with("not set"), "{v}");
 
+    // Without --fault-after, the floor: 3s of acknowledgements + 1s is more than 3s.
+    let v = with(&["--replica-ack-max-lag", "3s"]);
+    v.code_is(1).summary_has("Sentinel 127.0.0.1:");
+    v.reason_has("down-after-milliseconds 3000, shorter than the 4s the partition rule needs (--replica-ack-max-lag 3s + 1s, before the caller's own delay: give --fault-after to count it)");
     let v = with(&["--fault-after", "2s"]);
-    assert_eq!(v.code(), 1, "2s down-after < 2s ack + 1s + 2s: {v}");
-    assert!(v.reason_contains("down-after-milliseconds 2000") && v.reason_contains("at least 5000"), "{v}");
+    assert_eq!(v.code(), 1, "3s down-after < 2s ack + 1s + 2s: {v}");
+    assert!(v.reason_contains("down-after-milliseconds 3000") && v.reason_contains("at least 5000"), "{v}");
     v.fact_is("partition_rule_needs_down_after_ms", 5000);
-    let v = with(&["--fault-after", "400ms", "--replica-ack-max-lag", "500ms"]);
-    assert_eq!(v.code(), 0, "1.9s needed, 2s set: {v}");
+    let v = with(&["--fault-after", "400ms", "--replica-ack-max-lag", "1500ms"]);
+    assert_eq!(v.code(), 0, "2.9s needed, 3s set: {v}");
 
     redis_cmd(lab.master.port, &["CONFIG", "SET", "min-replicas-to-write", "1"]).unwrap();
     let v = with(&[]);
@@ -580,16 +586,17 @@ fn a_master_name_typo_is_a_configuration_error() {
 }
 
 /// Hints follow the cause: a Sentinel that wants a password it did not get names
-/// --sentinel-password-file (not the server's --user); a wrong server password names the server's
-/// credential options.
+/// --sentinel-password-file (not the server's --user), and is a configuration error (critical,
+/// never an outage); a wrong server password names the server's credential options.
 #[test]
 fn login_hints_name_the_credentials_that_were_used() {
     let lab = RedisLab::builder().replicas(1).start();
     let noauth = FakeServer::start(Fake::Answers(b"-NOAUTH Authentication required.\r\n"));
     let sentinel = format!("127.0.0.1:{}", noauth.port);
     let v = check(M, [lab.master.port_arg(), "--sentinel".into(), sentinel, "--master-name".into(), "m".into()]);
-    v.code_is(1).reason_has("NOAUTH Authentication required. (the Sentinel needs a password: give --sentinel-password-file)");
-    assert!(!v.reasons()[1].contains("--user"), "{v}");
+    v.code_is(2).summary_has("the check cannot talk to the Sentinels as configured (a configuration error)");
+    v.reason_has("NOAUTH Authentication required. (the Sentinel needs a password: give --sentinel-password-file)");
+    assert!(!v.reasons()[0].contains("--user") && !v.reasons()[0].contains("outage"), "{v}");
     let dir = TempDir::new("wrongpw");
     let pw = dir.file("pw", "wrong\n", 0o600);
     let v = check(M, [lab.master.port_arg(), "--password-file".into(), pw.display().to_string()]);

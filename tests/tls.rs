@@ -134,3 +134,78 @@ fn mariadb_chain_only_verification() {
 fn the_mysql_driver_has_no_public_roots() {
     assert!(webpki_roots::TLS_SERVER_ROOTS.is_empty());
 }
+
+/// A Sentinel for the TLS master on `port`: plain text on its own port, or TLS only (`tls`); it
+/// reaches the master over TLS either way (`tls-replication`).
+fn tls_master_sentinel(pki: &Pki, dir: &TempDir, master_port: u16, tls: bool) -> (Proc, u16) {
+    let port = free_port();
+    let (plain, tls_port) = if tls { (0, port) } else { (port, 0) };
+    let conf = dir.join(format!("sentinel-{port}.conf"));
+    let text = format!(
+        "port {plain}\ntls-port {tls_port}\nbind 127.0.0.1\ndir {}\ntls-replication yes\ntls-cert-file {}\ntls-key-file {}\n\
+         tls-ca-cert-file {}\ntls-auth-clients no\nsentinel monitor tlsmaster 127.0.0.1 {master_port} 1\n",
+        dir.0.display(),
+        pki.arg("server.crt"),
+        pki.arg("server.key"),
+        pki.arg("ca.crt"),
+    );
+    write_file(&conf, &text, 0o600);
+    let child = spawn_tied(redis_lab::sentinel_command(&conf).stdout(std::process::Stdio::null()));
+    wait_for("Sentinel port", std::time::Duration::from_secs(10), || redis_lab::listening(port));
+    (Proc { child: Some(child), name: "sentinel".into() }, port)
+}
+
+/// The server's TLS options do not apply to the Sentinels: a TLS master with plain-text Sentinels
+/// passes; TLS Sentinels are reached with --sentinel-tls-ca; a TLS mismatch or a wrong CA is a
+/// configuration error, named as such, never "cut off from the Sentinel majority".
+#[test]
+fn sentinels_have_their_own_tls() {
+    let pki = Pki::generate();
+    let dir = TempDir::new("redis-tls-sentinel");
+    let (_server, port) = redis_lab::start_tls(&pki, &dir.0, "no");
+    let (_plain, plain_port) = tls_master_sentinel(&pki, &dir, port, false);
+    let (_tls, tls_port) = tls_master_sentinel(&pki, &dir, port, true);
+    let (p, ca, other) = (port.to_string(), pki.arg("ca.crt"), pki.arg("other-ca.crt"));
+    let guarded = |sentinel: u16, extra: &[&str]| {
+        let s = format!("127.0.0.1:{sentinel}");
+        let mut a = vec![p.as_str(), "--tls-ca", &ca, "--sentinel", &s, "--master-name", "tlsmaster"];
+        a.extend(extra);
+        check(REDIS_MASTER, &a)
+    };
+    guarded(plain_port, &[]).code_is(0).reason_has("1 of 1 Sentinels name this node");
+    guarded(tls_port, &["--sentinel-tls-ca", &ca]).code_is(0);
+
+    let v = guarded(tls_port, &[]);
+    v.code_is(2);
+    v.summary_has("the check cannot talk to the Sentinels as configured (a configuration error)");
+    v.reason_has("give --sentinel-tls-ca");
+    assert!(!v.json.to_string().contains("cut off"), "a configuration error is no partition: {v}");
+    let v = guarded(tls_port, &["--sentinel-tls-ca", &other]);
+    v.code_is(2);
+    v.summary_has("a configuration error");
+    v.reason_has("check --sentinel-tls-ca");
+    // TLS towards a plain-text Sentinel gets no answer at all: the check cannot tell that from a
+    // frozen Sentinel, and says what it may be.
+    let v = guarded(plain_port, &["--sentinel-tls-ca", &ca, "--timeout", "1s"]);
+    v.code_is(2).reason_has("a plain-text port never answers a TLS handshake");
+}
+
+/// Plain text to a TLS port, TLS to a plain-text port: each points at the TLS options.
+#[test]
+fn tls_mismatch_points_at_the_tls_options() {
+    let pki = Pki::generate();
+    let dir = TempDir::new("redis-tls-mismatch");
+    let (_server, port) = redis_lab::start_tls(&pki, &dir.0, "no");
+    let plain = redis_lab::RedisNode::start(&dir, "plain", free_port(), &[]);
+    let v = check(REDIS_MASTER, [&port.to_string()]);
+    v.code_is(2);
+    v.summary_has("the server closed the connection (a TLS port closes plain-text connections: if this is one, give --tls-ca");
+    let v = check(REDIS_SLAVE, [&plain.port_arg(), "--tls-ca", &pki.arg("ca.crt"), "--timeout", "500ms"]);
+    v.code_is(2);
+    v.summary_has("no answer within the 500ms deadline (nothing came back over TLS: a plain-text port never answers a TLS handshake");
+    let v = check(REDIS_MASTER, [&port.to_string(), "--tls-ca", &pki.arg("other-ca.crt")]);
+    v.code_is(2);
+    v.summary_has("TLS: invalid peer certificate");
+    v.summary_has("(check --tls-ca, --tls-cert and --tls-key");
+    assert!(!v.summary().contains("--user"), "a TLS failure is not a login failure: {v}");
+}

@@ -324,7 +324,7 @@ impl RedisLab {
             format!(
                 "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel{i}.log\n\
                  sentinel monitor {MASTER_NAME} {mhost} {mport} 2\n\
-                 sentinel down-after-milliseconds {MASTER_NAME} 2000\n\
+                 sentinel down-after-milliseconds {MASTER_NAME} 3000\n\
                  sentinel failover-timeout {MASTER_NAME} 4000\n\
                  sentinel parallel-syncs {MASTER_NAME} 2\n",
                 dir = self.dir.0.display(),
@@ -411,7 +411,7 @@ impl crate::pools::Observable for RedisLab {
 }
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
-fn listening(port: u16) -> Option<()> {
+pub fn listening(port: u16) -> Option<()> {
     std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
 }
 

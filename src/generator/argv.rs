@@ -57,6 +57,7 @@ mod tests {
            "tls_cert":"/etc/ssl/client.pem","tls_key":"/etc/ssl/client.key","max_lag_bytes":"16MB",
            "min_replicas":1,"no_master_fallback":true,"sentinels":["10.0.0.2:26379","10.0.0.3:26379"],
            "master_name":"mymaster","sentinel_password_file":"/etc/consul.d/secrets/sentinel",
+           "sentinel_tls_ca":"/etc/ssl/sentinel-ca.pem","sentinel_tls_cert":"/etc/ssl/s.pem","sentinel_tls_key":"/etc/ssl/s.key",
            "interval":"15s","timeout":"5s","check_timeout":"3s"},
           {"kind":"mysql","name":"main","port":3306,"nodes":["10.0.0.5"],"user":"monitor",
            "defaults_file":"/etc/consul.d/secrets/my.cnf","password_file":"/etc/consul.d/secrets/mysql",
@@ -72,7 +73,16 @@ mod tests {
         let services = plan(&groups, &opts).unwrap();
         assert_eq!(services.len(), 10);
         let all: Vec<String> = services.iter().flat_map(|s| s.args.clone()).collect();
-        for flag in ["--tls-verify", "--server-public-key", "--get-server-public-key", "--tls-cert", "--tls-key", "--max-lag-bytes"] {
+        for flag in [
+            "--tls-verify",
+            "--server-public-key",
+            "--get-server-public-key",
+            "--tls-cert",
+            "--tls-key",
+            "--max-lag-bytes",
+            "--sentinel-tls-ca",
+            "--sentinel-tls-key",
+        ] {
             assert!(all.iter().any(|a| a == flag), "{flag} is emitted");
         }
         for s in &services {

@@ -191,6 +191,14 @@ check_options! {
         master_name: Option<String>,
         /// `--sentinel-password-file`.
         sentinel_password_file: Option<SecretFile>,
+        /// `--sentinel-tls`: the Sentinels over TLS with the system's CA bundle.
+        sentinel_tls: bool,
+        /// `--sentinel-tls-ca`: the Sentinels over TLS (the server's TLS options do not apply to them).
+        sentinel_tls_ca: Option<SecretFile>,
+        /// `--sentinel-tls-cert` (with `sentinel_tls_key`): a client certificate for the Sentinels.
+        sentinel_tls_cert: Option<SecretFile>,
+        /// `--sentinel-tls-key`: its key.
+        sentinel_tls_key: Option<SecretFile>,
         /// `--fault-after`: set by the generator for keepalived's write scripts, never by the inventory.
         #[serde(skip)]
         fault_after: Option<Duration>,
@@ -310,7 +318,15 @@ impl CheckOptions {
     fn rendered(&self, group: &str, fault_after: Option<Duration>) -> Result<Vec<(&'static str, Rendered)>> {
         match self {
             CheckOptions::Redis(r) if r.sentinels.is_empty() => {
-                let alone = RedisOptions { master_name: None, sentinel_password_file: None, ..r.clone() };
+                let alone = RedisOptions {
+                    master_name: None,
+                    sentinel_password_file: None,
+                    sentinel_tls: false,
+                    sentinel_tls_ca: None,
+                    sentinel_tls_cert: None,
+                    sentinel_tls_key: None,
+                    ..r.clone()
+                };
                 alone.rendered()
             }
             CheckOptions::Redis(r) => {

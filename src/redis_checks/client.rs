@@ -38,6 +38,38 @@ impl Credentials {
         }
     }
 
+    /// What to check when TLS failed: the TLS options that apply to this server.
+    fn tls_failed(self) -> &'static str {
+        match self {
+            Credentials::Server => "check --tls-ca, --tls-cert and --tls-key, and that this port speaks TLS",
+            Credentials::Sentinel => {
+                "check --sentinel-tls-ca, --sentinel-tls-cert and --sentinel-tls-key, and that the Sentinel's port speaks TLS"
+            }
+        }
+    }
+
+    /// What a TLS connection that got no answer at all may mean.
+    fn tls_unanswered(self) -> &'static str {
+        match self {
+            Credentials::Server => {
+                "nothing came back over TLS: a plain-text port never answers a TLS handshake; if this port is not a TLS port, drop --tls and --tls-ca"
+            }
+            Credentials::Sentinel => {
+                "nothing came back over TLS: a plain-text port never answers a TLS handshake; if this Sentinel does not speak TLS, drop --sentinel-tls and --sentinel-tls-ca"
+            }
+        }
+    }
+
+    /// What a plain-text connection closed before any answer may mean.
+    fn plain_closed(self) -> &'static str {
+        match self {
+            Credentials::Server => "a TLS port closes plain-text connections: if this is one, give --tls-ca (or --tls)",
+            Credentials::Sentinel => {
+                "a TLS port closes plain-text connections: if this Sentinel speaks TLS, give --sentinel-tls-ca (or --sentinel-tls)"
+            }
+        }
+    }
+
     /// What to give when the server wants a password it did not get.
     fn needed(self) -> &'static str {
         match self {
@@ -63,6 +95,10 @@ pub struct Session<'a> {
     deadline: &'a Deadline,
     /// Whose credentials logged in: what a `NOAUTH` points at.
     source: Credentials,
+    /// Whether the connection uses TLS (then the first exchange is also the TLS handshake).
+    tls: bool,
+    /// Whether the server has answered anything yet.
+    answered: bool,
 }
 
 /// The system CA bundle, used with `--tls` when no `--tls-ca` is given.
@@ -87,13 +123,32 @@ fn certificates(tls: &TlsArgs) -> Result<redis::TlsCertificates> {
     Ok(redis::TlsCertificates { client_tls, root_cert })
 }
 
+/// The TLS library's error inside `err`, in its words, when TLS is what failed (redis-rs keeps the
+/// I/O error that carries it behind an `Arc`).
+fn tls_error(err: &RedisError) -> Option<String> {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    let source = std::error::Error::source(err)?;
+    let inner: &(dyn std::error::Error + 'static) = match source.downcast_ref::<Shared>() {
+        Some(shared) => shared.as_ref(),
+        None => source,
+    };
+    let io = inner.downcast_ref::<std::io::Error>()?;
+    let t = io.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(match t {
+        rustls::Error::InvalidMessage(_) => format!("the answer to the TLS handshake is not TLS ({t}): this port may not speak TLS"),
+        _ => format!("TLS: {t}"),
+    })
+}
+
 /// Why a redis-rs call failed, as the edge's [`Cause`].
 pub fn cause_of(err: &RedisError) -> Cause {
     let server = |code: &str, detail: Option<&str>| Cause::Server {
         code: code.to_string(),
         text: format!("{code} {}", detail.unwrap_or_default()).trim_end().to_string(),
     };
-    if err.is_timeout() {
+    if let Some(words) = tls_error(err) {
+        Cause::Tls(words)
+    } else if err.is_timeout() {
         Cause::TimedOut
     } else if err.is_connection_refusal() {
         Cause::Refused
@@ -141,7 +196,7 @@ impl<'a> Session<'a> {
             .map_err(|e| anyhow!("cannot set up a connection to {address}: {e}"))?;
         let conn = client.get_connection_with_timeout(left).map_err(|e| edge_error(&e, Stage::Connect, address, deadline))?;
         drop(_step);
-        let mut session = Session { conn, address, deadline, source: login.source };
+        let mut session = Session { conn, address, deadline, source: login.source, tls: use_tls, answered: false };
         if let Some(password) = &login.password {
             let mut auth = redis::cmd("AUTH");
             if let Some(user) = &login.user {
@@ -169,17 +224,29 @@ impl<'a> Session<'a> {
     fn exchange<T>(&mut self, step: &str, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T> {
         let _step = Step::begin(step);
         let left = self.deadline.remaining(step)?;
-        let source = self.source;
+        let (source, tls, first) = (self.source, self.tls, !self.answered);
         let failed = |e: RedisError| {
             let e = edge_error(&e, Stage::Request(step.to_string()), self.address, self.deadline);
-            // A server that wants a password it did not get: say which option gives it.
-            match e.downcast_ref::<EdgeError>().and_then(EdgeError::server_code) {
-                Some("NOAUTH") => add_hint(e, source.needed()),
+            let cause = e.downcast_ref::<EdgeError>().map(|edge| edge.cause.clone());
+            match cause {
+                // A server that wants a password it did not get: say which option gives it.
+                Some(Cause::Server { code, .. }) if code == "NOAUTH" => add_hint(e, source.needed()),
+                Some(Cause::Tls(_)) => add_hint(e, source.tls_failed()),
+                Some(Cause::TimedOut) if tls && first => add_hint(e, source.tls_unanswered()),
+                Some(Cause::Closed) if !tls && first => add_hint(e, source.plain_closed()),
                 _ => e,
             }
         };
         self.conn.set_read_timeout(Some(left)).and_then(|_| self.conn.set_write_timeout(Some(left))).map_err(failed)?;
-        f(&mut self.conn).map_err(failed)
+        let reply = f(&mut self.conn).map_err(failed);
+        self.answered |= reply.is_ok();
+        reply
+    }
+
+    /// Whether the server has answered anything on this connection (a failure before that may be
+    /// a TLS or protocol mismatch, see [`mismatch`]).
+    pub fn answered(&self) -> bool {
+        self.answered
     }
 
     /// `INFO server`, `INFO replication` and `INFO persistence` in one round trip, as one text.

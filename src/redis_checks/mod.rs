@@ -76,7 +76,7 @@ pub fn observe(target: &RedisTarget, sentinels: &sentinel::SentinelArgs, deadlin
     drop(session);
     let info = ReplicationInfo::parse(&text).with_context(|| format!("cannot read INFO replication from {address}"))?;
     let guard = match info.role {
-        Role::Master => sentinel::Guard::consult(sentinels, address, &target.tls, &info, deadline)?,
+        Role::Master => sentinel::Guard::consult(sentinels, address, &info, deadline)?,
         Role::Replica(_) => None,
     };
     Ok(Observation { info, guard })

@@ -28,6 +28,19 @@ pub struct SentinelArgs {
     /// File with the Sentinels' password (their `requirepass`), if they need one.
     #[arg(long, value_name = "PATH")]
     pub sentinel_password_file: Option<PathBuf>,
+    /// Talk to the Sentinels over TLS (verifying them against the system roots or
+    /// --sentinel-tls-ca). The server's --tls options do not apply to the Sentinels.
+    #[arg(long)]
+    pub sentinel_tls: bool,
+    /// CA certificate (PEM) to verify the Sentinels with; implies --sentinel-tls.
+    #[arg(long, value_name = "PATH")]
+    pub sentinel_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for the Sentinels' mutual TLS; implies --sentinel-tls.
+    #[arg(long, value_name = "PATH", requires = "sentinel_tls_key")]
+    pub sentinel_tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, value_name = "PATH", requires = "sentinel_tls_cert")]
+    pub sentinel_tls_key: Option<PathBuf>,
     /// A replica counts as still attached only if it acknowledged within this (its `lag` in INFO;
     /// replicas acknowledge every second). A master that reaches no Sentinel majority and has no
     /// such replica is cut off and being replaced: critical.
@@ -38,6 +51,18 @@ pub struct SentinelArgs {
     /// the partition rule needs (--replica-ack-max-lag + 1s + this).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub fault_after: Option<Duration>,
+}
+
+impl SentinelArgs {
+    /// How to reach the Sentinels: TLS only with the --sentinel-tls options, whatever the server's.
+    pub fn tls(&self) -> TlsArgs {
+        TlsArgs {
+            tls: self.sentinel_tls,
+            tls_ca: self.sentinel_tls_ca.clone(),
+            tls_cert: self.sentinel_tls_cert.clone(),
+            tls_key: self.sentinel_tls_key.clone(),
+        }
+    }
 }
 
 /// What the Sentinels were asked and what the guard concluded.
@@ -51,7 +76,8 @@ pub struct Guard {
     pub finding: GuardFinding,
     /// Why the Sentinels' timing defeats the partition rule, when it does (`--fault-after`).
     pub timing_warning: Option<String>,
-    /// What the partition rule needs of `down-after-milliseconds`, when `--fault-after` is given.
+    /// What the partition rule needs of `down-after-milliseconds` (with `--fault-after`, or the floor
+    /// without it).
     pub needs_down_after: Option<Duration>,
 }
 
@@ -59,13 +85,7 @@ impl Guard {
     /// Asks the Sentinels about the master at `address`, when `--sentinel` is given. `info` is
     /// what the node itself reported: its replicas' acknowledgements tell an isolation from a
     /// Sentinel outage.
-    pub fn consult(
-        args: &SentinelArgs,
-        address: &Address,
-        tls: &TlsArgs,
-        info: &ReplicationInfo,
-        deadline: &Deadline,
-    ) -> Result<Option<Guard>> {
+    pub fn consult(args: &SentinelArgs, address: &Address, info: &ReplicationInfo, deadline: &Deadline) -> Result<Option<Guard>> {
         if args.sentinels.is_empty() {
             return Ok(None);
         }
@@ -77,11 +97,11 @@ impl Guard {
         let password = args.sentinel_password_file.as_deref().map(read_password_file).transpose()?;
         let login = Login { user: None, password, source: super::client::Credentials::Sentinel };
         let name = args.master_name.as_deref().unwrap_or_default();
-        let replies = same_node_as_me(&me, ask(&args.sentinels, name, tls, &login, deadline.for_probes()));
+        let replies = same_node_as_me(&me, ask(&args.sentinels, name, &args.tls(), &login, deadline.for_probes()));
         let attached = Attachment::of(info, args.replica_ack_max_lag);
         let finding = judge(&me, &replies, &attached);
         let timing_warning = down_after_warning(&replies, args.replica_ack_max_lag, args.fault_after);
-        let needs_down_after = args.fault_after.map(|f| partition_rule_needs(args.replica_ack_max_lag, f));
+        let needs_down_after = Some(partition_rule_needs(args.replica_ack_max_lag, args.fault_after.unwrap_or_default()));
         Ok(Some(Guard { me, replies, finding, timing_warning, needs_down_after }))
     }
 
@@ -153,6 +173,10 @@ pub enum SentinelAnswer {
     UnknownMaster,
     /// No answer: the error, in words.
     Unreachable(String),
+    /// An answer that shows the guard is set up wrong, not that the Sentinel is cut off: a TLS
+    /// failure, a refused Sentinel password, a plain-text connection closed by a TLS port, a Redis
+    /// server that does not know `SENTINEL`. In words, with what to check.
+    Misconfigured(String),
 }
 
 /// One Sentinel's address and answer.
@@ -266,21 +290,27 @@ pub fn partition_rule_needs(ack_max_lag: Duration, fault_after: Duration) -> Dur
 }
 
 /// The warning when the Sentinels detect a failure faster than the partition rule can take the
-/// write service off an isolated master; `None` when they do not (or nothing is known).
+/// write service off an isolated master; `None` when they do not (or nothing is known). Without
+/// `--fault-after` the caller's own delay is unknown and counted as zero: the floor every caller
+/// needs (`--replica-ack-max-lag` + 1 s) is still checked.
 pub fn down_after_warning(replies: &[SentinelReply], ack_max_lag: Duration, fault_after: Option<Duration>) -> Option<String> {
-    let fault_after = fault_after?;
-    let needed = partition_rule_needs(ack_max_lag, fault_after);
+    let needed = partition_rule_needs(ack_max_lag, fault_after.unwrap_or_default());
     let (sentinel, shortest) =
         replies.iter().filter_map(|r| Some((r.sentinel.as_str(), r.timing()?.down_after))).min_by_key(|(_, d)| *d)?;
+    let rule = match fault_after {
+        Some(f) => format!("--replica-ack-max-lag {} + 1s + --fault-after {}", format_duration(ack_max_lag), format_duration(f)),
+        None => format!(
+            "--replica-ack-max-lag {} + 1s, before the caller's own delay: give --fault-after to count it",
+            format_duration(ack_max_lag)
+        ),
+    };
     (shortest < needed).then(|| {
         format!(
             "Sentinel {sentinel} has down-after-milliseconds {}, shorter than the {} the partition rule needs \
-             (--replica-ack-max-lag {} + 1s + --fault-after {}): a cut-off master would keep taking writes after the \
-             majority promotes another node; set down-after-milliseconds to at least {}",
+             ({rule}): a cut-off master would keep taking writes after the majority promotes another node; set \
+             down-after-milliseconds to at least {}",
             shortest.as_millis(),
             format_duration(needed),
-            format_duration(ack_max_lag),
-            format_duration(fault_after),
             needed.as_millis()
         )
     })
@@ -409,6 +439,13 @@ pub fn judge(me: &str, replies: &[SentinelReply], attached: &Attachment) -> Guar
         })
         .collect();
     let unknown: Vec<&str> = replies.iter().filter(|r| r.answer == SentinelAnswer::UnknownMaster).map(|r| r.sentinel.as_str()).collect();
+    let misconfigured: Vec<String> = replies
+        .iter()
+        .filter_map(|r| match &r.answer {
+            SentinelAnswer::Misconfigured(e) => Some(format!("{}: {e}", r.sentinel)),
+            _ => None,
+        })
+        .collect();
     let mut problems = Vec::new();
     if !others.is_empty() {
         problems.push(others.join(", "));
@@ -418,6 +455,9 @@ pub fn judge(me: &str, replies: &[SentinelReply], attached: &Attachment) -> Guar
     }
     if !unknown.is_empty() {
         problems.push(format!("not monitoring this master name: {}", unknown.join(", ")));
+    }
+    if !misconfigured.is_empty() {
+        problems.push(format!("set up wrong: {}", misconfigured.join("; ")));
     }
     let silent: Vec<&str> = replies.iter().filter(names_me).filter(|r| r.view.is_none()).map(|r| r.sentinel.as_str()).collect();
     if !silent.is_empty() {
@@ -438,18 +478,28 @@ pub fn judge(me: &str, replies: &[SentinelReply], attached: &Attachment) -> Guar
             "Sentinel names another node",
             format!("Sentinel says another node is master ({}); {tally}", problems.join("; ")),
         )
-    } else if !unknown.is_empty() {
-        // Sentinels that answer and monitor no such master are not a partition: the guard is
-        // misconfigured (a --master-name typo, a Sentinel set up for another group) and cannot
-        // confirm this node, so it fails closed, saying so.
-        GuardFinding::vetoes(
-            "the Sentinels do not monitor that master name (a configuration error)",
-            format!(
-                "configuration error: Sentinel {} answered but monitors no master named in --master-name: check --master-name \
-                 and the Sentinels' `sentinel monitor` lines; {tally}",
+    } else if !unknown.is_empty() || !misconfigured.is_empty() {
+        // Sentinels that answer and monitor no such master, or that the check cannot talk to as
+        // configured (TLS, password, not a Sentinel), are not a partition: the guard is set up
+        // wrong (a --master-name typo, a Sentinel set up for another group, TLS on one side only)
+        // and cannot confirm this node, so it fails closed, saying so.
+        let mut what = Vec::new();
+        if !unknown.is_empty() {
+            what.push(format!(
+                "Sentinel {} answered but monitors no master named in --master-name: check --master-name and the Sentinels' \
+                 `sentinel monitor` lines",
                 unknown.join(", ")
-            ),
-        )
+            ));
+        }
+        if !misconfigured.is_empty() {
+            what.push(format!("the check cannot talk to the Sentinels as configured: {}", misconfigured.join("; ")));
+        }
+        let clause = if misconfigured.is_empty() {
+            "the Sentinels do not monitor that master name (a configuration error)"
+        } else {
+            "the check cannot talk to the Sentinels as configured (a configuration error)"
+        };
+        GuardFinding::vetoes(clause, format!("configuration error: {}; {tally}", what.join("; ")))
     } else if attached.acknowledging == 0 {
         GuardFinding::vetoes(
             "it is cut off from the Sentinel majority and from its replicas",
@@ -523,7 +573,32 @@ fn ask_one(
             .and_then(|v| SentinelView::from_reply(&v));
         Ok((answer, view))
     })();
-    result.unwrap_or_else(|e| (SentinelAnswer::Unreachable(format!("{e:#}")), None))
+    result.unwrap_or_else(|e| (failed(e), None))
+}
+
+/// A failed exchange with a Sentinel, as an answer: set up wrong when the failure shows the guard's
+/// configuration is at fault (see [`SentinelAnswer::Misconfigured`]), unreachable otherwise.
+fn failed(e: anyhow::Error) -> SentinelAnswer {
+    use crate::edge::{Cause, EdgeError};
+    let words = format!("{e:#}");
+    let Some(edge) = e.downcast_ref::<EdgeError>() else { return SentinelAnswer::Unreachable(words) };
+    let misconfigured = match &edge.cause {
+        // Garbage is a broken or hostile peer, not a setting: it fails its own probe only.
+        Cause::Tls(_) => true,
+        Cause::Server { code, text } => {
+            matches!(code.as_str(), "WRONGPASS" | "NOAUTH" | "NOPERM")
+                || text.starts_with("ERR unknown command")
+                || text.contains("without any password configured")
+        }
+        // Closed before any answer on plain text: the hint says a TLS port does that.
+        Cause::Closed => edge.hint.is_some(),
+        _ => false,
+    };
+    if misconfigured {
+        SentinelAnswer::Misconfigured(words)
+    } else {
+        SentinelAnswer::Unreachable(words)
+    }
 }
 
 /// The Sentinels' answers as a fact.
@@ -535,6 +610,9 @@ pub fn facts(replies: &[SentinelReply]) -> serde_json::Value {
                 SentinelAnswer::Names(a) => json!({"sentinel": r.sentinel, "master": a}),
                 SentinelAnswer::UnknownMaster => json!({"sentinel": r.sentinel, "master": null, "error": "unknown master name"}),
                 SentinelAnswer::Unreachable(e) => json!({"sentinel": r.sentinel, "master": null, "error": e}),
+                SentinelAnswer::Misconfigured(e) => {
+                    json!({"sentinel": r.sentinel, "master": null, "error": e, "configuration_error": true})
+                }
             };
             if let Some(v) = &r.view {
                 // During a failover the leader names the promoted replica but still watches the old master.
@@ -588,6 +666,9 @@ mod tests {
     fn down() -> SentinelAnswer {
         SentinelAnswer::Unreachable("connection refused".into())
     }
+    fn set_up_wrong() -> SentinelAnswer {
+        SentinelAnswer::Misconfigured("TLS: invalid peer certificate: UnknownIssuer".into())
+    }
     const ME: &str = "10.0.0.2:6029";
     const OTHER: &str = "10.0.0.3:6029";
     const LIMIT: Duration = Duration::from_secs(2);
@@ -598,7 +679,7 @@ mod tests {
     /// against the rule in words.
     #[test]
     fn whole_table_for_three_sentinels() {
-        let kinds = [names(ME), names(OTHER), SentinelAnswer::UnknownMaster, down()];
+        let kinds = [names(ME), names(OTHER), SentinelAnswer::UnknownMaster, down(), set_up_wrong()];
         for a in &kinds {
             for b in &kinds {
                 for c in &kinds {
@@ -606,7 +687,8 @@ mod tests {
                         let replies = [reply(1, a.clone()), reply(2, b.clone()), reply(3, c.clone())];
                         let me = replies.iter().filter(|r| r.answer == names(ME)).count();
                         let other = replies.iter().filter(|r| r.answer == names(OTHER)).count();
-                        let unknown = replies.iter().filter(|r| r.answer == SentinelAnswer::UnknownMaster).count();
+                        let unknown =
+                            replies.iter().filter(|r| r.answer == SentinelAnswer::UnknownMaster || r.answer == set_up_wrong()).count();
                         let expected = if me == 3 {
                             Status::Passing
                         } else if me >= 2 {
@@ -687,6 +769,22 @@ mod tests {
             assert!(got.reason.starts_with("configuration error: Sentinel 10.0.0.1:26379, 10.0.0.2:26379 answered"), "{}", got.reason);
             assert!(!got.reason.contains("cut off") && !got.reason.contains("outage"), "{}", got.reason);
         }
+    }
+
+    /// Sentinels the check cannot talk to as configured (TLS, password, not a Sentinel) are a
+    /// configuration error too, whether or not replicas acknowledge, and never a partition.
+    #[test]
+    fn a_guard_set_up_wrong_is_a_configuration_error() {
+        for attached in [ATTACHED, ALONE] {
+            let got = judge(ME, &[reply(1, set_up_wrong()), reply(2, set_up_wrong()), reply(3, names(ME))], &attached);
+            assert_eq!(got.veto(), Some("the check cannot talk to the Sentinels as configured (a configuration error)"), "{got:?}");
+            assert!(got.reason.contains("10.0.0.1:26379: TLS: invalid peer certificate"), "{}", got.reason);
+            assert!(!got.reason.contains("cut off") && !got.reason.contains("outage"), "{}", got.reason);
+        }
+        // One such Sentinel beside a majority naming this node: a warning naming it.
+        let got = judge(ME, &[reply(1, set_up_wrong()), reply(2, names(ME)), reply(3, names(ME))], &ALONE);
+        assert_eq!(got.status, Status::Warning);
+        assert!(got.reason.contains("set up wrong: 10.0.0.1:26379"), "{}", got.reason);
     }
 
     /// A real `SENTINEL MASTER` reply (Redis 7.0, RESP2, shortened; the failover leader's, 2 ms
@@ -806,7 +904,8 @@ mod tests {
     }
 
     /// The rule: down-after must be at least --replica-ack-max-lag + 1 s + --fault-after; the
-    /// shortest Sentinel is named; nothing is said without --fault-after or without timings.
+    /// shortest Sentinel is named; without --fault-after the floor (--replica-ack-max-lag + 1 s) is
+    /// still checked; nothing is said without timings.
     #[test]
     fn down_after_against_the_partition_rule() {
         let timed = |i: usize, ms: u64| SentinelReply {
@@ -819,7 +918,9 @@ mod tests {
         let replies = [timed(1, 5000), timed(2, 2000), reply(3, down())];
         let w = down_after_warning(&replies, LIMIT, Some(Duration::from_secs(2))).unwrap();
         assert!(w.contains("10.0.0.2:26379 has down-after-milliseconds 2000") && w.contains("at least 5000"), "{w}");
-        assert_eq!(down_after_warning(&replies, LIMIT, None), None);
+        let w = down_after_warning(&replies, LIMIT, None).unwrap();
+        assert!(w.contains("down-after-milliseconds 2000, shorter than the 3s") && w.contains("give --fault-after"), "{w}");
+        assert_eq!(down_after_warning(&[timed(1, 3000)], LIMIT, None), None, "3000 is the floor");
         assert_eq!(down_after_warning(&[timed(1, 5000)], LIMIT, Some(Duration::from_secs(2))), None, "5000 is enough");
         assert!(down_after_warning(&[timed(1, 4999)], LIMIT, Some(Duration::from_secs(2))).is_some());
         assert_eq!(down_after_warning(&[reply(1, names(ME))], LIMIT, Some(Duration::from_secs(2))), None, "no timing known");
