@@ -29,6 +29,29 @@ if [ -n "$release_rustflags" ]; then
   chmod 0644 "$root/usr/share/lintian/overrides/consul-db-checks"
 fi
 cp -r consul.d-examples "$doc/examples"
+# The README and docs/ (the man pages point at them), links between them kept.
+install -m 0644 README.md "$doc/README.md"
+install -d "$doc/docs" && install -m 0644 docs/*.md "$doc/docs/"
+# The directories the generated files point at: the secrets (group consul-db-checks, set by
+# postinst) and the operators' drain files (root only).
+install -d -m 0750 "$root/etc/consul-db-checks"
+install -d -m 0755 "$root/var/lib/consul-db-checks/drain"
+# One owner and mode for the secret files, for Consul, keepalived and serve-checks alike (README,
+# "Secrets"): the group consul-db-checks reads them; keepalived's script user is in it.
+cat > "$root/DEBIAN/postinst" <<'POSTINST'
+#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+  getent group consul-db-checks >/dev/null || groupadd --system consul-db-checks
+  if ! getent passwd keepalived_script >/dev/null; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+      --user-group --groups consul-db-checks keepalived_script
+  fi
+  chgrp consul-db-checks /etc/consul-db-checks
+  chmod 0750 /etc/consul-db-checks
+fi
+POSTINST
+chmod 0755 "$root/DEBIAN/postinst"
 find "$doc/examples" -type d -exec chmod 0755 {} + && find "$doc/examples" -type f -exec chmod 0644 {} +
 cat > "$doc/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -57,7 +80,9 @@ Version: $version
 Architecture: $arch
 Maintainer: consul-db-checks maintainers <maintainers@consul-db-checks.invalid>
 Installed-Size: $size
-Depends: libc6 (>= $glibc)
+Depends: libc6 (>= $glibc), passwd
+Recommends: bash-completion
+Suggests: consul, keepalived, haproxy
 Section: admin
 Priority: optional
 Homepage: https://consul-db-checks.invalid

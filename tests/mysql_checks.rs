@@ -36,7 +36,7 @@ fn healthy_threads_stopped_and_replication_error() {
     views.assert(&[lab.master.addr()], &[lab.replicas[1].addr()]);
     assert_eq!(
         views.node(lab.replicas[0].addr()).read.summary(),
-        format!("{}: the default channel from {}: IO thread is No", r0.addr(), lab.master.addr())
+        format!("{}: the default channel from {}: the IO thread has stopped (Running: No)", r0.addr(), lab.master.addr())
     );
     assert_invariants(&views);
     r0.sql("START SLAVE IO_THREAD");
@@ -47,7 +47,11 @@ fn healthy_threads_stopped_and_replication_error() {
     r1.wait_status("", "Slave_SQL_Running", |v| v == Some("No"));
     let views = lab.observe().run();
     views.assert(&[lab.master.addr()], &[lab.replicas[0].addr()]);
-    assert!(views.node(lab.replicas[1].addr()).read.summary().contains("SQL thread is No"), "{}", views.node(lab.replicas[1].addr()).read);
+    assert!(
+        views.node(lab.replicas[1].addr()).read.summary().contains("the SQL thread has stopped (Running: No)"),
+        "{}",
+        views.node(lab.replicas[1].addr()).read
+    );
     assert_invariants(&views);
     r1.sql("START SLAVE SQL_THREAD");
     r1.wait_channel_running("");
@@ -162,7 +166,7 @@ fn master_down() {
     let views = lab.observe().run();
     views.assert(&NOBODY, &NOBODY);
     let s1 = views.node(lab.replicas[0].addr()).read.summary();
-    assert!(s1.contains("IO thread is Connecting") || s1.contains("IO thread is No"), "{s1}");
+    assert!(s1.contains("the IO thread is not connected") || s1.contains("the IO thread has stopped"), "{s1}");
     assert!(write_pool(&views).is_empty() && read_pool(&views).is_empty());
     assert_invariants(&views);
 }

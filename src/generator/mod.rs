@@ -49,7 +49,7 @@ pub enum CheckType {
     after_help = "Exit codes: 0 done (or --check: up to date), 1 --check found files that would change, 2 error (nothing written)."
 )]
 pub struct Args {
-    /// Inventory JSON: a list of instance groups (see the README).
+    /// Inventory JSON: a list of instance groups (docs/generator.md, in /usr/share/doc/consul-db-checks/ with the package).
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
     /// With --inventory: only this node's files, straight into --out (what each host runs).
@@ -257,9 +257,22 @@ pub fn generate(a: &Args) -> Result<Vec<OutputFile>> {
 /// generator and serve-checks then point at the checks of the same installation (`/usr/bin` from the
 /// Debian package, `/usr/local/bin` from `make install`) without being told.
 pub fn own_bin_dir() -> Option<String> {
-    let dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
+    let dir = own_path()?.parent()?.to_path_buf();
     let beside = crate::checks::node_checks().all(|c| dir.join(c.name).is_file());
     (beside && dir.is_absolute()).then(|| dir.to_string_lossy().into_owned())
+}
+
+/// This executable's path: from /proc, or where /proc is not mounted (a chroot, a minimal
+/// container) from how it was started: `argv[0]` with a slash, or the first match on `PATH`.
+fn own_path() -> Option<std::path::PathBuf> {
+    if let Ok(path) = std::env::current_exe() {
+        return Some(path);
+    }
+    let arg0 = std::path::PathBuf::from(std::env::args_os().next()?);
+    if arg0.components().count() > 1 {
+        return std::fs::canonicalize(arg0).ok();
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(&arg0)).find(|p| p.is_file() && p.is_absolute())
 }
 
 /// Only `node`'s services; an error when it has none.

@@ -26,6 +26,8 @@ pub struct ClientGroup {
     pub server_public_key: Option<PathBuf>,
     /// `get-server-public-key`: take the key the server sends (open to a man in the middle).
     pub get_server_public_key: bool,
+    /// The first other group that sets `user` or `password` (`mysql` for `[mysql]`).
+    pub login_elsewhere: Option<String>,
 }
 
 /// How deep `!include` may nest before we call it a loop.
@@ -38,6 +40,20 @@ impl ClientGroup {
         let mut group = ClientGroup::default();
         group.read_file(path, 0)?;
         Ok(group)
+    }
+
+    /// A file whose login is only in another group (`[mysql]`, `[mysqladmin]`: what the mysql client
+    /// also reads), when the command line gives none either, would log in as nobody ("using
+    /// password: NO"): refused, naming the file and the group.
+    pub fn refuse_login_elsewhere(&self, path: &Path) -> Result<()> {
+        match &self.login_elsewhere {
+            Some(group) if self.user.is_none() && self.password.is_none() => bail!(
+                "defaults file {} sets the login only in [{group}]: the checks read the [client] group (the one every \
+                 MySQL client reads); move user and password to [client]",
+                path.display()
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Reads the `[client]` group from option-file text; `origin` names it in errors and anchors
@@ -64,6 +80,7 @@ impl ClientGroup {
     /// Returns whether this text itself (not an included file) sets a password.
     fn read_text(&mut self, text: &str, path: &Path, depth: usize) -> Result<bool> {
         let mut in_client = false;
+        let mut group_name = String::new();
         let mut sets_password = false;
         for (i, raw) in text.lines().enumerate() {
             let at = || format!("defaults file {} line {}", path.display(), i + 1);
@@ -96,9 +113,14 @@ impl ClientGroup {
                     .map(|(n, _)| n.trim().to_ascii_lowercase())
                     .ok_or_else(|| anyhow!("{}: unclosed group header '{line}'", at()))?;
                 in_client = name == "client";
+                group_name = name;
                 continue;
             }
             if !in_client {
+                let key = line.split('=').next().unwrap_or_default().trim().to_ascii_lowercase();
+                if (key == "user" || key == "password") && self.login_elsewhere.is_none() {
+                    self.login_elsewhere = Some(group_name.clone());
+                }
                 continue;
             }
             let (key, value) = match line.split_once('=') {
@@ -124,6 +146,10 @@ impl ClientGroup {
                 "ssl-mode" => self.ssl_mode = super::auth::TlsVerify::from_ssl_mode(&value()?).with_context(at)?,
                 "server-public-key-path" => self.server_public_key = Some(PathBuf::from(value()?)),
                 "get-server-public-key" => self.get_server_public_key = option_flag(raw).with_context(at)?,
+                // Not options of any MySQL client: a login that would be silently ignored.
+                "passwd" | "pass" | "pwd" | "username" => {
+                    bail!("{}: `{key}` is not a MySQL client option (the login options are `user` and `password`)", at())
+                }
                 _ => {}
             }
         }
@@ -250,11 +276,13 @@ mod tests {
             ("[client]\nuser\n", "user needs a value"),
             ("[client]\nssl-mode=REQUIRED\n", "does not verify the server"),
             ("[client]\nget-server-public-key=maybe\n", "not a boolean"),
+            ("[client]\npasswd=x\n", "line 2: `passwd` is not a MySQL client option"),
+            ("[client]\nhost=db1\n[mysql]\nuser=x\npassword=y\n", "c7.cnf sets the login only in [mysql]"),
         ];
         for (i, (text, words)) in cases.iter().enumerate() {
             let f = d.join(format!("c{i}.cnf"));
             write(&f, text, 0o600);
-            let err = format!("{:#}", ClientGroup::load(&f).unwrap_err());
+            let err = format!("{:#}", ClientGroup::load(&f).and_then(|g| g.refuse_login_elsewhere(&f).map(|_| g)).unwrap_err());
             assert!(err.contains(words), "{text:?}: {err}");
         }
         let world = d.join("world.cnf");

@@ -67,6 +67,9 @@ impl MysqlTarget {
             Some(path) => ClientGroup::load(path)?,
             None => ClientGroup::default(),
         };
+        if let (Some(path), None, None) = (mysql.defaults_file.as_deref(), &server.user, &server.password_file) {
+            group.refuse_login_elsewhere(path)?;
+        }
         let defaults = ClientDefaults { host: group.host.clone(), port: group.port, socket: group.socket.clone() };
         let address = server.address_with(&defaults, DEFAULT_PORT)?;
         let (password, password_source) = server.password(group.password.clone(), PASSWORD_ENV)?;

@@ -96,14 +96,11 @@ impl ReplicaChannel {
         let from = format!("{} from {}", self.label(), self.source);
         if self.io_running != "Yes" {
             let err = if self.last_io_error.is_empty() { String::new() } else { format!(": {}", self.last_io_error) };
-            return Some(format!("{from}: IO thread is {}{err}", self.io_running_word()));
+            return Some(format!("{from}: the IO thread {}{err}", thread_state(&self.io_running)));
         }
         if self.sql_running != "Yes" {
             let err = if self.last_sql_error.is_empty() { String::new() } else { format!(": {}", self.last_sql_error) };
-            return Some(format!(
-                "{from}: SQL thread is {}{err}",
-                if self.sql_running.is_empty() { "not running" } else { &self.sql_running }
-            ));
+            return Some(format!("{from}: the SQL thread {}{err}", thread_state(&self.sql_running)));
         }
         if let Some(Heartbeat::Missing(why)) = &self.heartbeat {
             return Some(format!("{from}: {why}"));
@@ -149,14 +146,6 @@ impl ReplicaChannel {
         match (&self.heartbeat, self.lag()) {
             (Some(Heartbeat::Age(age)), Some(lag)) => format!("{lag:.1}s (heartbeat {age:.1}s old, {} {own})", self.lag_column),
             _ => own,
-        }
-    }
-
-    fn io_running_word(&self) -> &str {
-        if self.io_running.is_empty() {
-            "not running"
-        } else {
-            &self.io_running
         }
     }
 
@@ -236,6 +225,16 @@ pub fn replica_hosts(rows: &[RowMap]) -> Vec<ReplicaHost> {
             (!host.is_empty()).then_some(ReplicaHost { host, port })
         })
         .collect()
+}
+
+/// A replication thread's `*_Running` column (`No`, `Connecting`, empty), in words.
+fn thread_state(running: &str) -> String {
+    match running {
+        "No" => "has stopped (Running: No)".into(),
+        "Connecting" => "is not connected: it keeps trying to connect to the source (Running: Connecting)".into(),
+        "" => "is not running".into(),
+        other => format!("is not running (Running: {other})"),
+    }
 }
 
 #[cfg(test)]
@@ -350,17 +349,20 @@ mod tests {
 
         let io = channels(&io_stopped()).unwrap();
         assert_eq!(io[0].lag_seconds, None);
-        assert_eq!(io[0].problem(&MAX).unwrap(), format!("the default channel from {}: IO thread is No", io[0].source));
+        assert_eq!(
+            io[0].problem(&MAX).unwrap(),
+            format!("the default channel from {}: the IO thread has stopped (Running: No)", io[0].source)
+        );
 
         let sql = &channels(&sql_error()).unwrap()[0];
         let p = sql.problem(&MAX).unwrap();
-        assert!(p.contains("SQL thread is No") && p.contains("Duplicate entry"), "{p}");
+        assert!(p.contains("the SQL thread has stopped (Running: No)") && p.contains("Duplicate entry"), "{p}");
 
         let multi = channels(&multi_source()).unwrap();
         assert_eq!(multi.len(), 2);
         let problems = replica_problems(&multi, &MAX);
         assert_eq!(problems.len(), 2);
-        assert!(problems[1].starts_with("channel 'second' from 127.0.0.1:1: IO thread is Connecting: error connecting"), "{}", problems[1]);
+        assert!(problems[1].starts_with("channel 'second' from 127.0.0.1:1: the IO thread is not connected: it keeps trying to connect to the source (Running: Connecting): error connecting"), "{}", problems[1]);
     }
 
     /// The MySQL 8.4 spelling decides exactly like the MariaDB one, state by state.
