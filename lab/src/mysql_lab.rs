@@ -17,7 +17,7 @@ pub const CHECKER: (&str, &str) = ("checker", "checker-pw");
 pub const MONITOR: (&str, &str) = ("monitor", "monitor-pw");
 
 /// An initialised data directory copied for every server (one `mariadb-install-db` per test process).
-fn template() -> &'static Path {
+pub(crate) fn template() -> &'static Path {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
         // Remove templates left by test processes that no longer run.

@@ -151,11 +151,23 @@ pub fn assert_invariants(views: &[NodeView]) {
         );
     }
     assert!(writers.len() <= 1, "two writers: {}", context());
-    let master_up = views.iter().any(|v| v.up && v.write.fact("role") == "master" && v.write.in_pool());
+    let master_up = views
+        .iter()
+        .any(|v| v.up && ["master", "galera member"].contains(&v.write.fact("role").as_str().unwrap_or_default()) && v.write.in_pool());
     if master_up {
         assert!(!readers.is_empty(), "master up but read pool empty: {}", context());
     }
     for v in views {
+        // A Galera member out of the Primary component or not Synced takes no query.
+        let galera = v.read.fact("galera");
+        if galera.is_object() && (galera["cluster_status"] != "Primary" || galera["state"] != "Synced") {
+            assert!(
+                !readers.contains(&v.node.as_str()) && !writers.contains(&v.node.as_str()),
+                "Galera member {} out of service in a pool: {}",
+                v.node,
+                context()
+            );
+        }
         let channel_broken =
             v.read.fact("channels").as_array().is_some_and(|cs| cs.iter().any(|c| c["io_running"] != "Yes" || c["sql_running"] != "Yes"));
         let link_down = v.read.fact("master_link_status") == "down" || channel_broken;

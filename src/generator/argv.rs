@@ -64,7 +64,7 @@ mod tests {
            "repl_users":["repl","repl2"],"max_lag":120,"min_replicas":1,"replica_port":3307,
            "replica_user":"probe","replica_password_file":"/etc/consul.d/secrets/probe",
            "replica_defaults_file":"/etc/consul.d/secrets/probe.cnf","allow_read_only":true,
-           "no_master_fallback":true,"tls_ca":"/etc/mysql/ca.pem","tls_verify":"ca"},
+           "no_master_fallback":true,"tls_ca":"/etc/mysql/ca.pem","tls_verify":"ca","galera_writers":"all","max_recv_queue":16},
           {"kind":"mysql","name":"keyed","port":3307,"nodes":["10.0.0.6"],"server_public_key":"/etc/mysql/public_key.pem"},
           {"kind":"mysql","name":"optin","port":3308,"nodes":["10.0.0.7"],"get_server_public_key":true}
         ]"#;

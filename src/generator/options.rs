@@ -81,6 +81,18 @@ impl ArgValue for Duration {
     }
 }
 
+impl ArgValue for u64 {
+    fn render(&self, _: &str) -> Result<Rendered> {
+        Ok(Rendered::Values(vec![self.to_string()]))
+    }
+}
+
+impl ArgValue for crate::mysql_checks::galera::Writers {
+    fn render(&self, _: &str) -> Result<Rendered> {
+        Ok(Rendered::Values(vec![self.to_string()]))
+    }
+}
+
 impl ArgValue for crate::mysql_checks::auth::TlsVerify {
     fn render(&self, _: &str) -> Result<Rendered> {
         Ok(Rendered::Values(vec![self.as_arg().to_string()]))
@@ -256,6 +268,10 @@ check_options! {
         allow_read_only: bool,
         /// `--heartbeat-table` (read check): lag as the age of a pt-heartbeat row.
         heartbeat_table: Option<String>,
+        /// `--galera-writers` (`one` or `all`): a Galera cluster's write rule.
+        galera_writers: Option<crate::mysql_checks::galera::Writers>,
+        /// `--max-recv-queue` (read check): a Galera member's receive-queue limit.
+        max_recv_queue: Option<u64>,
     }
 }
 

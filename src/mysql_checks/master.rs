@@ -1,5 +1,6 @@
 //! `check-mysql-master`: is this MySQL/MariaDB the writable master?
 
+use super::galera::{self, GaleraState, Writer};
 use super::login::MysqlTarget;
 use super::{MysqlArgs, ServerFacts};
 use crate::cli::Common;
@@ -68,6 +69,31 @@ pub fn decide(target: &str, facts: &ServerFacts, allow_read_only: bool, replicas
     verdict.and(count.decided())
 }
 
+/// The write rule for a Galera node `g` (see [`super::galera`]): in service, a healthy member,
+/// writable, and the writer (`writer`, from the one-writer rule).
+pub fn decide_galera(target: &str, facts: &ServerFacts, g: &GaleraState, writer: &Writer, allow_read_only: bool) -> Verdict {
+    if let Some(why) = facts.out_of_service() {
+        return Verdict::new(format!("{target} is out of service: {why}"), [Subcheck::critical(why)]);
+    }
+    if let Some(why) = g.out_of_membership() {
+        return Verdict::new(format!("{target} is out of the Galera cluster's service: {why}"), [Subcheck::critical(why)]);
+    }
+    let member = Subcheck::passing(format!("Synced member of the Primary component ({} members)", g.cluster_size));
+    for (name, value) in [("read_only", Some(facts.read_only)), ("super_read_only", facts.super_read_only)] {
+        if value == Some(true) && !allow_read_only {
+            let rule = Subcheck::critical(format!("{name} is ON"));
+            return Verdict::new(format!("{target} is a Galera member with {name}=ON: not writable"), [member, rule]);
+        }
+    }
+    match writer {
+        Writer::This(why) => Verdict::new(format!("{target} is the Galera writer: {why}"), [member, Subcheck::passing(why.clone())]),
+        Writer::Another(why) => Verdict::new(
+            format!("{target} is a Synced Galera member, not the writer: {why}"),
+            [member, Subcheck::critical(format!("not the writer: {why}"))],
+        ),
+    }
+}
+
 /// The `check-mysql-master` check.
 pub struct MysqlMaster;
 
@@ -93,8 +119,18 @@ impl Check for MysqlMaster {
     }
 
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
-        let observation = super::observe(target, deadline)?;
-        let facts = &observation.facts;
+        let mut observation = super::observe(target, deadline)?;
+        let facts = &observation.facts.clone();
+        if let Some(g) = &facts.galera {
+            let (verdict, peers) =
+                galera_verdict(args, target, facts, g, &mut observation.session, observation.login_warning.as_deref(), deadline);
+            let mut out = facts.facts(&args.mysql.repl_users, target);
+            out.set("galera_writers", args.mysql.galera.galera_writers.to_string());
+            if !peers.is_empty() {
+                out.set("members", galera::members_fact(&peers));
+            }
+            return Ok(Outcome::new(verdict, out));
+        }
         let replicas = facts.replica_threads(&args.mysql.repl_users).count();
         let verdict = decide(&target.address.to_string(), facts, args.allow_read_only, replicas, args.min_replicas);
         Ok(Outcome::new(
@@ -102,6 +138,30 @@ impl Check for MysqlMaster {
             facts.facts(&args.mysql.repl_users, target),
         ))
     }
+}
+
+/// The Galera write verdict: the members that may be the writer are asked only when the rule needs
+/// them (a healthy member, one writer): those that joined earlier, when the members table says.
+fn galera_verdict(
+    args: &Args,
+    target: &MysqlTarget,
+    facts: &ServerFacts,
+    g: &GaleraState,
+    session: &mut super::session::Session,
+    login_warning: Option<&str>,
+    deadline: &Deadline,
+) -> (Verdict, Vec<galera::Peer>) {
+    let mode = args.mysql.galera.galera_writers;
+    let needs_peers = g.out_of_membership().is_none() && mode == galera::Writers::One;
+    let peers = if needs_peers {
+        let table = galera::members_table(session, g);
+        galera::ask_members(&galera::to_ask(g, table.as_deref()), target, deadline.for_probes())
+    } else {
+        Vec::new()
+    };
+    let writer = galera::writer(g, &peers, mode);
+    let verdict = decide_galera(&target.address.to_string(), facts, g, &writer, args.allow_read_only);
+    (super::with_login_warning(verdict, login_warning), peers)
 }
 
 #[cfg(test)]
@@ -121,6 +181,7 @@ mod tests {
             status_statement: "SHOW ALL REPLICAS STATUS".into(),
             channels: channels(&rows).unwrap(),
             dump_threads: vec![DumpThread { user: "repl".into(), host: "10.0.0.3:4000".into() }],
+            galera: None,
         }
     }
 

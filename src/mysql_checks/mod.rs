@@ -4,6 +4,7 @@ pub mod auth;
 pub mod defaults_file;
 pub mod dialect;
 pub mod discovery;
+pub mod galera;
 pub mod heartbeat;
 pub mod link;
 pub mod login;
@@ -44,6 +45,9 @@ pub struct MysqlArgs {
     /// --ssl-mode=VERIFY_CA: for MySQL's auto-generated certificates); implies --tls.
     #[arg(long, value_enum, value_name = "MODE")]
     pub tls_verify: Option<auth::TlsVerify>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub galera: galera::GaleraArgs,
 }
 
 /// One server looked at: the open session (for a check that has more to ask) and its facts.
@@ -155,6 +159,8 @@ pub struct ServerFacts {
     pub channels: Vec<ReplicaChannel>,
     /// Its dump threads (replicas and CDC readers connected to it).
     pub dump_threads: Vec<DumpThread>,
+    /// Its Galera state, when it is a Galera node (`wsrep_on`): then judged by Galera's rules.
+    pub galera: Option<galera::GaleraState>,
 }
 
 /// A variable's name to value, as the server reported it (`SELECT @@...` or `SHOW GLOBAL VARIABLES`).
@@ -196,8 +202,15 @@ impl ServerFacts {
     pub fn read_batched(session: &mut Session, dialect: Dialect) -> Result<Option<ServerFacts>> {
         let variables = dialect.variables_select();
         let status_statement = dialect.status_statement();
-        let statements = [Statement::all(&variables), Statement::all(status_statement), DUMP_THREADS];
+        let statements = [
+            Statement::all(&variables),
+            Statement::all(status_statement),
+            DUMP_THREADS,
+            Statement::all(galera::GALERA_VARIABLES),
+            Statement::all(galera::GALERA_STATUS),
+        ];
         let Batch::Answered(mut answers) = session.batch(&statements)? else { return Ok(None) };
+        let (galera_status, galera_vars) = (answers.pop().unwrap_or_default(), galera::variables(&answers.pop().unwrap_or_default()));
         let (threads, status) = (answers.pop().unwrap_or_default(), answers.pop().unwrap_or_default());
         // One row whose columns are named after the variables.
         let vars: Variables = answers.pop().unwrap_or_default().into_iter().next().unwrap_or_default().into_iter().collect();
@@ -206,7 +219,8 @@ impl ServerFacts {
             _ => {}
         }
         let switches = switches(session, &vars)?;
-        Self::from_answers(session, switches, &vars, status_statement, &status, &threads).map(Some)
+        let galera = Self::galera(session, &galera_vars, &galera_status)?;
+        Self::from_answers(session, switches, &vars, status_statement, &status, &threads, galera).map(Some)
     }
 
     /// Reads everything one statement at a time, with the spellings every server knows.
@@ -220,7 +234,14 @@ impl ServerFacts {
         let switches = switches(session, &vars)?;
         let (status_statement, status) = session.rows_first_known(&dialect::status_statements(session.dialect()))?;
         let threads = session.kept_rows(DUMP_THREADS)?;
-        Self::from_answers(session, switches, &vars, &status_statement, &status, &threads)
+        let (galera_vars, galera_status) = galera::read(session)?;
+        let galera = Self::galera(session, &galera_vars, &galera_status)?;
+        Self::from_answers(session, switches, &vars, &status_statement, &status, &threads, galera)
+    }
+
+    /// The Galera state from what the server reported, naming the server when a fact is missing.
+    fn galera(session: &Session, vars: &Variables, status: &[RowMap]) -> Result<Option<galera::GaleraState>> {
+        galera::GaleraState::read(vars, status).with_context(|| format!("the Galera status of {}", session.address()))
     }
 
     /// The facts from `session`'s answers: the switches and the other variables, the status
@@ -232,6 +253,7 @@ impl ServerFacts {
         status_statement: &str,
         status: &[RowMap],
         threads: &[RowMap],
+        galera: Option<galera::GaleraState>,
     ) -> Result<ServerFacts> {
         let server = session.address();
         let mut channels = replication::channels(status).with_context(|| format!("cannot read {status_statement} of {server}"))?;
@@ -254,6 +276,7 @@ impl ServerFacts {
             status_statement: status_statement.to_string(),
             channels,
             dump_threads: dump_threads.into_iter().map(|(_, t)| t).collect(),
+            galera,
         })
     }
 
@@ -276,7 +299,13 @@ impl ServerFacts {
     /// The facts as shown in output, with who logs in to `target` and how (never the password).
     pub fn facts(&self, repl_users: &[String], target: &MysqlTarget) -> crate::report::Facts {
         let mut f = crate::report::Facts::new();
-        let role = if !self.channels.is_empty() { "replica" } else { "master" };
+        let role = if self.galera.is_some() {
+            "galera member"
+        } else if !self.channels.is_empty() {
+            "replica"
+        } else {
+            "master"
+        };
         f.set("role", role)
             .set("read_only", self.read_only)
             .set("super_read_only", self.super_read_only)
@@ -290,6 +319,9 @@ impl ServerFacts {
         let others = self.dump_threads.len() - self.replica_threads(repl_users).count();
         if others > 0 {
             f.set("other_dump_threads", others);
+        }
+        if let Some(g) = &self.galera {
+            f.set("galera", g.fact());
         }
         f.set("version", self.version.as_str()).set("status_statement", self.status_statement.as_str());
         f.set("login", target.login_fact()).set("transport", target.full_authentication().describe());

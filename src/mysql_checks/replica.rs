@@ -1,6 +1,7 @@
 //! `check-mysql-slave`: should this MySQL/MariaDB be in the read pool?
 
 use super::discovery::{locate_replicas, probe_replicas, replica_login, ReplicaLoginArgs};
+use super::galera::{self, GaleraState, Writer};
 use super::heartbeat::{self, HeartbeatArgs};
 use super::login::MysqlTarget;
 use super::replication::{replica_problems, DumpThread};
@@ -57,6 +58,10 @@ pub struct Args {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub heartbeat: HeartbeatArgs,
+    /// Galera: a member is healthy for reads only with at most N write-sets received and not yet
+    /// applied (wsrep_local_recv_queue; ProxySQL's max_transactions_behind).
+    #[arg(long, value_name = "N")]
+    pub max_recv_queue: Option<u64>,
 }
 
 /// Decides from the facts (and, for a master with replicas, what probing them found) whether the
@@ -119,6 +124,38 @@ fn rules(target: &str, facts: &ServerFacts, replicas: usize, probes: &[ReplicaHe
     master_verdict(target, probes, policy)
 }
 
+/// The read rule for a Galera node `g`: in service, a healthy member within `--max-recv-queue`;
+/// the writer (`writer`) only when no other member (`others`) can serve reads, by the one
+/// read-pool rule.
+pub fn decide_galera(
+    target: &str,
+    facts: &ServerFacts,
+    g: &GaleraState,
+    writer: &Writer,
+    others: &[ReplicaHealth],
+    policy: &ReadPolicy,
+    max_queue: Option<u64>,
+) -> Verdict {
+    let queue =
+        Subcheck::measured("recv_queue", Some(g.recv_queue as i64), "", max_queue.map(Thresholds::crit_above_count).unwrap_or_default());
+    if let Some(why) = facts.out_of_service() {
+        return Verdict::new(format!("{target} is out of service: {why}"), [Subcheck::critical(why), queue]);
+    }
+    if let Some(why) = g.read_problem(max_queue) {
+        return Verdict::new(format!("{target} is out of the Galera cluster's service: {why}"), [Subcheck::critical(why), queue]);
+    }
+    match writer {
+        Writer::This(_) if g.cluster_size > 1 || !others.is_empty() => {
+            master_verdict(&format!("{target} (the Galera writer)"), others, policy).and(queue)
+        }
+        Writer::This(_) => master_verdict(target, &[], policy).and(queue),
+        Writer::Another(why) => Verdict::new(
+            format!("{target} is a Synced Galera member: it serves reads"),
+            [Subcheck::passing(format!("Synced member of the Primary component ({} members); {why}", g.cluster_size)), queue],
+        ),
+    }
+}
+
 fn limit_text(policy: &ReadPolicy) -> String {
     policy.max_lag.map(format_duration).unwrap_or_else(|| "none".into())
 }
@@ -149,6 +186,30 @@ impl Check for MysqlReplica {
 
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
         let super::Observation { mut session, mut facts, login_warning } = super::observe(target, deadline)?;
+        if let Some(g) = facts.galera.clone() {
+            drop(session);
+            let policy = ReadPolicy { max_lag: None, master_fallback: !args.no_master_fallback };
+            let mode = args.mysql.galera.galera_writers;
+            // The writer rule and, when this node is the writer, the read-pool rule need every other
+            // member: ask them all at once.
+            let peers = if g.read_problem(args.max_recv_queue).is_none() {
+                galera::ask_members(&g.others(), target, deadline.for_probes())
+            } else {
+                Vec::new()
+            };
+            let writer = match mode {
+                galera::Writers::All => galera::Writer::Another("--galera-writers all: every member takes writes and serves reads".into()),
+                galera::Writers::One => galera::writer(&g, &peers, mode),
+            };
+            let others = galera::as_replicas(&peers, args.max_recv_queue);
+            let verdict = decide_galera(&target.address.to_string(), &facts, &g, &writer, &others, &policy, args.max_recv_queue);
+            let mut out = facts.facts(&args.mysql.repl_users, target);
+            out.set("galera_writers", mode.to_string());
+            if !peers.is_empty() {
+                out.set("members", galera::members_fact(&peers));
+            }
+            return Ok(Outcome::new(super::with_login_warning(verdict, login_warning.as_deref()), out));
+        }
         heartbeat::read(&mut session, &args.heartbeat, &mut facts.channels)?;
         super::link::read(&mut session, &mut facts.channels);
         let threads: Vec<&DumpThread> = facts.replica_threads(&args.mysql.repl_users).collect();
@@ -212,6 +273,7 @@ mod tests {
             status_statement: "SHOW REPLICA STATUS".into(),
             channels: channels(&rows).unwrap(),
             dump_threads: vec![],
+            galera: None,
         }
     }
     fn probe(name: &str, healthy: bool) -> ReplicaHealth {

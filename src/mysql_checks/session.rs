@@ -145,6 +145,15 @@ impl<'s> Statement<'s> {
     }
 }
 
+/// A statement's head: up to its `WHERE`, and a `SELECT` list's first item.
+fn brief(sql: &str) -> String {
+    let head = sql.split(" WHERE ").next().unwrap_or(sql);
+    match head.split_once(", ") {
+        Some((first, _)) if head.starts_with("SELECT ") => format!("{first}, ..."),
+        _ => head.to_string(),
+    }
+}
+
 /// How a server answered a batch of statements.
 #[derive(Debug)]
 pub enum Batch {
@@ -250,8 +259,14 @@ impl<'a> Session<'a> {
     }
 
     fn batch_unguarded(&mut self, statements: &[Statement]) -> Result<Batch> {
+        // A batch is named by its statements' heads, so that the server's address stays in the
+        // few hundred bytes a message keeps of a step (a failed statement is named in full).
         let sql = statements.iter().map(|s| s.sql).collect::<Vec<_>>().join("; ");
-        let step = format!("{sql} on {}", self.address);
+        let label = match statements {
+            [one] => one.sql.to_string(),
+            many => many.iter().map(|s| brief(s.sql)).collect::<Vec<_>>().join("; "),
+        };
+        let step = format!("{label} on {}", self.address);
         let _step = Step::begin(&step);
         self.deadline.remaining(&step)?;
         let (address, deadline) = (&self.address, self.deadline);

@@ -1,0 +1,228 @@
+//! A real Galera cluster for tests: MariaDB with Debian's galera-4 (`CDC_MARIADBD` for another
+//! build), every node on 127.0.0.1 with its own client, group, IST and SST ports. The servers run
+//! as the `mysql` user: the rsync state transfer refuses to run as root.
+
+use crate::mysql_lab::template;
+use crate::{free_port, spawn_tied, wait_for, Proc, TempDir};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// The monitor the checks log in as: the same grants as for asynchronous replication, and `SELECT`
+/// on `mysql.wsrep_cluster_members` (the user `blind` lacks it: the checks then ask every member).
+pub const CHECKER: (&str, &str) = ("checker", "checker-pw");
+
+/// The Galera library Debian's galera-4 installs.
+const PROVIDER: &str = "/usr/lib/galera/libgalera_smm.so";
+
+/// Owns `path` (recursively) by the `mysql` user.
+fn give_to_mysql(path: &std::path::Path) {
+    let st = Command::new("chown").arg("-R").arg("mysql:mysql").arg(path).status().unwrap();
+    assert!(st.success(), "chown mysql {}", path.display());
+}
+
+/// One Galera node.
+pub struct GaleraNode {
+    /// Its name (`g0`, `g1`, ...).
+    pub name: String,
+    /// Its client port on 127.0.0.1.
+    pub port: u16,
+    /// Its group communication port.
+    pub group_port: u16,
+    /// The process.
+    pub proc: Proc,
+    args: Vec<String>,
+}
+
+impl GaleraNode {
+    /// `host:port` as the checks and `wsrep_incoming_addresses` name it.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `--port N` for a check.
+    pub fn port_arg(&self) -> String {
+        self.port.to_string()
+    }
+
+    fn conn_opt(&self) -> Option<mysql::Conn> {
+        let opts = mysql::OptsBuilder::new()
+            .user(Some("root"))
+            .ip_or_hostname(Some("127.0.0.1"))
+            .tcp_port(self.port)
+            .prefer_socket(false)
+            .tcp_connect_timeout(Some(Duration::from_secs(2)))
+            .read_timeout(Some(Duration::from_secs(10)));
+        mysql::Conn::new(opts).ok()
+    }
+
+    /// Runs statements as root.
+    pub fn sql(&self, statements: &str) {
+        use mysql::prelude::Queryable;
+        let mut c = self.conn_opt().unwrap_or_else(|| panic!("cannot connect to {}", self.name));
+        c.query_drop(statements).unwrap_or_else(|e| panic!("{}: {statements}: {e}", self.name));
+    }
+
+    /// `SHOW GLOBAL STATUS` as name to value, or `None` when it does not answer.
+    pub fn status(&self) -> Option<HashMap<String, String>> {
+        use mysql::prelude::Queryable;
+        let mut c = self.conn_opt()?;
+        let rows: Vec<(String, String)> = c.query("SHOW GLOBAL STATUS LIKE 'wsrep%'").ok()?;
+        Some(rows.into_iter().collect())
+    }
+
+    /// One status value.
+    pub fn state(&self, name: &str) -> Option<String> {
+        self.status()?.remove(name)
+    }
+
+    /// Waits until `wsrep_local_state_comment` is Synced in a Primary component of `size`.
+    pub fn wait_synced(&self, size: usize) {
+        wait_for(&format!("{} Synced in a Primary component of {size}", self.name), Duration::from_secs(90), || {
+            let s = self.status()?;
+            (s.get("wsrep_local_state_comment")? == "Synced"
+                && s.get("wsrep_cluster_status")? == "Primary"
+                && s.get("wsrep_cluster_size")? == &size.to_string())
+                .then_some(())
+        });
+    }
+
+    /// Starts it (again), joining the cluster at `peers` (`gcomm://` alone bootstraps).
+    fn launch(&mut self, cluster_address: &str) {
+        self.proc.kill();
+        let mut cmd = Command::new(std::env::var("CDC_MARIADBD").unwrap_or_else(|_| "mariadbd".into()));
+        cmd.args(&self.args).arg(format!("--wsrep-cluster-address={cluster_address}"));
+        self.proc.child = Some(spawn_tied(cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null())));
+        wait_for(&format!("{} answers", self.name), Duration::from_secs(60), || self.conn_opt().map(|_| ()));
+    }
+
+    /// A clean shutdown (SIGTERM, waited for): Galera forgets the node's identity, which a restart
+    /// then makes anew (after a crash it keeps it: `gvwstate.dat`, pc.recovery).
+    pub fn stop_cleanly(&mut self) {
+        self.proc.signal(libc::SIGTERM);
+        if let Some(mut child) = self.proc.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGSTOP: frozen, its connections open, as a hung host.
+    pub fn freeze(&self) {
+        self.proc.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT.
+    pub fn thaw(&self) {
+        self.proc.signal(libc::SIGCONT);
+    }
+}
+
+/// A Galera cluster of Synced nodes.
+pub struct GaleraLab {
+    /// Where everything lives (owned by `mysql`).
+    pub dir: TempDir,
+    /// The nodes, in start order.
+    pub nodes: Vec<GaleraNode>,
+    /// A defaults file logging in as [`CHECKER`].
+    pub checker_cnf: PathBuf,
+}
+
+impl GaleraLab {
+    /// Bootstraps node 0, then joins the others one by one (each by state transfer), and creates
+    /// the checker user and a table.
+    pub fn start(n: usize) -> GaleraLab {
+        let dir = TempDir::new("galera");
+        let mut nodes: Vec<GaleraNode> = (0..n).map(|i| Self::node(&dir, i)).collect();
+        let peers: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.group_port)).collect();
+        let cluster = format!("gcomm://{}", peers.join(","));
+        for (i, node) in nodes.iter_mut().enumerate() {
+            node.launch(if i == 0 { "gcomm://" } else { &cluster });
+            node.wait_synced(i + 1);
+        }
+        nodes[0].sql(&format!(
+            "CREATE USER {u}@'%' IDENTIFIED BY '{p}'; GRANT SLAVE MONITOR, PROCESS ON *.* TO {u}@'%';
+             GRANT SELECT ON mysql.wsrep_cluster_members TO {u}@'%';
+             CREATE USER blind@'%' IDENTIFIED BY 'blind-pw'; GRANT SLAVE MONITOR, PROCESS ON *.* TO blind@'%';
+             CREATE DATABASE lab; CREATE TABLE lab.t (id INT PRIMARY KEY AUTO_INCREMENT, node VARCHAR(20));",
+            u = CHECKER.0,
+            p = CHECKER.1
+        ));
+        let checker_cnf = dir.join("checker.cnf");
+        crate::write_file(&checker_cnf, &format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1), 0o600);
+        GaleraLab { dir, nodes, checker_cnf }
+    }
+
+    fn node(dir: &TempDir, i: usize) -> GaleraNode {
+        let name = format!("g{i}");
+        let datadir = dir.join(&name);
+        let st = Command::new("cp").arg("-a").arg(template()).arg(&datadir).status().unwrap();
+        assert!(st.success());
+        give_to_mysql(&dir.0);
+        let (port, group_port, ist, sst) = (free_port(), free_port(), free_port(), free_port());
+        let file = |ext: &str| dir.join(format!("{name}.{ext}")).display().to_string();
+        let args = vec![
+            "--no-defaults".to_string(),
+            format!("--datadir={}", datadir.display()),
+            format!("--port={port}"),
+            "--bind-address=127.0.0.1".into(),
+            format!("--socket={}", file("sock")),
+            format!("--pid-file={}", file("pid")),
+            format!("--log-error={}", file("err")),
+            "--user=mysql".into(),
+            "--skip-name-resolve".into(),
+            "--innodb-buffer-pool-size=16M".into(),
+            "--innodb-log-file-size=8M".into(),
+            "--performance-schema=OFF".into(),
+            "--innodb-flush-log-at-trx-commit=0".into(),
+            "--binlog-format=ROW".into(),
+            "--innodb-autoinc-lock-mode=2".into(),
+            "--max-connections=60".into(),
+            "--wsrep-on=ON".into(),
+            format!("--wsrep-provider={PROVIDER}"),
+            format!("--wsrep-node-address=127.0.0.1:{group_port}"),
+            format!("--wsrep-node-incoming-address=127.0.0.1:{port}"),
+            format!(
+                "--wsrep-provider-options=gmcast.listen_addr=tcp://127.0.0.1:{group_port};ist.recv_addr=127.0.0.1:{ist};\
+                 evs.suspect_timeout=PT2S;evs.inactive_timeout=PT4S;evs.keepalive_period=PT0.5S;evs.install_timeout=PT4S"
+            ),
+            format!("--wsrep-sst-receive-address=127.0.0.1:{sst}"),
+            "--wsrep-sst-method=rsync".into(),
+            "--wsrep-cluster-name=cdc-lab".into(),
+            format!("--wsrep-node-name={name}"),
+        ];
+        GaleraNode { name: name.clone(), port, group_port, proc: Proc { child: None, name }, args }
+    }
+
+    /// `gcomm://` with every node's group port: where a restarted node rejoins.
+    pub fn cluster_address(&self) -> String {
+        let peers: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.group_port)).collect();
+        format!("gcomm://{}", peers.join(","))
+    }
+
+    /// Restarts node `i` (after a kill): it rejoins by state transfer; waits until it is Synced
+    /// in a component of `size`.
+    pub fn rejoin(&mut self, i: usize, size: usize) {
+        let address = self.cluster_address();
+        self.nodes[i].launch(&address);
+        self.nodes[i].wait_synced(size);
+    }
+
+    /// `--defaults-file` for the checker login.
+    pub fn checker_args(&self) -> Vec<String> {
+        vec!["--defaults-file".into(), self.checker_cnf.display().to_string()]
+    }
+}
+
+impl crate::pools::Observable for GaleraLab {
+    const CHECKS: (&'static str, &'static str) = (crate::MYSQL_MASTER, crate::MYSQL_SLAVE);
+    fn targets(&self) -> Vec<crate::pools::CheckTarget> {
+        self.nodes
+            .iter()
+            .map(|n| crate::pools::CheckTarget {
+                addr: n.addr(),
+                up: n.proc.running(),
+                args: std::iter::once(n.port_arg()).chain(self.checker_args()).collect(),
+            })
+            .collect()
+    }
+}
