@@ -6,7 +6,7 @@
 //! (benches/original/) are the cost being replaced. With `BENCH_BASELINE` (a directory of another
 //! build's executables, set by `make bench`), the last table runs this build and that one
 //! alternately, run by run, so that both see the same machine. `BENCH_ONLY=paired`, `lag`, `topology`,
-//! `mysql9` or `serve` runs only that table. Children run without `RUST_BACKTRACE`, as Consul runs them.
+//! `mysql9`, `serve` or `galera` runs only that table. Children run without `RUST_BACKTRACE`, as Consul runs them.
 
 use lab::mysql_lab::{MariaLab, CHECKER};
 use lab::redis_lab::RedisLab;
@@ -313,6 +313,39 @@ fn bench_lag(runs: usize) {
     drop(lab);
 }
 
+/// The Galera checks (issue 28) on a three-node MariaDB 10.11 cluster: the writer asks nobody (the
+/// members table says it joined first), a younger member asks the older ones, a member's read check
+/// asks every other member; and the same without the members table (the monitor `blind`).
+fn bench_galera(runs: usize) {
+    let lab = lab::galera_lab::GaleraLab::start(3);
+    let cnf = lab.checker_cnf.display().to_string();
+    let blind = lab.dir.file("blind.cnf", "[client]\nuser=blind\npassword=blind-pw\n", 0o600).display().to_string();
+    let (mm, ms) = (lab::bin(MYSQL_MASTER).display().to_string(), lab::bin(MYSQL_SLAVE).display().to_string());
+    let on = |n: usize, check: &str, cnf: &str| -> Vec<String> {
+        [vec![check.to_string()], lab.nodes[n].target_args(), vec!["--defaults-file".into(), cnf.to_string()]].concat()
+    };
+    header(&format!("MariaDB 10.11 Galera on loopback, three nodes, {runs} runs each"));
+    bench("check-mysql-master WRITER (0)", &on(0, &mm, &cnf), runs, 0);
+    bench("check-mysql-master YOUNGEST MEMBER, asks 2 (2)", &on(2, &mm, &cnf), runs, 2);
+    bench("check-mysql-slave MEMBER, asks 2 (0)", &on(1, &ms, &cnf), runs, 0);
+    bench("check-mysql-master WRITER, no members table, asks 2 (0)", &on(0, &mm, &blind), runs, 0);
+    bench(
+        "floor: mariadb -e 'select 1'",
+        &s(&[
+            "mariadb",
+            &format!("--defaults-file={cnf}"),
+            "-h",
+            &lab.nodes[0].host,
+            "-P",
+            &lab.nodes[0].port.to_string(),
+            "-e",
+            "select 1",
+        ]),
+        runs,
+        0,
+    );
+}
+
 fn main() {
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     match std::env::var("BENCH_ONLY").as_deref() {
@@ -321,6 +354,7 @@ fn main() {
         Ok("mysql9") => return bench_mysql9(runs),
         Ok("serve") => return bench_serve(runs),
         Ok("lag") => return bench_lag(runs),
+        Ok("galera") => return bench_galera(runs),
         _ => {}
     }
     let RedisSetup { lab, master: m, replica: r, check_master: rm, check_slave: rs } = redis_setup();
@@ -359,6 +393,7 @@ fn main() {
     bench_topology(20);
     bench_serve(runs);
     bench_lag(runs);
+    bench_galera(runs);
     match baseline() {
         Some(dir) => bench_paired(&dir, runs),
         None => println!("\nNo baseline (BENCH_BASELINE): no paired table."),

@@ -14,7 +14,7 @@ fn client_write(node: &lab::galera_lab::GaleraNode) -> Result<(), String> {
     use mysql::prelude::Queryable;
     let opts = mysql::OptsBuilder::new()
         .user(Some("root"))
-        .ip_or_hostname(Some("127.0.0.1"))
+        .ip_or_hostname(Some(node.host.clone()))
         .tcp_port(node.port)
         .prefer_socket(false)
         .tcp_connect_timeout(Some(Duration::from_secs(2)))
@@ -41,10 +41,23 @@ fn one_writer_synced_readers_and_every_out_of_service_state() {
     views.node(g0.addr()).read.summary_has("(the Galera writer) is the master; 2 healthy replica(s) serve reads");
     views.node(g2.addr()).read.summary_has("is a Synced Galera member: it serves reads");
     assert_eq!(client_write(g0), Ok(()), "the writer acknowledges a client's write");
+    // check-topology, as an operator reads it: one writer, two readers, the writer named.
+    let inv = lab.inventory("");
+    let inv = inv.to_str().unwrap();
+    let topo = check(TOPOLOGY, ["--inventory", inv]);
+    topo.code_is(0);
+    let group = &topo.fact("groups")[0];
+    assert_eq!(
+        (group["write"].clone(), group["read"].clone()),
+        (serde_json::json!([g0.host]), serde_json::json!([g1.host, g2.host])),
+        "{topo}"
+    );
+    let text = run(TOPOLOGY, ["--inventory", inv]);
+    text.prints(&format!("mysql galera:{} {}: write: MYSQL-MASTER OK: {} is the Galera writer", g0.port, g0.host, g0.addr()));
     // A monitor that may not read mysql.wsrep_cluster_members: every other member is asked, same answer.
     let blind = lab.dir.file("blind.cnf", "[client]\nuser=blind\npassword=blind-pw\n", 0o600);
     for (node, code) in [(g0, 0), (g1, 2), (g2, 2)] {
-        let v = check(MYSQL_MASTER, [node.port_arg(), "--defaults-file".into(), blind.display().to_string()]);
+        let v = check(MYSQL_MASTER, [node.target_args(), vec!["--defaults-file".into(), blind.display().to_string()]].concat());
         v.code_is(code);
         assert_eq!(v.fact("members").as_array().map(Vec::len), Some(2), "{v}");
     }
@@ -56,6 +69,8 @@ fn one_writer_synced_readers_and_every_out_of_service_state() {
     views.node(g0.addr()).write.summary_has("wsrep_desync is ON");
     views.node(g1.addr()).write.summary_has("is the Galera writer: the healthy member that joined the component first");
     assert_invariants(&views.0);
+    let topo = run(TOPOLOGY, ["--inventory", inv]);
+    topo.exits(1).prints(&format!("in no pool (lost redundancy): {}: MYSQL-SLAVE CRITICAL", g0.host)).prints("wsrep_desync is ON");
     g0.sql("SET GLOBAL wsrep_desync = OFF");
 
     // Rejecting queries: out of the read pool; a client's query there fails.
@@ -78,7 +93,7 @@ fn one_writer_synced_readers_and_every_out_of_service_state() {
     // timeout (2 s in the lab) and leaves both pools; a client's write there is refused.
     g1.freeze();
     g2.freeze();
-    let args = [g0.port_arg(), "--defaults-file".into(), lab.checker_cnf.display().to_string()];
+    let args = [g0.target_args(), vec!["--defaults-file".into(), lab.checker_cnf.display().to_string()]].concat();
     let (_, after) = check_until(MYSQL_MASTER, &args, 2, Duration::from_secs(20));
     println!("the lone node left the write pool {after:?} after its peers froze");
     let alone = check(MYSQL_MASTER, &args);
@@ -87,6 +102,8 @@ fn one_writer_synced_readers_and_every_out_of_service_state() {
     assert!(refused.as_ref().is_err_and(|e| e.contains("1047") || e.contains("WSREP")), "{refused:?}");
     let views = lab.observe().run();
     assert!(write_pool(&views.0).is_empty() && read_pool(&views.0).is_empty(), "{views:?}");
+    let topo = check(TOPOLOGY, ["--inventory", inv, "--timeout", "5s"]);
+    topo.code_is(2).summary_has("no write member");
     g1.thaw();
     g2.thaw();
     for n in &lab.nodes {

@@ -1,5 +1,6 @@
 //! A real Galera cluster for tests: MariaDB with Debian's galera-4 (or the chroot `CDC_CHROOT`'s:
-//! MariaDB 11.8 in the matrix), every node on 127.0.0.1 with its own client, group, IST and SST ports. The servers run
+//! MariaDB 11.8 in the matrix), node i on 127.0.0.(i+2) with the client port they share (as hosts
+//! of an inventory group do), its group, IST and SST ports on 127.0.0.1. The servers run
 //! as the `mysql` user: the rsync state transfer refuses to run as root.
 
 use crate::mysql_lab::template;
@@ -36,7 +37,9 @@ fn give_to_mysql(path: &std::path::Path) {
 pub struct GaleraNode {
     /// Its name (`g0`, `g1`, ...).
     pub name: String,
-    /// Its client port on 127.0.0.1.
+    /// Its loopback address (127.0.0.2, 127.0.0.3, ...).
+    pub host: String,
+    /// Its client port (the same on every node).
     pub port: u16,
     /// Its group communication port.
     pub group_port: u16,
@@ -48,18 +51,18 @@ pub struct GaleraNode {
 impl GaleraNode {
     /// `host:port` as the checks and `wsrep_incoming_addresses` name it.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
-    /// `--port N` for a check.
-    pub fn port_arg(&self) -> String {
-        self.port.to_string()
+    /// `--host H --port N` for a check.
+    pub fn target_args(&self) -> Vec<String> {
+        vec!["--host".into(), self.host.clone(), "--port".into(), self.port.to_string()]
     }
 
     fn conn_opt(&self) -> Option<mysql::Conn> {
         let opts = mysql::OptsBuilder::new()
             .user(Some("root"))
-            .ip_or_hostname(Some("127.0.0.1"))
+            .ip_or_hostname(Some(self.host.clone()))
             .tcp_port(self.port)
             .prefer_socket(false)
             .tcp_connect_timeout(Some(Duration::from_secs(2)))
@@ -154,7 +157,8 @@ impl GaleraLab {
     /// the checker users and a table.
     pub fn start(n: usize) -> GaleraLab {
         let dir = TempDir::new("galera");
-        let mut nodes: Vec<GaleraNode> = (0..n).map(|i| Self::node(&dir, i)).collect();
+        let port = free_port();
+        let mut nodes: Vec<GaleraNode> = (0..n).map(|i| Self::node(&dir, i, port)).collect();
         let cluster = Self::address_of(&nodes);
         for (i, node) in nodes.iter_mut().enumerate() {
             node.launch(if i == 0 { "gcomm://" } else { &cluster });
@@ -189,19 +193,20 @@ impl GaleraLab {
         format!("gcomm://{}", peers.join(","))
     }
 
-    fn node(dir: &TempDir, i: usize) -> GaleraNode {
+    fn node(dir: &TempDir, i: usize, port: u16) -> GaleraNode {
         let name = format!("g{i}");
         let datadir = dir.join(&name);
         let st = Command::new("cp").arg("-a").arg(template()).arg(&datadir).status().unwrap();
         assert!(st.success());
         give_to_mysql(&dir.0);
-        let (port, group_port, ist, sst) = (free_port(), free_port(), free_port(), free_port());
+        let host = format!("127.0.0.{}", i + 2);
+        let (group_port, ist, sst) = (free_port(), free_port(), free_port());
         let file = |ext: &str| dir.join(format!("{name}.{ext}")).display().to_string();
         let args = vec![
             "--no-defaults".to_string(),
             format!("--datadir={}", datadir.display()),
             format!("--port={port}"),
-            "--bind-address=127.0.0.1".into(),
+            format!("--bind-address={host}"),
             format!("--socket={}", file("sock")),
             format!("--pid-file={}", file("pid")),
             format!("--log-error={}", file("err")),
@@ -217,7 +222,7 @@ impl GaleraLab {
             "--wsrep-on=ON".into(),
             format!("--wsrep-provider={PROVIDER}"),
             format!("--wsrep-node-address=127.0.0.1:{group_port}"),
-            format!("--wsrep-node-incoming-address=127.0.0.1:{port}"),
+            format!("--wsrep-node-incoming-address={host}:{port}"),
             format!(
                 "--wsrep-provider-options=gmcast.listen_addr=tcp://127.0.0.1:{group_port};ist.recv_addr=127.0.0.1:{ist};\
                  evs.suspect_timeout=PT2S;evs.inactive_timeout=PT4S;evs.keepalive_period=PT0.5S;evs.install_timeout=PT4S"
@@ -227,7 +232,7 @@ impl GaleraLab {
             "--wsrep-cluster-name=cdc-lab".into(),
             format!("--wsrep-node-name={name}"),
         ];
-        GaleraNode { name: name.clone(), port, group_port, proc: Proc { child: None, name }, args }
+        GaleraNode { name: name.clone(), host, port, group_port, proc: Proc { child: None, name }, args }
     }
 
     /// `gcomm://` with every node's group port: where a restarted node rejoins.
@@ -244,6 +249,20 @@ impl GaleraLab {
         self.nodes[i].wait_synced(size);
     }
 
+    /// An inventory with this cluster as the `mysql` group `galera` (written in the lab's directory).
+    pub fn inventory(&self, extra: &str) -> PathBuf {
+        let nodes: Vec<String> = self.nodes.iter().map(|n| format!("\"{}\"", n.host)).collect();
+        let text = format!(
+            r#"[{{"kind":"mysql","name":"galera","port":{},"nodes":[{}],"defaults_file":"{}"{extra}}}]"#,
+            self.nodes[0].port,
+            nodes.join(","),
+            self.checker_cnf.display()
+        );
+        let path = self.dir.join("inventory.json");
+        crate::write_file(&path, &text, 0o644);
+        path
+    }
+
     /// `--defaults-file` for the checker login.
     pub fn checker_args(&self) -> Vec<String> {
         vec!["--defaults-file".into(), self.checker_cnf.display().to_string()]
@@ -258,7 +277,7 @@ impl crate::pools::Observable for GaleraLab {
             .map(|n| crate::pools::CheckTarget {
                 addr: n.addr(),
                 up: n.proc.running(),
-                args: std::iter::once(n.port_arg()).chain(self.checker_args()).collect(),
+                args: n.target_args().into_iter().chain(self.checker_args()).collect(),
             })
             .collect()
     }
