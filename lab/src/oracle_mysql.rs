@@ -353,3 +353,120 @@ impl crate::pools::Observable for MysqlLab {
         self.nodes().iter().map(|n| crate::pools::CheckTarget { addr: n.addr(), up: n.proc.running(), args: self.check_args(n) }).collect()
     }
 }
+
+/// The group's name in the lab.
+const GROUP_NAME: &str = "cdc00000-0000-4000-8000-00000000c0de";
+
+/// The monitor of a Group Replication member, with exactly the grants the README documents.
+pub const GROUP_CHECKER: (&str, &str) = ("gchecker", "gchecker-pw");
+
+/// A Group Replication group in the MySQL 9 chroot: members on 127.0.0.2, 127.0.0.3, ... with one
+/// client port, their group ports on 127.0.0.1 (Group Replication refuses a local address not
+/// configured on an interface), single-primary, the first member bootstrapping it.
+pub struct GroupLab {
+    /// The members, in start order (the first is the first primary).
+    pub members: Vec<MysqlNode>,
+    /// A defaults file logging in as [`GROUP_CHECKER`] (outside the chroot).
+    pub checker_cnf: PathBuf,
+    _dir: LabDir,
+}
+
+impl GroupLab {
+    /// Starts `n` members and waits until all are ONLINE.
+    pub fn start(root: &Path, n: usize) -> GroupLab {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let inside = format!("/tmp/cdc-mysql-lab-{}-g{k}", std::process::id());
+        let dir = LabDir(root.join(inside.trim_start_matches('/')));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let port = free_port();
+        let group_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let seeds: Vec<String> = group_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let members: Vec<MysqlNode> = (0..n)
+            .map(|i| {
+                let options = [
+                    "--plugin-load-add=group_replication.so".to_string(),
+                    format!("--group-replication-group-name={GROUP_NAME}"),
+                    "--group-replication-start-on-boot=OFF".into(),
+                    format!("--group-replication-local-address=127.0.0.1:{}", group_ports[i]),
+                    format!("--group-replication-group-seeds={}", seeds.join(",")),
+                    "--group-replication-ip-allowlist=127.0.0.0/8".into(),
+                    "--group-replication-recovery-get-public-key=ON".into(),
+                    "--disabled-storage-engines=MyISAM,BLACKHOLE,ARCHIVE,MEMORY".into(),
+                ];
+                let options: Vec<&str> = options.iter().map(String::as_str).collect();
+                let host = format!("127.0.0.{}", 2 + i);
+                let node = MysqlNode::start(root, &inside, &format!("member{i}"), 1 + i as u32, &host, port, &options);
+                node.sql(&format!(
+                    "SET SQL_LOG_BIN=0; CREATE USER {r}@'%' IDENTIFIED BY '{rp}';
+                     GRANT REPLICATION SLAVE, BACKUP_ADMIN, CONNECTION_ADMIN, GROUP_REPLICATION_STREAM ON *.* TO {r}@'%'; SET SQL_LOG_BIN=1;",
+                    r = REPL.0,
+                    rp = REPL.1
+                ));
+                node
+            })
+            .collect();
+        let start = format!("START GROUP_REPLICATION USER='{}', PASSWORD='{}'", REPL.0, REPL.1);
+        members[0]
+            .sql(&format!("SET GLOBAL group_replication_bootstrap_group=ON; {start}; SET GLOBAL group_replication_bootstrap_group=OFF;"));
+        members[0].sql(&format!(
+            "CREATE USER {c}@'%' IDENTIFIED BY '{cp}'; GRANT REPLICATION CLIENT, PROCESS ON *.* TO {c}@'%';
+             GRANT SELECT ON performance_schema.replication_group_members TO {c}@'%';
+             GRANT SELECT ON performance_schema.replication_group_member_stats TO {c}@'%';
+             CREATE DATABASE lab; CREATE TABLE lab.t (id INT PRIMARY KEY AUTO_INCREMENT, node VARCHAR(20));",
+            c = GROUP_CHECKER.0,
+            cp = GROUP_CHECKER.1
+        ));
+        for m in &members[1..] {
+            m.sql(&start);
+        }
+        let checker_cnf = dir.0.join("checker.cnf");
+        crate::write_file(&checker_cnf, &format!("[client]\nuser={}\npassword={}\n", GROUP_CHECKER.0, GROUP_CHECKER.1), 0o600);
+        let lab = GroupLab { members, checker_cnf, _dir: dir };
+        lab.wait_online(n);
+        lab
+    }
+
+    /// The group as `member` sees it: (host, state, role) per member.
+    pub fn view(&self, member: usize) -> Vec<(String, String, String)> {
+        let text = self.members[member]
+            .try_sql("SELECT MEMBER_HOST, MEMBER_STATE, MEMBER_ROLE FROM performance_schema.replication_group_members")
+            .unwrap_or_default();
+        text.lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                Some((f.first()?.to_string(), f.get(1)?.to_string(), f.get(2)?.to_string()))
+            })
+            .collect()
+    }
+
+    /// Waits until the first member's view has `n` members ONLINE.
+    pub fn wait_online(&self, n: usize) {
+        wait_for(&format!("{n} members ONLINE"), Duration::from_secs(90), || {
+            (self.view(0).iter().filter(|(_, s, _)| s == "ONLINE").count() == n).then_some(())
+        });
+    }
+
+    /// The arguments that point a check at `member`, with the group checker's login (the lab's
+    /// members share one key pair: pinned).
+    pub fn check_args(&self, member: &MysqlNode) -> Vec<String> {
+        vec![
+            "--host".into(),
+            member.host.clone(),
+            "--port".into(),
+            member.port.to_string(),
+            "--defaults-file".into(),
+            self.checker_cnf.display().to_string(),
+            "--server-public-key".into(),
+            self.members[0].data_file("public_key.pem").display().to_string(),
+        ]
+    }
+}
+
+impl crate::pools::Observable for GroupLab {
+    const CHECKS: (&'static str, &'static str) = (MYSQL_MASTER, MYSQL_SLAVE);
+    fn targets(&self) -> Vec<crate::pools::CheckTarget> {
+        self.members.iter().map(|n| crate::pools::CheckTarget { addr: n.addr(), up: n.proc.running(), args: self.check_args(n) }).collect()
+    }
+}

@@ -151,9 +151,10 @@ pub fn assert_invariants(views: &[NodeView]) {
         );
     }
     assert!(writers.len() <= 1, "two writers: {}", context());
-    let master_up = views
-        .iter()
-        .any(|v| v.up && ["master", "galera member"].contains(&v.write.fact("role").as_str().unwrap_or_default()) && v.write.in_pool());
+    let master_up = views.iter().any(|v| {
+        v.up && ["master", "galera member", "group member"].contains(&v.write.fact("role").as_str().unwrap_or_default())
+            && v.write.in_pool()
+    });
     if master_up {
         assert!(!readers.is_empty(), "master up but read pool empty: {}", context());
     }

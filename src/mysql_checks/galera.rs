@@ -31,9 +31,11 @@ use crate::read_pool::ReplicaHealth;
 use anyhow::{anyhow, Result};
 use serde_json::json;
 
-/// The Galera variables a check reads (every server answers, with no rows when it has none).
+/// The Galera (and Group Replication) variables a check reads: every server answers, with no rows
+/// for those it does not have.
 pub const GALERA_VARIABLES: &str = "SHOW GLOBAL VARIABLES WHERE Variable_name IN \
-     ('wsrep_on', 'wsrep_desync', 'wsrep_reject_queries', 'pxc_maint_mode')";
+     ('wsrep_on', 'wsrep_desync', 'wsrep_reject_queries', 'pxc_maint_mode', \
+     'group_replication_group_name', 'group_replication_single_primary_mode', 'server_uuid')";
 
 /// The Galera status a check reads (no rows on a server without Galera).
 pub const GALERA_STATUS: &str = "SHOW GLOBAL STATUS WHERE Variable_name IN \

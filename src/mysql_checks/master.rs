@@ -1,6 +1,7 @@
 //! `check-mysql-master`: is this MySQL/MariaDB the writable master?
 
 use super::galera::{self, GaleraState, Writer};
+use super::group::{self, GroupState};
 use super::login::MysqlTarget;
 use super::{MysqlArgs, ServerFacts};
 use crate::cli::Common;
@@ -94,6 +95,41 @@ pub fn decide_galera(target: &str, facts: &ServerFacts, g: &GaleraState, writer:
     }
 }
 
+/// The write rule for a Group Replication member `g` (see [`super::group`]): in service, ONLINE with
+/// quorum in its view, the confirmed primary (`writer`), writable.
+pub fn decide_group(
+    target: &str,
+    facts: &ServerFacts,
+    g: &GroupState,
+    writer: &std::result::Result<String, String>,
+    allow_read_only: bool,
+) -> Verdict {
+    if let Some(why) = facts.out_of_service() {
+        return Verdict::new(format!("{target} is out of service: {why}"), [Subcheck::critical(why)]);
+    }
+    if let Some(why) = g.out_of_group() {
+        return Verdict::new(format!("{target} is out of the group's service: {why}"), [Subcheck::critical(why)]);
+    }
+    let (up, all) = g.reachable_count();
+    let member = Subcheck::passing(format!("ONLINE member, quorum in its view ({up} of {all} reachable)"));
+    let why = match writer {
+        Err(why) => {
+            return Verdict::new(
+                format!("{target} is an ONLINE group member, not the writer: {why}"),
+                [member, Subcheck::critical(why.clone())],
+            )
+        }
+        Ok(why) => why.clone(),
+    };
+    for (name, value) in [("super_read_only", facts.super_read_only), ("read_only", Some(facts.read_only))] {
+        if value == Some(true) && !allow_read_only {
+            let rule = Subcheck::critical(format!("{name} is ON"));
+            return Verdict::new(format!("{target} is the group's primary but {name}=ON: not writable"), [member, rule]);
+        }
+    }
+    Verdict::new(format!("{target} is the group's writer: {why}"), [member, Subcheck::passing(why)])
+}
+
 /// The `check-mysql-master` check.
 pub struct MysqlMaster;
 
@@ -121,6 +157,17 @@ impl Check for MysqlMaster {
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
         let mut observation = super::observe(target, deadline)?;
         let facts = &observation.facts.clone();
+        if let Some(g) = &facts.group {
+            let confirms = g.out_of_group().is_none() && (!g.single_primary || g.own().role == "PRIMARY");
+            let peers = if confirms { group::ask_members(&g.others_online(), target, deadline.for_probes()) } else { Vec::new() };
+            let writer = group::writer(g, &peers);
+            let verdict = decide_group(&target.address.to_string(), facts, g, &writer, args.allow_read_only);
+            let mut out = facts.facts(&args.mysql.repl_users, target);
+            if !peers.is_empty() {
+                out.set("confirmations", group::peers_fact(&peers));
+            }
+            return Ok(Outcome::new(super::with_login_warning(verdict, observation.login_warning.as_deref()), out));
+        }
         if let Some(g) = &facts.galera {
             let (verdict, peers) =
                 galera_verdict(args, target, facts, g, &mut observation.session, observation.login_warning.as_deref(), deadline);
@@ -182,6 +229,7 @@ mod tests {
             channels: channels(&rows).unwrap(),
             dump_threads: vec![DumpThread { user: "repl".into(), host: "10.0.0.3:4000".into() }],
             galera: None,
+            group: None,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod defaults_file;
 pub mod dialect;
 pub mod discovery;
 pub mod galera;
+pub mod group;
 pub mod heartbeat;
 pub mod link;
 pub mod login;
@@ -161,6 +162,8 @@ pub struct ServerFacts {
     pub dump_threads: Vec<DumpThread>,
     /// Its Galera state, when it is a Galera node (`wsrep_on`): then judged by Galera's rules.
     pub galera: Option<galera::GaleraState>,
+    /// Its view of its group, when it is a Group Replication member: then judged by the group's rules.
+    pub group: Option<group::GroupState>,
 }
 
 /// A variable's name to value, as the server reported it (`SELECT @@...` or `SHOW GLOBAL VARIABLES`).
@@ -220,7 +223,8 @@ impl ServerFacts {
         }
         let switches = switches(session, &vars)?;
         let galera = Self::galera(session, &galera_vars, &galera_status)?;
-        Self::from_answers(session, switches, &vars, status_statement, &status, &threads, galera).map(Some)
+        let group = group::read(session, &galera_vars)?;
+        Self::from_answers(session, switches, &vars, status_statement, &status, &threads, (galera, group)).map(Some)
     }
 
     /// Reads everything one statement at a time, with the spellings every server knows.
@@ -236,7 +240,8 @@ impl ServerFacts {
         let threads = session.kept_rows(DUMP_THREADS)?;
         let (galera_vars, galera_status) = galera::read(session)?;
         let galera = Self::galera(session, &galera_vars, &galera_status)?;
-        Self::from_answers(session, switches, &vars, &status_statement, &status, &threads, galera)
+        let group = group::read(session, &galera_vars)?;
+        Self::from_answers(session, switches, &vars, &status_statement, &status, &threads, (galera, group))
     }
 
     /// The Galera state from what the server reported, naming the server when a fact is missing.
@@ -253,7 +258,7 @@ impl ServerFacts {
         status_statement: &str,
         status: &[RowMap],
         threads: &[RowMap],
-        galera: Option<galera::GaleraState>,
+        (galera, group): (Option<galera::GaleraState>, Option<group::GroupState>),
     ) -> Result<ServerFacts> {
         let server = session.address();
         let mut channels = replication::channels(status).with_context(|| format!("cannot read {status_statement} of {server}"))?;
@@ -277,6 +282,7 @@ impl ServerFacts {
             channels,
             dump_threads: dump_threads.into_iter().map(|(_, t)| t).collect(),
             galera,
+            group,
         })
     }
 
@@ -301,6 +307,8 @@ impl ServerFacts {
         let mut f = crate::report::Facts::new();
         let role = if self.galera.is_some() {
             "galera member"
+        } else if self.group.is_some() {
+            "group member"
         } else if !self.channels.is_empty() {
             "replica"
         } else {
@@ -322,6 +330,9 @@ impl ServerFacts {
         }
         if let Some(g) = &self.galera {
             f.set("galera", g.fact());
+        }
+        if let Some(g) = &self.group {
+            f.set("group", g.fact());
         }
         f.set("version", self.version.as_str()).set("status_statement", self.status_statement.as_str());
         f.set("login", target.login_fact()).set("transport", target.full_authentication().describe());

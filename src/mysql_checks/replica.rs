@@ -2,6 +2,7 @@
 
 use super::discovery::{locate_replicas, probe_replicas, replica_login, ReplicaLoginArgs};
 use super::galera::{self, GaleraState, Writer};
+use super::group::{self, GroupState};
 use super::heartbeat::{self, HeartbeatArgs};
 use super::login::MysqlTarget;
 use super::replication::{replica_problems, DumpThread};
@@ -58,8 +59,9 @@ pub struct Args {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub heartbeat: HeartbeatArgs,
-    /// Galera: a member is healthy for reads only with at most N write-sets received and not yet
-    /// applied (wsrep_local_recv_queue; ProxySQL's max_transactions_behind).
+    /// Galera and Group Replication: a member is healthy for reads only with at most N transactions
+    /// received and not yet applied (wsrep_local_recv_queue; the applier queue of
+    /// replication_group_member_stats; ProxySQL's max_transactions_behind).
     #[arg(long, value_name = "N")]
     pub max_recv_queue: Option<u64>,
 }
@@ -156,6 +158,29 @@ pub fn decide_galera(
     }
 }
 
+/// The read rule for a Group Replication member `g`: in service, ONLINE with quorum in its view, its
+/// applier backlog within `--max-recv-queue`; the primary (single-primary mode) only when no
+/// secondary can serve, by the one read-pool rule, from its own view of the others.
+pub fn decide_group(target: &str, facts: &ServerFacts, g: &GroupState, policy: &ReadPolicy, max_queue: Option<u64>) -> Verdict {
+    let own = g.own();
+    let backlog =
+        Subcheck::measured("backlog", own.backlog.map(|b| b as i64), "", max_queue.map(Thresholds::crit_above_count).unwrap_or_default());
+    if let Some(why) = facts.out_of_service() {
+        return Verdict::new(format!("{target} is out of service: {why}"), [Subcheck::critical(why), backlog]);
+    }
+    if let Some(why) = g.out_of_group().or_else(|| group::member_problem(own, max_queue)) {
+        return Verdict::new(format!("{target} is out of the group's service: {why}"), [Subcheck::critical(why), backlog]);
+    }
+    if g.single_primary && own.role == "PRIMARY" {
+        return master_verdict(&format!("{target} (the group's primary)"), &g.others_as_replicas(max_queue), policy).and(backlog);
+    }
+    let (up, all) = g.reachable_count();
+    Verdict::new(
+        format!("{target} is an ONLINE {} member: it serves reads", own.role),
+        [Subcheck::passing(format!("ONLINE {}, quorum in its view ({up} of {all} reachable)", own.role)), backlog],
+    )
+}
+
 fn limit_text(policy: &ReadPolicy) -> String {
     policy.max_lag.map(format_duration).unwrap_or_else(|| "none".into())
 }
@@ -186,6 +211,13 @@ impl Check for MysqlReplica {
 
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
         let super::Observation { mut session, mut facts, login_warning } = super::observe(target, deadline)?;
+        if let Some(g) = facts.group.clone() {
+            drop(session);
+            let policy = ReadPolicy { max_lag: None, master_fallback: !args.no_master_fallback };
+            let verdict = decide_group(&target.address.to_string(), &facts, &g, &policy, args.max_recv_queue);
+            let out = facts.facts(&args.mysql.repl_users, target);
+            return Ok(Outcome::new(super::with_login_warning(verdict, login_warning.as_deref()), out));
+        }
         if let Some(g) = facts.galera.clone() {
             drop(session);
             let policy = ReadPolicy { max_lag: None, master_fallback: !args.no_master_fallback };
@@ -274,6 +306,7 @@ mod tests {
             channels: channels(&rows).unwrap(),
             dump_threads: vec![],
             galera: None,
+            group: None,
         }
     }
     fn probe(name: &str, healthy: bool) -> ReplicaHealth {

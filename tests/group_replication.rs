@@ -1,0 +1,89 @@
+//! check-mysql-master and check-mysql-slave on a real Group Replication group: three MySQL 9.7
+//! members (the sid chroot) in single-primary mode, the monitor with only the documented grants.
+//! One writer (the primary, confirmed by the members it lists), secondaries serving reads; a
+//! stopped secondary out; the primary frozen until the others elect another, then resumed: its
+//! own view says ONLINE PRIMARY for seconds, and its write check never passes beside the new
+//! primary (the members it asks name the new one); quorum lost: the lone primary out of both pools.
+
+use lab::oracle_mysql::{chroot_or_skip, GroupLab};
+use lab::pools::{assert_invariants, read_pool, write_pool, Observable};
+use lab::*;
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_group_decides_one_writer_and_a_stale_primary_takes_no_write() {
+    let Some(root) = chroot_or_skip("group replication") else { return };
+    let lab = GroupLab::start(&root, 3);
+    let [m0, m1, m2] = [&lab.members[0], &lab.members[1], &lab.members[2]];
+
+    // Healthy: the primary writes, the secondaries read; the primary is out of the read pool.
+    let views = lab.observe().run();
+    views.assert(&[m0.addr()], &[m1.addr(), m2.addr()]);
+    assert_invariants(&views.0);
+    let w = &views.node(m0.addr()).write;
+    w.summary_has("is the group's writer: the primary, confirmed by 3 of 3 members (itself included)");
+    w.fact_is("role", "group member").fact_is("group.mode", "single-primary");
+    views.node(m1.addr()).write.summary_has(&format!("MEMBER_ROLE is SECONDARY: the primary is {}", m0.addr()));
+    views.node(m2.addr()).read.summary_has("is an ONLINE SECONDARY member: it serves reads");
+
+    // A secondary leaves the group: out of both pools, the other secondary still reads.
+    m2.sql("STOP GROUP_REPLICATION");
+    let views = lab.observe().run();
+    views.assert(&[m0.addr()], &[m1.addr()]);
+    views.node(m2.addr()).read.summary_has("MEMBER_STATE is OFFLINE");
+    m2.sql("START GROUP_REPLICATION USER='repl', PASSWORD='repl-pw'");
+    lab.wait_online(3);
+
+    // The primary frozen until the others elect another, then resumed.
+    m0.proc.signal(libc::SIGSTOP);
+    let frozen = Instant::now();
+    let new_primary = lab::wait_for("the others elect a new primary", Duration::from_secs(60), || {
+        lab.view(1).into_iter().find(|(h, s, r)| s == "ONLINE" && r == "PRIMARY" && *h != m0.host).map(|(h, _, _)| h)
+    });
+    println!("group: {new_primary} elected {:?} after the primary froze", frozen.elapsed());
+    m0.proc.signal(libc::SIGCONT);
+    let resumed = Instant::now();
+    let mut stale_view_seen = Duration::ZERO;
+    while resumed.elapsed() < Duration::from_secs(8) {
+        let old = check(MYSQL_MASTER, lab.check_args(m0));
+        if lab.view(0).iter().any(|(h, s, r)| *h == m0.host && s == "ONLINE" && r == "PRIMARY") {
+            stale_view_seen = resumed.elapsed();
+        }
+        assert!(!old.in_pool(), "the resumed old primary passed its write check beside {new_primary}: {old}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("group: the resumed primary's own view said ONLINE PRIMARY until {stale_view_seen:?} after it resumed; its write check never passed");
+    let views = lab.observe().run();
+    assert_invariants(&views.0);
+    assert_eq!(write_pool(&views.0), vec![format!("{new_primary}:{}", m0.port).as_str()], "{views:?}");
+    // Expelled, it rejoins on its own (group_replication_autorejoin_tries) as a secondary: it reads
+    // only once the group lists it ONLINE.
+    let back = views.node(m0.addr());
+    let online_again = lab.view(1).iter().any(|(h, s, _)| *h == m0.host && s == "ONLINE");
+    assert_eq!(back.read.in_pool(), online_again, "{back:?}");
+    println!("group: after the election the old primary is {}", back.read.summary());
+}
+
+#[test]
+fn a_primary_without_quorum_is_in_no_pool() {
+    let Some(root) = chroot_or_skip("group replication quorum") else { return };
+    let lab = GroupLab::start(&root, 3);
+    let [m0, m1, m2] = [&lab.members[0], &lab.members[1], &lab.members[2]];
+    m1.proc.signal(libc::SIGSTOP);
+    m2.proc.signal(libc::SIGSTOP);
+    let start = Instant::now();
+    // Before the primary's view marks them UNREACHABLE, it cannot get them to confirm it.
+    let (_, after) = check_until(MYSQL_MASTER, lab.check_args(m0), 2, Duration::from_secs(30));
+    println!("group: the primary left the write pool {after:?} after both secondaries froze");
+    lab::wait_for("the primary sees both secondaries UNREACHABLE", Duration::from_secs(60), || {
+        (lab.view(0).iter().filter(|(_, s, _)| s == "UNREACHABLE").count() == 2).then_some(())
+    });
+    let views = lab.observe().run();
+    let w = &views.node(m0.addr()).write;
+    w.code_is(2).summary_has("no quorum in its view: 1 of 3 members reachable");
+    assert!(write_pool(&views.0).is_empty() && read_pool(&views.0).is_empty(), "{views:?} ({:?})", start.elapsed());
+    m1.proc.signal(libc::SIGCONT);
+    m2.proc.signal(libc::SIGCONT);
+    lab.wait_online(3);
+    lab.observe().run().assert(&[m0.addr()], &[m1.addr(), m2.addr()]);
+}
