@@ -648,3 +648,61 @@ fn drain_then_sentinel_failover_loses_no_write() {
     assert_eq!(live.outcome.split_brain_writes, 0, "{}", live.extra);
     assert!(live.extra.contains(" lost_writes=0 "), "{}", live.extra);
 }
+
+/// A Galera cluster on three hosts with keepalived: g1 (the first writer) and the client c5 are cut
+/// off from g2, g3 and the client c4, clients on both sides writing through the VIP. The majority
+/// forms a Primary component and its writer takes the VIP on its side; g1, alone in a non-Primary
+/// component, gives the VIP up, and acknowledges **no** write after the cut; nothing acknowledged
+/// is lost. After the heal: one holder.
+#[test]
+fn galera_partition_moves_the_writer_and_the_cut_off_node_acknowledges_nothing() {
+    use lab::galera_lab::{GaleraVipLab, GALERA_VIP};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(lab) = started("galera partition", GaleraVipLab::start()) else { return };
+    let epoch = std::time::Instant::now();
+    let majority = lab.writer("c4", "majority", epoch);
+    let isolated = lab.writer("c5", "isolated", epoch);
+    std::thread::sleep(Duration::from_secs(1));
+    let (g1, c5) = (lab.net.host("g1").clone(), lab.net.host("c5").clone());
+    let fault = epoch.elapsed();
+    lab.net.cut_off(&g1);
+    lab.net.cut_off(&c5);
+    let new_writer = lab::wait_for("the VIP on the majority's writer", Duration::from_secs(30), || {
+        lab.net.holders(GALERA_VIP).into_iter().find(|h| h == "g2" || h == "g3")
+    });
+    let moved = epoch.elapsed() - fault;
+    lab::wait_for("g1 gives the VIP up", Duration::from_secs(30), || {
+        (!lab.net.holders(GALERA_VIP).contains(&"g1".to_string())).then_some(())
+    });
+    let gave_up = epoch.elapsed() - fault;
+    std::thread::sleep(Duration::from_secs(2));
+    let heal = epoch.elapsed();
+    lab.net.heal(&g1);
+    lab.net.heal(&c5);
+    lab.nodes[0].wait_synced(3);
+    lab::wait_for("one VIP holder after the heal", Duration::from_secs(30), || (lab.net.holders(GALERA_VIP).len() == 1).then_some(()));
+    let settled = epoch.elapsed() - heal;
+    std::thread::sleep(Duration::from_secs(1));
+    let (majority, isolated) = (majority.finish(), isolated.finish());
+    let all: Vec<&lab::writer::Ack> = majority.acked.iter().chain(isolated.acked.iter()).collect();
+    let by_g1_after_cut = all.iter().filter(|a| a.node == "g1" && a.at > fault && a.at < heal).count();
+    let first_new = majority.acked.iter().filter(|a| a.at > fault && a.node != "g1").map(|a| a.at - fault).next();
+    let keys = lab.keys(1);
+    let lost = all.iter().filter(|a| !keys.contains(&a.key)).count();
+    let holder_after_heal = lab.net.holders(GALERA_VIP);
+    println!(
+        "netlab: scenario=galera_partition vip_on_majority_ms={} isolated_gave_up_vip_ms={} majority_write_outage_ms={} \
+         acked_by_cut_off_node={by_g1_after_cut} isolated_client_failed={} lost={lost} acked={} new_writer={new_writer} \
+         holder_after_heal={holder_after_heal:?} one_holder_after_heal_ms={}",
+        ms(moved),
+        ms(gave_up),
+        first_new.map(|d| ms(d).to_string()).unwrap_or_else(|| "never".into()),
+        isolated.failed,
+        all.len(),
+        ms(settled),
+    );
+    assert_eq!(by_g1_after_cut, 0, "writes acknowledged by the node cut off in a non-Primary component");
+    assert_eq!(lost, 0, "acknowledged writes missing from the cluster");
+    assert!(first_new.is_some(), "no write reached the majority's writer");
+    assert!(moved <= Duration::from_secs(15), "the majority's writer took the VIP after {moved:?}");
+}

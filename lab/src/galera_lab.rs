@@ -41,10 +41,14 @@ pub struct GaleraNode {
     pub host: String,
     /// Its client port (the same on every node).
     pub port: u16,
-    /// Its group communication port.
-    pub group_port: u16,
+    /// Its group communication address (`host:port`).
+    pub group_addr: String,
+    /// The network namespace it runs in (a namespace lab host), if any: the harness then talks to
+    /// it as root through its Unix socket.
+    pub ns: Option<String>,
     /// The process.
     pub proc: Proc,
+    socket: PathBuf,
     args: Vec<String>,
 }
 
@@ -62,11 +66,13 @@ impl GaleraNode {
     fn conn_opt(&self) -> Option<mysql::Conn> {
         let opts = mysql::OptsBuilder::new()
             .user(Some("root"))
-            .ip_or_hostname(Some(self.host.clone()))
-            .tcp_port(self.port)
-            .prefer_socket(false)
             .tcp_connect_timeout(Some(Duration::from_secs(2)))
             .read_timeout(Some(Duration::from_secs(10)));
+        let opts = match &self.ns {
+            // A Unix socket is a file: it reaches a server in any network namespace.
+            Some(_) => opts.socket(Some(self.socket.display().to_string())),
+            None => opts.ip_or_hostname(Some(self.host.clone())).tcp_port(self.port).prefer_socket(false),
+        };
         mysql::Conn::new(opts).ok()
     }
 
@@ -102,20 +108,21 @@ impl GaleraNode {
     }
 
     /// Starts it (again), joining the cluster at `peers` (`gcomm://` alone bootstraps).
-    fn launch(&mut self, cluster_address: &str) {
+    pub(crate) fn launch(&mut self, cluster_address: &str) {
         self.proc.kill();
         // In a chroot (`CDC_CHROOT`: the matrix's MariaDB 11.8) the rsync state transfer needs /proc:
         // mounted in a mount namespace of the server's own, which ends with it (the host never
         // sees the mount).
-        let mut cmd = match std::env::var("CDC_CHROOT") {
-            Ok(root) => {
+        let mut cmd = match (std::env::var("CDC_CHROOT"), &self.ns) {
+            (_, Some(ns)) => crate::netlab::ns_command(ns, "mariadbd"),
+            (Ok(root), None) => {
                 let mut c = Command::new("unshare");
                 c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
                     .arg(r#"mount -t proc proc "$0/proc" && exec chroot "$0" /usr/sbin/mariadbd "$@""#)
                     .arg(root);
                 c
             }
-            Err(_) => Command::new("mariadbd"),
+            (Err(_), None) => Command::new("mariadbd"),
         };
         cmd.args(&self.args).arg(format!("--wsrep-cluster-address={cluster_address}"));
         self.proc.child = Some(spawn_tied(cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null())));
@@ -158,7 +165,13 @@ impl GaleraLab {
     pub fn start(n: usize) -> GaleraLab {
         let dir = TempDir::new("galera");
         let port = free_port();
-        let mut nodes: Vec<GaleraNode> = (0..n).map(|i| Self::node(&dir, i, port)).collect();
+        let mut nodes: Vec<GaleraNode> = (0..n)
+            .map(|i| {
+                let (group, ist, sst) = (free_port(), free_port(), free_port());
+                let ports = [format!("127.0.0.1:{group}"), format!("127.0.0.1:{ist}"), format!("127.0.0.1:{sst}")];
+                Self::node(&dir, &format!("g{i}"), &format!("127.0.0.{}", i + 2), port, None, ports)
+            })
+            .collect();
         let cluster = Self::address_of(&nodes);
         for (i, node) in nodes.iter_mut().enumerate() {
             node.launch(if i == 0 { "gcomm://" } else { &cluster });
@@ -188,25 +201,25 @@ impl GaleraLab {
         Some(Self::start(n))
     }
 
-    fn address_of(nodes: &[GaleraNode]) -> String {
-        let peers: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.group_port)).collect();
+    pub(crate) fn address_of(nodes: &[GaleraNode]) -> String {
+        let peers: Vec<&str> = nodes.iter().map(|n| n.group_addr.as_str()).collect();
         format!("gcomm://{}", peers.join(","))
     }
 
-    fn node(dir: &TempDir, i: usize, port: u16) -> GaleraNode {
-        let name = format!("g{i}");
-        let datadir = dir.join(&name);
+    /// A node called `name` on `host:port`, in namespace `ns` when given (listening on every
+    /// address of the host, so that a VIP reaches it too); `[group, ist, sst]` are its Galera
+    /// addresses.
+    pub(crate) fn node(dir: &TempDir, name: &str, host: &str, port: u16, ns: Option<&str>, [group, ist, sst]: [String; 3]) -> GaleraNode {
+        let datadir = dir.join(name);
         let st = Command::new("cp").arg("-a").arg(template()).arg(&datadir).status().unwrap();
         assert!(st.success());
         give_to_mysql(&dir.0);
-        let host = format!("127.0.0.{}", i + 2);
-        let (group_port, ist, sst) = (free_port(), free_port(), free_port());
         let file = |ext: &str| dir.join(format!("{name}.{ext}")).display().to_string();
         let args = vec![
             "--no-defaults".to_string(),
             format!("--datadir={}", datadir.display()),
             format!("--port={port}"),
-            format!("--bind-address={host}"),
+            format!("--bind-address={}", if ns.is_some() { "0.0.0.0" } else { host }),
             format!("--socket={}", file("sock")),
             format!("--pid-file={}", file("pid")),
             format!("--log-error={}", file("err")),
@@ -221,18 +234,27 @@ impl GaleraLab {
             "--max-connections=60".into(),
             "--wsrep-on=ON".into(),
             format!("--wsrep-provider={PROVIDER}"),
-            format!("--wsrep-node-address=127.0.0.1:{group_port}"),
+            format!("--wsrep-node-address={group}"),
             format!("--wsrep-node-incoming-address={host}:{port}"),
             format!(
-                "--wsrep-provider-options=gmcast.listen_addr=tcp://127.0.0.1:{group_port};ist.recv_addr=127.0.0.1:{ist};\
+                "--wsrep-provider-options=gmcast.listen_addr=tcp://{group};ist.recv_addr={ist};\
                  evs.suspect_timeout=PT2S;evs.inactive_timeout=PT4S;evs.keepalive_period=PT0.5S;evs.install_timeout=PT4S"
             ),
-            format!("--wsrep-sst-receive-address=127.0.0.1:{sst}"),
+            format!("--wsrep-sst-receive-address={sst}"),
             "--wsrep-sst-method=rsync".into(),
             "--wsrep-cluster-name=cdc-lab".into(),
             format!("--wsrep-node-name={name}"),
         ];
-        GaleraNode { name: name.clone(), host, port, group_port, proc: Proc { child: None, name }, args }
+        GaleraNode {
+            name: name.to_string(),
+            host: host.to_string(),
+            port,
+            group_addr: group,
+            ns: ns.map(String::from),
+            proc: Proc { child: None, name: name.to_string() },
+            socket: PathBuf::from(file("sock")),
+            args,
+        }
     }
 
     /// `gcomm://` with every node's group port: where a restarted node rejoins.
@@ -280,5 +302,106 @@ impl crate::pools::Observable for GaleraLab {
                 args: n.target_args().into_iter().chain(self.checker_args()).collect(),
             })
             .collect()
+    }
+}
+
+/// The Galera lab's VIP.
+pub const GALERA_VIP: &str = "198.18.0.102";
+
+/// A three-node Galera cluster on hosts g1, g2, g3 in network namespaces (port 3306 on each, the
+/// group on 4567), keepalived floating [`GALERA_VIP`] to the node whose `check-mysql-master`
+/// passes (the generated configuration, the checks as an unprivileged user), and two client hosts
+/// c4 and c5.
+pub struct GaleraVipLab {
+    /// keepalived on the three nodes (stopped first).
+    pub keepalived: Vec<Proc>,
+    /// The nodes (g1 bootstrapped the cluster: the first writer).
+    pub nodes: Vec<GaleraNode>,
+    /// The data directories.
+    pub dir: TempDir,
+    /// The hosts (dropped last).
+    pub net: crate::netlab::NetLab,
+}
+
+impl GaleraVipLab {
+    /// Forms the cluster, starts keepalived and waits until the VIP is on g1.
+    pub fn start() -> Result<GaleraVipLab, String> {
+        use crate::keepalived::{keepalived_complaints, keepalived_on, wait_for_first_vip};
+        use crate::vip_lab::{chown_to, install_checks, SCRIPT_USER};
+        let net = crate::netlab::NetLab::create(&[("g1", 41), ("g2", 42), ("g3", 43), ("c4", 44), ("c5", 45)])?;
+        let dir = TempDir::new("galera-vip");
+        let hosts: Vec<crate::netlab::Host> = ["g1", "g2", "g3"].iter().map(|h| net.host(h).clone()).collect();
+        let mut nodes: Vec<GaleraNode> = hosts
+            .iter()
+            .map(|h| {
+                let a = &h.addr;
+                GaleraLab::node(&dir, &h.name, a, 3306, Some(&h.ns), [format!("{a}:4567"), format!("{a}:4568"), format!("{a}:4444")])
+            })
+            .collect();
+        let cluster = GaleraLab::address_of(&nodes);
+        for (i, node) in nodes.iter_mut().enumerate() {
+            node.launch(if i == 0 { "gcomm://" } else { &cluster });
+            node.wait_synced(i + 1);
+        }
+        nodes[0].sql(&format!(
+            "CREATE USER {u}@'%' IDENTIFIED BY '{p}'; GRANT SLAVE MONITOR, PROCESS ON *.* TO {u}@'%';
+             GRANT SELECT ON mysql.wsrep_cluster_members TO {u}@'%';
+             CREATE USER app@'%' IDENTIFIED BY 'app-pw'; GRANT INSERT, SELECT ON lab.* TO app@'%';
+             CREATE DATABASE lab; CREATE TABLE lab.t (id INT PRIMARY KEY AUTO_INCREMENT, k VARCHAR(40), node VARCHAR(20));",
+            u = CHECKER.0,
+            p = CHECKER.1
+        ));
+        install_checks(&net, &[crate::MYSQL_MASTER, crate::MYSQL_SLAVE]);
+        let secrets = net.dir.join("secrets");
+        std::fs::create_dir_all(&secrets).unwrap();
+        let cnf = secrets.join("galera-check.cnf");
+        std::fs::write(&cnf, format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1)).unwrap();
+        chown_to(&cnf, SCRIPT_USER, 0o400);
+        let addrs: Vec<String> = hosts.iter().map(|h| format!("\"{}\"", h.addr)).collect();
+        let inventory = format!(
+            r#"[{{"kind":"mysql","name":"galera","port":3306,"nodes":[{}],"defaults_file":"{}",
+                "vrrp":{{"vip":"{GALERA_VIP}/24","virtual_router_id":54,"interface":"{}","script_user":"{SCRIPT_USER}"}}}}]"#,
+            addrs.join(","),
+            cnf.display(),
+            crate::netlab::LAB_INTERFACE
+        );
+        let keepalived = keepalived_on(&net, &hosts, &inventory);
+        let lab = GaleraVipLab { keepalived, nodes, dir, net };
+        wait_for_first_vip(&lab.net, GALERA_VIP, "g1");
+        let complaints = keepalived_complaints(&lab.net);
+        assert!(complaints.is_empty(), "keepalived did not take the generated configuration as written:\n{}", complaints.join("\n"));
+        Ok(lab)
+    }
+
+    /// A client on host `client` inserting a row through the VIP every 10 ms, each acknowledged
+    /// write attributed to the node that committed it (`@@wsrep_node_name`).
+    pub fn writer(&self, client: &str, prefix: &str, epoch: std::time::Instant) -> crate::writer::Writer {
+        let connect = || -> Option<(mysql::Conn, String)> {
+            use mysql::prelude::Queryable;
+            let opts = mysql::OptsBuilder::new()
+                .user(Some("app"))
+                .pass(Some("app-pw"))
+                .ip_or_hostname(Some(GALERA_VIP))
+                .tcp_port(3306)
+                .prefer_socket(false)
+                .tcp_connect_timeout(Some(Duration::from_millis(300)))
+                .read_timeout(Some(Duration::from_millis(1500)))
+                .write_timeout(Some(Duration::from_millis(1500)));
+            let mut c = mysql::Conn::new(opts).ok()?;
+            let node: Option<String> = c.query_first("SELECT @@wsrep_node_name").ok()?;
+            Some((c, node?))
+        };
+        let write = |c: &mut mysql::Conn, key: &str| {
+            use mysql::prelude::Queryable;
+            c.exec_drop("INSERT INTO lab.t (k, node) VALUES (?, @@wsrep_node_name)", (key,)).is_ok()
+        };
+        crate::writer::Writer::start_with(self.net.host(client).ns.clone(), prefix.to_string(), epoch, connect, write)
+    }
+
+    /// The keys node `i` has (root, through its socket).
+    pub fn keys(&self, i: usize) -> std::collections::HashSet<String> {
+        use mysql::prelude::Queryable;
+        let mut c = self.nodes[i].conn_opt().expect("root on the node");
+        c.query::<String, _>("SELECT k FROM lab.t").unwrap_or_default().into_iter().collect()
     }
 }
