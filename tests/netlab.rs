@@ -706,3 +706,87 @@ fn galera_partition_moves_the_writer_and_the_cut_off_node_acknowledges_nothing()
     assert!(first_new.is_some(), "no write reached the majority's writer");
     assert!(moved <= Duration::from_secs(15), "the majority's writer took the VIP after {moved:?}");
 }
+
+/// A Group Replication group on three hosts with keepalived: the primary p1 and the client c5 are
+/// cut off from p2, p3 and the client c4 (links up), clients on both sides writing through the VIP.
+/// p1's write check cannot get the members it lists to confirm it: it gives the VIP up; the
+/// majority elects a new primary, which takes the VIP on its side; no write is acknowledged by p1
+/// after the cut, and nothing acknowledged is lost. After the heal: one holder.
+#[test]
+fn group_replication_partition_moves_the_primary_and_the_old_one_acknowledges_nothing() {
+    use lab::oracle_mysql::{GroupVipLab, GROUP_VIP};
+    use lab::writer::Ack;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = match lab::oracle_mysql::chroot_root() {
+        Ok(root) => root,
+        Err(why) => {
+            let _ = started::<()>("group replication partition", Err(why));
+            return;
+        }
+    };
+    let Some(lab) = started("group replication partition", GroupVipLab::start(&root)) else { return };
+    let epoch = std::time::Instant::now();
+    let stop = AtomicBool::new(false);
+    let writer = |client: &str, prefix: &str| -> (Vec<Ack>, usize) {
+        let (mut acked, mut failed) = (Vec::new(), 0);
+        for n in 0..4000 {
+            if stop.load(Ordering::SeqCst) || epoch.elapsed() > Duration::from_secs(150) {
+                break;
+            }
+            let key = format!("{prefix}:{n}");
+            match lab.write_once(client, &key) {
+                Some(node) => acked.push(Ack { key, at: epoch.elapsed(), node }),
+                None => failed += 1,
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (acked, failed)
+    };
+    let (p1, c5) = (lab.net.host("p1").clone(), lab.net.host("c5").clone());
+    let ((majority, _), (isolated, isolated_failed), fault, moved, gave_up, heal, settled) = std::thread::scope(|s| {
+        let majority = s.spawn(|| writer("c4", "majority"));
+        let isolated = s.spawn(|| writer("c5", "isolated"));
+        std::thread::sleep(Duration::from_secs(2));
+        let fault = epoch.elapsed();
+        lab.net.cut_off(&p1);
+        lab.net.cut_off(&c5);
+        let gave_up = lab::wait_for("p1 gives the VIP up", Duration::from_secs(30), || {
+            (!lab.net.holders(GROUP_VIP).contains(&"p1".to_string())).then(|| epoch.elapsed() - fault)
+        });
+        let moved = lab::wait_for("the VIP on the majority's new primary", Duration::from_secs(90), || {
+            lab.net.holders(GROUP_VIP).iter().any(|h| h == "p2" || h == "p3").then(|| epoch.elapsed() - fault)
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        let heal = epoch.elapsed();
+        lab.net.heal(&p1);
+        lab.net.heal(&c5);
+        let settled = lab::wait_for("one VIP holder after the heal", Duration::from_secs(60), || {
+            (lab.net.holders(GROUP_VIP).len() == 1).then(|| epoch.elapsed() - heal)
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::SeqCst);
+        (majority.join().unwrap(), isolated.join().unwrap(), fault, moved, gave_up, heal, settled)
+    });
+    let all: Vec<&Ack> = majority.iter().chain(isolated.iter()).collect();
+    let by_p1 = all.iter().filter(|a| a.node == "p1" && a.at > fault && a.at < heal).count();
+    let first_new = majority.iter().filter(|a| a.at > fault && a.node != "p1").map(|a| a.at - fault).next();
+    let new_primary = lab.net.holders(GROUP_VIP).first().cloned().unwrap_or_default();
+    let on = ["p1", "p2", "p3"].iter().position(|h| *h == new_primary).unwrap_or(1);
+    let keys = lab.keys(on);
+    let lost = all.iter().filter(|a| !keys.contains(&a.key)).count();
+    println!(
+        "netlab: scenario=group_replication_partition old_primary_gave_up_vip_ms={} vip_on_new_primary_ms={} \
+         majority_write_outage_ms={} acked_by_old_primary={by_p1} isolated_client_failed={isolated_failed} lost={lost} acked={} \
+         holder_after_heal={new_primary} one_holder_after_heal_ms={}",
+        ms(gave_up),
+        ms(moved),
+        first_new.map(|d| ms(d).to_string()).unwrap_or_else(|| "never".into()),
+        all.len(),
+        ms(settled),
+    );
+    assert_eq!(by_p1, 0, "writes acknowledged by the cut-off old primary");
+    assert_eq!(lost, 0, "acknowledged writes missing from the new primary");
+    assert!(first_new.is_some(), "no write reached the new primary");
+    assert!(gave_up < moved, "p1 kept the VIP until {gave_up:?}, after the new primary took it at {moved:?}");
+}

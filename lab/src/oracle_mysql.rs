@@ -100,12 +100,30 @@ pub struct MysqlNode {
     root: PathBuf,
     /// Its directory, as the chroot sees it.
     dir: String,
+    /// The network namespace it runs in (a namespace lab host), if any.
+    ns: Option<String>,
     args: Vec<String>,
 }
 
 impl MysqlNode {
     /// Starts a node on `host:port` from a copy of the template; `extra` are more server options.
     fn start(root: &Path, lab_dir: &str, name: &str, server_id: u32, host: &str, port: u16, extra: &[&str]) -> MysqlNode {
+        Self::start_in(root, lab_dir, name, server_id, host, port, None, extra)
+    }
+
+    /// Like `start`, inside the network namespace `ns` when given (listening on every address of
+    /// the host, so that a VIP reaches it too).
+    #[allow(clippy::too_many_arguments)]
+    fn start_in(
+        root: &Path,
+        lab_dir: &str,
+        name: &str,
+        server_id: u32,
+        host: &str,
+        port: u16,
+        ns: Option<&str>,
+        extra: &[&str],
+    ) -> MysqlNode {
         let dir = format!("{lab_dir}/{name}");
         let outside = root.join(dir.trim_start_matches('/'));
         std::fs::create_dir_all(&outside).unwrap();
@@ -133,7 +151,7 @@ impl MysqlNode {
         args.extend([
             format!("--datadir={dir}/data"),
             format!("--port={port}"),
-            format!("--bind-address={host}"),
+            format!("--bind-address={}", if ns.is_some() { "0.0.0.0" } else { host }),
             format!("--socket={dir}/mysqld.sock"),
             format!("--pid-file={dir}/mysqld.pid"),
             format!("--log-error={dir}/error.log"),
@@ -142,8 +160,15 @@ impl MysqlNode {
             format!("--report-port={port}"),
         ]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut node =
-            MysqlNode { host: host.into(), port, proc: Proc { child: None, name: format!("mysqld {name}") }, root: root.into(), dir, args };
+        let mut node = MysqlNode {
+            host: host.into(),
+            port,
+            proc: Proc { child: None, name: format!("mysqld {name}") },
+            root: root.into(),
+            dir,
+            ns: ns.map(String::from),
+            args,
+        };
         node.restart();
         node
     }
@@ -157,7 +182,14 @@ impl MysqlNode {
     /// (Re)starts it and waits until root logs in over its socket.
     pub fn restart(&mut self) {
         self.proc.kill();
-        let mut cmd = in_chroot(&self.root, "/usr/sbin/mysqld");
+        let mut cmd = match &self.ns {
+            Some(ns) => {
+                let mut c = crate::netlab::ns_command(ns, "chroot");
+                c.arg(&self.root).arg("/usr/sbin/mysqld");
+                c
+            }
+            None => in_chroot(&self.root, "/usr/sbin/mysqld"),
+        };
         cmd.args(&self.args).stdout(Stdio::null()).stderr(Stdio::null());
         self.proc.child = Some(spawn_tied(&mut cmd));
         let log = self.outside("error.log");
@@ -354,6 +386,16 @@ impl crate::pools::Observable for MysqlLab {
     }
 }
 
+/// Where one member of a lab group runs.
+pub(crate) struct MemberSpec {
+    /// Its client address.
+    pub host: String,
+    /// Its network namespace, if any.
+    pub ns: Option<String>,
+    /// Its group communication address.
+    pub group_addr: String,
+}
+
 /// The group's name in the lab.
 const GROUP_NAME: &str = "cdc00000-0000-4000-8000-00000000c0de";
 
@@ -374,29 +416,40 @@ pub struct GroupLab {
 impl GroupLab {
     /// Starts `n` members and waits until all are ONLINE.
     pub fn start(root: &Path, n: usize) -> GroupLab {
+        let port = free_port();
+        let members: Vec<MemberSpec> = (0..n)
+            .map(|i| MemberSpec { host: format!("127.0.0.{}", 2 + i), ns: None, group_addr: format!("127.0.0.1:{}", free_port()) })
+            .collect();
+        Self::form(root, &members, port, "127.0.0.0/8")
+    }
+
+    /// Starts the `members` on `port` (the first bootstraps the group; `allowlist` is who may join)
+    /// and waits until all are ONLINE.
+    pub(crate) fn form(root: &Path, specs: &[MemberSpec], port: u16, allowlist: &str) -> GroupLab {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let inside = format!("/tmp/cdc-mysql-lab-{}-g{k}", std::process::id());
         let dir = LabDir(root.join(inside.trim_start_matches('/')));
         std::fs::create_dir_all(&dir.0).unwrap();
-        let port = free_port();
-        let group_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let seeds: Vec<String> = group_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let members: Vec<MysqlNode> = (0..n)
-            .map(|i| {
+        let n = specs.len();
+        let seeds: Vec<&str> = specs.iter().map(|m| m.group_addr.as_str()).collect();
+        let members: Vec<MysqlNode> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
                 let options = [
                     "--plugin-load-add=group_replication.so".to_string(),
                     format!("--group-replication-group-name={GROUP_NAME}"),
                     "--group-replication-start-on-boot=OFF".into(),
-                    format!("--group-replication-local-address=127.0.0.1:{}", group_ports[i]),
+                    format!("--group-replication-local-address={}", spec.group_addr),
                     format!("--group-replication-group-seeds={}", seeds.join(",")),
-                    "--group-replication-ip-allowlist=127.0.0.0/8".into(),
+                    format!("--group-replication-ip-allowlist={allowlist}"),
                     "--group-replication-recovery-get-public-key=ON".into(),
                     "--disabled-storage-engines=MyISAM,BLACKHOLE,ARCHIVE,MEMORY".into(),
                 ];
                 let options: Vec<&str> = options.iter().map(String::as_str).collect();
-                let host = format!("127.0.0.{}", 2 + i);
-                let node = MysqlNode::start(root, &inside, &format!("member{i}"), 1 + i as u32, &host, port, &options);
+                let node =
+                    MysqlNode::start_in(root, &inside, &format!("member{i}"), 1 + i as u32, &spec.host, port, spec.ns.as_deref(), &options);
                 node.sql(&format!(
                     "SET SQL_LOG_BIN=0; CREATE USER {r}@'%' IDENTIFIED BY '{rp}';
                      GRANT REPLICATION SLAVE, BACKUP_ADMIN, CONNECTION_ADMIN, GROUP_REPLICATION_STREAM ON *.* TO {r}@'%'; SET SQL_LOG_BIN=1;",
@@ -413,7 +466,9 @@ impl GroupLab {
             "CREATE USER {c}@'%' IDENTIFIED BY '{cp}'; GRANT REPLICATION CLIENT, PROCESS ON *.* TO {c}@'%';
              GRANT SELECT ON performance_schema.replication_group_members TO {c}@'%';
              GRANT SELECT ON performance_schema.replication_group_member_stats TO {c}@'%';
-             CREATE DATABASE lab; CREATE TABLE lab.t (id INT PRIMARY KEY AUTO_INCREMENT, node VARCHAR(20));",
+             CREATE USER app@'%' IDENTIFIED BY 'app-pw'; 
+             CREATE DATABASE lab; CREATE TABLE lab.t (id INT PRIMARY KEY AUTO_INCREMENT, k VARCHAR(40), node VARCHAR(20));
+             GRANT INSERT, SELECT ON lab.* TO app@'%';",
             c = GROUP_CHECKER.0,
             cp = GROUP_CHECKER.1
         ));
@@ -468,5 +523,93 @@ impl crate::pools::Observable for GroupLab {
     const CHECKS: (&'static str, &'static str) = (MYSQL_MASTER, MYSQL_SLAVE);
     fn targets(&self) -> Vec<crate::pools::CheckTarget> {
         self.members.iter().map(|n| crate::pools::CheckTarget { addr: n.addr(), up: n.proc.running(), args: self.check_args(n) }).collect()
+    }
+}
+
+/// The Group Replication lab's VIP.
+pub const GROUP_VIP: &str = "198.18.0.103";
+
+/// A Group Replication group on hosts p1, p2, p3 in network namespaces (MySQL 9.7 from the sid
+/// chroot, port 3306, the group on 33061), keepalived floating [`GROUP_VIP`] to the member whose
+/// `check-mysql-master` passes (the generated configuration, the checks as an unprivileged user),
+/// and two client hosts c4 and c5.
+pub struct GroupVipLab {
+    /// keepalived on the three members (stopped first).
+    pub keepalived: Vec<Proc>,
+    /// The group (p1 bootstrapped it: the first primary).
+    pub group: GroupLab,
+    root: PathBuf,
+    /// The hosts (dropped last).
+    pub net: crate::netlab::NetLab,
+}
+
+impl GroupVipLab {
+    /// Forms the group, starts keepalived and waits until the VIP is on p1.
+    pub fn start(root: &Path) -> Result<GroupVipLab, String> {
+        use crate::keepalived::{keepalived_complaints, keepalived_on, wait_for_first_vip};
+        use crate::vip_lab::{chown_to, install_checks, SCRIPT_USER};
+        let net = crate::netlab::NetLab::create(&[("p1", 61), ("p2", 62), ("p3", 63), ("c4", 64), ("c5", 65)])?;
+        let hosts: Vec<crate::netlab::Host> = ["p1", "p2", "p3"].iter().map(|h| net.host(h).clone()).collect();
+        let specs: Vec<MemberSpec> = hosts
+            .iter()
+            .map(|h| MemberSpec { host: h.addr.clone(), ns: Some(h.ns.clone()), group_addr: format!("{}:33061", h.addr) })
+            .collect();
+        let group = GroupLab::form(root, &specs, 3306, "198.18.0.0/24");
+        install_checks(&net, &[MYSQL_MASTER, MYSQL_SLAVE]);
+        let secrets = net.dir.join("secrets");
+        std::fs::create_dir_all(&secrets).unwrap();
+        let key = secrets.join("group-public-key.pem");
+        std::fs::copy(group.members[0].data_file("public_key.pem"), &key).unwrap();
+        chown_to(&key, SCRIPT_USER, 0o444);
+        let cnf = secrets.join("group-check.cnf");
+        std::fs::write(
+            &cnf,
+            format!("[client]\nuser={}\npassword={}\nserver-public-key-path={}\n", GROUP_CHECKER.0, GROUP_CHECKER.1, key.display()),
+        )
+        .unwrap();
+        chown_to(&cnf, SCRIPT_USER, 0o400);
+        let addrs: Vec<String> = hosts.iter().map(|h| format!("\"{}\"", h.addr)).collect();
+        let inventory = format!(
+            r#"[{{"kind":"mysql","name":"group","port":3306,"nodes":[{}],"defaults_file":"{}",
+                "vrrp":{{"vip":"{GROUP_VIP}/24","virtual_router_id":55,"interface":"{}","script_user":"{SCRIPT_USER}"}}}}]"#,
+            addrs.join(","),
+            cnf.display(),
+            crate::netlab::LAB_INTERFACE
+        );
+        let keepalived = keepalived_on(&net, &hosts, &inventory);
+        let lab = GroupVipLab { keepalived, group, root: root.into(), net };
+        wait_for_first_vip(&lab.net, GROUP_VIP, "p1");
+        let complaints = keepalived_complaints(&lab.net);
+        assert!(complaints.is_empty(), "keepalived did not take the generated configuration as written:\n{}", complaints.join("\n"));
+        Ok(lab)
+    }
+
+    /// One client write from host `client` through the VIP (the mysql client of the chroot, a new
+    /// connection, at most 1.5 s): the host whose member committed it, or `None` when it was not
+    /// acknowledged.
+    pub fn write_once(&self, client: &str, key: &str) -> Option<String> {
+        let mut cmd = crate::netlab::ns_command(&self.net.host(client).ns, "chroot");
+        cmd.arg(&self.root).args([
+            "/usr/bin/mysql",
+            "--no-defaults",
+            "-h",
+            GROUP_VIP,
+            "-P3306",
+            "-uapp",
+            "-papp-pw",
+            "--get-server-public-key",
+            "--connect-timeout=1",
+            "-N",
+            "-e",
+        ]);
+        cmd.arg(format!("INSERT INTO lab.t (k, node) VALUES ('{key}', @@report_host); SELECT @@report_host"));
+        let r = crate::run_command(&mut cmd, Duration::from_millis(1500));
+        let addr = r.stdout.lines().last().unwrap_or_default().trim().to_string();
+        (r.code == Some(0)).then(|| self.net.hosts.iter().find(|h| h.addr == addr).map(|h| h.name.clone()).unwrap_or(addr))
+    }
+
+    /// The keys member `i` has.
+    pub fn keys(&self, i: usize) -> std::collections::HashSet<String> {
+        self.group.members[i].try_sql("SELECT k FROM lab.t").unwrap_or_default().lines().skip(1).map(str::to_string).collect()
     }
 }
