@@ -64,16 +64,7 @@ impl GaleraNode {
     }
 
     fn conn_opt(&self) -> Option<mysql::Conn> {
-        let opts = mysql::OptsBuilder::new()
-            .user(Some("root"))
-            .tcp_connect_timeout(Some(Duration::from_secs(2)))
-            .read_timeout(Some(Duration::from_secs(10)));
-        let opts = match &self.ns {
-            // A Unix socket is a file: it reaches a server in any network namespace.
-            Some(_) => opts.socket(Some(self.socket.display().to_string())),
-            None => opts.ip_or_hostname(Some(self.host.clone())).tcp_port(self.port).prefer_socket(false),
-        };
-        mysql::Conn::new(opts).ok()
+        crate::mysql_lab::root_conn(&self.host, self.port, self.ns.is_some().then_some(self.socket.as_path()))
     }
 
     /// Runs statements as root.
@@ -172,19 +163,7 @@ impl GaleraLab {
                 Self::node(&dir, &format!("g{i}"), &format!("127.0.0.{}", i + 2), port, None, ports)
             })
             .collect();
-        let cluster = Self::address_of(&nodes);
-        for (i, node) in nodes.iter_mut().enumerate() {
-            node.launch(if i == 0 { "gcomm://" } else { &cluster });
-            node.wait_synced(i + 1);
-        }
-        nodes[0].sql(&format!(
-            "CREATE USER {u}@'%' IDENTIFIED BY '{p}'; GRANT SLAVE MONITOR, PROCESS ON *.* TO {u}@'%';
-             GRANT SELECT ON mysql.wsrep_cluster_members TO {u}@'%';
-             CREATE USER blind@'%' IDENTIFIED BY 'blind-pw'; GRANT SLAVE MONITOR, PROCESS ON *.* TO blind@'%';
-             CREATE DATABASE lab; CREATE TABLE lab.t (id INT PRIMARY KEY AUTO_INCREMENT, node VARCHAR(20));",
-            u = CHECKER.0,
-            p = CHECKER.1
-        ));
+        Self::form(&mut nodes, "CREATE USER blind@'%' IDENTIFIED BY 'blind-pw'; GRANT SLAVE MONITOR, PROCESS ON *.* TO blind@'%';");
         let checker_cnf = dir.join("checker.cnf");
         crate::write_file(&checker_cnf, &format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1), 0o600);
         GaleraLab { dir, nodes, checker_cnf }
@@ -199,6 +178,24 @@ impl GaleraLab {
             return None;
         }
         Some(Self::start(n))
+    }
+
+    /// Bootstraps the cluster on `nodes[0]`, joins the others one by one (each by a full state
+    /// transfer), and creates the checker, the table `lab.t` (`k`, `node`) and the users `more`
+    /// creates.
+    pub(crate) fn form(nodes: &mut [GaleraNode], more: &str) {
+        let cluster = Self::address_of(nodes);
+        for (i, node) in nodes.iter_mut().enumerate() {
+            node.launch(if i == 0 { "gcomm://" } else { &cluster });
+            node.wait_synced(i + 1);
+        }
+        nodes[0].sql(&format!(
+            "CREATE USER {u}@'%' IDENTIFIED BY '{p}'; GRANT SLAVE MONITOR, PROCESS ON *.* TO {u}@'%';
+             GRANT SELECT ON mysql.wsrep_cluster_members TO {u}@'%';
+             CREATE DATABASE lab; CREATE TABLE lab.t (id INT PRIMARY KEY AUTO_INCREMENT, k VARCHAR(40), node VARCHAR(20)); {more}",
+            u = CHECKER.0,
+            p = CHECKER.1
+        ));
     }
 
     pub(crate) fn address_of(nodes: &[GaleraNode]) -> String {
@@ -338,33 +335,14 @@ impl GaleraVipLab {
                 GaleraLab::node(&dir, &h.name, a, 3306, Some(&h.ns), [format!("{a}:4567"), format!("{a}:4568"), format!("{a}:4444")])
             })
             .collect();
-        let cluster = GaleraLab::address_of(&nodes);
-        for (i, node) in nodes.iter_mut().enumerate() {
-            node.launch(if i == 0 { "gcomm://" } else { &cluster });
-            node.wait_synced(i + 1);
-        }
-        nodes[0].sql(&format!(
-            "CREATE USER {u}@'%' IDENTIFIED BY '{p}'; GRANT SLAVE MONITOR, PROCESS ON *.* TO {u}@'%';
-             GRANT SELECT ON mysql.wsrep_cluster_members TO {u}@'%';
-             CREATE USER app@'%' IDENTIFIED BY 'app-pw'; GRANT INSERT, SELECT ON lab.* TO app@'%';
-             CREATE DATABASE lab; CREATE TABLE lab.t (id INT PRIMARY KEY AUTO_INCREMENT, k VARCHAR(40), node VARCHAR(20));",
-            u = CHECKER.0,
-            p = CHECKER.1
-        ));
+        GaleraLab::form(&mut nodes, "CREATE USER app@'%' IDENTIFIED BY 'app-pw'; GRANT INSERT, SELECT ON lab.* TO app@'%';");
         install_checks(&net, &[crate::MYSQL_MASTER, crate::MYSQL_SLAVE]);
         let secrets = net.dir.join("secrets");
         std::fs::create_dir_all(&secrets).unwrap();
         let cnf = secrets.join("galera-check.cnf");
         std::fs::write(&cnf, format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1)).unwrap();
         chown_to(&cnf, SCRIPT_USER, 0o400);
-        let addrs: Vec<String> = hosts.iter().map(|h| format!("\"{}\"", h.addr)).collect();
-        let inventory = format!(
-            r#"[{{"kind":"mysql","name":"galera","port":3306,"nodes":[{}],"defaults_file":"{}",
-                "vrrp":{{"vip":"{GALERA_VIP}/24","virtual_router_id":54,"interface":"{}","script_user":"{SCRIPT_USER}"}}}}]"#,
-            addrs.join(","),
-            cnf.display(),
-            crate::netlab::LAB_INTERFACE
-        );
+        let inventory = crate::vip_lab::mysql_vrrp_inventory("galera", &hosts, &cnf, GALERA_VIP, 54);
         let keepalived = keepalived_on(&net, &hosts, &inventory);
         let lab = GaleraVipLab { keepalived, nodes, dir, net };
         wait_for_first_vip(&lab.net, GALERA_VIP, "g1");

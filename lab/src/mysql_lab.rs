@@ -32,17 +32,39 @@ pub(crate) fn template() -> &'static Path {
             }
         }
         let dir = std::env::temp_dir().join(format!("cdc-mariadb-template-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = Command::new("mariadb-install-db")
-            // --force: a minimal chroot (MariaDB 11.8 in the matrix) has no /etc/hosts entry for its name.
-            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db", "--force"])
-            .arg(format!("--datadir={}", dir.display()))
-            .arg("--innodb-log-file-size=8M")
-            .output()
-            .expect("mariadb-install-db (run `make deps`)");
+        let install = || {
+            let _ = std::fs::remove_dir_all(&dir);
+            Command::new("mariadb-install-db")
+                // --force: a minimal chroot (MariaDB 11.8 in the matrix) has no /etc/hosts entry for its name.
+                .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db", "--force"])
+                .arg(format!("--datadir={}", dir.display()))
+                .arg("--innodb-log-file-size=8M")
+                .output()
+                .expect("mariadb-install-db (run `make deps`)")
+        };
+        // Its bootstrap server has been seen to crash (signal 11) on a loaded machine: once more.
+        let mut out = install();
+        if !out.status.success() {
+            eprintln!("mariadb-install-db failed, once more: {}", String::from_utf8_lossy(&out.stderr));
+            out = install();
+        }
         assert!(out.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
         dir
     })
+}
+
+/// A root connection to a lab server: over its Unix socket when given (a socket is a file: it
+/// reaches a server in any network namespace), else over TCP to `host:port`.
+pub(crate) fn root_conn(host: &str, port: u16, socket: Option<&Path>) -> Option<mysql::Conn> {
+    let opts = mysql::OptsBuilder::new()
+        .user(Some("root"))
+        .tcp_connect_timeout(Some(Duration::from_secs(2)))
+        .read_timeout(Some(Duration::from_secs(10)));
+    let opts = match socket {
+        Some(path) => opts.socket(Some(path.display().to_string())),
+        None => opts.ip_or_hostname(Some(host.to_string())).tcp_port(port).prefer_socket(false),
+    };
+    mysql::Conn::new(opts).ok()
 }
 
 /// Copies a directory tree.
@@ -142,16 +164,7 @@ impl MariaNode {
     }
 
     fn conn_opt(&self) -> Option<mysql::Conn> {
-        let opts = mysql::OptsBuilder::new()
-            .user(Some("root"))
-            .tcp_connect_timeout(Some(Duration::from_secs(2)))
-            .read_timeout(Some(Duration::from_secs(10)));
-        let opts = match &self.ns {
-            // A Unix socket is a file: it reaches a server in any network namespace.
-            Some(_) => opts.socket(Some(self.socket.display().to_string())),
-            None => opts.ip_or_hostname(Some(self.host.clone())).tcp_port(self.port).prefer_socket(false),
-        };
-        mysql::Conn::new(opts).ok()
+        root_conn(&self.host, self.port, self.ns.is_some().then_some(self.socket.as_path()))
     }
 
     /// A root connection.

@@ -568,14 +568,7 @@ impl GroupVipLab {
         )
         .unwrap();
         chown_to(&cnf, SCRIPT_USER, 0o400);
-        let addrs: Vec<String> = hosts.iter().map(|h| format!("\"{}\"", h.addr)).collect();
-        let inventory = format!(
-            r#"[{{"kind":"mysql","name":"group","port":3306,"nodes":[{}],"defaults_file":"{}",
-                "vrrp":{{"vip":"{GROUP_VIP}/24","virtual_router_id":55,"interface":"{}","script_user":"{SCRIPT_USER}"}}}}]"#,
-            addrs.join(","),
-            cnf.display(),
-            crate::netlab::LAB_INTERFACE
-        );
+        let inventory = crate::vip_lab::mysql_vrrp_inventory("group", &hosts, &cnf, GROUP_VIP, 55);
         let keepalived = keepalived_on(&net, &hosts, &inventory);
         let lab = GroupVipLab { keepalived, group, root: root.into(), net };
         wait_for_first_vip(&lab.net, GROUP_VIP, "p1");

@@ -473,6 +473,19 @@ pub fn install_checks(net: &NetLab, names: &[&str]) {
     }
 }
 
+/// The inventory of one MySQL group `name` on `hosts` (port 3306) with the checks' login in `cnf`
+/// and keepalived floating `vip` (`vrid`) to the node whose write check passes, the checks run as
+/// [`SCRIPT_USER`].
+pub fn mysql_vrrp_inventory(name: &str, hosts: &[Host], cnf: &Path, vip: &str, vrid: u8) -> String {
+    let addrs: Vec<String> = hosts.iter().map(|h| format!("\"{}\"", h.addr)).collect();
+    format!(
+        r#"[{{"kind":"mysql","name":"{name}","port":3306,"nodes":[{}],"defaults_file":"{}",
+            "vrrp":{{"vip":"{vip}/24","virtual_router_id":{vrid},"interface":"{LAB_INTERFACE}","script_user":"{SCRIPT_USER}"}}}}]"#,
+        addrs.join(","),
+        cnf.display(),
+    )
+}
+
 /// Changes the owner of `path` to `user` and its mode to `mode`.
 pub fn chown_to(path: &Path, user: &str, mode: u32) {
     let name = std::ffi::CString::new(user).unwrap();

@@ -124,3 +124,33 @@ pub fn probe_replicas(
         move |addr, why| ReplicaHealth::unfinished(addr, why, limit),
     )
 }
+
+/// Asks each cluster member at `addresses` (`host:port`, as the cluster lists its members) with
+/// `ask`, on a session of its own logged in as `login`, a bounded number at once, all within
+/// `deadline`: each address with what `ask` found, or why it could not be asked. `setting` names
+/// the server setting that makes a member list a reachable address.
+pub fn ask_members<T: Send + 'static>(
+    addresses: &[String],
+    login: &MysqlTarget,
+    deadline: Deadline,
+    setting: &'static str,
+    ask: fn(&mut Session, &Address) -> anyhow::Result<T>,
+) -> Vec<(String, Result<T, String>)> {
+    let login = login.clone();
+    let limit = deadline.limit();
+    probe_all(
+        addresses.to_vec(),
+        deadline,
+        REPLICA_PROBE_BUDGET,
+        move |address: &String, deadline: &Deadline| {
+            let found = match crate::cli::parse_host_port(address) {
+                Ok(addr @ Address::Tcp { .. }) => Session::open(&login.at(addr.clone()), deadline)
+                    .and_then(|mut session| ask(&mut session, &addr))
+                    .map_err(|e| format!("{e:#}")),
+                _ => Err(format!("'{address}' is not an address the check can reach (set {setting})")),
+            };
+            (address.clone(), found)
+        },
+        move |address, why| (address.clone(), Err(why.describe(limit))),
+    )
+}

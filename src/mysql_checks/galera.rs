@@ -24,9 +24,7 @@ use super::login::MysqlTarget;
 use super::replication::RowMap;
 use super::session::{Batch, Session, Statement};
 use super::Variables;
-use crate::cli::{parse_host_port, Address};
 use crate::deadline::Deadline;
-use crate::probe::probe_all;
 use crate::read_pool::ReplicaHealth;
 use anyhow::{anyhow, Result};
 use serde_json::json;
@@ -302,34 +300,14 @@ pub fn writer(me: &GaleraState, others: &[Peer], mode: Writers) -> Writer {
     }
 }
 
-/// Memory one member probe may use: the same as a replica probe.
-pub const MEMBER_PROBE_BUDGET: usize = super::discovery::REPLICA_PROBE_BUDGET;
-
 /// Asks each member at `addresses` for its Galera state, in parallel, all within `deadline`, with
 /// `login` (the check's own).
 pub fn ask_members(addresses: &[String], login: &MysqlTarget, deadline: Deadline) -> Vec<Peer> {
-    let login = login.clone();
-    let limit = deadline.limit();
-    probe_all(
-        addresses.to_vec(),
-        deadline,
-        MEMBER_PROBE_BUDGET,
-        move |address: &String, deadline: &Deadline| Peer { address: address.clone(), state: ask_one(address, &login, deadline) },
-        move |address, why| Peer { address: address.clone(), state: Err(why.describe(limit)) },
-    )
-}
-
-fn ask_one(address: &str, login: &MysqlTarget, deadline: &Deadline) -> std::result::Result<GaleraState, String> {
-    let addr = match parse_host_port(address) {
-        Ok(a @ Address::Tcp { .. }) => a,
-        _ => return Err(format!("'{address}' is not an address the check can reach (set wsrep_node_incoming_address)")),
-    };
-    (|| -> Result<GaleraState> {
-        let mut session = Session::open(&login.at(addr.clone()), deadline)?;
-        let (vars, status) = read(&mut session)?;
+    let asked = super::discovery::ask_members(addresses, login, deadline, "wsrep_node_incoming_address", |session, addr| {
+        let (vars, status) = read(session)?;
         GaleraState::read(&vars, &status)?.ok_or_else(|| anyhow!("{addr} says wsrep_on is OFF: not a member"))
-    })()
-    .map_err(|e| format!("{e:#}"))
+    });
+    asked.into_iter().map(|(address, state)| Peer { address, state }).collect()
 }
 
 /// Reads the Galera variables and status of `session`'s server in one round trip.

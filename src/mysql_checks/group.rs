@@ -18,9 +18,7 @@ use super::login::MysqlTarget;
 use super::replication::RowMap;
 use super::session::{Batch, Session, Statement};
 use super::Variables;
-use crate::cli::Address;
 use crate::deadline::Deadline;
-use crate::probe::probe_all;
 use crate::read_pool::ReplicaHealth;
 use anyhow::{anyhow, bail, Result};
 use serde_json::json;
@@ -225,38 +223,19 @@ pub struct Peer {
 
 /// Asks each member at `addresses` for its view of the group, in parallel within `deadline`.
 pub fn ask_members(addresses: &[String], login: &MysqlTarget, deadline: Deadline) -> Vec<Peer> {
-    let login = login.clone();
-    let limit = deadline.limit();
-    probe_all(
-        addresses.to_vec(),
-        deadline,
-        super::discovery::REPLICA_PROBE_BUDGET,
-        move |address: &String, deadline: &Deadline| Peer { address: address.clone(), view: ask_one(address, &login, deadline) },
-        move |address, why| Peer { address: address.clone(), view: Err(why.describe(limit)) },
-    )
-}
-
-fn ask_one(address: &str, login: &MysqlTarget, deadline: &Deadline) -> std::result::Result<Vec<Member>, String> {
-    let addr = match crate::cli::parse_host_port(address) {
-        Ok(a @ Address::Tcp { .. }) => a,
-        _ => return Err(format!("'{address}' is not an address the check can reach (set report_host)")),
-    };
-    (|| -> Result<Vec<Member>> {
-        let mut session = Session::open(&login.at(addr.clone()), deadline)?;
-        let mut vars = Variables::new();
-        vars.insert("group_replication_group_name".into(), Some("asked".into()));
+    let asked = super::discovery::ask_members(addresses, login, deadline, "report_host", |session, addr| {
         let rows = match session.batch(&[Statement::all(MEMBERS), Statement::all("SELECT @@server_uuid AS server_uuid")])? {
             Batch::Answered(sets) => sets,
             Batch::NotUnderstood(words) => bail!("{MEMBERS} on {addr}: {words}"),
         };
         let members = rows.first().cloned().unwrap_or_default();
         let uuid = rows.get(1).and_then(|r| r.first()).and_then(|r| r.get("server_uuid").cloned().flatten());
-        vars.insert("server_uuid".into(), uuid);
+        let vars: Variables = [("server_uuid".to_string(), uuid)].into();
         GroupState::from_rows(&vars, &members, &[])?
             .map(|g| g.members)
             .ok_or_else(|| anyhow!("{addr} does not list itself in its group: not a member"))
-    })()
-    .map_err(|e| format!("{e:#}"))
+    });
+    asked.into_iter().map(|(address, view)| Peer { address, view }).collect()
 }
 
 /// What each asked member said, as a fact.
