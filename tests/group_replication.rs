@@ -3,7 +3,8 @@
 //! One writer (the primary, confirmed by the members it lists), secondaries serving reads; a
 //! stopped secondary out; the primary frozen until the others elect another, then resumed: its
 //! own view says ONLINE PRIMARY for seconds, and its write check never passes beside the new
-//! primary (the members it asks name the new one); quorum lost: the lone primary out of both pools.
+//! primary (the members it asks name the new one); quorum lost: the lone primary out of both pools;
+//! multi-primary mode: every member writes and reads.
 
 use lab::oracle_mysql::{chroot_or_skip, GroupLab};
 use lab::pools::{assert_invariants, read_pool, write_pool, Observable};
@@ -86,4 +87,19 @@ fn a_primary_without_quorum_is_in_no_pool() {
     m2.proc.signal(libc::SIGCONT);
     lab.wait_online(3);
     lab.observe().run().assert(&[m0.addr()], &[m1.addr(), m2.addr()]);
+
+    // Multi-primary mode: every ONLINE member takes writes and serves reads.
+    m0.sql("SELECT group_replication_switch_to_multi_primary_mode()");
+    let all = [m0.addr(), m1.addr(), m2.addr()];
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    // Each member lifts its own super_read_only as the action reaches it.
+    let views = lab::wait_for("every member writing and reading", Duration::from_secs(20), || {
+        let views = lab.observe().run();
+        (write_pool(&views.0) == all && read_pool(&views.0) == all).then_some(views)
+    });
+    views
+        .node(m1.addr())
+        .write
+        .summary_has("an ONLINE member in multi-primary mode, confirmed by 3 of 3")
+        .fact_is("group.mode", "multi-primary");
 }
