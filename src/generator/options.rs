@@ -270,8 +270,10 @@ check_options! {
         heartbeat_table: Option<String>,
         /// `--galera-writers` (`one` or `all`): a Galera cluster's write rule.
         galera_writers: Option<crate::mysql_checks::galera::Writers>,
-        /// `--max-recv-queue` (read check): a Galera member's receive-queue limit.
+        /// `--max-recv-queue` (read check): a Galera or Group Replication member's backlog limit.
         max_recv_queue: Option<u64>,
+        /// `--galera-donor-reads` (read check): a Galera state-transfer donor serves reads.
+        galera_donor_reads: bool,
     }
 }
 

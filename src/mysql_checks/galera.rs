@@ -177,6 +177,12 @@ impl GaleraState {
         None
     }
 
+    /// Whether the node is a state-transfer donor (`wsrep_local_state` 2 without the operator's
+    /// `wsrep_desync`) and in service otherwise: what `--galera-donor-reads` lets read.
+    pub fn donor(&self) -> bool {
+        self.local_state == 2 && !self.desync && GaleraState { local_state: SYNCED, ..self.clone() }.out_of_membership().is_none()
+    }
+
     /// Why the node cannot serve reads: out of membership, or its receive queue over `max_queue`.
     pub fn read_problem(&self, max_queue: Option<u64>) -> Option<String> {
         self.out_of_membership().or_else(|| match max_queue {

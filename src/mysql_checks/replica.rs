@@ -64,6 +64,9 @@ pub struct Args {
     /// replication_group_member_stats; ProxySQL's max_transactions_behind).
     #[arg(long, value_name = "N")]
     pub max_recv_queue: Option<u64>,
+    /// Galera: a state-transfer donor serves reads (by default only when no other member can).
+    #[arg(long)]
+    pub galera_donor_reads: bool,
 }
 
 /// Decides from the facts (and, for a master with replicas, what probing them found) whether the
@@ -136,12 +139,30 @@ pub fn decide_galera(
     writer: &Writer,
     others: &[ReplicaHealth],
     policy: &ReadPolicy,
-    max_queue: Option<u64>,
+    (max_queue, donor_reads): (Option<u64>, bool),
 ) -> Verdict {
     let queue =
         Subcheck::measured("recv_queue", Some(g.recv_queue as i64), "", max_queue.map(Thresholds::crit_above_count).unwrap_or_default());
     if let Some(why) = facts.out_of_service() {
         return Verdict::new(format!("{target} is out of service: {why}"), [Subcheck::critical(why), queue]);
+    }
+    if g.donor() {
+        let healthy = others.iter().filter(|o| o.is_healthy()).count();
+        return if donor_reads {
+            Verdict::new(
+                format!("{target} is a state-transfer donor: it serves reads (--galera-donor-reads)"),
+                [Subcheck::passing("Donor/Desynced, allowed by --galera-donor-reads"), queue],
+            )
+        } else if healthy == 0 {
+            Verdict::new(
+                format!("{target} is a state-transfer donor and no other member can serve reads: it serves them"),
+                [Subcheck::warning("Donor/Desynced: in the read pool only because taking it out would empty the pool"), queue],
+            )
+        } else {
+            let why =
+                format!("wsrep_local_state is 2 ({}): a state-transfer donor, {healthy} other member(s) serve reads", g.state_comment);
+            Verdict::new(format!("{target} is out of the Galera cluster's service: {why}"), [Subcheck::critical(why), queue])
+        };
     }
     if let Some(why) = g.read_problem(max_queue) {
         return Verdict::new(format!("{target} is out of the Galera cluster's service: {why}"), [Subcheck::critical(why), queue]);
@@ -224,7 +245,7 @@ impl Check for MysqlReplica {
             let mode = args.mysql.galera.galera_writers;
             // The writer rule and, when this node is the writer, the read-pool rule need every other
             // member: ask them all at once.
-            let peers = if g.read_problem(args.max_recv_queue).is_none() {
+            let peers = if g.read_problem(args.max_recv_queue).is_none() || g.donor() {
                 galera::ask_members(&g.others(), target, deadline.for_probes())
             } else {
                 Vec::new()
@@ -234,7 +255,8 @@ impl Check for MysqlReplica {
                 galera::Writers::One => galera::writer(&g, &peers, mode),
             };
             let others = galera::as_replicas(&peers, args.max_recv_queue);
-            let verdict = decide_galera(&target.address.to_string(), &facts, &g, &writer, &others, &policy, args.max_recv_queue);
+            let limits = (args.max_recv_queue, args.galera_donor_reads);
+            let verdict = decide_galera(&target.address.to_string(), &facts, &g, &writer, &others, &policy, limits);
             let mut out = facts.facts(&args.mysql.repl_users, target);
             out.set("galera_writers", mode.to_string());
             if !peers.is_empty() {
@@ -434,5 +456,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A state-transfer donor: out while another member serves reads, in when it would otherwise
+    /// empty the pool (warning), in with --galera-donor-reads; an operator's desync never.
+    #[test]
+    fn a_galera_donor_reads_only_when_allowed_or_needed() {
+        use super::super::galera::GaleraState;
+        let donor = GaleraState {
+            cluster_status: "Primary".into(),
+            ready: true,
+            local_state: 2,
+            state_comment: "Donor/Desynced".into(),
+            local_index: 1,
+            cluster_size: 3,
+            conf_id: Some(3),
+            incoming: vec![],
+            gcomm_uuid: None,
+            recv_queue: 0,
+            desync: false,
+            reject_queries: "NONE".into(),
+            maint_mode: None,
+        };
+        let f = facts(vec![], false);
+        let others = [probe("10.0.0.1:3306", true)];
+        let none_healthy = [probe("10.0.0.1:3306", false)];
+        let writer = Writer::Another("10.0.0.1:3306 joined the component earlier".into());
+        let p = policy(0, true);
+        let judge = |others: &[ReplicaHealth], allow: bool, g: &GaleraState| {
+            decide_galera("d:3306", &f, g, &writer, others, &p, (None, allow)).status()
+        };
+        assert_eq!(judge(&others, false, &donor), Status::Critical);
+        assert_eq!(judge(&none_healthy, false, &donor), Status::Warning);
+        assert_eq!(judge(&others, true, &donor), Status::Passing);
+        let desynced = GaleraState { desync: true, ..donor };
+        assert_eq!(judge(&none_healthy, true, &desynced), Status::Critical, "an operator's desync is never a donor");
     }
 }
