@@ -316,8 +316,33 @@ pub struct GaleraVipLab {
     pub nodes: Vec<GaleraNode>,
     /// The data directories.
     pub dir: TempDir,
+    /// The inventory of its group, as an operator would write it.
+    pub inventory: String,
     /// The hosts (dropped last).
     pub net: crate::netlab::NetLab,
+}
+
+/// The application's connection through `target` (the VIP, a load balancer), and the node that
+/// took it (`@@wsrep_node_name`).
+fn app_connection(target: &(String, u16)) -> Option<(mysql::Conn, String)> {
+    use mysql::prelude::Queryable;
+    let opts = mysql::OptsBuilder::new()
+        .user(Some("app"))
+        .pass(Some("app-pw"))
+        .ip_or_hostname(Some(target.0.clone()))
+        .tcp_port(target.1)
+        .prefer_socket(false)
+        .tcp_connect_timeout(Some(Duration::from_millis(300)))
+        .read_timeout(Some(Duration::from_millis(1500)))
+        .write_timeout(Some(Duration::from_millis(1500)));
+    let mut c = mysql::Conn::new(opts).ok()?;
+    let node: Option<String> = c.query_first("SELECT @@wsrep_node_name").ok()?;
+    Some((c, node?))
+}
+
+/// Whether the application reaches a Galera node through `target` (HAProxy's readiness probe).
+pub fn app_reaches(target: (String, u16)) -> Option<()> {
+    app_connection(&target).map(|_| ())
 }
 
 impl GaleraVipLab {
@@ -344,36 +369,22 @@ impl GaleraVipLab {
         chown_to(&cnf, SCRIPT_USER, 0o400);
         let inventory = crate::vip_lab::mysql_vrrp_inventory("galera", &hosts, &cnf, GALERA_VIP, 54);
         let keepalived = keepalived_on(&net, &hosts, &inventory);
-        let lab = GaleraVipLab { keepalived, nodes, dir, net };
+        let lab = GaleraVipLab { keepalived, nodes, dir, inventory, net };
         wait_for_first_vip(&lab.net, GALERA_VIP, "g1");
         let complaints = keepalived_complaints(&lab.net);
         assert!(complaints.is_empty(), "keepalived did not take the generated configuration as written:\n{}", complaints.join("\n"));
         Ok(lab)
     }
 
-    /// A client on host `client` inserting a row through the VIP every 10 ms, each acknowledged
-    /// write attributed to the node that committed it (`@@wsrep_node_name`).
-    pub fn writer(&self, client: &str, prefix: &str, epoch: std::time::Instant) -> crate::writer::Writer {
-        let connect = || -> Option<(mysql::Conn, String)> {
-            use mysql::prelude::Queryable;
-            let opts = mysql::OptsBuilder::new()
-                .user(Some("app"))
-                .pass(Some("app-pw"))
-                .ip_or_hostname(Some(GALERA_VIP))
-                .tcp_port(3306)
-                .prefer_socket(false)
-                .tcp_connect_timeout(Some(Duration::from_millis(300)))
-                .read_timeout(Some(Duration::from_millis(1500)))
-                .write_timeout(Some(Duration::from_millis(1500)));
-            let mut c = mysql::Conn::new(opts).ok()?;
-            let node: Option<String> = c.query_first("SELECT @@wsrep_node_name").ok()?;
-            Some((c, node?))
-        };
+    /// A client on host `client` inserting a row through `target` (the VIP, a load balancer) every
+    /// 10 ms, each acknowledged write attributed to the node that committed it.
+    pub fn writer(&self, client: &str, prefix: &str, epoch: std::time::Instant, target: (String, u16)) -> crate::writer::Writer {
         let write = |c: &mut mysql::Conn, key: &str| {
             use mysql::prelude::Queryable;
             c.exec_drop("INSERT INTO lab.t (k, node) VALUES (?, @@wsrep_node_name)", (key,)).is_ok()
         };
-        crate::writer::Writer::start_with(self.net.host(client).ns.clone(), prefix.to_string(), epoch, connect, write)
+        let ns = self.net.host(client).ns.clone();
+        crate::writer::Writer::start_with(ns, prefix.to_string(), epoch, move || app_connection(&target), write)
     }
 
     /// The keys node `i` has (root, through its socket).

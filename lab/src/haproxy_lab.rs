@@ -52,6 +52,13 @@ impl HaproxyLab {
         HaproxyLab::start_for(&lab.net, &hosts, groups.as_array().unwrap().clone(), clients, 3306, ready)
     }
 
+    /// The same for the Galera lab's hosts.
+    pub fn start_galera(lab: &crate::galera_lab::GaleraVipLab, clients: &[&str]) -> HaproxyLab {
+        let hosts: Vec<Host> = ["g1", "g2", "g3"].iter().map(|h| lab.net.host(h).clone()).collect();
+        let groups: serde_json::Value = serde_json::from_str(&lab.inventory).unwrap();
+        HaproxyLab::start_for(&lab.net, &hosts, groups.as_array().unwrap().clone(), clients, 3306, crate::galera_lab::app_reaches)
+    }
+
     /// serve-checks on `hosts` for the inventory `groups` (one group, on `port`), HAProxy in each
     /// of `clients`, each frontend waited for with `ready` (run in the client's namespace).
     fn start_for(
