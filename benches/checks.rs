@@ -6,7 +6,7 @@
 //! (benches/original/) are the cost being replaced. With `BENCH_BASELINE` (a directory of another
 //! build's executables, set by `make bench`), the last table runs this build and that one
 //! alternately, run by run, so that both see the same machine. `BENCH_ONLY=paired`, `lag`, `topology`,
-//! `mysql9`, `serve` or `galera` runs only that table. Children run without `RUST_BACKTRACE`, as Consul runs them.
+//! `mysql9`, `serve`, `galera` or `group` runs only that table. Children run without `RUST_BACKTRACE`, as Consul runs them.
 
 use lab::mysql_lab::{MariaLab, CHECKER};
 use lab::redis_lab::RedisLab;
@@ -346,6 +346,23 @@ fn bench_galera(runs: usize) {
     );
 }
 
+/// The Group Replication checks (issue 29) on three MySQL 9.7 members: the primary's write check
+/// asks the two others to confirm it; a secondary's checks read its own view only.
+fn bench_group(runs: usize) {
+    let Ok(root) = lab::oracle_mysql::chroot_root() else {
+        println!("\nNo MySQL 9 chroot (run make deps as root): no Group Replication table.");
+        return;
+    };
+    let lab = lab::oracle_mysql::GroupLab::start(&root, 3);
+    let (mm, ms) = (lab::bin(MYSQL_MASTER).display().to_string(), lab::bin(MYSQL_SLAVE).display().to_string());
+    let on = |check: &str, i: usize| [vec![check.to_string()], lab.check_args(&lab.members[i])].concat();
+    header(&format!("MySQL 9.7 Group Replication on loopback, three members, {runs} runs each"));
+    bench("check-mysql-master PRIMARY, asks 2 to confirm (0)", &on(&mm, 0), runs, 0);
+    bench("check-mysql-master SECONDARY (2)", &on(&mm, 1), runs, 2);
+    bench("check-mysql-slave SECONDARY (0)", &on(&ms, 1), runs, 0);
+    bench("check-mysql-slave PRIMARY (2)", &on(&ms, 0), runs, 2);
+}
+
 fn main() {
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     match std::env::var("BENCH_ONLY").as_deref() {
@@ -355,6 +372,7 @@ fn main() {
         Ok("serve") => return bench_serve(runs),
         Ok("lag") => return bench_lag(runs),
         Ok("galera") => return bench_galera(runs),
+        Ok("group") => return bench_group(runs),
         _ => {}
     }
     let RedisSetup { lab, master: m, replica: r, check_master: rm, check_slave: rs } = redis_setup();
@@ -394,6 +412,7 @@ fn main() {
     bench_serve(runs);
     bench_lag(runs);
     bench_galera(runs);
+    bench_group(runs);
     match baseline() {
         Some(dir) => bench_paired(&dir, runs),
         None => println!("\nNo baseline (BENCH_BASELINE): no paired table."),

@@ -3,8 +3,9 @@
 //! One writer (the primary, confirmed by the members it lists), secondaries serving reads; a
 //! stopped secondary out; the primary frozen until the others elect another, then resumed: its
 //! own view says ONLINE PRIMARY for seconds, and its write check never passes beside the new
-//! primary (the members it asks name the new one); quorum lost: the lone primary out of both pools;
-//! multi-primary mode: every member writes and reads.
+//! primary (the members it asks name the new one); the new primary killed, another elected, the
+//! killed one restarted and rejoining without passing the write check; quorum lost: the lone
+//! primary out of both pools; multi-primary mode: every member writes and reads.
 
 use lab::oracle_mysql::{chroot_or_skip, GroupLab};
 use lab::pools::{assert_invariants, read_pool, write_pool, Observable};
@@ -63,6 +64,38 @@ fn the_group_decides_one_writer_and_a_stale_primary_takes_no_write() {
     let online_again = lab.view(1).iter().any(|(h, s, _)| *h == m0.host && s == "ONLINE");
     assert_eq!(back.read.in_pool(), online_again, "{back:?}");
     println!("group: after the election the old primary is {}", back.read.summary());
+
+    // The new primary killed: the two others elect one of them; the killed one, restarted and
+    // started again, joins as a secondary (RECOVERING, then ONLINE) and never passes the write check.
+    let port = m0.port;
+    let i = lab.members.iter().position(|m| m.host == new_primary).unwrap();
+    let mut lab = lab;
+    lab.members[i].proc.kill();
+    let killed = Instant::now();
+    let survivor = if i == 0 { 1 } else { 0 };
+    let next = lab::wait_for("the survivors elect a new primary", Duration::from_secs(60), || {
+        lab.view(survivor).into_iter().find(|(h, s, r)| s == "ONLINE" && r == "PRIMARY" && *h != new_primary).map(|(h, _, _)| h)
+    });
+    println!("group: {next} elected {:?} after {new_primary} was killed", killed.elapsed());
+    let views = lab.observe().run();
+    assert_invariants(&views.0);
+    assert_eq!(write_pool(&views.0), vec![format!("{next}:{port}").as_str()], "{views:?}");
+    lab.members[i].restart();
+    lab.members[i].sql("START GROUP_REPLICATION USER='repl', PASSWORD='repl-pw'");
+    let rejoin = Instant::now();
+    while rejoin.elapsed() < Duration::from_secs(30) {
+        let v = check(MYSQL_MASTER, lab.check_args(&lab.members[i]));
+        assert!(!v.in_pool(), "the restarted old primary passed its write check: {v}");
+        if lab.view(survivor).iter().filter(|(_, s, _)| s == "ONLINE").count() == 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lab.wait_online(3);
+    let views = lab.observe().run();
+    assert_invariants(&views.0);
+    assert_eq!(write_pool(&views.0), vec![format!("{next}:{port}").as_str()], "one writer after the rejoin: {views:?}");
+    assert!(read_pool(&views.0).contains(&lab.members[i].addr().as_str()), "the rejoined member reads: {views:?}");
 }
 
 #[test]
