@@ -340,6 +340,11 @@ impl Facts {
         Facts(Vec::new())
     }
 
+    /// A fact by name.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
     /// Adds or replaces a fact.
     pub fn set(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
         let value = value.into();
@@ -417,6 +422,11 @@ pub struct Report {
 pub const MAX_OUTPUT_BYTES: usize = 4000;
 
 impl Report {
+    /// The facts behind the verdict.
+    pub fn facts(&self) -> &Facts {
+        &self.outcome.facts
+    }
+
     /// The report of check `check` (`redis-slave`) on `target` (`host:port`, a socket path), with
     /// no notes and warnings exiting 1.
     pub fn new(check: &'static str, target: impl Into<String>, outcome: Outcome) -> Self {

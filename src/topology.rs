@@ -61,6 +61,9 @@ pub struct NodeCheck {
     pub drained: bool,
     /// The check's first output line.
     pub line: String,
+    /// A Group Replication member whose own view lists it ONLINE PRIMARY (single-primary mode),
+    /// whatever its check decided: two of them in a group are two views that disagree.
+    pub claims_primary: bool,
 }
 
 /// What one group looks like: who Consul DNS answers with for each name.
@@ -81,6 +84,8 @@ pub struct GroupView {
     /// Nodes in neither pool that nobody drained (the group lost redundancy): `node: why` (its read
     /// check's line).
     pub in_no_pool: Vec<String>,
+    /// Group Replication members that each think they are the primary (their own views).
+    pub claim_primary: Vec<String>,
 }
 
 impl GroupView {
@@ -103,7 +108,9 @@ impl GroupView {
                 in_no_pool.push(format!("{}: {}", c.node, c.line));
             }
         }
-        GroupView { group: group.to_string(), write, read, unreachable, warning, drained, in_no_pool }
+        let mut claim_primary: Vec<String> = checks.iter().filter(|c| c.claims_primary).map(|c| c.node.clone()).collect();
+        claim_primary.dedup();
+        GroupView { group: group.to_string(), write, read, unreachable, warning, drained, in_no_pool, claim_primary }
     }
 
     /// What makes this group critical, in words: no write member, more than one (a split brain),
@@ -144,6 +151,14 @@ pub fn decide(views: &[GroupView]) -> Verdict {
         }
         if !v.warning.is_empty() {
             warnings.push(format!("{}: warning on {}", v.group, v.warning.join(", ")));
+        }
+        if v.claim_primary.len() > 1 {
+            warnings.push(format!(
+                "{}: {} members each think they are the primary ({}): a stale view (the checks trust the one the others confirm)",
+                v.group,
+                v.claim_primary.len(),
+                v.claim_primary.join(", ")
+            ));
         }
         // A node that serves neither writes nor reads: the group lost redundancy.
         warnings.extend(v.in_no_pool.iter().map(|n| format!("{}: in no pool (lost redundancy): {n}", v.group)));
@@ -186,7 +201,7 @@ pub const NODE_CHECK_BUDGET: usize = 16 << 20;
 
 /// Runs one check of the project from its argv, in this process, within `deadline`.
 fn run_argv(service: &Service, deadline: &Deadline) -> NodeCheck {
-    let node_check = |status, reachable, drained, line| NodeCheck {
+    let node_check = |status, reachable, drained, line, claims_primary| NodeCheck {
         group: group_label(service),
         node: service.node.clone(),
         role: service.role,
@@ -194,13 +209,25 @@ fn run_argv(service: &Service, deadline: &Deadline) -> NodeCheck {
         reachable,
         drained,
         line,
+        claims_primary,
     };
     let Some(run) = service.check.run else {
-        return node_check(Status::Critical, false, false, format!("{} is not a check", service.check.name));
+        return node_check(Status::Critical, false, false, format!("{} is not a check", service.check.name), false);
     };
     let r = run(&service.args, deadline);
     let line = r.report.render_text().lines().next().unwrap_or_default().to_string();
-    node_check(r.report.status(), r.reachable, r.drained, line)
+    let claims = r.report.facts().get("group").is_some_and(claims_primary);
+    node_check(r.report.status(), r.reachable, r.drained, line, claims)
+}
+
+/// Whether a Group Replication member's own view (its `group` fact) lists it ONLINE PRIMARY in
+/// single-primary mode.
+fn claims_primary(group: &serde_json::Value) -> bool {
+    let me = &group["member_id"];
+    group["mode"] == "single-primary"
+        && group["members"]
+            .as_array()
+            .is_some_and(|ms| ms.iter().any(|m| &m["id"] == me && m["state"] == "ONLINE" && m["role"] == "PRIMARY"))
 }
 
 fn group_label(s: &Service) -> String {
@@ -252,6 +279,7 @@ impl Check for Topology {
             reachable: false,
             drained: false,
             line: why.describe(limit),
+            claims_primary: false,
         });
         let mut labels: Vec<String> = Vec::new();
         for c in &checks {
@@ -311,6 +339,7 @@ mod tests {
             warning: s(warning),
             drained: Vec::new(),
             in_no_pool: Vec::new(),
+            claim_primary: Vec::new(),
         }
     }
 
@@ -360,6 +389,7 @@ mod tests {
             reachable: true,
             drained,
             line: line.into(),
+            claims_primary: false,
         };
         let checks = [
             check("m", Role::Write, Status::Passing, false, "MYSQL-MASTER OK"),
@@ -373,5 +403,33 @@ mod tests {
         let mut drained = checks.clone();
         drained[3].drained = true;
         assert_eq!(decide(&[GroupView::of("mysql main:3306", &drained.iter().collect::<Vec<_>>())]).status(), Status::Passing);
+    }
+
+    /// Two Group Replication members whose own views each say ONLINE PRIMARY: named, a warning
+    /// (the checks let only the confirmed one write).
+    #[test]
+    fn two_members_that_each_think_they_are_primary() {
+        let view = |id: &str| {
+            serde_json::json!({"mode": "single-primary", "member_id": id, "members": [
+                {"id": "a", "state": "ONLINE", "role": "PRIMARY"}, {"id": "b", "state": "ONLINE", "role": if id == "b" { "PRIMARY" } else { "SECONDARY" }}]})
+        };
+        assert!(claims_primary(&view("a")) && claims_primary(&view("b")));
+        assert!(!claims_primary(&serde_json::json!({"mode": "single-primary", "member_id": "c", "members": []})));
+        let check = |node: &str, status, claims| NodeCheck {
+            group: "mysql group:3306".into(),
+            node: node.into(),
+            role: Role::Write,
+            status,
+            reachable: true,
+            drained: false,
+            line: String::new(),
+            claims_primary: claims,
+        };
+        let (a, b) = (check("a", Status::Passing, true), check("b", Status::Critical, true));
+        let read = NodeCheck { role: Role::Read, ..check("c", Status::Passing, false) };
+        let v = GroupView::of("mysql group:3306", &[&a, &b, &read]);
+        let verdict = decide(&[v]);
+        assert_eq!(verdict.status(), Status::Warning);
+        assert!(verdict.summary().contains("2 members each think they are the primary (a, b)"), "{}", verdict.summary());
     }
 }

@@ -43,17 +43,23 @@ fn the_group_decides_one_writer_and_a_stale_primary_takes_no_write() {
         lab.view(1).into_iter().find(|(h, s, r)| s == "ONLINE" && r == "PRIMARY" && *h != m0.host).map(|(h, _, _)| h)
     });
     println!("group: {new_primary} elected {:?} after the primary froze", frozen.elapsed());
+    let inventory = lab.inventory();
     m0.proc.signal(libc::SIGCONT);
     let resumed = Instant::now();
-    let mut stale_view_seen = Duration::ZERO;
+    let (mut stale_view_seen, mut flagged) = (Duration::ZERO, false);
     while resumed.elapsed() < Duration::from_secs(8) {
         let old = check(MYSQL_MASTER, lab.check_args(m0));
-        if lab.view(0).iter().any(|(h, s, r)| *h == m0.host && s == "ONLINE" && r == "PRIMARY") {
+        let stale = lab.view(0).iter().any(|(h, s, r)| *h == m0.host && s == "ONLINE" && r == "PRIMARY");
+        if stale {
             stale_view_seen = resumed.elapsed();
+            // check-topology names the two members that each think they are the primary.
+            let topo = run(TOPOLOGY, ["--inventory", inventory.to_str().unwrap()]);
+            flagged |= topo.stdout.contains("2 members each think they are the primary");
         }
         assert!(!old.in_pool(), "the resumed old primary passed its write check beside {new_primary}: {old}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert!(stale_view_seen.is_zero() || flagged, "check-topology never named the two members that think they are primary");
     println!("group: the resumed primary's own view said ONLINE PRIMARY until {stale_view_seen:?} after it resumed; its write check never passed");
     let views = lab.observe().run();
     assert_invariants(&views.0);

@@ -503,6 +503,21 @@ impl GroupLab {
         });
     }
 
+    /// An inventory with this group as the `mysql` group `group` (in the lab's directory).
+    pub fn inventory(&self) -> PathBuf {
+        let nodes: Vec<String> = self.members.iter().map(|m| format!("\"{}\"", m.host)).collect();
+        let text = format!(
+            r#"[{{"kind":"mysql","name":"group","port":{},"nodes":[{}],"defaults_file":"{}","server_public_key":"{}"}}]"#,
+            self.members[0].port,
+            nodes.join(","),
+            self.checker_cnf.display(),
+            self.members[0].data_file("public_key.pem").display()
+        );
+        let path = self._dir.0.join("inventory.json");
+        crate::write_file(&path, &text, 0o644);
+        path
+    }
+
     /// The arguments that point a check at `member`, with the group checker's login (the lab's
     /// members share one key pair: pinned).
     pub fn check_args(&self, member: &MysqlNode) -> Vec<String> {
