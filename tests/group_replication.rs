@@ -5,7 +5,8 @@
 //! own view says ONLINE PRIMARY for seconds, and its write check never passes beside the new
 //! primary (the members it asks name the new one); the new primary killed, another elected, the
 //! killed one restarted and rejoining without passing the write check; quorum lost: the lone
-//! primary out of both pools; multi-primary mode: every member writes and reads.
+//! primary out of both pools; a secondary whose applier is blocked, over --max-recv-queue; multi-primary
+//! mode: every member writes and reads.
 
 use lab::oracle_mysql::{chroot_or_skip, GroupLab};
 use lab::pools::{assert_invariants, read_pool, write_pool, Observable};
@@ -126,6 +127,25 @@ fn a_primary_without_quorum_is_in_no_pool() {
     m2.proc.signal(libc::SIGCONT);
     lab.wait_online(3);
     lab.observe().run().assert(&[m0.addr()], &[m1.addr(), m2.addr()]);
+
+    // A secondary whose applier is blocked (a long LOCK TABLES): its backlog grows, and over
+    // --max-recv-queue it leaves the read pool, in its own check and in the primary's view.
+    let with_limit = |m: &lab::oracle_mysql::MysqlNode| [lab.check_args(m), vec!["--max-recv-queue".into(), "5".into()]].concat();
+    check(MYSQL_SLAVE, with_limit(m1)).code_is(0);
+    std::thread::scope(|s| {
+        s.spawn(|| m1.try_sql("LOCK TABLES lab.t READ; SELECT SLEEP(12)"));
+        std::thread::sleep(Duration::from_millis(500));
+        for _ in 0..20 {
+            m0.sql("INSERT INTO lab.t (node) VALUES ('primary')");
+        }
+        let lagging = lab::wait_for("the blocked secondary's backlog over the limit", Duration::from_secs(10), || {
+            let v = check(MYSQL_SLAVE, with_limit(m1));
+            (v.code() == 2).then_some(v)
+        });
+        lagging.summary_has("applier backlog").summary_has("over --max-recv-queue 5");
+        println!("group: {}", lagging.summary());
+    });
+    lab::wait_for("the backlog applied", Duration::from_secs(30), || (check(MYSQL_SLAVE, with_limit(m1)).code() == 0).then_some(()));
 
     // Multi-primary mode: every ONLINE member takes writes and serves reads.
     m0.sql("SELECT group_replication_switch_to_multi_primary_mode()");
