@@ -270,6 +270,8 @@ check_options! {
         heartbeat_table: Option<String>,
         /// `--galera-writers` (`one` or `all`): a Galera cluster's write rule.
         galera_writers: Option<crate::mysql_checks::galera::Writers>,
+        /// `--group-writers` (`all` or `one`): a multi-primary Group Replication group's write rule.
+        group_writers: Option<crate::mysql_checks::galera::Writers>,
         /// `--max-recv-queue` (read check): a Galera or Group Replication member's backlog limit.
         max_recv_queue: Option<u64>,
         /// `--galera-donor-reads` (read check): a Galera state-transfer donor serves reads.

@@ -62,13 +62,17 @@ impl std::fmt::Display for Writers {
     }
 }
 
-/// The Galera options both MySQL checks take.
+/// The Galera and Group Replication options both MySQL checks take.
 #[derive(clap::Args, Clone, Debug, Default)]
-pub struct GaleraArgs {
+pub struct ClusterArgs {
     /// Galera: how many members pass the write check: one (the healthy member that joined the
     /// component first, which a restarted node never takes back) or all.
     #[arg(long, value_enum, value_name = "MODE", default_value_t = Writers::One)]
     pub galera_writers: Writers,
+    /// Group Replication in multi-primary mode: all (every ONLINE member, the group's own rule) or
+    /// one (the ONLINE member with the lowest MEMBER_ID, confirmed by the others).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Writers::All)]
+    pub group_writers: Writers,
 }
 
 /// `wsrep_local_state`: 4 is Synced; the others are out of both pools.

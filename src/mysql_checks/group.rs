@@ -131,6 +131,20 @@ impl GroupState {
         None
     }
 
+    /// Whether this member writes in this view: the PRIMARY in single-primary mode; in
+    /// multi-primary mode every ONLINE member, or with `one_of_many` the one with the lowest
+    /// `MEMBER_ID`.
+    pub fn writes(&self, one_of_many: bool) -> bool {
+        let own = self.own();
+        match (self.single_primary, one_of_many) {
+            (true, _) => own.role == "PRIMARY",
+            (false, false) => own.state == "ONLINE",
+            (false, true) => {
+                self.members.iter().filter(|m| m.state == "ONLINE").min_by(|a, b| a.id.cmp(&b.id)).is_some_and(|m| m.id == self.me)
+            }
+        }
+    }
+
     /// The primary in this view (single-primary mode).
     pub fn primary(&self) -> Option<&Member> {
         self.members.iter().find(|m| m.role == "PRIMARY" && m.state == "ONLINE")
@@ -250,12 +264,19 @@ pub fn peers_fact(peers: &[Peer]) -> serde_json::Value {
 }
 
 /// Whether this member is the writer: `Ok(why)` or `Err(why not)`. `peers` are the other ONLINE
-/// members' own views.
-pub fn writer(g: &GroupState, peers: &[Peer]) -> std::result::Result<String, String> {
+/// members' own views; `one_of_many`: in multi-primary mode, only the ONLINE member with the
+/// lowest `MEMBER_ID` writes (`--group-writers one`).
+pub fn writer(g: &GroupState, peers: &[Peer], one_of_many: bool) -> std::result::Result<String, String> {
     let own = g.own();
     if g.single_primary && own.role != "PRIMARY" {
         let primary = g.primary().map(|p| p.address.clone()).unwrap_or_else(|| "none".into());
         return Err(format!("MEMBER_ROLE is {}: the primary is {primary}", own.role));
+    }
+    if !g.single_primary && one_of_many {
+        let first = g.members.iter().filter(|m| m.state == "ONLINE").min_by(|a, b| a.id.cmp(&b.id));
+        if let Some(first) = first.filter(|m| m.id != g.me) {
+            return Err(format!("multi-primary with --group-writers one: {} (the lowest MEMBER_ID) is the writer", first.address));
+        }
     }
     let mut confirmed = 1; // this member
     let mut unasked = Vec::new();
@@ -289,7 +310,11 @@ pub fn writer(g: &GroupState, peers: &[Peer]) -> std::result::Result<String, Str
             unasked.join("; ")
         ));
     }
-    let role = if g.single_primary { "the primary" } else { "an ONLINE member in multi-primary mode" };
+    let role = match (g.single_primary, one_of_many) {
+        (true, _) => "the primary",
+        (false, false) => "an ONLINE member in multi-primary mode",
+        (false, true) => "the ONLINE member with the lowest MEMBER_ID in multi-primary mode (--group-writers one)",
+    };
     Ok(format!("{role}, confirmed by {confirmed} of {all} members (itself included)"))
 }
 
@@ -371,17 +396,24 @@ mod tests {
     #[test]
     fn the_primary_confirmed() {
         let g = view(1, healthy());
-        assert!(writer(&g, &[peer(2, Ok(healthy())), peer(3, Ok(healthy()))]).is_ok());
+        assert!(writer(&g, &[peer(2, Ok(healthy())), peer(3, Ok(healthy()))], false).is_ok());
         // One peer unreachable: 2 of 3 confirm: still the writer.
-        assert!(writer(&g, &[peer(2, Ok(healthy())), peer(3, Err("timeout".into()))]).is_ok());
+        assert!(writer(&g, &[peer(2, Ok(healthy())), peer(3, Err("timeout".into()))], false).is_ok());
         // Both unreachable: cannot tell.
-        let w = writer(&g, &[peer(2, Err("timeout".into())), peer(3, Err("refused".into()))]).unwrap_err();
+        let w = writer(&g, &[peer(2, Err("timeout".into())), peer(3, Err("refused".into()))], false).unwrap_err();
         assert!(w.contains("only 1 of 3 members confirm"), "{w}");
         // The others elected member 2 while member 1 was frozen.
         let elected = vec![member(1, "UNREACHABLE", "SECONDARY"), member(2, "ONLINE", "PRIMARY"), member(3, "ONLINE", "SECONDARY")];
-        let w = writer(&g, &[peer(2, Ok(elected.clone())), peer(3, Ok(elected))]).unwrap_err();
+        let w = writer(&g, &[peer(2, Ok(elected.clone())), peer(3, Ok(elected))], false).unwrap_err();
         assert!(w.contains("sees this member UNREACHABLE SECONDARY and 10.0.0.2:3306 as primary"), "{w}");
         // A secondary is not the writer in single-primary mode.
-        assert!(writer(&view(2, healthy()), &[]).unwrap_err().contains("the primary is 10.0.0.1:3306"));
+        assert!(writer(&view(2, healthy()), &[], false).unwrap_err().contains("the primary is 10.0.0.1:3306"));
+        // Multi-primary: every ONLINE member, or with --group-writers one the lowest MEMBER_ID only.
+        let all_primary: Vec<Member> = (1..=3).map(|i| member(i, "ONLINE", "PRIMARY")).collect();
+        let multi = |me| GroupState { single_primary: false, ..view(me, all_primary.clone()) };
+        let confirming: Vec<Peer> = (1..=3).map(|i| peer(i, Ok(all_primary.clone()))).collect();
+        assert!((1..=3).all(|i| writer(&multi(i), &confirming, false).is_ok()));
+        let ones: Vec<u32> = (1..=3).filter(|i| writer(&multi(*i), &confirming, true).is_ok()).collect();
+        assert_eq!(ones, vec![1]);
     }
 }

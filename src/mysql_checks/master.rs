@@ -158,9 +158,10 @@ impl Check for MysqlMaster {
         let mut observation = super::observe(target, deadline)?;
         let facts = &observation.facts.clone();
         if let Some(g) = &facts.group {
-            let confirms = g.out_of_group().is_none() && (!g.single_primary || g.own().role == "PRIMARY");
+            let one_of_many = args.mysql.cluster.group_writers == galera::Writers::One;
+            let confirms = g.out_of_group().is_none() && g.writes(one_of_many);
             let peers = if confirms { group::ask_members(&g.others_online(), target, deadline.for_probes()) } else { Vec::new() };
-            let writer = group::writer(g, &peers);
+            let writer = group::writer(g, &peers, one_of_many);
             let verdict = decide_group(&target.address.to_string(), facts, g, &writer, args.allow_read_only);
             let mut out = facts.facts(&args.mysql.repl_users, target);
             if !peers.is_empty() {
@@ -172,7 +173,7 @@ impl Check for MysqlMaster {
             let (verdict, peers) =
                 galera_verdict(args, target, facts, g, &mut observation.session, observation.login_warning.as_deref(), deadline);
             let mut out = facts.facts(&args.mysql.repl_users, target);
-            out.set("galera_writers", args.mysql.galera.galera_writers.to_string());
+            out.set("galera_writers", args.mysql.cluster.galera_writers.to_string());
             if !peers.is_empty() {
                 out.set("members", galera::members_fact(&peers));
             }
@@ -198,7 +199,7 @@ fn galera_verdict(
     login_warning: Option<&str>,
     deadline: &Deadline,
 ) -> (Verdict, Vec<galera::Peer>) {
-    let mode = args.mysql.galera.galera_writers;
+    let mode = args.mysql.cluster.galera_writers;
     let needs_peers = g.out_of_membership().is_none() && mode == galera::Writers::One;
     let peers = if needs_peers {
         let table = galera::members_table(session, g);

@@ -48,7 +48,7 @@ pub struct MysqlArgs {
     pub tls_verify: Option<auth::TlsVerify>,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub galera: galera::GaleraArgs,
+    pub cluster: galera::ClusterArgs,
 }
 
 /// One server looked at: the open session (for a check that has more to ask) and its facts.

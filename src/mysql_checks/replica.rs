@@ -182,7 +182,13 @@ pub fn decide_galera(
 /// The read rule for a Group Replication member `g`: in service, ONLINE with quorum in its view, its
 /// applier backlog within `--max-recv-queue`; the primary (single-primary mode) only when no
 /// secondary can serve, by the one read-pool rule, from its own view of the others.
-pub fn decide_group(target: &str, facts: &ServerFacts, g: &GroupState, policy: &ReadPolicy, max_queue: Option<u64>) -> Verdict {
+pub fn decide_group(
+    target: &str,
+    facts: &ServerFacts,
+    g: &GroupState,
+    policy: &ReadPolicy,
+    (max_queue, one_of_many): (Option<u64>, bool),
+) -> Verdict {
     let own = g.own();
     let backlog =
         Subcheck::measured("backlog", own.backlog.map(|b| b as i64), "", max_queue.map(Thresholds::crit_above_count).unwrap_or_default());
@@ -192,8 +198,8 @@ pub fn decide_group(target: &str, facts: &ServerFacts, g: &GroupState, policy: &
     if let Some(why) = g.out_of_group().or_else(|| group::member_problem(own, max_queue)) {
         return Verdict::new(format!("{target} is out of the group's service: {why}"), [Subcheck::critical(why), backlog]);
     }
-    if g.single_primary && own.role == "PRIMARY" {
-        return master_verdict(&format!("{target} (the group's primary)"), &g.others_as_replicas(max_queue), policy).and(backlog);
+    if (g.single_primary || one_of_many) && g.writes(one_of_many) {
+        return master_verdict(&format!("{target} (the group's writer)"), &g.others_as_replicas(max_queue), policy).and(backlog);
     }
     let (up, all) = g.reachable_count();
     Verdict::new(
@@ -235,14 +241,15 @@ impl Check for MysqlReplica {
         if let Some(g) = facts.group.clone() {
             drop(session);
             let policy = ReadPolicy { max_lag: None, master_fallback: !args.no_master_fallback };
-            let verdict = decide_group(&target.address.to_string(), &facts, &g, &policy, args.max_recv_queue);
+            let one_of_many = args.mysql.cluster.group_writers == galera::Writers::One;
+            let verdict = decide_group(&target.address.to_string(), &facts, &g, &policy, (args.max_recv_queue, one_of_many));
             let out = facts.facts(&args.mysql.repl_users, target);
             return Ok(Outcome::new(super::with_login_warning(verdict, login_warning.as_deref()), out));
         }
         if let Some(g) = facts.galera.clone() {
             drop(session);
             let policy = ReadPolicy { max_lag: None, master_fallback: !args.no_master_fallback };
-            let mode = args.mysql.galera.galera_writers;
+            let mode = args.mysql.cluster.galera_writers;
             // The writer rule and, when this node is the writer, the read-pool rule need every other
             // member: ask them all at once.
             let peers = if g.read_problem(args.max_recv_queue).is_none() || g.donor() {
