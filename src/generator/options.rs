@@ -61,11 +61,18 @@ impl ArgValue for String {
     }
 }
 
-impl ArgValue for u32 {
-    fn render(&self, _: &str) -> Result<Rendered> {
-        Ok(Rendered::Values(vec![self.to_string()]))
-    }
+/// Values whose command-line form is their `Display`.
+macro_rules! displayed_arg {
+    ($($t:ty),*) => {$(
+        impl ArgValue for $t {
+            fn render(&self, _: &str) -> Result<Rendered> {
+                Ok(Rendered::Values(vec![self.to_string()]))
+            }
+        }
+    )*};
 }
+
+displayed_arg!(u32, u64, crate::mysql_checks::galera::Writers);
 
 /// Durations in Consul's form (`30s`, `2m`), whether the inventory wrote `120` or `"2m"`.
 impl ArgValue for DurationSpec {
@@ -78,18 +85,6 @@ impl ArgValue for DurationSpec {
 impl ArgValue for Duration {
     fn render(&self, _: &str) -> Result<Rendered> {
         Ok(Rendered::Values(vec![format_duration(*self)]))
-    }
-}
-
-impl ArgValue for u64 {
-    fn render(&self, _: &str) -> Result<Rendered> {
-        Ok(Rendered::Values(vec![self.to_string()]))
-    }
-}
-
-impl ArgValue for crate::mysql_checks::galera::Writers {
-    fn render(&self, _: &str) -> Result<Rendered> {
-        Ok(Rendered::Values(vec![self.to_string()]))
     }
 }
 

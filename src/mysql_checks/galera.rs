@@ -121,8 +121,7 @@ impl GaleraState {
         if !on {
             return Ok(None);
         }
-        let status: Variables =
-            status.iter().filter_map(|r| Some((r.get("Variable_name")?.clone()?.to_ascii_lowercase(), r.get("Value")?.clone()))).collect();
+        let status = variables(status);
         let get = |name: &str| -> Result<String> {
             status.get(name).cloned().flatten().ok_or_else(|| {
                 anyhow!("wsrep_on is ON but the server did not report {name}, which the decision needs (fail closed: critical)")
@@ -200,14 +199,7 @@ impl GaleraState {
     /// When the node joined the component, from its time-based `wsrep_gcomm_uuid`, in 100 ns since
     /// the UUID epoch (1582), with the UUID for ties; `None` when it is not a version 1 UUID.
     pub fn joined(&self) -> Option<(u64, &str)> {
-        let uuid = self.gcomm_uuid.as_deref()?;
-        let parts: Vec<&str> = uuid.split('-').collect();
-        let [low, mid, hi, ..] = parts[..] else { return None };
-        if low.len() != 8 || mid.len() != 4 || hi.len() != 4 || !hi.starts_with('1') {
-            return None;
-        }
-        let hex = |h: &str| u64::from_str_radix(h, 16).ok();
-        Some(((hex(&hi[1..])? << 48) | (hex(mid)? << 32) | hex(low)?, uuid))
+        joined_at(self.gcomm_uuid.as_deref()?)
     }
 
     /// When it joined, as Unix seconds (for messages).
@@ -247,6 +239,18 @@ impl GaleraState {
         }
         f
     }
+}
+
+/// When a member with identity `uuid` (a time-based `wsrep_gcomm_uuid`) joined, in 100 ns since
+/// the UUID epoch (1582), with the UUID for ties; `None` when it is not a version 1 UUID.
+fn joined_at(uuid: &str) -> Option<(u64, &str)> {
+    let parts: Vec<&str> = uuid.split('-').collect();
+    let [low, mid, hi, ..] = parts[..] else { return None };
+    if low.len() != 8 || mid.len() != 4 || hi.len() != 4 || !hi.starts_with('1') {
+        return None;
+    }
+    let hex = |h: &str| u64::from_str_radix(h, 16).ok();
+    Some(((hex(&hi[1..])? << 48) | (hex(mid)? << 32) | hex(low)?, uuid))
 }
 
 /// What one other member said of itself.
@@ -360,10 +364,7 @@ pub fn to_ask(me: &GaleraState, table: Option<&[(String, String)]>) -> Vec<Strin
     match table {
         Some(members) => members
             .iter()
-            .filter(|(uuid, _)| {
-                let probe = GaleraState { gcomm_uuid: Some(uuid.clone()), ..me.clone() };
-                !probe.joined().is_some_and(|theirs| theirs >= mine)
-            })
+            .filter(|(uuid, _)| !joined_at(uuid).is_some_and(|theirs| theirs >= mine))
             .map(|(_, address)| address.clone())
             .collect(),
         None => me.others(),

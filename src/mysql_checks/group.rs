@@ -139,10 +139,13 @@ impl GroupState {
         match (self.single_primary, one_of_many) {
             (true, _) => own.role == "PRIMARY",
             (false, false) => own.state == "ONLINE",
-            (false, true) => {
-                self.members.iter().filter(|m| m.state == "ONLINE").min_by(|a, b| a.id.cmp(&b.id)).is_some_and(|m| m.id == self.me)
-            }
+            (false, true) => self.lowest_online().is_some_and(|m| m.id == self.me),
         }
+    }
+
+    /// The ONLINE member with the lowest `MEMBER_ID`: the one writer of `--group-writers one`.
+    pub fn lowest_online(&self) -> Option<&Member> {
+        self.members.iter().filter(|m| m.state == "ONLINE").min_by(|a, b| a.id.cmp(&b.id))
     }
 
     /// The primary in this view (single-primary mode).
@@ -273,8 +276,7 @@ pub fn writer(g: &GroupState, peers: &[Peer], one_of_many: bool) -> std::result:
         return Err(format!("MEMBER_ROLE is {}: the primary is {primary}", own.role));
     }
     if !g.single_primary && one_of_many {
-        let first = g.members.iter().filter(|m| m.state == "ONLINE").min_by(|a, b| a.id.cmp(&b.id));
-        if let Some(first) = first.filter(|m| m.id != g.me) {
+        if let Some(first) = g.lowest_online().filter(|m| m.id != g.me) {
             return Err(format!("multi-primary with --group-writers one: {} (the lowest MEMBER_ID) is the writer", first.address));
         }
     }

@@ -155,8 +155,8 @@ impl Check for MysqlMaster {
     }
 
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
-        let mut observation = super::observe(target, deadline)?;
-        let facts = &observation.facts.clone();
+        let super::Observation { mut session, facts, login_warning } = super::observe(target, deadline)?;
+        let facts = &facts;
         if let Some(g) = &facts.group {
             let one_of_many = args.mysql.cluster.group_writers == galera::Writers::One;
             let confirms = g.out_of_group().is_none() && g.writes(one_of_many);
@@ -167,11 +167,10 @@ impl Check for MysqlMaster {
             if !peers.is_empty() {
                 out.set("confirmations", group::peers_fact(&peers));
             }
-            return Ok(Outcome::new(super::with_login_warning(verdict, observation.login_warning.as_deref()), out));
+            return Ok(Outcome::new(super::with_login_warning(verdict, login_warning.as_deref()), out));
         }
         if let Some(g) = &facts.galera {
-            let (verdict, peers) =
-                galera_verdict(args, target, facts, g, &mut observation.session, observation.login_warning.as_deref(), deadline);
+            let (verdict, peers) = galera_verdict(args, target, facts, g, &mut session, login_warning.as_deref(), deadline);
             let mut out = facts.facts(&args.mysql.repl_users, target);
             out.set("galera_writers", args.mysql.cluster.galera_writers.to_string());
             if !peers.is_empty() {
@@ -181,10 +180,7 @@ impl Check for MysqlMaster {
         }
         let replicas = facts.replica_threads(&args.mysql.repl_users).count();
         let verdict = decide(&target.address.to_string(), facts, args.allow_read_only, replicas, args.min_replicas);
-        Ok(Outcome::new(
-            super::with_login_warning(verdict, observation.login_warning.as_deref()),
-            facts.facts(&args.mysql.repl_users, target),
-        ))
+        Ok(Outcome::new(super::with_login_warning(verdict, login_warning.as_deref()), facts.facts(&args.mysql.repl_users, target)))
     }
 }
 

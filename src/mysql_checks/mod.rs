@@ -222,9 +222,7 @@ impl ServerFacts {
             _ => {}
         }
         let switches = switches(session, &vars)?;
-        let galera = Self::galera(session, &galera_vars, &galera_status)?;
-        let group = group::read(session, &galera_vars)?;
-        Self::from_answers(session, switches, &vars, status_statement, &status, &threads, (galera, group)).map(Some)
+        Self::from_answers(session, switches, &vars, status_statement, &status, &threads, (&galera_vars, &galera_status)).map(Some)
     }
 
     /// Reads everything one statement at a time, with the spellings every server knows.
@@ -239,18 +237,12 @@ impl ServerFacts {
         let (status_statement, status) = session.rows_first_known(&dialect::status_statements(session.dialect()))?;
         let threads = session.kept_rows(DUMP_THREADS)?;
         let (galera_vars, galera_status) = galera::read(session)?;
-        let galera = Self::galera(session, &galera_vars, &galera_status)?;
-        let group = group::read(session, &galera_vars)?;
-        Self::from_answers(session, switches, &vars, &status_statement, &status, &threads, (galera, group))
-    }
-
-    /// The Galera state from what the server reported, naming the server when a fact is missing.
-    fn galera(session: &Session, vars: &Variables, status: &[RowMap]) -> Result<Option<galera::GaleraState>> {
-        galera::GaleraState::read(vars, status).with_context(|| format!("the Galera status of {}", session.address()))
+        Self::from_answers(session, switches, &vars, &status_statement, &status, &threads, (&galera_vars, &galera_status))
     }
 
     /// The facts from `session`'s answers: the switches and the other variables, the status
-    /// statement's rows, `SHOW PROCESSLIST`'s dump-thread rows.
+    /// statement's rows, `SHOW PROCESSLIST`'s dump-thread rows, the cluster variables and the
+    /// Galera status.
     fn from_answers(
         session: &mut Session,
         switches: Switches,
@@ -258,8 +250,13 @@ impl ServerFacts {
         status_statement: &str,
         status: &[RowMap],
         threads: &[RowMap],
-        (galera, group): (Option<galera::GaleraState>, Option<group::GroupState>),
+        (cluster_vars, galera_status): (&Variables, &[RowMap]),
     ) -> Result<ServerFacts> {
+        // A Galera node or a Group Replication member: from the cluster variables and the Galera
+        // status, and for a member one more round trip for its view of the group.
+        let galera = galera::GaleraState::read(cluster_vars, galera_status)
+            .with_context(|| format!("the Galera status of {}", session.address()))?;
+        let group = group::read(session, cluster_vars)?;
         let server = session.address();
         let mut channels = replication::channels(status).with_context(|| format!("cannot read {status_statement} of {server}"))?;
         workers::name_worker_errors(session, &mut channels);

@@ -238,15 +238,15 @@ impl Check for MysqlReplica {
 
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
         let super::Observation { mut session, mut facts, login_warning } = super::observe(target, deadline)?;
-        if let Some(g) = facts.group.clone() {
+        if let Some(g) = &facts.group {
             drop(session);
             let policy = ReadPolicy { max_lag: None, master_fallback: !args.no_master_fallback };
             let one_of_many = args.mysql.cluster.group_writers == galera::Writers::One;
-            let verdict = decide_group(&target.address.to_string(), &facts, &g, &policy, (args.max_recv_queue, one_of_many));
+            let verdict = decide_group(&target.address.to_string(), &facts, g, &policy, (args.max_recv_queue, one_of_many));
             let out = facts.facts(&args.mysql.repl_users, target);
             return Ok(Outcome::new(super::with_login_warning(verdict, login_warning.as_deref()), out));
         }
-        if let Some(g) = facts.galera.clone() {
+        if let Some(g) = &facts.galera {
             drop(session);
             let policy = ReadPolicy { max_lag: None, master_fallback: !args.no_master_fallback };
             let mode = args.mysql.cluster.galera_writers;
@@ -259,11 +259,11 @@ impl Check for MysqlReplica {
             };
             let writer = match mode {
                 galera::Writers::All => galera::Writer::Another("--galera-writers all: every member takes writes and serves reads".into()),
-                galera::Writers::One => galera::writer(&g, &peers, mode),
+                galera::Writers::One => galera::writer(g, &peers, mode),
             };
             let others = galera::as_replicas(&peers, args.max_recv_queue);
             let limits = (args.max_recv_queue, args.galera_donor_reads);
-            let verdict = decide_galera(&target.address.to_string(), &facts, &g, &writer, &others, &policy, limits);
+            let verdict = decide_galera(&target.address.to_string(), &facts, g, &writer, &others, &policy, limits);
             let mut out = facts.facts(&args.mysql.repl_users, target);
             out.set("galera_writers", mode.to_string());
             if !peers.is_empty() {

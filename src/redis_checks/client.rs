@@ -243,12 +243,6 @@ impl<'a> Session<'a> {
         reply
     }
 
-    /// Whether the server has answered anything on this connection (a failure before that may be
-    /// a TLS or protocol mismatch, see [`mismatch`]).
-    pub fn answered(&self) -> bool {
-        self.answered
-    }
-
     /// `INFO server`, `INFO replication` and `INFO persistence` in one round trip, as one text.
     ///
     /// One `INFO` with its default sections (server, replication and persistence among them), not a

@@ -431,21 +431,19 @@ pub fn judge(me: &str, replies: &[SentinelReply], attached: &Attachment) -> Guar
             _ => None,
         })
         .collect();
-    let unreachable: Vec<String> = replies
-        .iter()
-        .filter_map(|r| match &r.answer {
-            SentinelAnswer::Unreachable(e) => Some(format!("{}: {e}", r.sentinel)),
-            _ => None,
-        })
-        .collect();
+    // `sentinel: error` for each Sentinel whose answer `pick` reads an error from.
+    let errors = |pick: fn(&SentinelAnswer) -> Option<&String>| -> Vec<String> {
+        replies.iter().filter_map(|r| Some(format!("{}: {}", r.sentinel, pick(&r.answer)?))).collect()
+    };
+    let unreachable = errors(|a| match a {
+        SentinelAnswer::Unreachable(e) => Some(e),
+        _ => None,
+    });
     let unknown: Vec<&str> = replies.iter().filter(|r| r.answer == SentinelAnswer::UnknownMaster).map(|r| r.sentinel.as_str()).collect();
-    let misconfigured: Vec<String> = replies
-        .iter()
-        .filter_map(|r| match &r.answer {
-            SentinelAnswer::Misconfigured(e) => Some(format!("{}: {e}", r.sentinel)),
-            _ => None,
-        })
-        .collect();
+    let misconfigured = errors(|a| match a {
+        SentinelAnswer::Misconfigured(e) => Some(e),
+        _ => None,
+    });
     let mut problems = Vec::new();
     if !others.is_empty() {
         problems.push(others.join(", "));
