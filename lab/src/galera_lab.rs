@@ -49,6 +49,7 @@ pub struct GaleraNode {
     /// The process.
     pub proc: Proc,
     socket: PathBuf,
+    log: PathBuf,
     args: Vec<String>,
 }
 
@@ -117,7 +118,28 @@ impl GaleraNode {
         };
         cmd.args(&self.args).arg(format!("--wsrep-cluster-address={cluster_address}"));
         self.proc.child = Some(spawn_tied(cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null())));
-        wait_for(&format!("{} answers", self.name), Duration::from_secs(60), || self.conn_opt().map(|_| ()));
+        // A joiner answers once its state transfer is done: seconds alone, longer on a loaded CI
+        // machine. A node that died or never answers fails with the end of its error log.
+        let start = std::time::Instant::now();
+        loop {
+            if self.conn_opt().is_some() {
+                return;
+            }
+            let exited = self.proc.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || start.elapsed() > Duration::from_secs(180) {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+                panic!(
+                    "{} did not answer ({}) after {:?}; the end of {}:\n{}",
+                    self.name,
+                    exited.map_or("still running".to_string(), |s| s.to_string()),
+                    start.elapsed(),
+                    self.log.display(),
+                    tail.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// A clean shutdown (SIGTERM, waited for): Galera forgets the node's identity, which a restart
@@ -250,6 +272,7 @@ impl GaleraLab {
             ns: ns.map(String::from),
             proc: Proc { child: None, name: name.to_string() },
             socket: PathBuf::from(file("sock")),
+            log: PathBuf::from(file("err")),
             args,
         }
     }

@@ -60,15 +60,24 @@ use std::time::{Duration, Instant};
 /// written with a mode.
 pub use consul_db_checks::test_files::{write as write_file, TempDir};
 
-/// A loopback port nobody listens on right now (and not 6379/3306).
+/// A port nobody has bound right now on any address, never handed out before by this process,
+/// and outside the kernel's ephemeral range (32768-60999 by default): a server started later on it
+/// cannot find it taken by an outgoing connection meanwhile (a Galera node's link to its peers,
+/// the harness's own polls), nor by another lab of a test running in parallel. Never 6379/3306.
 pub fn free_port() -> u16 {
-    loop {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        if port != 6379 && port != 3306 && port < 60000 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20000;
+    const SPAN: u32 = 12000;
+    // Each test process starts elsewhere in the range: two processes rarely probe the same ports.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(u32::MAX, std::process::id().wrapping_mul(7919) % SPAN, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
             return port;
         }
     }
+    panic!("no free port in {FIRST}-{}", FIRST + SPAN - 1)
 }
 
 /// Starts `cmd` so that it dies with the test process, even if the test process is killed.
