@@ -67,7 +67,7 @@ pub const NODE_CHECKS: &[Executable] = &[
 pub fn serving(kind: Kind, role: Role) -> &'static Executable {
     NODE_CHECKS
         .iter()
-        .find(|e| e.subject == Subject::Server(kind) && e.serves == Some(role))
+        .find(|e| e.subject == Subject::Server(kind.server()) && e.serves == Some(role))
         .unwrap_or_else(|| unreachable!("every kind has a write and a read check (a unit test holds it)"))
 }
 
@@ -85,9 +85,9 @@ mod tests {
     fn every_kind_has_a_write_and_a_read_check() {
         for kind in Kind::ALL {
             for role in Role::ALL {
-                let n = NODE_CHECKS.iter().filter(|e| e.subject == Subject::Server(kind) && e.serves == Some(role)).count();
+                let n = NODE_CHECKS.iter().filter(|e| e.subject == Subject::Server(kind.server()) && e.serves == Some(role)).count();
                 assert_eq!(n, 1, "{kind:?} {role:?}");
-                assert_eq!((serving(kind, role).subject, serving(kind, role).serves), (Subject::Server(kind), Some(role)));
+                assert_eq!((serving(kind, role).subject, serving(kind, role).serves), (Subject::Server(kind.server()), Some(role)));
             }
         }
         assert!(NODE_CHECKS.iter().all(|e| e.run.is_some() && e.serves.is_some()), "a node check runs in process and answers a service");

@@ -6,23 +6,37 @@ use serde::Deserialize;
 
 /// What an instance group runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// Redis (Sentinel optional).
     Redis,
-    /// MySQL or MariaDB.
+    /// MySQL or MariaDB with asynchronous replication (or none).
     Mysql,
+    /// A Galera cluster (MariaDB Galera Cluster, Percona XtraDB Cluster).
+    Galera,
+    /// A MySQL Group Replication group (InnoDB Cluster).
+    GroupReplication,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 2] = [Kind::Redis, Kind::Mysql];
+    pub const ALL: [Kind; 4] = [Kind::Redis, Kind::Mysql, Kind::Galera, Kind::GroupReplication];
 
-    /// As written in service names.
+    /// As written in the inventory, on the command line and in service names.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Redis => "redis",
             Kind::Mysql => "mysql",
+            Kind::Galera => "galera",
+            Kind::GroupReplication => "group-replication",
+        }
+    }
+
+    /// The server it runs, whose checks serve it: Redis, or MySQL (for every MySQL kind).
+    pub fn server(self) -> Kind {
+        match self {
+            Kind::Redis => Kind::Redis,
+            Kind::Mysql | Kind::Galera | Kind::GroupReplication => Kind::Mysql,
         }
     }
 }

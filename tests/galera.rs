@@ -2,7 +2,9 @@
 //! Debian's galera-4 on loopback. One writer (the healthy member that joined the component first),
 //! a read pool of the other Synced members, nothing from a desynced node, a node
 //! rejecting queries or a node alone in a non-Primary component; the writer killed and the next one
-//! taking over; the old writer back without a second writer.
+//! taking over; the old writer back without a second writer; a node restarted without Galera: a
+//! second writer when judged by what it runs, in no pool under --replication galera (the
+//! generator's, for the `galera` kind).
 
 use lab::galera_lab::GaleraLab;
 use lab::pools::{assert_invariants, read_pool, write_pool, Observable};
@@ -53,7 +55,7 @@ fn one_writer_synced_readers_and_every_out_of_service_state() {
         "{topo}"
     );
     let text = run(TOPOLOGY, ["--inventory", inv]);
-    text.prints(&format!("mysql galera:{} {}: write: MYSQL-MASTER OK: {} is the Galera writer", g0.port, g0.host, g0.addr()));
+    text.prints(&format!("galera galera:{} {}: write: MYSQL-MASTER OK: {} is the Galera writer", g0.port, g0.host, g0.addr()));
     // A monitor that may not read mysql.wsrep_cluster_members: every other member is asked, same answer.
     let blind = lab.dir.file("blind.cnf", "[client]\nuser=blind\npassword=blind-pw\n", 0o600);
     for (node, code) in [(g0, 0), (g1, 2), (g2, 2)] {
@@ -183,4 +185,50 @@ fn the_writer_killed_then_back() {
         assert_eq!(write_pool(&views.0), vec![next.as_str()], "no failback after a clean restart: {views:?}");
     }
     println!("{writer} stopped cleanly: {next} took over and kept the role after {writer} rejoined");
+}
+
+/// A node restarted without Galera (its my.cnf lost the provider: `wsrep_on=OFF`) is a standalone,
+/// writable server on the cluster's address: judged by what it runs, it passes beside the writer
+/// and a client's write there is acknowledged and never reaches the cluster. The `galera` kind's
+/// checks (`--replication galera`, what the generator passes) keep it out of both pools; a Galera
+/// node under `--replication async` (a `mysql` group) is refused the same way.
+#[test]
+fn a_node_restarted_without_galera_is_in_no_pool_of_the_galera_kind() {
+    let Some(mut lab) = GaleraLab::start_or_skip(3, "expected replication") else { return };
+    lab.nodes[2].stop_cleanly();
+    lab.nodes[2].launch_without_galera();
+    let [g0, g1, g2] = [&lab.nodes[0], &lab.nodes[1], &lab.nodes[2]];
+    for n in [g0, g1] {
+        n.wait_synced(2);
+    }
+
+    // Judged by what it runs: two writers.
+    let views = lab.observe().run();
+    assert_eq!(write_pool(&views.0), vec![g0.addr().as_str(), g2.addr().as_str()], "{views:?}");
+    views.node(g2.addr()).write.fact_is("role", "master");
+    assert_eq!(client_write(g2), Ok(()), "the standalone node acknowledges a write the cluster never sees");
+
+    // The galera kind: only the cluster's writer, and the standalone node named.
+    let galera = ["--replication", "galera"];
+    let views = lab.observe().write_args(&galera).read_args(&galera).run();
+    views.assert(&[g0.addr()], &[g1.addr()]);
+    assert_invariants(&views.0);
+    views.node(g2.addr()).write.code_is(2).summary_has(&format!(
+        "{} is a standalone server (no Galera, no Group Replication, no replication channel), \
+         but --replication galera expects a Galera node (wsrep_on=ON): a Galera node started without its provider takes writes alone",
+        g2.addr()
+    ));
+    views.node(g2.addr()).read.code_is(2).summary_has("--replication galera expects a Galera node");
+    // The same through the generated checks (the inventory's kind galera), as an operator reads it.
+    let inv = lab.inventory("");
+    let topo = run(TOPOLOGY, ["--inventory", inv.to_str().unwrap()]);
+    topo.exits(1).prints(&format!("in no pool (lost redundancy): {}", g2.host)).prints("expects a Galera node");
+    assert_eq!(check(TOPOLOGY, ["--inventory", inv.to_str().unwrap()]).fact("groups")[0]["write"], serde_json::json!([g0.host]));
+
+    // A Galera node in a group of asynchronous replication (`--replication async`): refused, named.
+    let args = [g0.target_args(), lab.checker_args(), vec!["--replication".into(), "async".into()]].concat();
+    check(MYSQL_MASTER, &args).code_is(2).summary_has(&format!(
+        "{} is a Galera node (wsrep_on=ON), but --replication async expects no Galera and no Group Replication (asynchronous replication or none)",
+        g0.addr()
+    ));
 }

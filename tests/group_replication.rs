@@ -6,7 +6,8 @@
 //! primary (the members it asks name the new one); the new primary killed, another elected, the
 //! killed one restarted and rejoining without passing the write check; quorum lost: the lone
 //! primary out of both pools; a secondary whose applier is blocked, over --max-recv-queue; multi-primary
-//! mode: every member writes and reads.
+//! mode: every member writes and reads; a member restarted without the plugin: a standalone master
+//! when judged by what it runs, critical under --replication group-replication (the generator's).
 
 use lab::oracle_mysql::{chroot_or_skip, GroupLab};
 use lab::pools::{assert_invariants, read_pool, write_pool, Observable};
@@ -87,6 +88,22 @@ fn the_group_decides_one_writer_and_a_stale_primary_takes_no_write() {
     let views = lab.observe().run();
     assert_invariants(&views.0);
     assert_eq!(write_pool(&views.0), vec![format!("{next}:{port}").as_str()], "{views:?}");
+    // Restarted without the plugin (a my.cnf that lost it): a standalone, writable server on the
+    // member's address. Judged by what it runs it passes beside the primary; the
+    // group-replication kind's checks (`--replication group-replication`) keep it out.
+    lab.members[i].restart_without_group_replication();
+    let standalone = &lab.members[i];
+    check(MYSQL_MASTER, lab.check_args(standalone)).code_is(0).fact_is("role", "master");
+    let expecting = [lab.check_args(standalone), vec!["--replication".into(), "group-replication".into()]].concat();
+    check(MYSQL_MASTER, &expecting).code_is(2).summary_has(&format!(
+        "{} is a standalone server (no Galera, no Group Replication, no replication channel), \
+         but --replication group-replication expects a Group Replication member: a member started without the plugin takes writes alone",
+        standalone.addr()
+    ));
+    check(MYSQL_SLAVE, &expecting).code_is(2).summary_has("--replication group-replication expects");
+    let topo = run(TOPOLOGY, ["--inventory", lab.inventory().to_str().unwrap()]);
+    topo.prints(&format!("in no pool (lost redundancy): {}", standalone.host)).prints("expects a Group Replication member");
+    // Restarted with it, Group Replication started: it joins as a secondary.
     lab.members[i].restart();
     lab.members[i].sql("START GROUP_REPLICATION USER='repl', PASSWORD='repl-pw'");
     let rejoin = Instant::now();

@@ -101,6 +101,17 @@ impl GaleraNode {
 
     /// Starts it (again), joining the cluster at `peers` (`gcomm://` alone bootstraps).
     pub(crate) fn launch(&mut self, cluster_address: &str) {
+        self.start(&[format!("--wsrep-cluster-address={cluster_address}")]);
+    }
+
+    /// Starts it (again) without Galera (`wsrep_on=OFF`, no provider), as a node whose my.cnf lost
+    /// its Galera settings: a standalone, writable server on the node's address.
+    pub fn launch_without_galera(&mut self) {
+        self.start(&["--wsrep-on=OFF".into(), "--wsrep-provider=none".into()]);
+    }
+
+    /// Starts the server with its arguments and `extra`, and waits until it answers.
+    fn start(&mut self, extra: &[String]) {
         self.proc.kill();
         // In a chroot (`CDC_CHROOT`: the matrix's MariaDB 11.8) the rsync state transfer needs /proc:
         // mounted in a mount namespace of the server's own, which ends with it (the host never
@@ -116,7 +127,7 @@ impl GaleraNode {
             }
             (Err(_), None) => Command::new("mariadbd"),
         };
-        cmd.args(&self.args).arg(format!("--wsrep-cluster-address={cluster_address}"));
+        cmd.args(&self.args).args(extra);
         self.proc.child = Some(spawn_tied(cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null())));
         // A joiner answers once its state transfer is done: seconds alone, longer on a loaded CI
         // machine. A node that died or never answers fails with the end of its error log.
@@ -291,11 +302,11 @@ impl GaleraLab {
         self.nodes[i].wait_synced(size);
     }
 
-    /// An inventory with this cluster as the `mysql` group `galera` (written in the lab's directory).
+    /// An inventory with this cluster as the `galera` group `galera` (written in the lab's directory).
     pub fn inventory(&self, extra: &str) -> PathBuf {
         let nodes: Vec<String> = self.nodes.iter().map(|n| format!("\"{}\"", n.host)).collect();
         let text = format!(
-            r#"[{{"kind":"mysql","name":"galera","port":{},"nodes":[{}],"defaults_file":"{}"{extra}}}]"#,
+            r#"[{{"kind":"galera","name":"galera","port":{},"nodes":[{}],"defaults_file":"{}"{extra}}}]"#,
             self.nodes[0].port,
             nodes.join(","),
             self.checker_cnf.display()
@@ -390,7 +401,7 @@ impl GaleraVipLab {
         let cnf = secrets.join("galera-check.cnf");
         std::fs::write(&cnf, format!("[client]\nuser={}\npassword={}\n", CHECKER.0, CHECKER.1)).unwrap();
         chown_to(&cnf, SCRIPT_USER, 0o400);
-        let inventory = crate::vip_lab::mysql_vrrp_inventory("galera", &hosts, &cnf, GALERA_VIP, 54);
+        let inventory = crate::vip_lab::mysql_vrrp_inventory("galera", "galera", &hosts, &cnf, GALERA_VIP, 54);
         let keepalived = keepalived_on(&net, &hosts, &inventory);
         let lab = GaleraVipLab { keepalived, nodes, dir, inventory, net };
         wait_for_first_vip(&lab.net, GALERA_VIP, "g1");

@@ -179,6 +179,16 @@ impl MysqlNode {
         self.restart();
     }
 
+    /// Restarts it with the Group Replication plugin disabled (`--group-replication=OFF`), as a
+    /// member whose my.cnf lost the plugin: a standalone server. Its arguments stay as they were for
+    /// the next restart.
+    pub fn restart_without_group_replication(&mut self) {
+        let args = self.args.clone();
+        self.args.push("--group-replication=OFF".into());
+        self.restart();
+        self.args = args;
+    }
+
     /// (Re)starts it and waits until root logs in over its socket.
     pub fn restart(&mut self) {
         self.proc.kill();
@@ -503,11 +513,11 @@ impl GroupLab {
         });
     }
 
-    /// An inventory with this group as the `mysql` group `group` (in the lab's directory).
+    /// An inventory with this group as the `group-replication` group `group` (in the lab's directory).
     pub fn inventory(&self) -> PathBuf {
         let nodes: Vec<String> = self.members.iter().map(|m| format!("\"{}\"", m.host)).collect();
         let text = format!(
-            r#"[{{"kind":"mysql","name":"group","port":{},"nodes":[{}],"defaults_file":"{}","server_public_key":"{}"}}]"#,
+            r#"[{{"kind":"group-replication","name":"group","port":{},"nodes":[{}],"defaults_file":"{}","server_public_key":"{}"}}]"#,
             self.members[0].port,
             nodes.join(","),
             self.checker_cnf.display(),
@@ -583,7 +593,7 @@ impl GroupVipLab {
         )
         .unwrap();
         chown_to(&cnf, SCRIPT_USER, 0o400);
-        let inventory = crate::vip_lab::mysql_vrrp_inventory("group", &hosts, &cnf, GROUP_VIP, 55);
+        let inventory = crate::vip_lab::mysql_vrrp_inventory("group-replication", "group", &hosts, &cnf, GROUP_VIP, 55);
         let keepalived = keepalived_on(&net, &hosts, &inventory);
         let lab = GroupVipLab { keepalived, group, root: root.into(), net };
         wait_for_first_vip(&lab.net, GROUP_VIP, "p1");

@@ -473,13 +473,13 @@ pub fn install_checks(net: &NetLab, names: &[&str]) {
     }
 }
 
-/// The inventory of one MySQL group `name` on `hosts` (port 3306) with the checks' login in `cnf`
-/// and keepalived floating `vip` (`vrid`) to the node whose write check passes, the checks run as
-/// [`SCRIPT_USER`].
-pub fn mysql_vrrp_inventory(name: &str, hosts: &[Host], cnf: &Path, vip: &str, vrid: u8) -> String {
+/// The inventory of one MySQL group (of `kind`: `galera`, `group-replication`) `name` on `hosts`
+/// (port 3306) with the checks' login in `cnf` and keepalived floating `vip` (`vrid`) to the node
+/// whose write check passes, the checks run as [`SCRIPT_USER`].
+pub fn mysql_vrrp_inventory(kind: &str, name: &str, hosts: &[Host], cnf: &Path, vip: &str, vrid: u8) -> String {
     let addrs: Vec<String> = hosts.iter().map(|h| format!("\"{}\"", h.addr)).collect();
     format!(
-        r#"[{{"kind":"mysql","name":"{name}","port":3306,"nodes":[{}],"defaults_file":"{}",
+        r#"[{{"kind":"{kind}","name":"{name}","port":3306,"nodes":[{}],"defaults_file":"{}",
             "vrrp":{{"vip":"{vip}/24","virtual_router_id":{vrid},"interface":"{LAB_INTERFACE}","script_user":"{SCRIPT_USER}"}}}}]"#,
         addrs.join(","),
         cnf.display(),

@@ -64,14 +64,17 @@ mod tests {
            "repl_users":["repl","repl2"],"max_lag":120,"min_replicas":1,"replica_port":3307,
            "replica_user":"probe","replica_password_file":"/etc/consul.d/secrets/probe",
            "replica_defaults_file":"/etc/consul.d/secrets/probe.cnf","allow_read_only":true,
-           "no_master_fallback":true,"tls_ca":"/etc/mysql/ca.pem","tls_verify":"ca","galera_writers":"all","max_recv_queue":16},
+           "no_master_fallback":true,"tls_ca":"/etc/mysql/ca.pem","tls_verify":"ca"},
+          {"kind":"galera","name":"cluster","port":3306,"nodes":["10.0.0.8"],"galera_writers":"all","max_recv_queue":16,
+           "galera_donor_reads":true,"allow_read_only":true},
+          {"kind":"group-replication","name":"group","port":3306,"nodes":["10.0.0.9"],"group_writers":"one","max_recv_queue":16},
           {"kind":"mysql","name":"keyed","port":3307,"nodes":["10.0.0.6"],"server_public_key":"/etc/mysql/public_key.pem"},
           {"kind":"mysql","name":"optin","port":3308,"nodes":["10.0.0.7"],"get_server_public_key":true}
         ]"#;
         let (groups, _) = parse_inventory(inventory).unwrap();
         let opts = PlanOptions::default();
         let services = plan(&groups, &opts).unwrap();
-        assert_eq!(services.len(), 10);
+        assert_eq!(services.len(), 14);
         let all: Vec<String> = services.iter().flat_map(|s| s.args.clone()).collect();
         for flag in [
             "--tls-verify",
@@ -82,6 +85,10 @@ mod tests {
             "--max-lag-bytes",
             "--sentinel-tls-ca",
             "--sentinel-tls-key",
+            "--galera-writers",
+            "--galera-donor-reads",
+            "--group-writers",
+            "--max-recv-queue",
         ] {
             assert!(all.iter().any(|a| a == flag), "{flag} is emitted");
         }
@@ -90,6 +97,15 @@ mod tests {
                 parse_with_own_check(argv).unwrap_or_else(|e| panic!("{argv:?} does not parse: {e}"));
             }
             assert!(s.vrrp_args.ends_with(&["--warning-exit-code".to_string(), "0".to_string()]), "{:?}", s.vrrp_args);
+            // Each MySQL kind's checks insist on the replication the group runs.
+            let replication = s.args.iter().position(|a| a == "--replication").map(|i| s.args[i + 1].as_str());
+            let expected = match s.kind {
+                crate::kinds::Kind::Redis => None,
+                crate::kinds::Kind::Mysql => Some("async"),
+                crate::kinds::Kind::Galera => Some("galera"),
+                crate::kinds::Kind::GroupReplication => Some("group-replication"),
+            };
+            assert_eq!(replication, expected, "{:?}", s.args);
             if s.kind == crate::kinds::Kind::Redis && s.role == crate::kinds::Role::Write {
                 let after = |a: &[String]| a.iter().position(|x| x == "--fault-after").map(|i| a[i + 1].clone());
                 assert_eq!(after(&s.vrrp_args).as_deref(), Some("1s"), "keepalived: fall 1 x interval 1s");

@@ -8,6 +8,7 @@ use super::inventory::DurationSpec;
 use crate::checks::Executable;
 use crate::duration::format_duration;
 use crate::kinds::Kind;
+use crate::mysql_checks::cluster::Replication;
 use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -72,7 +73,7 @@ macro_rules! displayed_arg {
     )*};
 }
 
-displayed_arg!(u32, u64, crate::mysql_checks::galera::Writers);
+displayed_arg!(u32, u64, crate::mysql_checks::cluster::Writers);
 
 /// Durations in Consul's form (`30s`, `2m`), whether the inventory wrote `120` or `"2m"`.
 impl ArgValue for DurationSpec {
@@ -85,6 +86,12 @@ impl ArgValue for DurationSpec {
 impl ArgValue for Duration {
     fn render(&self, _: &str) -> Result<Rendered> {
         Ok(Rendered::Values(vec![format_duration(*self)]))
+    }
+}
+
+impl ArgValue for Replication {
+    fn render(&self, _: &str) -> Result<Rendered> {
+        Ok(Rendered::Values(vec![self.as_arg().to_string()]))
     }
 }
 
@@ -221,7 +228,8 @@ check_options! {
 }
 
 check_options! {
-    /// The options of a MySQL or MariaDB group's checks.
+    /// The options of a MySQL or MariaDB group's checks (of every MySQL kind: which kinds have the
+    /// options not all of them have is [`ONLY_FOR`]).
     MysqlOptions {
         /// `--defaults-file`: a my.cnf `[client]` group.
         defaults_file: Option<SecretFile>,
@@ -263,16 +271,36 @@ check_options! {
         allow_read_only: bool,
         /// `--heartbeat-table` (read check): lag as the age of a pt-heartbeat row.
         heartbeat_table: Option<String>,
+        /// `--replication`: set by the generator from the group's kind, never by the inventory.
+        #[serde(skip)]
+        replication: Option<Replication>,
         /// `--galera-writers` (`one` or `all`): a Galera cluster's write rule.
-        galera_writers: Option<crate::mysql_checks::galera::Writers>,
+        galera_writers: Option<crate::mysql_checks::cluster::Writers>,
         /// `--group-writers` (`all` or `one`): a multi-primary Group Replication group's write rule.
-        group_writers: Option<crate::mysql_checks::galera::Writers>,
+        group_writers: Option<crate::mysql_checks::cluster::Writers>,
         /// `--max-recv-queue` (read check): a Galera or Group Replication member's backlog limit.
         max_recv_queue: Option<u64>,
         /// `--galera-donor-reads` (read check): a Galera state-transfer donor serves reads.
         galera_donor_reads: bool,
     }
 }
+
+/// The MySQL options that not every MySQL kind has, and the kinds that have them (every other
+/// MySQL option is every MySQL kind's: the login, TLS, `allow_read_only`, `no_master_fallback`).
+const ONLY_FOR: &[(&str, &[Kind])] = &[
+    ("min_replicas", &[Kind::Mysql]),
+    ("max_lag", &[Kind::Mysql]),
+    ("replica_port", &[Kind::Mysql]),
+    ("replica_user", &[Kind::Mysql]),
+    ("replica_password_file", &[Kind::Mysql]),
+    ("replica_defaults_file", &[Kind::Mysql]),
+    ("repl_users", &[Kind::Mysql]),
+    ("heartbeat_table", &[Kind::Mysql]),
+    ("galera_writers", &[Kind::Galera]),
+    ("galera_donor_reads", &[Kind::Galera]),
+    ("group_writers", &[Kind::GroupReplication]),
+    ("max_recv_queue", &[Kind::Galera, Kind::GroupReplication]),
+];
 
 /// A group's check options, typed by its kind.
 #[derive(Clone, Debug)]
@@ -291,27 +319,38 @@ impl Default for CheckOptions {
 
 impl CheckOptions {
     /// The fields a `kind` group may set.
-    pub fn fields(kind: Kind) -> &'static [&'static str] {
+    pub fn fields(kind: Kind) -> Vec<&'static str> {
         match kind {
-            Kind::Redis => RedisOptions::FIELDS,
-            Kind::Mysql => MysqlOptions::FIELDS,
+            Kind::Redis => RedisOptions::FIELDS.to_vec(),
+            Kind::Mysql | Kind::Galera | Kind::GroupReplication => MysqlOptions::FIELDS
+                .iter()
+                .copied()
+                .filter(|field| ONLY_FOR.iter().find(|(name, _)| name == field).map_or(true, |(_, kinds)| kinds.contains(&kind)))
+                .collect(),
         }
     }
 
     /// Reads the options of a `kind` group from the inventory fields that are not the group's own.
-    /// A field of another kind's checks is "only for" that kind.
+    /// A field of other kinds' checks is "only for" those kinds.
     pub fn parse(kind: Kind, fields: Map<String, Value>) -> Result<CheckOptions> {
         for key in fields.keys() {
             if !Self::fields(kind).contains(&key.as_str()) {
-                if let Some(other) = Kind::ALL.into_iter().find(|k| Self::fields(*k).contains(&key.as_str())) {
-                    bail!("{key} is only for {} groups", other.as_str());
+                let others: Vec<&str> =
+                    Kind::ALL.into_iter().filter(|k| Self::fields(*k).contains(&key.as_str())).map(Kind::as_str).collect();
+                if let Some((last, first)) = others.split_last() {
+                    let kinds = if first.is_empty() { last.to_string() } else { format!("{} and {last}", first.join(", ")) };
+                    bail!("{key} is only for {kinds} groups");
                 }
             }
         }
         let value = Value::Object(fields);
         let options = match kind {
             Kind::Redis => CheckOptions::Redis(serde_json::from_value(value)?),
-            Kind::Mysql => CheckOptions::Mysql(serde_json::from_value(value)?),
+            Kind::Mysql => CheckOptions::Mysql(MysqlOptions { replication: Some(Replication::Async), ..serde_json::from_value(value)? }),
+            Kind::Galera => CheckOptions::Mysql(MysqlOptions { replication: Some(Replication::Galera), ..serde_json::from_value(value)? }),
+            Kind::GroupReplication => {
+                CheckOptions::Mysql(MysqlOptions { replication: Some(Replication::GroupReplication), ..serde_json::from_value(value)? })
+            }
         };
         options.validate()?;
         Ok(options)
@@ -385,8 +424,10 @@ mod tests {
     #[test]
     fn every_option_is_an_argument_of_its_kinds_checks() {
         for kind in Kind::ALL {
-            let commands: Vec<clap::Command> =
-                crate::checks::node_checks().filter(|c| c.subject == crate::checks::Subject::Server(kind)).map(|c| (c.command)()).collect();
+            let commands: Vec<clap::Command> = crate::checks::node_checks()
+                .filter(|c| c.subject == crate::checks::Subject::Server(kind.server()))
+                .map(|c| (c.command)())
+                .collect();
             for field in CheckOptions::fields(kind) {
                 let found = commands.iter().any(|c| c.get_arguments().any(|a| a.get_id() == field && a.get_long().is_some()));
                 assert!(found, "{kind:?} option {field} is no argument of the {kind:?} checks");
@@ -400,6 +441,11 @@ mod tests {
         let err = |kind, json: &str| format!("{:#}", CheckOptions::parse(kind, fields(json)).unwrap_err());
         assert_eq!(err(Kind::Mysql, r#"{"sentinels":["a:1"]}"#), "sentinels is only for redis groups");
         assert_eq!(err(Kind::Redis, r#"{"repl_users":["repl"]}"#), "repl_users is only for mysql groups");
+        assert_eq!(err(Kind::Galera, r#"{"heartbeat_table":"hb.t"}"#), "heartbeat_table is only for mysql groups");
+        assert_eq!(err(Kind::Mysql, r#"{"galera_writers":"all"}"#), "galera_writers is only for galera groups");
+        assert_eq!(err(Kind::Mysql, r#"{"max_recv_queue":5}"#), "max_recv_queue is only for galera and group-replication groups");
+        assert_eq!(err(Kind::Galera, r#"{"group_writers":"one"}"#), "group_writers is only for group-replication groups");
+        assert!(err(Kind::Galera, r#"{"replication":"async"}"#).contains("unknown field `replication`"), "the generator's own");
         assert!(err(Kind::Redis, r#"{"no_such":1}"#).contains("unknown field `no_such`"));
         assert!(err(Kind::Redis, r#"{"fault_after":"1s"}"#).contains("unknown field `fault_after`"), "the generator's own");
         assert!(err(Kind::Mysql, r#"{"password_file":"pw"}"#).starts_with("password_file must be the absolute path"));

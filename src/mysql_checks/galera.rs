@@ -41,39 +41,7 @@ pub const GALERA_STATUS: &str = "SHOW GLOBAL STATUS WHERE Variable_name IN \
      'wsrep_local_index', 'wsrep_cluster_size', 'wsrep_cluster_conf_id', 'wsrep_incoming_addresses', 'wsrep_local_recv_queue', \
      'wsrep_gcomm_uuid')";
 
-/// How many members may write: `one` (the default: the healthy member with the lowest
-/// `wsrep_local_index`) or `all` (every healthy member).
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Writers {
-    /// One writer at a time: the earliest-joined healthy member, chosen by every node alike.
-    #[default]
-    One,
-    /// Every healthy member takes writes (certification conflicts are the application's).
-    All,
-}
-
-impl std::fmt::Display for Writers {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(match self {
-            Writers::One => "one",
-            Writers::All => "all",
-        })
-    }
-}
-
-/// The Galera and Group Replication options both MySQL checks take.
-#[derive(clap::Args, Clone, Debug, Default)]
-pub struct ClusterArgs {
-    /// Galera: how many members pass the write check: one (the healthy member that joined the
-    /// component first, which a restarted node never takes back) or all.
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = Writers::One)]
-    pub galera_writers: Writers,
-    /// Group Replication in multi-primary mode: all (every ONLINE member, the group's own rule) or
-    /// one (the ONLINE member with the lowest MEMBER_ID, confirmed by the others).
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = Writers::All)]
-    pub group_writers: Writers,
-}
+pub use super::cluster::Writers;
 
 /// `wsrep_local_state`: 4 is Synced; the others are out of both pools.
 const SYNCED: u8 = 4;

@@ -156,6 +156,9 @@ impl Check for MysqlMaster {
 
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
         let super::Observation { mut session, facts, login_warning } = super::observe(target, deadline)?;
+        if let Some(outcome) = super::wrong_replication(&args.mysql, target, &facts) {
+            return Ok(outcome);
+        }
         let facts = &facts;
         if let Some(g) = &facts.group {
             let one_of_many = args.mysql.cluster.group_writers == galera::Writers::One;

@@ -1,6 +1,7 @@
 //! The MySQL/MariaDB role checks: `check-mysql-master` and `check-mysql-slave`.
 
 pub mod auth;
+pub mod cluster;
 pub mod defaults_file;
 pub mod dialect;
 pub mod discovery;
@@ -48,7 +49,7 @@ pub struct MysqlArgs {
     pub tls_verify: Option<auth::TlsVerify>,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub cluster: galera::ClusterArgs,
+    pub cluster: cluster::ClusterArgs,
 }
 
 /// One server looked at: the open session (for a check that has more to ask) and its facts.
@@ -68,6 +69,13 @@ pub fn with_login_warning(verdict: crate::report::Verdict, warning: Option<&str>
         Some(why) => verdict.and(crate::report::Subcheck::warning(why)),
         None => verdict,
     }
+}
+
+/// The outcome for a node that runs another replication than `--replication` says (critical, in
+/// no pool), if it does.
+pub fn wrong_replication(args: &MysqlArgs, target: &MysqlTarget, facts: &ServerFacts) -> Option<crate::report::Outcome> {
+    let why = args.cluster.mismatch(&target.address.to_string(), facts)?;
+    Some(crate::report::Outcome::new(crate::report::Verdict::failed(why), facts.facts(&args.repl_users, target)))
 }
 
 /// Connects once to `target` and reads the server's facts.

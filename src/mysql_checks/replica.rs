@@ -238,6 +238,9 @@ impl Check for MysqlReplica {
 
     fn evaluate(args: &Args, target: &MysqlTarget, deadline: &Deadline) -> Result<Outcome> {
         let super::Observation { mut session, mut facts, login_warning } = super::observe(target, deadline)?;
+        if let Some(outcome) = super::wrong_replication(&args.mysql, target, &facts) {
+            return Ok(outcome);
+        }
         if let Some(g) = &facts.group {
             drop(session);
             let policy = ReadPolicy { max_lag: None, master_fallback: !args.no_master_fallback };
