@@ -6,7 +6,7 @@
 //! primary (the members it asks name the new one); the new primary killed, another elected, the
 //! killed one restarted and rejoining without passing the write check; quorum lost: the lone
 //! primary out of both pools; a secondary whose applier is blocked, over --max-recv-queue; multi-primary
-//! mode: every member writes and reads; a member restarted without the plugin: a standalone master
+//! mode: every member writes and reads; a member in ERROR (its applier failed) out of both pools; a member restarted without the plugin: a standalone master
 //! when judged by what it runs, critical under --replication group-replication (the generator's).
 
 use lab::oracle_mysql::{chroot_or_skip, GroupLab};
@@ -178,4 +178,26 @@ fn a_primary_without_quorum_is_in_no_pool() {
         .write
         .summary_has("an ONLINE member in multi-primary mode, confirmed by 3 of 3")
         .fact_is("group.mode", "multi-primary");
+
+    // A member in ERROR: its applier fails on a table it already has (made behind the group's
+    // back, outside the binary log); it leaves the group and both pools. MySQL 8.4+ then puts it
+    // in offline mode (group_replication_exit_state_action): it refuses the monitor's login, and
+    // the checks say why in the server's words.
+    m2.sql("SET SESSION sql_log_bin = 0; CREATE TABLE lab.clash (id INT PRIMARY KEY)");
+    m0.sql("CREATE TABLE lab.clash (id INT PRIMARY KEY)");
+    lab::wait_for("the clashing member in ERROR", Duration::from_secs(30), || {
+        lab.view(2).iter().any(|(h, s, _)| *h == m2.host && s == "ERROR").then_some(())
+    });
+    let views = lab.observe().run();
+    let healthy = [m0.addr(), m1.addr()];
+    let healthy: Vec<&str> = healthy.iter().map(String::as_str).collect();
+    assert_eq!((write_pool(&views.0), read_pool(&views.0)), (healthy.clone(), healthy), "{views:?}");
+    let err = views.node(m2.addr());
+    for v in [&err.write, &err.read] {
+        v.code_is(2)
+            .summary_has(&format!("log in to {}", m2.addr()))
+            .summary_has("offline mode")
+            .summary_has("(GR) leave group on failure");
+    }
+    println!("group: the member in ERROR: {}", err.read.summary());
 }
