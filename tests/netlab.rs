@@ -674,7 +674,6 @@ fn galera_partition_moves_the_writer_and_the_cut_off_node_acknowledges_nothing()
     let fault = epoch.elapsed();
     lab.net.cut_off(&g1);
     lab.net.cut_off(&c5);
-    let cut_done = epoch.elapsed();
     let new_writer = lab::wait_for("the VIP on the majority's writer", Duration::from_secs(30), || {
         lab.net.holders(GALERA_VIP).into_iter().find(|h| h == "g2" || h == "g3")
     });
@@ -694,13 +693,9 @@ fn galera_partition_moves_the_writer_and_the_cut_off_node_acknowledges_nothing()
     let reports: Vec<lab::writer::WriterReport> = writers.into_iter().map(|w| w.finish()).collect();
     let all: Vec<&lab::writer::Ack> = reports.iter().flat_map(|r| r.acked.iter()).collect();
     let keys = lab.keys(1);
-    // A write in flight when the links moved (the `ip` commands take milliseconds) may be
-    // acknowledged by g1 just after: it was replicated before the cut, and the majority has it. A
-    // write g1 acknowledged that the majority does not have, or one acknowledged after the cut was
-    // complete, is a write the partition split.
-    let g1_acks: Vec<&&lab::writer::Ack> = all.iter().filter(|a| a.node == "g1" && a.at > fault && a.at < heal).collect();
-    let in_flight = g1_acks.iter().filter(|a| a.at <= cut_done && keys.contains(&a.key)).count();
-    let by_g1_after_cut = g1_acks.len() - in_flight;
+    // Writes g1 acknowledged after the cut: those the majority has were committed by the cluster
+    // before it (their acknowledgement arrived late); one the majority does not have is a split.
+    let by_g1 = lab::writer::CutOffAcks::of(&all, "g1", (fault, heal), |k| keys.contains(k));
     let first_new = |r: &lab::writer::WriterReport| r.acked.iter().filter(|a| a.at > fault && a.node != "g1").map(|a| a.at - fault).next();
     let (vip_outage, haproxy_outage) = (first_new(&reports[0]), first_new(&reports[2]));
     let lost = all.iter().filter(|a| !keys.contains(&a.key)).count();
@@ -708,17 +703,22 @@ fn galera_partition_moves_the_writer_and_the_cut_off_node_acknowledges_nothing()
     let show = |d: Option<Duration>| d.map(|d| ms(d).to_string()).unwrap_or_else(|| "never".into());
     println!(
         "netlab: scenario=galera_partition vip_on_majority_ms={} isolated_gave_up_vip_ms={} majority_write_outage_vip_ms={} \
-         majority_write_outage_haproxy_ms={} acked_by_cut_off_node={by_g1_after_cut} in_flight_at_the_cut={in_flight} isolated_clients_failed={} lost={lost} acked={} \
+         majority_write_outage_haproxy_ms={} acked_by_cut_off_node_alone={} committed_before_the_cut_acked_after={} last_ack_by_cut_off_node_ms={} \
+         isolated_clients_failed={} lost={lost} acked={} \
          new_writer={new_writer} holder_after_heal={holder_after_heal:?} one_holder_after_heal_ms={}",
         ms(moved),
         ms(gave_up),
         show(vip_outage),
         show(haproxy_outage),
+        by_g1.alone,
+        by_g1.committed_before,
+        show(by_g1.last),
         reports[1].failed + reports[3].failed,
         all.len(),
         ms(settled),
     );
-    assert_eq!(by_g1_after_cut, 0, "writes acknowledged by the node cut off in a non-Primary component\n{}", proxy.log());
+    assert_eq!(by_g1.alone, 0, "writes acknowledged by the node cut off in a non-Primary component\n{}", proxy.log());
+    assert!(by_g1.last.map_or(true, |last| last < moved), "g1 acknowledged a write after the majority's writer took the VIP: {by_g1:?}");
     assert_eq!(lost, 0, "acknowledged writes missing from the cluster");
     assert!(vip_outage.is_some() && haproxy_outage.is_some(), "no write reached the majority's writer\n{}", proxy.log());
     assert!(moved <= Duration::from_secs(15), "the majority's writer took the VIP after {moved:?}");
@@ -768,7 +768,6 @@ fn group_replication_partition_moves_the_primary_and_the_old_one_acknowledges_no
         let fault = epoch.elapsed();
         lab.net.cut_off(&p1);
         lab.net.cut_off(&c5);
-        let cut_done = epoch.elapsed();
         let gave_up = lab::wait_for("p1 gives the VIP up", Duration::from_secs(30), || {
             (!lab.net.holders(GROUP_VIP).contains(&"p1".to_string())).then(|| epoch.elapsed() - fault)
         });
@@ -784,30 +783,33 @@ fn group_replication_partition_moves_the_primary_and_the_old_one_acknowledges_no
         });
         std::thread::sleep(Duration::from_secs(1));
         stop.store(true, Ordering::SeqCst);
-        (majority.join().unwrap(), isolated.join().unwrap(), (fault, cut_done), moved, gave_up, heal, settled)
+        (majority.join().unwrap(), isolated.join().unwrap(), fault, moved, gave_up, heal, settled)
     });
-    let (fault, cut_done) = fault;
     let all: Vec<&Ack> = majority.iter().chain(isolated.iter()).collect();
     let new_primary = lab.net.holders(GROUP_VIP).first().cloned().unwrap_or_default();
     let on = ["p1", "p2", "p3"].iter().position(|h| *h == new_primary).unwrap_or(1);
     let keys = lab.keys(on);
-    // As for Galera: a write in flight when the links moved, that the majority has, is no split.
-    let p1_acks: Vec<&&Ack> = all.iter().filter(|a| a.node == "p1" && a.at > fault && a.at < heal).collect();
-    let in_flight = p1_acks.iter().filter(|a| a.at <= cut_done && keys.contains(&a.key)).count();
-    let by_p1 = p1_acks.len() - in_flight;
+    // As for Galera: a write p1 acknowledged after the cut that the majority has was committed by
+    // the group before it (seen: one, its acknowledgement through the client's CLI arriving late).
+    let by_p1 = lab::writer::CutOffAcks::of(&all, "p1", (fault, heal), |k| keys.contains(k));
     let first_new = majority.iter().filter(|a| a.at > fault && a.node != "p1").map(|a| a.at - fault).next();
     let lost = all.iter().filter(|a| !keys.contains(&a.key)).count();
     println!(
         "netlab: scenario=group_replication_partition old_primary_gave_up_vip_ms={} vip_on_new_primary_ms={} \
-         majority_write_outage_ms={} acked_by_old_primary={by_p1} in_flight_at_the_cut={in_flight} isolated_client_failed={isolated_failed} lost={lost} acked={} \
+         majority_write_outage_ms={} acked_by_old_primary_alone={} committed_before_the_cut_acked_after={} last_ack_by_old_primary_ms={} \
+         isolated_client_failed={isolated_failed} lost={lost} acked={} \
          holder_after_heal={new_primary} one_holder_after_heal_ms={}",
         ms(gave_up),
         ms(moved),
         first_new.map(|d| ms(d).to_string()).unwrap_or_else(|| "never".into()),
+        by_p1.alone,
+        by_p1.committed_before,
+        by_p1.last.map(|d| ms(d).to_string()).unwrap_or_else(|| "none".into()),
         all.len(),
         ms(settled),
     );
-    assert_eq!(by_p1, 0, "writes acknowledged by the cut-off old primary");
+    assert_eq!(by_p1.alone, 0, "writes acknowledged by the cut-off old primary alone");
+    assert!(by_p1.last.map_or(true, |last| last < moved), "p1 acknowledged a write after the new primary took the VIP: {by_p1:?}");
     assert_eq!(lost, 0, "acknowledged writes missing from the new primary");
     assert!(first_new.is_some(), "no write reached the new primary");
     assert!(gave_up < moved, "p1 kept the VIP until {gave_up:?}, after the new primary took it at {moved:?}");

@@ -127,6 +127,31 @@ fn write_loop<C>(
     report
 }
 
+/// The writes a node cut off from its cluster's majority acknowledged after the cut (a Galera node,
+/// a Group Replication primary), sorted by what the majority has: a certification-based commit needs
+/// the majority, so a write the majority has was committed by the cluster while the node was still
+/// in it, its acknowledgement only arriving after the `ip` commands ran; a write the majority does
+/// not have was acknowledged by the node alone: a write the partition split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CutOffAcks {
+    /// Acknowledged after the cut, and in the majority's data: committed by the cluster before it.
+    pub committed_before: usize,
+    /// Acknowledged after the cut and missing from the majority's data: the split.
+    pub alone: usize,
+    /// When the node's last acknowledgement after the cut arrived, after the cut.
+    pub last: Option<Duration>,
+}
+
+impl CutOffAcks {
+    /// The acknowledgements by `node` between `fault` and `heal` among `acks`; `majority_has`
+    /// says whether the majority's data holds a key.
+    pub fn of(acks: &[&Ack], node: &str, (fault, heal): (Duration, Duration), majority_has: impl Fn(&str) -> bool) -> CutOffAcks {
+        let after: Vec<&&Ack> = acks.iter().filter(|a| a.node == node && a.at > fault && a.at < heal).collect();
+        let committed_before = after.iter().filter(|a| majority_has(&a.key)).count();
+        CutOffAcks { committed_before, alone: after.len() - committed_before, last: after.iter().map(|a| a.at - fault).max() }
+    }
+}
+
 /// The numbers a scenario reports.
 #[derive(Clone, Debug)]
 pub struct Outcome {
