@@ -346,10 +346,14 @@ impl CheckOptions {
         let value = Value::Object(fields);
         let options = match kind {
             Kind::Redis => CheckOptions::Redis(serde_json::from_value(value)?),
-            Kind::Mysql => CheckOptions::Mysql(MysqlOptions { replication: Some(Replication::Async), ..serde_json::from_value(value)? }),
-            Kind::Galera => CheckOptions::Mysql(MysqlOptions { replication: Some(Replication::Galera), ..serde_json::from_value(value)? }),
-            Kind::GroupReplication => {
-                CheckOptions::Mysql(MysqlOptions { replication: Some(Replication::GroupReplication), ..serde_json::from_value(value)? })
+            Kind::Mysql | Kind::Galera | Kind::GroupReplication => {
+                // The checks insist on what the group runs.
+                let replication = match kind {
+                    Kind::Galera => Replication::Galera,
+                    Kind::GroupReplication => Replication::GroupReplication,
+                    _ => Replication::Async,
+                };
+                CheckOptions::Mysql(MysqlOptions { replication: Some(replication), ..serde_json::from_value(value)? })
             }
         };
         options.validate()?;
