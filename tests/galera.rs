@@ -4,7 +4,8 @@
 //! rejecting queries or a node alone in a non-Primary component; the writer killed and the next one
 //! taking over; the old writer back without a second writer; a node restarted without Galera: a
 //! second writer when judged by what it runs, in no pool under --replication galera (the
-//! generator's, for the `galera` kind).
+//! generator's, for the `galera` kind); an asynchronous read replica of the cluster keeping the
+//! asynchronous rules.
 
 use lab::galera_lab::GaleraLab;
 use lab::pools::{assert_invariants, read_pool, write_pool, Observable};
@@ -231,4 +232,66 @@ fn a_node_restarted_without_galera_is_in_no_pool_of_the_galera_kind() {
         "{} is a Galera node (wsrep_on=ON), but --replication async expects no Galera and no Group Replication (asynchronous replication or none)",
         g0.addr()
     ));
+}
+
+/// An asynchronous replica of the cluster (a read replica replicating from a member's binary log)
+/// keeps the asynchronous rules under the `galera` kind: it serves reads while its link is healthy,
+/// never writes, and leaves the read pool when its link stops; the cluster keeps one writer.
+#[test]
+fn an_asynchronous_replica_of_the_cluster_keeps_the_asynchronous_rules() {
+    let binlog = ["--log-bin=galera-bin", "--log-slave-updates", "--server-id=1"];
+    let Some(lab) = GaleraLab::start_with_or_skip(3, &binlog, "read replica") else { return };
+    let g0 = &lab.nodes[0];
+    g0.sql(&format!("CREATE USER repl@'%' IDENTIFIED BY '{}'; GRANT REPLICATION SLAVE ON *.* TO repl@'%'", lab::mysql_lab::REPL_PASSWORD));
+    let dir = TempDir::new("galera-replica");
+    let replica = lab::mysql_lab::MariaNode::start_on(&dir, "r", 9, "127.0.0.5", g0.port, &[]);
+    let (file, pos) = g0.master_status();
+    replica.sql(&format!(
+        "SET SESSION sql_log_bin = 0;
+         CREATE USER {u}@'%' IDENTIFIED BY '{p}'; GRANT SLAVE MONITOR, PROCESS ON *.* TO {u}@'%';
+         CREATE DATABASE lab; CREATE TABLE lab.t (id INT PRIMARY KEY AUTO_INCREMENT, k VARCHAR(40), node VARCHAR(20));
+         CHANGE MASTER TO MASTER_HOST='{h}', MASTER_PORT={port}, MASTER_USER='repl', MASTER_PASSWORD='{rp}',
+           MASTER_LOG_FILE='{file}', MASTER_LOG_POS={pos}, MASTER_USE_GTID=no, MASTER_CONNECT_RETRY=1;
+         START SLAVE",
+        u = lab::galera_lab::CHECKER.0,
+        p = lab::galera_lab::CHECKER.1,
+        h = g0.host,
+        port = g0.port,
+        rp = lab::mysql_lab::REPL_PASSWORD,
+    ));
+    replica.wait_channel_running("");
+    assert_eq!(client_write(g0), Ok(()));
+    lab::wait_for("the write on the read replica", Duration::from_secs(20), || {
+        replica.row("SELECT COUNT(*) AS n FROM lab.t").and_then(|r| r.get("n").cloned().flatten()).filter(|n| n != "0")
+    });
+
+    let galera = ["--replication".to_string(), "galera".to_string()];
+    let args =
+        [vec!["--host".into(), replica.host.clone(), "--port".into(), replica.port.to_string()], lab.checker_args(), galera.to_vec()]
+            .concat();
+    let read = check(MYSQL_SLAVE, &args);
+    read.code_is(0).fact_is("role", "replica");
+    check(MYSQL_MASTER, &args).code_is(2).summary_has(&format!("is a replica of {}, not the master", g0.addr()));
+    // Through the generated checks: the replica in the group's inventory reads, the cluster writes.
+    let nodes: Vec<String> = lab.nodes.iter().map(|n| format!("\"{}\"", n.host)).chain([format!("\"{}\"", replica.host)]).collect();
+    let inv = dir.file(
+        "inventory.json",
+        &format!(
+            r#"[{{"kind":"galera","name":"galera","port":{},"nodes":[{}],"defaults_file":"{}"}}]"#,
+            g0.port,
+            nodes.join(","),
+            lab.checker_cnf.display()
+        ),
+        0o644,
+    );
+    let topo = check(TOPOLOGY, ["--inventory", inv.to_str().unwrap()]);
+    topo.code_is(0);
+    assert_eq!(
+        (topo.fact("groups")[0]["write"].clone(), topo.fact("groups")[0]["read"].clone()),
+        (serde_json::json!([g0.host]), serde_json::json!([lab.nodes[1].host, lab.nodes[2].host, replica.host])),
+        "{topo}"
+    );
+    // Its link stopped: out of the read pool, named.
+    replica.sql("STOP SLAVE IO_THREAD");
+    check(MYSQL_SLAVE, &args).code_is(2).summary_has("IO thread");
 }

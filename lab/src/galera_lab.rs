@@ -162,6 +162,14 @@ impl GaleraNode {
         }
     }
 
+    /// `SHOW MASTER STATUS`: its binary log's file and position (with `--log-bin`).
+    pub fn master_status(&self) -> (String, u64) {
+        use mysql::prelude::Queryable;
+        let mut c = self.conn_opt().unwrap_or_else(|| panic!("cannot connect to {}", self.name));
+        let row: mysql::Row = c.query_first("SHOW MASTER STATUS").unwrap().unwrap_or_else(|| panic!("{}: no binary log", self.name));
+        (row.get(0).unwrap(), row.get(1).unwrap())
+    }
+
     /// SIGSTOP: frozen, its connections open, as a hung host.
     pub fn freeze(&self) {
         self.proc.signal(libc::SIGSTOP);
@@ -187,13 +195,20 @@ impl GaleraLab {
     /// Bootstraps node 0, joins the others one by one (each by a full state transfer), and creates
     /// the checker users and a table.
     pub fn start(n: usize) -> GaleraLab {
+        Self::start_with(n, &[])
+    }
+
+    /// [`GaleraLab::start`], every node with the server options `extra` too.
+    pub fn start_with(n: usize, extra: &[&str]) -> GaleraLab {
         let dir = TempDir::new("galera");
         let port = free_port();
         let mut nodes: Vec<GaleraNode> = (0..n)
             .map(|i| {
                 let (group, ist, sst) = (free_port(), free_port(), free_port());
                 let ports = [format!("127.0.0.1:{group}"), format!("127.0.0.1:{ist}"), format!("127.0.0.1:{sst}")];
-                Self::node(&dir, &format!("g{i}"), &format!("127.0.0.{}", i + 2), port, None, ports)
+                let mut node = Self::node(&dir, &format!("g{i}"), &format!("127.0.0.{}", i + 2), port, None, ports);
+                node.args.extend(extra.iter().map(|a| a.to_string()));
+                node
             })
             .collect();
         Self::form(&mut nodes, "CREATE USER blind@'%' IDENTIFIED BY 'blind-pw'; GRANT SLAVE MONITOR, PROCESS ON *.* TO blind@'%';");
@@ -205,12 +220,17 @@ impl GaleraLab {
     /// [`GaleraLab::start`], or `None` after printing `NOT RUN:` without root (the servers run as
     /// `mysql`, their files given to it); under CI (`CI=true`) that fails instead.
     pub fn start_or_skip(n: usize, scenario: &str) -> Option<GaleraLab> {
+        Self::start_with_or_skip(n, &[], scenario)
+    }
+
+    /// [`GaleraLab::start_with`], or `None` as [`GaleraLab::start_or_skip`].
+    pub fn start_with_or_skip(n: usize, extra: &[&str], scenario: &str) -> Option<GaleraLab> {
         if unsafe { libc::geteuid() } != 0 {
             assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "Galera {scenario}: needs root under CI");
             eprintln!("NOT RUN: Galera {scenario}: the nodes run as the mysql user, which needs root");
             return None;
         }
-        Some(Self::start(n))
+        Some(Self::start_with(n, extra))
     }
 
     /// Bootstraps the cluster on `nodes[0]`, joins the others one by one (each by a full state
