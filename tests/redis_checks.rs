@@ -620,3 +620,36 @@ fn an_unprobeable_replica_is_named() {
         .summary_has("could not probe 127.0.0.99:")
         .reason_has("replica-announce-ip");
 }
+
+/// A master the Sentinels know by another of its addresses: it listens on 127.0.0.1, where they
+/// monitor it, and on 127.0.0.6, the address the inventory lists (another network, a
+/// `replica-announce-ip`). The generated write check on 127.0.0.6 is critical (the Sentinels name
+/// 127.0.0.1), until the inventory's `announce` says how the Sentinels name that node.
+#[test]
+fn the_inventory_says_how_the_sentinels_name_a_node() {
+    let lab = RedisLab::builder().replicas(1).sentinels(3).server_args(&["--bind", "127.0.0.1", "127.0.0.6"]).start();
+    let sentinels: Vec<String> = lab.sentinel_ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    let inventory = |announce: &str| {
+        lab.dir.file(
+            "inventory.json",
+            &format!(
+                r#"[{{"kind":"redis","name":"lab","port":{},"nodes":["127.0.0.6"],"sentinels":[{}],"master_name":"{}"{announce}}}]"#,
+                lab.master.port,
+                sentinels.join(","),
+                lab::redis_lab::MASTER_NAME
+            ),
+            0o644,
+        )
+    };
+    let write_members = |inv: &std::path::Path| {
+        let topo = check(TOPOLOGY, ["--inventory", inv.to_str().unwrap()]);
+        (topo.fact("groups")[0]["write"].clone(), topo)
+    };
+    let (write, topo) = write_members(&inventory(""));
+    assert_eq!(write, serde_json::json!([]), "{topo}");
+    let text = run(TOPOLOGY, ["--inventory", inventory("").to_str().unwrap()]);
+    text.exits(2).prints("no write member").prints("127.0.0.6:").prints("says master, but Sentinel names another node");
+    let announced = inventory(&format!(r#","announce":{{"127.0.0.6":"127.0.0.1:{}"}}"#, lab.master.port));
+    let (write, topo) = write_members(&announced);
+    assert_eq!(write, serde_json::json!(["127.0.0.6"]), "{topo}");
+}

@@ -26,7 +26,7 @@ pub fn check_args(
 ) -> Result<Vec<String>> {
     let mut a: Vec<String> =
         vec![format!("{}/{}", bin_dir.trim_end_matches('/'), check.name), "--host".into(), node.into(), "--port".into(), port.to_string()];
-    a.extend(g.options.argv_for(check, &g.name, fault_after)?);
+    a.extend(g.options.argv_for(check, &g.name, node, fault_after)?);
     a.extend(["--drain-file".into(), drain_file.to_string(), "--timeout".into(), format_duration(check_timeout)]);
     // keepalived treats any non-zero exit as a fault: a warning (a master still serving) is 0 there.
     if for_keepalived {
@@ -56,7 +56,7 @@ mod tests {
            "password_file":"/etc/consul.d/secrets/redis","tls_ca":"/etc/ssl/ca.pem","max_lag":"30s",
            "tls_cert":"/etc/ssl/client.pem","tls_key":"/etc/ssl/client.key","max_lag_bytes":"16MB",
            "min_replicas":1,"no_master_fallback":true,"sentinels":["10.0.0.2:26379","10.0.0.3:26379"],
-           "master_name":"mymaster","sentinel_password_file":"/etc/consul.d/secrets/sentinel",
+           "master_name":"mymaster","sentinel_password_file":"/etc/consul.d/secrets/sentinel","announce":{"10.0.0.3":"redis-b.internal:6029"},
            "sentinel_tls_ca":"/etc/ssl/sentinel-ca.pem","sentinel_tls_cert":"/etc/ssl/s.pem","sentinel_tls_key":"/etc/ssl/s.key",
            "interval":"15s","timeout":"5s","check_timeout":"3s"},
           {"kind":"mysql","name":"main","port":3306,"nodes":["10.0.0.5"],"user":"monitor",
@@ -85,6 +85,7 @@ mod tests {
             "--max-lag-bytes",
             "--sentinel-tls-ca",
             "--sentinel-tls-key",
+            "--announce",
             "--galera-writers",
             "--galera-donor-reads",
             "--group-writers",
@@ -97,6 +98,9 @@ mod tests {
                 parse_with_own_check(argv).unwrap_or_else(|e| panic!("{argv:?} does not parse: {e}"));
             }
             assert!(s.vrrp_args.ends_with(&["--warning-exit-code".to_string(), "0".to_string()]), "{:?}", s.vrrp_args);
+            // A per-node option goes to that node's checks only.
+            let announce = s.args.iter().position(|a| a == "--announce").map(|i| s.args[i + 1].as_str());
+            assert_eq!(announce, (s.node == "10.0.0.3").then_some("redis-b.internal:6029"), "{:?}", s.args);
             // Each MySQL kind's checks insist on the replication the group runs.
             let replication = s.args.iter().position(|a| a == "--replication").map(|i| s.args[i + 1].as_str());
             let expected = match s.kind {

@@ -46,7 +46,7 @@ pub struct Tags {
 /// other fields are its checks' options, typed by its kind ([`CheckOptions`]).
 #[derive(Clone, Debug, Deserialize)]
 pub struct GroupSpec {
-    /// `redis` or `mysql`.
+    /// `redis`, `mysql`, `galera` or `group-replication`.
     pub kind: Kind,
     /// Group name (a DNS label), e.g. `test`.
     pub name: String,

@@ -161,6 +161,37 @@ impl ArgValue for HostPort {
     }
 }
 
+/// An option with a value per node, `{"10.0.0.2": "redis-b.internal:6379"}`: each node's checks
+/// get that node's value, if it has one. Which nodes it may name is checked against the group's.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(transparent)]
+pub struct PerNode {
+    /// The value of each node named.
+    pub values: std::collections::BTreeMap<String, HostPort>,
+    /// The node whose checks are being written.
+    #[serde(skip)]
+    node: Option<String>,
+}
+
+impl PerNode {
+    /// The same values, rendered for `node`'s checks.
+    fn for_node(&self, node: &str) -> PerNode {
+        PerNode { values: self.values.clone(), node: Some(node.to_string()) }
+    }
+}
+
+impl ArgValue for PerNode {
+    fn render(&self, field: &str) -> Result<Rendered> {
+        for (node, value) in &self.values {
+            crate::cli::parse_host_port(&value.0).map_err(|e| anyhow!("{field} of {node}: {e}"))?;
+        }
+        Ok(match self.node.as_ref().and_then(|n| self.values.get(n)) {
+            Some(value) => Rendered::Values(vec![value.0.clone()]),
+            None => Rendered::Absent,
+        })
+    }
+}
+
 /// Declares one kind's options: the struct the inventory is read into, strictly (an unknown
 /// field is an error), and the list of its fields with their rendered values, in order.
 macro_rules! check_options {
@@ -203,6 +234,9 @@ check_options! {
         sentinels: Vec<HostPort>,
         /// `--master-name` (default: the group name).
         master_name: Option<String>,
+        /// `--announce`, per node: how the Sentinels name a node whose address they know it by
+        /// differs from the inventory's (`replica-announce-ip`, another network).
+        announce: PerNode,
         /// `--sentinel-password-file`.
         sentinel_password_file: Option<SecretFile>,
         /// `--sentinel-tls`: the Sentinels over TLS with the system's CA bundle.
@@ -362,22 +396,37 @@ impl CheckOptions {
 
     /// The rules between options, and every value's own (checked once, when the inventory is read).
     fn validate(&self) -> Result<()> {
-        if let CheckOptions::Mysql(m) = self {
-            if m.server_public_key.is_some() && m.get_server_public_key {
-                bail!("server_public_key and get_server_public_key: pin the key, or trust what the server sends, not both");
+        match self {
+            CheckOptions::Mysql(m) if m.server_public_key.is_some() && m.get_server_public_key => {
+                bail!("server_public_key and get_server_public_key: pin the key, or trust what the server sends, not both")
             }
+            CheckOptions::Redis(r) if r.sentinels.is_empty() && !r.announce.values.is_empty() => {
+                bail!("announce says how the Sentinels name each node: it needs sentinels")
+            }
+            _ => {}
         }
-        self.rendered("", None).map(drop)
+        self.rendered("", "", None).map(drop)
     }
 
-    /// The options as the group `group`'s checks get them; `fault_after` is how long the caller
-    /// takes to act on a failed write check (keepalived's write scripts only). The Sentinel guard's
-    /// options go with `--sentinel` alone, `--master-name` defaulting to the group name.
-    fn rendered(&self, group: &str, fault_after: Option<Duration>) -> Result<Vec<(&'static str, Rendered)>> {
+    /// Refuses a per-node option that names a node outside `nodes` (the group's).
+    pub fn check_nodes(&self, nodes: &[String]) -> Result<()> {
+        if let CheckOptions::Redis(r) = self {
+            if let Some(other) = r.announce.values.keys().find(|n| !nodes.contains(n)) {
+                bail!("announce names {other}, which is not a node of the group");
+            }
+        }
+        Ok(())
+    }
+
+    /// The options as the group `group`'s checks on `node` get them; `fault_after` is how long the
+    /// caller takes to act on a failed write check (keepalived's write scripts only). The Sentinel
+    /// guard's options go with `--sentinel` alone, `--master-name` defaulting to the group name.
+    fn rendered(&self, group: &str, node: &str, fault_after: Option<Duration>) -> Result<Vec<(&'static str, Rendered)>> {
         match self {
             CheckOptions::Redis(r) if r.sentinels.is_empty() => {
                 let alone = RedisOptions {
                     master_name: None,
+                    announce: PerNode::default(),
                     sentinel_password_file: None,
                     sentinel_tls: false,
                     sentinel_tls_ca: None,
@@ -390,6 +439,7 @@ impl CheckOptions {
             CheckOptions::Redis(r) => {
                 let guarded = RedisOptions {
                     master_name: Some(r.master_name.clone().unwrap_or_else(|| group.to_string())),
+                    announce: r.announce.for_node(node),
                     fault_after,
                     ..r.clone()
                 };
@@ -399,11 +449,12 @@ impl CheckOptions {
         }
     }
 
-    /// The arguments `check` gets: each option its command line has, in order, as `--flag value`.
-    pub fn argv_for(&self, check: &Executable, group: &str, fault_after: Option<Duration>) -> Result<Vec<String>> {
+    /// The arguments `check` on `node` gets: each option its command line has, in order, as
+    /// `--flag value`.
+    pub fn argv_for(&self, check: &Executable, group: &str, node: &str, fault_after: Option<Duration>) -> Result<Vec<String>> {
         let command = (check.command)();
         let mut argv = Vec::new();
-        for (id, value) in self.rendered(group, fault_after)? {
+        for (id, value) in self.rendered(group, node, fault_after)? {
             let Some(long) = command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_long()) else { continue };
             match value {
                 Rendered::Absent => {}

@@ -194,6 +194,7 @@ fn plan_group(g: &GroupSpec, entry: &str, opts: &PlanOptions) -> Result<Vec<Serv
             bail!("node {node} is listed twice");
         }
     }
+    g.options.check_nodes(&g.nodes)?;
     let dur = |d: &Option<DurationSpec>, field: &str| -> Result<Option<Duration>> {
         d.as_ref().map(|d| d.get().map_err(|e| anyhow!("{field}: {e}"))).transpose()
     };
@@ -369,6 +370,15 @@ mod tests {
             (r#"{"kind":"redis","name":"t","port":1,"nodes":["bad host!"]}"#.into(), "not an IP address"),
             (format!("{{{base},\"sentinels\":[\"nohost\"]}}"), "sentinel"),
             (format!("{{{base},\"max_lag\":\"soon\"}}"), "max_lag"),
+            (
+                format!("{{{base},\"announce\":{{\"10.0.0.1\":\"a:1\"}}}}"),
+                "announce says how the Sentinels name each node: it needs sentinels",
+            ),
+            (
+                format!("{{{base},\"sentinels\":[\"10.0.0.9:26379\"],\"announce\":{{\"10.0.0.2\":\"a:1\"}}}}"),
+                "announce names 10.0.0.2, which is not a node of the group",
+            ),
+            (format!("{{{base},\"sentinels\":[\"10.0.0.9:26379\"],\"announce\":{{\"10.0.0.1\":\"nohostport\"}}}}"), "announce of 10.0.0.1"),
             (format!("{{{base},\"server_public_key\":\"/k.pem\"}}"), "only for mysql, galera and group-replication groups"),
             (
                 r#"{"kind":"mysql","name":"m","port":3306,"nodes":["a"],"server_public_key":"/k.pem","get_server_public_key":true}"#.into(),
