@@ -64,6 +64,8 @@ pub struct NodeCheck {
     /// A Group Replication member whose own view lists it ONLINE PRIMARY (single-primary mode),
     /// whatever its check decided: two of them in a group are two views that disagree.
     pub claims_primary: bool,
+    /// A Galera node's own view of its component (`Primary component (configuration 7) of 3`).
+    pub component: Option<String>,
 }
 
 /// What one group looks like: who Consul DNS answers with for each name.
@@ -86,6 +88,8 @@ pub struct GroupView {
     pub in_no_pool: Vec<String>,
     /// Group Replication members that each think they are the primary (their own views).
     pub claim_primary: Vec<String>,
+    /// A Galera cluster's components as its nodes see them: each view, with the nodes that see it.
+    pub components: Vec<(String, Vec<String>)>,
 }
 
 impl GroupView {
@@ -110,7 +114,20 @@ impl GroupView {
         }
         let mut claim_primary: Vec<String> = checks.iter().filter(|c| c.claims_primary).map(|c| c.node.clone()).collect();
         claim_primary.dedup();
-        GroupView { group: group.to_string(), write, read, unreachable, warning, drained, in_no_pool, claim_primary }
+        let mut components: Vec<(String, Vec<String>)> = Vec::new();
+        for c in checks.iter().filter(|c| c.role == Role::Read) {
+            let Some(view) = &c.component else { continue };
+            match components.iter_mut().find(|(v, _)| v == view) {
+                Some((_, nodes)) => nodes.push(c.node.clone()),
+                None => components.push((view.clone(), vec![c.node.clone()])),
+            }
+        }
+        GroupView { group: group.to_string(), write, read, unreachable, warning, drained, in_no_pool, claim_primary, components }
+    }
+
+    /// More than one Primary component in the nodes' own views: one of them is stale.
+    pub fn primary_components(&self) -> usize {
+        self.components.iter().filter(|(view, _)| view.starts_with("Primary")).count()
     }
 
     /// What makes this group critical, in words: no write member, more than one (a split brain),
@@ -135,11 +152,12 @@ impl GroupView {
 pub fn decide(views: &[GroupView]) -> Verdict {
     let mut critical = Vec::new();
     let mut warnings = Vec::new();
-    let mut drained = Vec::new();
+    // Passing lines: what the operator drained, a Galera cluster's components.
+    let mut notes = Vec::new();
     let mut healthy = 0;
     for v in views {
         if !v.drained.is_empty() {
-            drained.push(format!("{}: drained by the operator: {}", v.group, v.drained.join(", ")));
+            notes.push(format!("{}: drained by the operator: {}", v.group, v.drained.join(", ")));
         }
         let problems = v.problems();
         if problems.is_empty() {
@@ -160,6 +178,13 @@ pub fn decide(views: &[GroupView]) -> Verdict {
                 v.claim_primary.join(", ")
             ));
         }
+        // A Galera cluster as its nodes see it: its components, their size, who is in which.
+        let seen: Vec<String> = v.components.iter().map(|(view, nodes)| format!("{view}: {}", nodes.join(", "))).collect();
+        if v.primary_components() > 1 {
+            warnings.push(format!("{}: the nodes see different Primary components ({}): a stale view", v.group, seen.join("; ")));
+        } else if !seen.is_empty() {
+            notes.push(format!("{}: {}", v.group, seen.join("; ")));
+        }
         // A node that serves neither writes nor reads: the group lost redundancy.
         warnings.extend(v.in_no_pool.iter().map(|n| format!("{}: in no pool (lost redundancy): {n}", v.group)));
     }
@@ -175,7 +200,7 @@ pub fn decide(views: &[GroupView]) -> Verdict {
         .map(Subcheck::critical)
         .chain(warnings.into_iter().map(Subcheck::warning))
         .chain(healthy_rule)
-        .chain(drained.into_iter().map(Subcheck::passing));
+        .chain(notes.into_iter().map(Subcheck::passing));
     let measured = [("groups", views.len()), ("critical_groups", views.len() - healthy)]
         .map(|(label, n)| Subcheck::measured(label, Some(n as i64), "", Thresholds::none()));
     Verdict::new(summary, subchecks.chain(measured))
@@ -201,7 +226,7 @@ pub const NODE_CHECK_BUDGET: usize = 16 << 20;
 
 /// Runs one check of the project from its argv, in this process, within `deadline`.
 fn run_argv(service: &Service, deadline: &Deadline) -> NodeCheck {
-    let node_check = |status, reachable, drained, line, claims_primary| NodeCheck {
+    let node_check = |status, reachable, drained, line, (claims_primary, component)| NodeCheck {
         group: group_label(service),
         node: service.node.clone(),
         role: service.role,
@@ -210,14 +235,26 @@ fn run_argv(service: &Service, deadline: &Deadline) -> NodeCheck {
         drained,
         line,
         claims_primary,
+        component,
     };
     let Some(run) = service.check.run else {
-        return node_check(Status::Critical, false, false, format!("{} is not a check", service.check.name), false);
+        return node_check(Status::Critical, false, false, format!("{} is not a check", service.check.name), (false, None));
     };
     let r = run(&service.args, deadline);
     let line = r.report.render_text().lines().next().unwrap_or_default().to_string();
-    let claims = r.report.facts().get("group").is_some_and(claims_primary);
-    node_check(r.report.status(), r.reachable, r.drained, line, claims)
+    let facts = r.report.facts();
+    let views = (facts.get("group").is_some_and(claims_primary), facts.get("galera").and_then(component));
+    node_check(r.report.status(), r.reachable, r.drained, line, views)
+}
+
+/// A Galera node's own view of its component, from its `galera` fact.
+fn component(galera: &serde_json::Value) -> Option<String> {
+    let status = galera["cluster_status"].as_str()?;
+    let size = galera["cluster_size"].as_u64()?;
+    Some(match galera["conf_id"].as_u64() {
+        Some(conf) if status == "Primary" => format!("Primary component (configuration {conf}) of {size}"),
+        _ => format!("{status} component of {size}"),
+    })
 }
 
 /// Whether a Group Replication member's own view (its `group` fact) lists it ONLINE PRIMARY in
@@ -280,6 +317,7 @@ impl Check for Topology {
             drained: false,
             line: why.describe(limit),
             claims_primary: false,
+            component: None,
         });
         let mut labels: Vec<String> = Vec::new();
         for c in &checks {
@@ -299,7 +337,11 @@ impl Check for Topology {
                     .filter(|c| c.group == v.group)
                     .map(|c| json!({"node": c.node, "service": c.role.word(), "status": c.status, "drained": c.drained, "line": c.line}))
                     .collect();
-                json!({"group": v.group, "write": v.write, "read": v.read, "checks": nodes})
+                let mut group = json!({"group": v.group, "write": v.write, "read": v.read, "checks": nodes});
+                if !v.components.is_empty() {
+                    group["components"] = v.components.iter().map(|(view, nodes)| json!({"view": view, "nodes": nodes})).collect();
+                }
+                group
             })
             .collect();
         facts.set("groups", groups);
@@ -340,6 +382,7 @@ mod tests {
             drained: Vec::new(),
             in_no_pool: Vec::new(),
             claim_primary: Vec::new(),
+            components: Vec::new(),
         }
     }
 
@@ -390,6 +433,7 @@ mod tests {
             drained,
             line: line.into(),
             claims_primary: false,
+            component: None,
         };
         let checks = [
             check("m", Role::Write, Status::Passing, false, "MYSQL-MASTER OK"),
@@ -424,6 +468,7 @@ mod tests {
             drained: false,
             line: String::new(),
             claims_primary: claims,
+            component: None,
         };
         let (a, b) = (check("a", Status::Passing, true), check("b", Status::Critical, true));
         let read = NodeCheck { role: Role::Read, ..check("c", Status::Passing, false) };
@@ -431,5 +476,45 @@ mod tests {
         let verdict = decide(&[v]);
         assert_eq!(verdict.status(), Status::Warning);
         assert!(verdict.summary().contains("2 members each think they are the primary (a, b)"), "{}", verdict.summary());
+    }
+
+    /// A Galera cluster's components as its nodes see them: a passing line with the size and who is
+    /// in which; two Primary components in the nodes' views (a stale one) are a warning.
+    #[test]
+    fn a_galera_clusters_components_as_its_nodes_see_them() {
+        let galera = |status: &str, conf: u64, size: u64| json!({"cluster_status": status, "conf_id": conf, "cluster_size": size});
+        assert_eq!(component(&galera("Primary", 7, 3)).as_deref(), Some("Primary component (configuration 7) of 3"));
+        assert_eq!(component(&galera("non-Primary", 18446744073709551615, 1)).as_deref(), Some("non-Primary component of 1"));
+        assert_eq!(component(&json!({"cluster_status": "Primary"})), None, "no size: no view");
+        let check = |node: &str, role, status, view: &str| NodeCheck {
+            group: "galera c:3306".into(),
+            node: node.into(),
+            role,
+            status,
+            reachable: true,
+            drained: false,
+            line: format!("{node} line"),
+            claims_primary: false,
+            component: Some(view.into()),
+        };
+        let p = "Primary component (configuration 9) of 2";
+        let cut = "non-Primary component of 1";
+        let checks = [
+            check("a", Role::Write, Status::Critical, cut),
+            check("a", Role::Read, Status::Critical, cut),
+            check("b", Role::Write, Status::Passing, p),
+            check("b", Role::Read, Status::Critical, p),
+            check("c", Role::Write, Status::Critical, p),
+            check("c", Role::Read, Status::Passing, p),
+        ];
+        let v = GroupView::of("galera c:3306", &checks.iter().collect::<Vec<_>>());
+        assert_eq!(v.components, vec![(cut.to_string(), vec!["a".to_string()]), (p.to_string(), vec!["b".to_string(), "c".to_string()])]);
+        let verdict = decide(&[v]);
+        let line = "galera c:3306: non-Primary component of 1: a; Primary component (configuration 9) of 2: b, c";
+        assert!(verdict.reasons().contains(&line), "{:?}", verdict.reasons());
+        let stale = [check("a", Role::Read, Status::Passing, "Primary component (configuration 5) of 3"), checks[3].clone()];
+        let verdict = decide(&[GroupView::of("galera c:3306", &[&checks[2], &stale[0], &stale[1]])]);
+        assert_eq!(verdict.status(), Status::Warning);
+        assert!(verdict.summary().contains("the nodes see different Primary components"), "{}", verdict.summary());
     }
 }

@@ -57,6 +57,10 @@ fn one_writer_synced_readers_and_every_out_of_service_state() {
     );
     let text = run(TOPOLOGY, ["--inventory", inv]);
     text.prints(&format!("galera galera:{} {}: write: MYSQL-MASTER OK: {} is the Galera writer", g0.port, g0.host, g0.addr()));
+    // The cluster as its nodes see it: one Primary component of 3, every node in it.
+    text.prints(&format!("galera galera:{}: Primary component (configuration ", g0.port))
+        .prints(&format!(") of 3: {}, {}, {}", g0.host, g1.host, g2.host));
+    assert_eq!(topo.fact("groups")[0]["components"].as_array().map(Vec::len), Some(1), "{topo}");
     // A monitor that may not read mysql.wsrep_cluster_members: every other member is asked, same answer.
     let blind = lab.dir.file("blind.cnf", "[client]\nuser=blind\npassword=blind-pw\n", 0o600);
     for (node, code) in [(g0, 0), (g1, 2), (g2, 2)] {
@@ -107,6 +111,12 @@ fn one_writer_synced_readers_and_every_out_of_service_state() {
     assert!(write_pool(&views.0).is_empty() && read_pool(&views.0).is_empty(), "{views:?}");
     let topo = check(TOPOLOGY, ["--inventory", inv, "--timeout", "5s"]);
     topo.code_is(2).summary_has("no write member");
+    // The lone node's view: a non-Primary component of 1 (the frozen ones do not answer).
+    assert_eq!(
+        topo.fact("groups")[0]["components"],
+        serde_json::json!([{"view": "non-Primary component of 1", "nodes": [g0.host]}]),
+        "{topo}"
+    );
     g1.thaw();
     g2.thaw();
     for n in &lab.nodes {
