@@ -76,6 +76,15 @@ impl std::fmt::Display for Writers {
     }
 }
 
+/// Whether this node is the one writer of its cluster (Galera, Group Replication), and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Writer {
+    /// It is: the rule in words.
+    This(String),
+    /// Another member is, or may be: who and why.
+    Another(String),
+}
+
 /// The cluster options both MySQL checks take.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct ClusterArgs {
@@ -96,6 +105,12 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
+    /// `--group-writers one`: in multi-primary mode, only the ONLINE member with the lowest
+    /// `MEMBER_ID` writes.
+    pub fn one_group_writer(&self) -> bool {
+        self.group_writers == Writers::One
+    }
+
     /// Why the node at `target` is in no pool because it runs another replication than
     /// `--replication` says, if it does. An asynchronous replica (a replication channel) of a
     /// Galera cluster or a group is its read replica: it keeps the asynchronous rules.

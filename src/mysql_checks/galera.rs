@@ -41,7 +41,7 @@ pub const GALERA_STATUS: &str = "SHOW GLOBAL STATUS WHERE Variable_name IN \
      'wsrep_local_index', 'wsrep_cluster_size', 'wsrep_cluster_conf_id', 'wsrep_incoming_addresses', 'wsrep_local_recv_queue', \
      'wsrep_gcomm_uuid')";
 
-pub use super::cluster::Writers;
+pub use super::cluster::{Writer, Writers};
 
 /// `wsrep_local_state`: 4 is Synced; the others are out of both pools.
 const SYNCED: u8 = 4;
@@ -228,15 +228,6 @@ pub struct Peer {
     pub address: String,
     /// Its state, or why it could not be asked.
     pub state: std::result::Result<GaleraState, String>,
-}
-
-/// Whether this node is the one writer, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Writer {
-    /// It is: the rule in words.
-    This(String),
-    /// Another member is, or may be: who and why.
-    Another(String),
 }
 
 /// The one-writer rule, for a node `me` that is a healthy member, given what the other members it

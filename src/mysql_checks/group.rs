@@ -14,6 +14,7 @@
 //!   `--max-recv-queue`; secondaries serve reads, the primary only when no secondary can (the one
 //!   read-pool rule, from this member's own view of the others' state and backlog).
 
+pub use super::cluster::Writer;
 use super::login::MysqlTarget;
 use super::replication::RowMap;
 use super::session::{Batch, Session, Statement};
@@ -48,6 +49,13 @@ pub struct Member {
     pub role: String,
     /// Its applier backlog, when the stats list it.
     pub backlog: Option<u64>,
+}
+
+impl Member {
+    /// ONLINE and PRIMARY: a primary in the view that lists it.
+    pub fn is_online_primary(&self) -> bool {
+        self.state == "ONLINE" && self.role == "PRIMARY"
+    }
 }
 
 /// A member's view of its group.
@@ -95,7 +103,8 @@ impl GroupState {
         if !members.iter().any(|m| m.id == me) {
             return Ok(None);
         }
-        let single_primary = vars.get("group_replication_single_primary_mode").cloned().flatten().is_none_or_on();
+        // Absent (older servers: single-primary is the default) or on.
+        let single_primary = vars.get("group_replication_single_primary_mode").cloned().flatten().map_or(true, |v| super::switch_on(&v));
         Ok(Some(GroupState { me, single_primary, members }))
     }
 
@@ -150,7 +159,7 @@ impl GroupState {
 
     /// The primary in this view (single-primary mode).
     pub fn primary(&self) -> Option<&Member> {
-        self.members.iter().find(|m| m.role == "PRIMARY" && m.state == "ONLINE")
+        self.members.iter().find(|m| m.is_online_primary())
     }
 
     /// The other members listed ONLINE: who confirms a primary.
@@ -188,20 +197,6 @@ pub fn member_problem(m: &Member, max_queue: Option<u64>) -> Option<String> {
         (Some(max), Some(b)) if b > max => Some(format!("applier backlog {b} transactions, over --max-recv-queue {max}")),
         (Some(_), None) => Some("its applier backlog is not reported (fail closed)".into()),
         _ => None,
-    }
-}
-
-trait OnOrAbsent {
-    fn is_none_or_on(&self) -> bool;
-}
-
-impl OnOrAbsent for Option<String> {
-    /// Absent (older servers: single-primary is the default) or on.
-    fn is_none_or_on(&self) -> bool {
-        match self.as_deref() {
-            None => true,
-            Some(v) => super::switch_on(v),
-        }
     }
 }
 
@@ -260,24 +255,27 @@ pub fn peers_fact(peers: &[Peer]) -> serde_json::Value {
     peers
         .iter()
         .map(|p| match &p.view {
-            Ok(v) => json!({"member": p.address, "primary": v.iter().find(|m| m.role == "PRIMARY" && m.state == "ONLINE").map(|m| m.address.clone())}),
+            Ok(v) => json!({"member": p.address, "primary": v.iter().find(|m| m.is_online_primary()).map(|m| m.address.clone())}),
             Err(e) => json!({"member": p.address, "error": e}),
         })
         .collect()
 }
 
-/// Whether this member is the writer: `Ok(why)` or `Err(why not)`. `peers` are the other ONLINE
+/// Whether this member is the writer, and why (not). `peers` are the other ONLINE
 /// members' own views; `one_of_many`: in multi-primary mode, only the ONLINE member with the
 /// lowest `MEMBER_ID` writes (`--group-writers one`).
-pub fn writer(g: &GroupState, peers: &[Peer], one_of_many: bool) -> std::result::Result<String, String> {
+pub fn writer(g: &GroupState, peers: &[Peer], one_of_many: bool) -> Writer {
     let own = g.own();
     if g.single_primary && own.role != "PRIMARY" {
         let primary = g.primary().map(|p| p.address.clone()).unwrap_or_else(|| "none".into());
-        return Err(format!("MEMBER_ROLE is {}: the primary is {primary}", own.role));
+        return Writer::Another(format!("MEMBER_ROLE is {}: the primary is {primary}", own.role));
     }
     if !g.single_primary && one_of_many {
         if let Some(first) = g.lowest_online().filter(|m| m.id != g.me) {
-            return Err(format!("multi-primary with --group-writers one: {} (the lowest MEMBER_ID) is the writer", first.address));
+            return Writer::Another(format!(
+                "multi-primary with --group-writers one: {} (the lowest MEMBER_ID) is the writer",
+                first.address
+            ));
         }
     }
     let mut confirmed = 1; // this member
@@ -290,8 +288,8 @@ pub fn writer(g: &GroupState, peers: &[Peer], one_of_many: bool) -> std::result:
                 match sees_me {
                     Some(m) if m.state == "ONLINE" && (!g.single_primary || m.role == "PRIMARY") => confirmed += 1,
                     Some(m) => {
-                        let other = view.iter().find(|x| x.role == "PRIMARY" && x.state == "ONLINE" && x.id != g.me);
-                        return Err(format!(
+                        let other = view.iter().find(|x| x.is_online_primary() && x.id != g.me);
+                        return Writer::Another(format!(
                             "{} sees this member {} {}{}: this member's view is stale",
                             p.address,
                             m.state,
@@ -299,14 +297,19 @@ pub fn writer(g: &GroupState, peers: &[Peer], one_of_many: bool) -> std::result:
                             other.map(|o| format!(" and {} as primary", o.address)).unwrap_or_default()
                         ));
                     }
-                    None => return Err(format!("{} does not list this member in its group: this member's view is stale", p.address)),
+                    None => {
+                        return Writer::Another(format!(
+                            "{} does not list this member in its group: this member's view is stale",
+                            p.address
+                        ))
+                    }
                 }
             }
         }
     }
     let all = g.members.len();
     if confirmed * 2 <= all {
-        return Err(format!(
+        return Writer::Another(format!(
             "only {confirmed} of {all} members confirm it (itself included; could not ask: {}): cannot tell whether the group \
              elected another primary",
             unasked.join("; ")
@@ -317,7 +320,7 @@ pub fn writer(g: &GroupState, peers: &[Peer], one_of_many: bool) -> std::result:
         (false, false) => "an ONLINE member in multi-primary mode",
         (false, true) => "the ONLINE member with the lowest MEMBER_ID in multi-primary mode (--group-writers one)",
     };
-    Ok(format!("{role}, confirmed by {confirmed} of {all} members (itself included)"))
+    Writer::This(format!("{role}, confirmed by {confirmed} of {all} members (itself included)"))
 }
 
 #[cfg(test)]
@@ -335,6 +338,16 @@ mod tests {
     }
     fn peer(i: u32, view: std::result::Result<Vec<Member>, String>) -> Peer {
         Peer { address: format!("10.0.0.{i}:3306"), view }
+    }
+    fn is_this(w: &Writer) -> bool {
+        matches!(w, Writer::This(_))
+    }
+    /// Why another member is, or may be, the writer (panics when this one is).
+    fn another(w: Writer) -> String {
+        match w {
+            Writer::Another(why) => why,
+            Writer::This(why) => panic!("the writer: {why}"),
+        }
     }
 
     /// Real rows (MySQL 9.7.4, three members, single-primary) read into a view.
@@ -398,24 +411,24 @@ mod tests {
     #[test]
     fn the_primary_confirmed() {
         let g = view(1, healthy());
-        assert!(writer(&g, &[peer(2, Ok(healthy())), peer(3, Ok(healthy()))], false).is_ok());
+        assert!(is_this(&writer(&g, &[peer(2, Ok(healthy())), peer(3, Ok(healthy()))], false)));
         // One peer unreachable: 2 of 3 confirm: still the writer.
-        assert!(writer(&g, &[peer(2, Ok(healthy())), peer(3, Err("timeout".into()))], false).is_ok());
+        assert!(is_this(&writer(&g, &[peer(2, Ok(healthy())), peer(3, Err("timeout".into()))], false)));
         // Both unreachable: cannot tell.
-        let w = writer(&g, &[peer(2, Err("timeout".into())), peer(3, Err("refused".into()))], false).unwrap_err();
+        let w = another(writer(&g, &[peer(2, Err("timeout".into())), peer(3, Err("refused".into()))], false));
         assert!(w.contains("only 1 of 3 members confirm"), "{w}");
         // The others elected member 2 while member 1 was frozen.
         let elected = vec![member(1, "UNREACHABLE", "SECONDARY"), member(2, "ONLINE", "PRIMARY"), member(3, "ONLINE", "SECONDARY")];
-        let w = writer(&g, &[peer(2, Ok(elected.clone())), peer(3, Ok(elected))], false).unwrap_err();
+        let w = another(writer(&g, &[peer(2, Ok(elected.clone())), peer(3, Ok(elected))], false));
         assert!(w.contains("sees this member UNREACHABLE SECONDARY and 10.0.0.2:3306 as primary"), "{w}");
         // A secondary is not the writer in single-primary mode.
-        assert!(writer(&view(2, healthy()), &[], false).unwrap_err().contains("the primary is 10.0.0.1:3306"));
+        assert!(another(writer(&view(2, healthy()), &[], false)).contains("the primary is 10.0.0.1:3306"));
         // Multi-primary: every ONLINE member, or with --group-writers one the lowest MEMBER_ID only.
         let all_primary: Vec<Member> = (1..=3).map(|i| member(i, "ONLINE", "PRIMARY")).collect();
         let multi = |me| GroupState { single_primary: false, ..view(me, all_primary.clone()) };
         let confirming: Vec<Peer> = (1..=3).map(|i| peer(i, Ok(all_primary.clone()))).collect();
-        assert!((1..=3).all(|i| writer(&multi(i), &confirming, false).is_ok()));
-        let ones: Vec<u32> = (1..=3).filter(|i| writer(&multi(*i), &confirming, true).is_ok()).collect();
+        assert!((1..=3).all(|i| is_this(&writer(&multi(i), &confirming, false))));
+        let ones: Vec<u32> = (1..=3).filter(|i| is_this(&writer(&multi(*i), &confirming, true))).collect();
         assert_eq!(ones, vec![1]);
     }
 }

@@ -97,13 +97,7 @@ pub fn decide_galera(target: &str, facts: &ServerFacts, g: &GaleraState, writer:
 
 /// The write rule for a Group Replication member `g` (see [`super::group`]): in service, ONLINE with
 /// quorum in its view, the confirmed primary (`writer`), writable.
-pub fn decide_group(
-    target: &str,
-    facts: &ServerFacts,
-    g: &GroupState,
-    writer: &std::result::Result<String, String>,
-    allow_read_only: bool,
-) -> Verdict {
+pub fn decide_group(target: &str, facts: &ServerFacts, g: &GroupState, writer: &Writer, allow_read_only: bool) -> Verdict {
     if let Some(why) = facts.out_of_service() {
         return Verdict::new(format!("{target} is out of service: {why}"), [Subcheck::critical(why)]);
     }
@@ -113,13 +107,13 @@ pub fn decide_group(
     let (up, all) = g.reachable_count();
     let member = Subcheck::passing(format!("ONLINE member, quorum in its view ({up} of {all} reachable)"));
     let why = match writer {
-        Err(why) => {
+        Writer::Another(why) => {
             return Verdict::new(
                 format!("{target} is an ONLINE group member, not the writer: {why}"),
                 [member, Subcheck::critical(why.clone())],
             )
         }
-        Ok(why) => why.clone(),
+        Writer::This(why) => why.clone(),
     };
     for (name, value) in [("super_read_only", facts.super_read_only), ("read_only", Some(facts.read_only))] {
         if value == Some(true) && !allow_read_only {
@@ -161,7 +155,7 @@ impl Check for MysqlMaster {
         }
         let facts = &facts;
         if let Some(g) = &facts.group {
-            let one_of_many = args.mysql.cluster.group_writers == galera::Writers::One;
+            let one_of_many = args.mysql.cluster.one_group_writer();
             let confirms = g.out_of_group().is_none() && g.writes(one_of_many);
             let peers = if confirms { group::ask_members(&g.others_online(), target, deadline.for_probes()) } else { Vec::new() };
             let writer = group::writer(g, &peers, one_of_many);

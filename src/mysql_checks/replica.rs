@@ -241,17 +241,17 @@ impl Check for MysqlReplica {
         if let Some(outcome) = super::wrong_replication(&args.mysql, target, &facts) {
             return Ok(outcome);
         }
+        // A cluster member's lag is its backlog, not seconds.
+        let cluster_policy = ReadPolicy { max_lag: None, master_fallback: !args.no_master_fallback };
         if let Some(g) = &facts.group {
             drop(session);
-            let policy = ReadPolicy { max_lag: None, master_fallback: !args.no_master_fallback };
-            let one_of_many = args.mysql.cluster.group_writers == galera::Writers::One;
-            let verdict = decide_group(&target.address.to_string(), &facts, g, &policy, (args.max_recv_queue, one_of_many));
+            let one_of_many = args.mysql.cluster.one_group_writer();
+            let verdict = decide_group(&target.address.to_string(), &facts, g, &cluster_policy, (args.max_recv_queue, one_of_many));
             let out = facts.facts(&args.mysql.repl_users, target);
             return Ok(Outcome::new(super::with_login_warning(verdict, login_warning.as_deref()), out));
         }
         if let Some(g) = &facts.galera {
             drop(session);
-            let policy = ReadPolicy { max_lag: None, master_fallback: !args.no_master_fallback };
             let mode = args.mysql.cluster.galera_writers;
             // The writer rule and, when this node is the writer, the read-pool rule need every other
             // member: ask them all at once.
@@ -266,7 +266,7 @@ impl Check for MysqlReplica {
             };
             let others = galera::as_replicas(&peers, args.max_recv_queue);
             let limits = (args.max_recv_queue, args.galera_donor_reads);
-            let verdict = decide_galera(&target.address.to_string(), &facts, g, &writer, &others, &policy, limits);
+            let verdict = decide_galera(&target.address.to_string(), &facts, g, &writer, &others, &cluster_policy, limits);
             let mut out = facts.facts(&args.mysql.repl_users, target);
             out.set("galera_writers", mode.to_string());
             if !peers.is_empty() {
